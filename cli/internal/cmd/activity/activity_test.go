@@ -1,0 +1,237 @@
+package activity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+const sid = "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"
+
+func testFactory(home string) (*cmdutil.Factory, *bytes.Buffer, *bytes.Buffer) {
+	out, errOut := &bytes.Buffer{}, &bytes.Buffer{}
+	f := &cmdutil.Factory{
+		IO:   &cmdutil.IOStreams{In: strings.NewReader(""), Out: out, ErrOut: errOut},
+		Now:  func() time.Time { return now },
+		Home: func() (string, error) { return home, nil },
+	}
+	f.Config = func() (*config.Config, error) { return config.Defaults(home), nil }
+	return f, out, errOut
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    string
+		want    activity.Query
+		wantErr string
+	}{
+		{name: "defaults", args: "", want: activity.Query{Limit: 50}},
+		{name: "filters", args: "--limit 5 --session " + sid + " --server files --method tools/call --tool read_file --kind error --risk medium",
+			want: activity.Query{Limit: 5, SessionID: sid, Server: "files", Method: "tools/call", Tool: "read_file", Kind: event.KindError, MinRisk: event.LevelMedium}},
+		{name: "times", args: "--since 2h --until 2026-11-22T11:30:00Z",
+			want: activity.Query{Limit: 50, Since: now.Add(-2 * time.Hour), Until: now.Add(-30 * time.Minute)}},
+		{name: "days", args: "--since 7d", want: activity.Query{Limit: 50, Since: now.Add(-7 * 24 * time.Hour)}},
+		{name: "limit too big", args: "--limit 5000", wantErr: "invalid --limit"},
+		{name: "limit zero", args: "-L 0", wantErr: "invalid --limit"},
+		{name: "bad kind", args: "--kind reply", wantErr: "invalid --kind"},
+		{name: "bad risk", args: "--risk severe", wantErr: "invalid --risk"},
+		{name: "bad since", args: "--since yesterday", wantErr: "invalid --since"},
+		{name: "bad session", args: "--session abc", wantErr: "invalid --session"},
+		{name: "bad cursor", args: "--cursor !!", wantErr: "invalid --cursor"},
+		{name: "window backwards", args: "--since 1h --until 2h", wantErr: "--since must be before --until"},
+		{name: "not a number", args: "--limit many", wantErr: "invalid argument"},
+		{name: "arguments", args: "extra", wantErr: "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, _ := testFactory(t.TempDir())
+			var got activity.Query
+			cmd := newCmd(f, func(_ context.Context, o *Options) error {
+				q, err := o.Query()
+				got = q
+				return err
+			})
+			cmd.SetArgs(strings.Fields(tt.args))
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				var fe *cmdutil.FlagError
+				if !errors.As(err, &fe) && tt.name != "arguments" {
+					t.Errorf("err %v is not a FlagError (exit 2)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Since.Equal(tt.want.Since) || !got.Until.Equal(tt.want.Until) {
+				t.Errorf("window = %v..%v, want %v..%v", got.Since, got.Until, tt.want.Since, tt.want.Until)
+			}
+			got.Since, got.Until, tt.want.Since, tt.want.Until = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if got != tt.want {
+				t.Errorf("query = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+type fakeSource struct {
+	page activity.Page
+	got  activity.Query
+}
+
+func (f *fakeSource) Activity(_ context.Context, q activity.Query) (activity.Page, error) {
+	f.got = q
+	return f.page, nil
+}
+
+func sampleEvents() []event.Event {
+	lat := 12.5
+	code := -32602
+	return []event.Event{
+		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f11", SessionID: sid, Seq: 2, TS: now.Add(-time.Minute), Direction: event.ServerToClient,
+			Kind: event.KindError, Server: "files", RPCID: "17", Method: "tools/call", Tool: "read_file", LatencyMS: &lat, ErrorCode: &code,
+			Size: 2048, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
+			Payload: json.RawMessage(`{"jsonrpc":"2.0","id":17,"error":{"code":-32602,"message":"no"}}`)},
+		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10", SessionID: sid, Seq: 1, TS: now.Add(-2 * time.Minute), Direction: event.ClientToServer,
+			Kind: event.KindRequest, Server: "files", RPCID: "17", Method: "tools/call", Tool: "read_file", Size: 120},
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	f, out, _ := testFactory(t.TempDir())
+	src := &fakeSource{page: activity.Page{Events: sampleEvents(), NextCursor: "abc"}}
+	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Tool: "read_file", JSON: true,
+		Source: func(context.Context) (Source, error) { return src, nil }}
+	if err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(src.page)
+	if got := strings.TrimSpace(out.String()); got != string(want) {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if src.got.Tool != "read_file" || src.got.Limit != 2 {
+		t.Errorf("source got query %+v", src.got)
+	}
+}
+
+func TestRunTable(t *testing.T) {
+	tests := []struct {
+		name      string
+		tty       bool
+		page      activity.Page
+		wantOut   []string
+		wantNoOut []string
+		wantErr   string
+	}{
+		{
+			name: "plain",
+			page: activity.Page{Events: sampleEvents(), NextCursor: "abc"},
+			wantOut: []string{
+				"TIME\tSERVER\tDIR\tKIND\tMETHOD\tTOOL\tLATENCY\tSIZE\tRISK\n",
+				"2026-11-22T11:59:00Z\tfiles\tserver_to_client\terror\ttools/call\tread_file\t12.5\t2048\thigh\n",
+				"2026-11-22T11:58:00Z\tfiles\tclient_to_server\trequest\ttools/call\tread_file\t\t120\t\n",
+			},
+			wantNoOut: []string{"\x1b["},
+		},
+		{
+			name:    "terminal",
+			tty:     true,
+			page:    activity.Page{Events: sampleEvents(), NextCursor: "abc"},
+			wantOut: []string{"←", "→", "12.5 ms", "2.0 KB", "high 75", "\x1b[31m"},
+			wantErr: "--cursor abc",
+		},
+		{name: "empty", page: activity.Page{Events: []event.Event{}}, wantErr: "No events match."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, out, errOut := testFactory(t.TempDir())
+			f.IO.OutIsTerminal = tt.tty
+			opts := &Options{IO: f.IO, Now: f.Now, Limit: 50,
+				Source: func(context.Context) (Source, error) { return &fakeSource{page: tt.page}, nil }}
+			if err := Run(context.Background(), opts); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.wantOut {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tt.wantNoOut {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+			if !strings.Contains(errOut.String(), tt.wantErr) {
+				t.Errorf("stderr %q lacks %q", errOut.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestLocalStore runs the command end to end against a real store.
+func TestLocalStore(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	st, err := store.Open(ctx, home, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.NewWriter(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, sampleEvents()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, out, _ := testFactory(home)
+	cmd := NewCmd(f)
+	cmd.SetArgs([]string{"--json", "--limit", "1"})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var page activity.Page
+	if err := json.Unmarshal(out.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].Kind != event.KindError || page.NextCursor == "" {
+		t.Fatalf("page = %+v", page)
+	}
+	out.Reset()
+	cmd = NewCmd(f)
+	cmd.SetArgs([]string{"--json", "--cursor", page.NextCursor})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page = activity.Page{}
+	if err := json.Unmarshal(out.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].Kind != event.KindRequest || page.NextCursor != "" {
+		t.Fatalf("second page = %+v", page)
+	}
+}

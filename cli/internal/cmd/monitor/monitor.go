@@ -1,0 +1,156 @@
+// Package monitor implements `kilometers monitor`.
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	mon "github.com/kilometers-ai/kilometers/cli/internal/monitor"
+	"github.com/kilometers-ai/kilometers/cli/internal/ship"
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
+)
+
+// Options are the command's flags and dependencies.
+type Options struct {
+	IO     *cmdutil.IOStreams
+	Now    func() time.Time
+	Home   func() (string, error)
+	Config func() (*config.Config, error)
+	// OpenRecorder opens where the session's events go; nil means the
+	// local store in Home.
+	OpenRecorder func(ctx context.Context, sessionID string) (mon.Recorder, error)
+
+	// Name labels the server when it does not name itself.
+	Name string
+	// Command is the server's command line.
+	Command []string
+}
+
+// NewCmd builds `kilometers monitor`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, nil) }
+
+func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Now: f.Now, Home: f.Home, Config: f.Config}
+	cmd := &cobra.Command{
+		Use:   "monitor [flags] -- COMMAND [ARGS...]",
+		Short: "Run an MCP server and record every message it exchanges",
+		Long: `Runs the MCP server COMMAND as a child process and relays its stdin, stdout and
+stderr unchanged, while every JSON-RPC message that crosses the pipe is
+recorded as an event in the local store (and shipped when an API is
+configured). The server's exit code becomes the monitor's; signals are
+passed on to it. Monitoring never stalls the relay: if events cannot be
+recorded fast enough they are dropped, counted and reported at exit.
+
+Put it in front of the server command in your MCP client's configuration.`,
+		Example: `  # Claude Desktop / Cursor config: "command": "kilometers",
+  # "args": ["monitor", "--", "npx", "-y", "@modelcontextprotocol/server-everything"]
+  kilometers monitor -- npx -y @modelcontextprotocol/server-everything
+
+  # Label the server's events yourself when it does not name itself
+  kilometers monitor --name github -- docker run -i --rm ghcr.io/github/github-mcp-server`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Command = args
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	// Everything after the server command belongs to the server, even
+	// without "--".
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&opts.Name, "name", "", "label for the server's events when its initialize response gives no serverInfo.name (default: the command's base name)")
+	return cmd
+}
+
+// Run runs the monitor and returns the server's exit code as an
+// ExitError.
+func Run(ctx context.Context, opts *Options) error {
+	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sessionID, err := newSessionID()
+	if err != nil {
+		return err
+	}
+	stopShip := func() {}
+	open := opts.OpenRecorder
+	if open == nil {
+		open = func(ctx context.Context, sessionID string) (mon.Recorder, error) {
+			w, st, cfg, err := openStore(ctx, opts, log, sessionID)
+			if err == nil {
+				// With an API configured, ship from the store in the
+				// background while the session runs.
+				stopShip = ship.Background(ctx, cfg, st, log, "kilometers")
+			}
+			return w, err
+		}
+	}
+	rec, err := open(ctx, sessionID)
+	if err != nil {
+		// The user's server matters more than its events: run it anyway.
+		fmt.Fprintf(opts.IO.ErrOut, "kilometers monitor: not recording this session: %v\n", err)
+		rec = nil
+	}
+	host, _ := os.Hostname()
+	res, err := mon.Run(ctx, mon.Config{
+		Command:   opts.Command,
+		Name:      opts.Name,
+		Stdin:     opts.IO.In,
+		Stdout:    opts.IO.Out,
+		Stderr:    opts.IO.ErrOut,
+		Recorder:  rec,
+		SessionID: sessionID,
+		Host:      host,
+		Now:       opts.Now,
+		Logger:    log,
+	})
+	// The session's events are durable now: a last, bounded flush; what
+	// does not make it waits in the spool.
+	stopShip()
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	if res.ExitCode != 0 {
+		return &cmdutil.ExitError{Code: res.ExitCode}
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, opts *Options, log *slog.Logger, sessionID string) (mon.Recorder, *store.Store, *config.Config, error) {
+	home, err := opts.Home()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := opts.Config()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("load configuration: %w", err)
+	}
+	so := store.OptionsFromConfig(cfg)
+	so.Logger = log
+	so.Now = opts.Now
+	st, err := store.Open(ctx, home, so)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open the event store: %w", err)
+	}
+	w, err := st.NewWriter(ctx, sessionID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open the event store: %w", err)
+	}
+	return w, st, cfg, nil
+}
+
+func newSessionID() (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("new session id: %w", err)
+	}
+	return id.String(), nil
+}

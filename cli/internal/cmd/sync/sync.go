@@ -1,0 +1,200 @@
+// Package sync implements `kilometers sync`.
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/ship"
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
+)
+
+// Options are the command's flags and dependencies.
+type Options struct {
+	IO        *cmdutil.IOStreams
+	Config    func() (*config.Config, error)
+	Now       func() time.Time
+	UserAgent string
+	Flags     *config.Flags
+	JSON      bool
+	// Wait bounds how long sync waits for events another process holds
+	// (a monitor shipping them right now).
+	Wait time.Duration
+}
+
+// NewCmd builds the command; runF replaces the run function in tests.
+func NewCmd(f *cmdutil.Factory, runF ...func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Ship every pending event to the API now",
+		Long: `Ship everything in the local spool that was not delivered yet (events recorded
+while offline, during an API outage, or by a monitor that was killed), and
+report batches the API refused. Progress goes to stderr.
+
+Exits non-zero, with the reason, when anything could not be delivered: the API
+is unreachable, the key is refused, or batches were set aside because the API
+refused them (they are kept in the Kilometers home under rejected/; delete a
+file there once you have dealt with it).`,
+		Example: `  kilometers sync
+  kilometers sync --json
+  # After fixing the key:
+  KILOMETERS_API_KEY=km_... kilometers sync`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(runF) > 0 {
+				return runF[0](cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	opts.Flags = config.BindFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the outcome as JSON")
+	return cmd
+}
+
+// Output is the --json shape.
+type Output struct {
+	ship.Report
+	// Pending counts events still undelivered at the end.
+	Pending int64 `json:"pending"`
+	// SetAsideBatches lists every batch the API refused (this run or
+	// before) that is kept for the user.
+	SetAsideBatches []store.SetAsideBatch `json:"set_aside_batches"`
+	Error           string                `json:"error,omitempty"`
+}
+
+// Run ships what is pending.
+func Run(ctx context.Context, opts *Options) error {
+	c, err := opts.Config()
+	if err != nil {
+		return err
+	}
+	if err := opts.Flags.Apply(c); err != nil {
+		return &cmdutil.FlagError{Err: err}
+	}
+	if !c.ShippingEnabled() {
+		return errors.New("no API configured: run 'kilometers init' (or set KILOMETERS_API_URL and KILOMETERS_API_KEY)")
+	}
+	st, err := store.Open(ctx, c.Home, store.OptionsFromConfig(c))
+	if err != nil {
+		return err
+	}
+	before, err := st.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	prog := &progress{w: opts.IO.ErrOut, total: before.Events, now: opts.Now, large: before.Events > int64(c.BatchSize)}
+	sopts := ship.OptionsFromConfig(c)
+	sopts.Logger = slog.New(slog.DiscardHandler) // this command reports itself
+	sopts.Progress = prog.batch
+	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent})
+	shipper := ship.New(ship.FromStore(st), client, sopts)
+
+	var out Output
+	var shipErr error
+	deadline := opts.Now().Add(opts.Wait)
+	for {
+		r, err := shipper.Flush(ctx)
+		out.Report.Add(r)
+		if err != nil {
+			shipErr = err
+			break
+		}
+		after, err := st.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		// What is still pending is held by another process (a monitor
+		// shipping it now) or was recorded meanwhile: give it a moment.
+		if after.Events == 0 || !opts.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	prog.done(out.Report)
+
+	after, err := st.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	out.Pending = after.Events
+	out.SetAsideBatches = after.SetAside
+	var setAsideEvents int
+	for _, b := range after.SetAside {
+		setAsideEvents += b.Events
+	}
+	var failure error
+	switch {
+	case shipErr != nil:
+		failure = fmt.Errorf("%d events not delivered, still pending: %w", after.Events, shipErr)
+	case setAsideEvents > 0:
+		failure = fmt.Errorf("%d events in %d batches were refused by the API and set aside (see above)", setAsideEvents, len(after.SetAside))
+	}
+	if failure != nil {
+		out.Error = failure.Error()
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(opts.IO.Out, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
+			out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+		if after.Events > 0 && shipErr == nil {
+			fmt.Fprintf(opts.IO.Out, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
+		}
+		for _, b := range after.SetAside {
+			fmt.Fprintf(opts.IO.Out, "Set aside: %d events refused %s: %s\n  kept in %s\n", b.Events, b.RejectedAt.Local().Format(time.DateTime), b.Reason, b.Path)
+		}
+		if after.Lost > 0 {
+			fmt.Fprintf(opts.IO.Out, "%d events were deleted by retention before they could be shipped.\n", after.Lost)
+		}
+	}
+	if failure != nil {
+		return failure
+	}
+	return nil
+}
+
+// progress prints a line to stderr at most every second while a large
+// backlog ships.
+type progress struct {
+	w     io.Writer
+	total int64
+	large bool
+	now   func() time.Time
+	last  time.Time
+	sum   ship.Report
+}
+
+func (p *progress) batch(r ship.Report) {
+	p.sum.Add(r)
+	if !p.large || p.now().Sub(p.last) < time.Second {
+		return
+	}
+	p.last = p.now()
+	fmt.Fprintf(p.w, "sync: %d/%d events shipped (%d batches)\n", p.sum.Events, p.total, p.sum.Batches)
+}
+
+func (p *progress) done(r ship.Report) {
+	if p.large && p.sum.Events > 0 {
+		fmt.Fprintf(p.w, "sync: %d/%d events shipped (%d batches), done\n", r.Events, p.total, r.Batches)
+	}
+}

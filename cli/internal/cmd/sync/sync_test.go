@@ -1,0 +1,125 @@
+package sync
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/shared/backend"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+func record(t *testing.T, home string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, home, store.Options{Spool: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := uuid.Must(uuid.NewV7()).String()
+	w, err := st.NewWriter(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]event.Event, n)
+	for i := range evs {
+		evs[i] = event.Event{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, Seq: int64(i), TS: time.Now(),
+			Direction: event.ClientToServer, Kind: event.KindRequest, Method: "ping", Payload: json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)}
+	}
+	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, home, url string, args ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		return map[string]string{"KILOMETERS_API_URL": url, "KILOMETERS_API_KEY": "km_test_key_0123456789"}[k]
+	}
+	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Now: time.Now, Getenv: getenv}
+	f.Config = func() (*config.Config, error) { return config.Load(home, getenv) }
+	cmd := NewCmd(f)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+func TestSyncShipsAndReportsRefusals(t *testing.T) {
+	home := t.TempDir()
+	record(t, home, 1200)
+	calls, seen := 0, map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 2 {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":{"code":"invalid","message":"events[3].ts: out of range"}}`))
+			return
+		}
+		zr, _ := gzip.NewReader(r.Body)
+		var b event.Batch
+		json.NewDecoder(zr).Decode(&b)
+		for _, e := range b.Events {
+			seen[e.ID] = true
+		}
+		json.NewEncoder(w).Encode(backend.IngestResult{Accepted: len(b.Events)})
+	}))
+	defer srv.Close()
+
+	out, errOut, err := run(t, home, srv.URL, "--batch-size", "500")
+	if err == nil || !strings.Contains(err.Error(), "500 events in 1 batches were refused") {
+		t.Fatalf("err = %v\nstdout:\n%s", err, out)
+	}
+	if len(seen) != 700 || !strings.Contains(out, "events[3].ts: out of range") || !strings.Contains(out, "rejected") {
+		t.Errorf("seen %d\nstdout:\n%s", len(seen), out)
+	}
+	if !strings.Contains(errOut, "/1200 events shipped") {
+		t.Errorf("no progress on stderr:\n%s", errOut)
+	}
+
+	// Nothing left to ship; the refused batch is still reported.
+	out, _, err = run(t, home, srv.URL, "--json")
+	if err == nil {
+		t.Fatal("second sync succeeded with a set-aside batch")
+	}
+	var o Output
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Events != 0 || o.Pending != 0 || len(o.SetAsideBatches) != 1 || o.SetAsideBatches[0].Events != 500 {
+		t.Errorf("output %+v", o)
+	}
+}
+
+func TestSyncOutage(t *testing.T) {
+	home := t.TempDir()
+	record(t, home, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"error":{"code":"unauthorized","message":"unknown API key"}}`))
+	}))
+	defer srv.Close()
+	_, _, err := run(t, home, srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "10 events not delivered") || !strings.Contains(err.Error(), "unknown API key") {
+		t.Fatalf("err = %v", err)
+	}
+}

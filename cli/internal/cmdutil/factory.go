@@ -1,0 +1,120 @@
+// Package cmdutil holds what every command needs: streams, configuration,
+// the clock and the data directory, passed in so tests can replace them.
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+)
+
+// BuildInfo is stamped in by the release build.
+type BuildInfo struct {
+	Version, Commit, Date string
+}
+
+// IOStreams are a command's standard streams.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// OutIsTerminal is true when Out is a terminal (human output may use
+	// widths and colours; otherwise keep it plain).
+	OutIsTerminal bool
+}
+
+// Factory gives commands their dependencies.
+type Factory struct {
+	IO     *IOStreams
+	Build  BuildInfo
+	Now    func() time.Time
+	Getenv func(string) string
+	// Home is the directory that holds all of Kilometers' config and data:
+	// $KILOMETERS_HOME when set, else <user data dir>/kilometers.
+	Home func() (string, error)
+	// Config loads the effective configuration (file < environment);
+	// commands apply their own flags on top.
+	Config func() (*config.Config, error)
+}
+
+// NewFactory returns the Factory for the real process.
+func NewFactory(b BuildInfo) *Factory {
+	f := &Factory{
+		IO:     &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutIsTerminal: isTerminal(os.Stdout)},
+		Build:  b,
+		Now:    time.Now,
+		Getenv: os.Getenv,
+	}
+	f.Home = func() (string, error) { return HomeDir(f.Getenv) }
+	f.Config = func() (*config.Config, error) {
+		home, err := f.Home()
+		if err != nil {
+			return nil, err
+		}
+		return config.Load(home, f.Getenv)
+	}
+	return f
+}
+
+// HomeDir resolves Kilometers' home directory.
+func HomeDir(getenv func(string) string) (string, error) {
+	if h := getenv("KILOMETERS_HOME"); h != "" {
+		return filepath.Abs(h)
+	}
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "kilometers"), nil
+	}
+	base, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find a home for kilometers data (set KILOMETERS_HOME): %w", err)
+	}
+	switch {
+	case fileExists(filepath.Join(base, "Library")): // macOS
+		return filepath.Join(base, "Library", "Application Support", "kilometers"), nil
+	case getenv("LOCALAPPDATA") != "": // Windows
+		return filepath.Join(getenv("LOCALAPPDATA"), "kilometers"), nil
+	}
+	return filepath.Join(base, ".local", "share", "kilometers"), nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// FlagError marks a usage mistake: the command prints it with a hint to see
+// --help and exits 2.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// FlagErrorf builds a FlagError.
+func FlagErrorf(format string, args ...any) error {
+	return &FlagError{Err: fmt.Errorf(format, args...)}
+}
+
+// ExitError carries an exit code out of a command without printing anything
+// more (the monitor returns the server's exit code this way).
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// IsExit reports whether err is an ExitError and returns its code.
+func IsExit(err error) (int, bool) {
+	var e *ExitError
+	if errors.As(err, &e) {
+		return e.Code, true
+	}
+	return 0, false
+}

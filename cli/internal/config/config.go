@@ -1,0 +1,372 @@
+// Package config resolves the CLI's settings with one precedence everywhere:
+// flags > KILOMETERS_* environment > config file > defaults. Load applies the
+// first three layers below flags; commands bind flags with BindFlags and
+// apply them on top. Every value remembers where it came from, so
+// `kilometers config` can say why a setting has the value it has.
+//
+// The file is JSON at <home>/config.json, written by `kilometers init` with
+// mode 0600 because it holds the API key.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/backend"
+)
+
+// Capture modes decide what of a payload leaves the machine.
+const (
+	CaptureFull     = "full"
+	CaptureRedacted = "redacted"
+	CaptureMetadata = "metadata"
+)
+
+// FileName is the config file's name inside the Kilometers home.
+const FileName = "config.json"
+
+// Source says where a setting's value came from.
+type Source string
+
+const (
+	SourceDefault Source = "default"
+	SourceFile    Source = "file"
+	SourceEnv     Source = "env"
+	SourceFlag    Source = "flag"
+)
+
+// Keys of the settings, as written in the file; the environment variable of
+// a key is KILOMETERS_ plus the key in upper case.
+const (
+	KeyAPIURL         = "api_url"
+	KeyAPIKey         = "api_key"
+	KeyBatchSize      = "batch_size"
+	KeyFlushInterval  = "flush_interval"
+	KeyCaptureMode    = "capture_mode"
+	KeyRetentionDays  = "retention_days"
+	KeyRetentionBytes = "retention_bytes"
+)
+
+// Keys lists every setting in display order.
+var Keys = []string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyFlushInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}
+
+// EnvVar returns the environment variable that sets key.
+func EnvVar(key string) string { return "KILOMETERS_" + strings.ToUpper(key) }
+
+// Config is the effective configuration.
+type Config struct {
+	Home          string        `json:"-"`
+	APIURL        string        `json:"api_url,omitempty"`
+	APIKey        string        `json:"api_key,omitempty"`
+	BatchSize     int           `json:"batch_size,omitempty"`
+	FlushInterval time.Duration `json:"flush_interval,omitempty"`
+	CaptureMode   string        `json:"capture_mode,omitempty"`
+	// Retention bounds the local store by age and by size.
+	RetentionDays  int   `json:"retention_days,omitempty"`
+	RetentionBytes int64 `json:"retention_bytes,omitempty"`
+
+	// Sources records where each key's value came from.
+	Sources map[string]Source `json:"-"`
+	// File is the config file Load read (or would read).
+	File string `json:"-"`
+}
+
+// File is the on-disk form: durations as Go duration text, zero values
+// meaning "not set here".
+type File struct {
+	APIURL         string `json:"api_url,omitempty"`
+	APIKey         string `json:"api_key,omitempty"`
+	BatchSize      int    `json:"batch_size,omitempty"`
+	FlushInterval  string `json:"flush_interval,omitempty"`
+	CaptureMode    string `json:"capture_mode,omitempty"`
+	RetentionDays  int    `json:"retention_days,omitempty"`
+	RetentionBytes int64  `json:"retention_bytes,omitempty"`
+}
+
+// Defaults returns the configuration with nothing set.
+func Defaults(home string) *Config {
+	c := &Config{
+		Home:           home,
+		BatchSize:      500,
+		FlushInterval:  5 * time.Second,
+		CaptureMode:    CaptureRedacted,
+		RetentionDays:  30,
+		RetentionBytes: 512 << 20,
+		Sources:        map[string]Source{},
+		File:           Path(home),
+	}
+	for _, k := range Keys {
+		c.Sources[k] = SourceDefault
+	}
+	return c
+}
+
+// Path returns the config file of a Kilometers home.
+func Path(home string) string { return filepath.Join(home, FileName) }
+
+// Load reads the effective configuration below flags: defaults, then the
+// config file (a missing file is fine), then KILOMETERS_* variables. The
+// result is validated.
+func Load(home string, getenv func(string) string) (*Config, error) {
+	c := Defaults(home)
+	f, err := ReadFile(c.File)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ApplyFile(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.File, err)
+	}
+	for _, k := range Keys {
+		if v := strings.TrimSpace(getenv(EnvVar(k))); v != "" {
+			if err := c.Set(k, v, SourceEnv); err != nil {
+				return nil, fmt.Errorf("%s: %w", EnvVar(k), err)
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ReadFile reads a config file; a missing file reads as empty.
+func ReadFile(path string) (File, error) {
+	var f File
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// WriteFile writes f to path with mode 0600, atomically (a reader sees the
+// old file or the new one, never half of one).
+func WriteFile(path string, f File) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".config-*.json")
+	if err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		tmp.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// ApplyFile sets the values f holds, with source file.
+func (c *Config) ApplyFile(f File) error {
+	set := func(k, v string) error {
+		if v == "" || v == "0" {
+			return nil
+		}
+		return c.Set(k, v, SourceFile)
+	}
+	for _, kv := range [][2]string{
+		{KeyAPIURL, f.APIURL},
+		{KeyAPIKey, f.APIKey},
+		{KeyBatchSize, strconv.Itoa(f.BatchSize)},
+		{KeyFlushInterval, f.FlushInterval},
+		{KeyCaptureMode, f.CaptureMode},
+		{KeyRetentionDays, strconv.Itoa(f.RetentionDays)},
+		{KeyRetentionBytes, strconv.FormatInt(f.RetentionBytes, 10)},
+	} {
+		if err := set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Set parses v into key and records its source.
+func (c *Config) Set(key, v string, src Source) error {
+	v = strings.TrimSpace(v)
+	switch key {
+	case KeyAPIURL:
+		c.APIURL = strings.TrimRight(v, "/")
+	case KeyAPIKey:
+		c.APIKey = v
+	case KeyBatchSize:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s: want a whole number, got %q", key, v)
+		}
+		c.BatchSize = n
+	case KeyFlushInterval:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s: want a duration like 5s or 1m, got %q", key, v)
+		}
+		c.FlushInterval = d
+	case KeyCaptureMode:
+		c.CaptureMode = strings.ToLower(v)
+	case KeyRetentionDays:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s: want a whole number, got %q", key, v)
+		}
+		c.RetentionDays = n
+	case KeyRetentionBytes:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: want a number of bytes, got %q", key, v)
+		}
+		c.RetentionBytes = n
+	default:
+		return fmt.Errorf("unknown setting %q", key)
+	}
+	if c.Sources == nil {
+		c.Sources = map[string]Source{}
+	}
+	c.Sources[key] = src
+	return nil
+}
+
+// Validate checks every setting.
+func (c *Config) Validate() error {
+	if c.APIURL != "" {
+		if err := ValidateURL(c.APIURL); err != nil {
+			return fmt.Errorf("%s: %w", KeyAPIURL, err)
+		}
+	}
+	if c.BatchSize < 1 || c.BatchSize > backend.MaxBatchEvents {
+		return fmt.Errorf("%s: must be 1 to %d, got %d", KeyBatchSize, backend.MaxBatchEvents, c.BatchSize)
+	}
+	if c.FlushInterval < 100*time.Millisecond || c.FlushInterval > time.Hour {
+		return fmt.Errorf("%s: must be between 100ms and 1h, got %s", KeyFlushInterval, c.FlushInterval)
+	}
+	switch c.CaptureMode {
+	case CaptureFull, CaptureRedacted, CaptureMetadata:
+	default:
+		return fmt.Errorf("%s: must be full, redacted or metadata, got %q", KeyCaptureMode, c.CaptureMode)
+	}
+	if c.RetentionDays < 1 {
+		return fmt.Errorf("%s: must be at least 1, got %d", KeyRetentionDays, c.RetentionDays)
+	}
+	if c.RetentionBytes < 1<<20 {
+		return fmt.Errorf("%s: must be at least 1 MiB, got %d", KeyRetentionBytes, c.RetentionBytes)
+	}
+	return nil
+}
+
+// ValidateURL checks an API base URL.
+func ValidateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %q", s)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http(s) URL such as https://abc.execute-api.us-east-1.amazonaws.com, got %q", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("must not carry a query or fragment: %q", s)
+	}
+	return nil
+}
+
+// ShippingEnabled reports whether an API is configured: events are shipped
+// and activity/stats read the API.
+func (c *Config) ShippingEnabled() bool { return c.APIURL != "" && c.APIKey != "" }
+
+// Value returns key's value as text, the API key masked.
+func (c *Config) Value(key string) string {
+	switch key {
+	case KeyAPIURL:
+		return c.APIURL
+	case KeyAPIKey:
+		return MaskKey(c.APIKey)
+	case KeyBatchSize:
+		return strconv.Itoa(c.BatchSize)
+	case KeyFlushInterval:
+		return c.FlushInterval.String()
+	case KeyCaptureMode:
+		return c.CaptureMode
+	case KeyRetentionDays:
+		return strconv.Itoa(c.RetentionDays)
+	case KeyRetentionBytes:
+		return strconv.FormatInt(c.RetentionBytes, 10)
+	}
+	return ""
+}
+
+// ToFile returns the settings that did not come from defaults, in file form.
+// The API key is included unmasked: this is what init writes.
+func (c *Config) ToFile() File {
+	var f File
+	set := func(k string) bool { return c.Sources[k] != SourceDefault && c.Sources[k] != "" }
+	if set(KeyAPIURL) {
+		f.APIURL = c.APIURL
+	}
+	if set(KeyAPIKey) {
+		f.APIKey = c.APIKey
+	}
+	if set(KeyBatchSize) {
+		f.BatchSize = c.BatchSize
+	}
+	if set(KeyFlushInterval) {
+		f.FlushInterval = c.FlushInterval.String()
+	}
+	if set(KeyCaptureMode) {
+		f.CaptureMode = c.CaptureMode
+	}
+	if set(KeyRetentionDays) {
+		f.RetentionDays = c.RetentionDays
+	}
+	if set(KeyRetentionBytes) {
+		f.RetentionBytes = c.RetentionBytes
+	}
+	return f
+}
+
+// MaskKey hides all of an API key but a short prefix and the last four
+// characters: enough to tell keys apart, not enough to use one.
+func MaskKey(k string) string {
+	switch {
+	case k == "":
+		return ""
+	case len(k) <= 12:
+		return strings.Repeat("*", len(k))
+	}
+	prefix := 4
+	if i := strings.IndexAny(k, "_-"); i >= 0 && i < 8 {
+		prefix = i + 1
+	}
+	return k[:prefix] + strings.Repeat("*", 8) + k[len(k)-4:]
+}

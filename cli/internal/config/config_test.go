@@ -1,0 +1,106 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestPrecedence(t *testing.T) {
+	home := t.TempDir()
+	if err := WriteFile(Path(home), File{APIURL: "http://file.example", APIKey: "km_filekey_123456", BatchSize: 100, FlushInterval: "2s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(home, env(map[string]string{
+		"KILOMETERS_API_KEY":      "km_envkey_abcdef",
+		"KILOMETERS_BATCH_SIZE":   "200",
+		"KILOMETERS_CAPTURE_MODE": "metadata",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	fl := BindFlags(fs)
+	if err := fs.Parse([]string{"--batch-size", "300"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		key  string
+		want string
+		src  Source
+	}{
+		{KeyAPIURL, "http://file.example", SourceFile},
+		{KeyAPIKey, MaskKey("km_envkey_abcdef"), SourceEnv},
+		{KeyBatchSize, "300", SourceFlag},
+		{KeyFlushInterval, "2s", SourceFile},
+		{KeyCaptureMode, "metadata", SourceEnv},
+		{KeyRetentionDays, "30", SourceDefault},
+	}
+	for _, ch := range checks {
+		if got := c.Value(ch.key); got != ch.want {
+			t.Errorf("%s = %q, want %q", ch.key, got, ch.want)
+		}
+		if got := c.Sources[ch.key]; got != ch.src {
+			t.Errorf("%s source = %q, want %q", ch.key, got, ch.src)
+		}
+	}
+	if c.APIKey != "km_envkey_abcdef" || c.FlushInterval != 2*time.Second || !c.ShippingEnabled() {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestWriteFileMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sub", FileName)
+	if err := WriteFile(p, File{APIKey: "secret"}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	f, err := ReadFile(p)
+	if err != nil || f.APIKey != "secret" {
+		t.Errorf("ReadFile = %+v, %v", f, err)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	for name, m := range map[string]map[string]string{
+		"bad url":      {"KILOMETERS_API_URL": "ftp://x"},
+		"bad batch":    {"KILOMETERS_BATCH_SIZE": "0"},
+		"huge batch":   {"KILOMETERS_BATCH_SIZE": "999999"},
+		"bad interval": {"KILOMETERS_FLUSH_INTERVAL": "soon"},
+		"bad mode":     {"KILOMETERS_CAPTURE_MODE": "everything"},
+	} {
+		if _, err := Load(t.TempDir(), env(m)); err == nil {
+			t.Errorf("%s: Load succeeded", name)
+		}
+	}
+}
+
+func TestMaskKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                              "",
+		"short":                         "*****",
+		"km_0123456789abcdefghijklmnop": "km_********mnop",
+		"abcdefghijklmnopqrstuvwxyz":    "abcd********wxyz",
+	} {
+		if got := MaskKey(in); got != want {
+			t.Errorf("MaskKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,334 @@
+// Package e2e tests shipping end to end: the kilometers binary in front of a
+// real MCP server (this test binary, re-executed as an SDK server), driven
+// by the MCP SDK client, shipping to functions/local over a fresh
+// PostgreSQL database.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
+	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+	"github.com/kilometers-ai/kilometers/shared/testenv"
+)
+
+const serverEnv = "KILOMETERS_E2E_MCP_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serverEnv) == "1" {
+		if err := runMCPServer(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type echoIn struct {
+	Text string `json:"text"`
+}
+
+// runMCPServer serves three tools on stdio: echo succeeds, fail returns a
+// tool error (isError), crash a JSON-RPC error.
+func runMCPServer() error {
+	s := mcp.NewServer(&mcp.Implementation{Name: "e2e-server", Version: "1.0.0"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "fail", Description: "tool error"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return nil, nil, errors.New("this tool always fails")
+	})
+	s.AddTool(&mcp.Tool{Name: "crash", Description: "protocol error", InputSchema: map[string]any{"type": "object"}},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return nil, errors.New("crashed")
+		})
+	return s.Run(context.Background(), &mcp.StdioTransport{})
+}
+
+// env is what every scenario shares: the built binaries and one fresh
+// database per test run.
+type env struct {
+	cli, local, dbURL, adminToken string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	e := &env{cli: testenv.BuildCLI(t), dbURL: pgtest.MustCreateDatabase(t), adminToken: "e2e-admin-token-0123456789"}
+	e.local = filepath.Join(t.TempDir(), "local")
+	if runtime.GOOS == "windows" {
+		e.local += ".exe"
+	}
+	cmd := exec.Command("go", "build", "-o", e.local, "./functions/local")
+	cmd.Dir = testenv.RepoRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./functions/local: %v\n%s", err, b)
+	}
+	return e
+}
+
+// api is a running functions/local.
+type api struct {
+	t    *testing.T
+	e    *env
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	logs *syncBuffer
+}
+
+func (e *env) startAPI(t *testing.T, addr string) *api {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	a := &api{t: t, e: e, logs: &syncBuffer{}}
+	a.start(addr)
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *api) start(addr string) {
+	a.t.Helper()
+	cmd := exec.Command(a.e.local, "-addr", addr)
+	cmd.Env = append(cleanEnv(), "DATABASE_URL="+a.e.dbURL, "KILOMETERS_ADMIN_TOKEN="+a.e.adminToken)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	a.cmd, a.done = cmd, make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			a.logs.WriteString(line + "\n")
+			if rest, ok := strings.CutPrefix(line, "listening on http://"); ok {
+				select {
+				case found <- strings.TrimSpace(rest):
+				default:
+				}
+			}
+		}
+		cmd.Wait()
+		close(a.done)
+	}()
+	select {
+	case a.addr = <-found:
+	case <-a.done:
+		a.t.Fatalf("functions/local exited before listening:\n%s", a.logs.String())
+	}
+}
+
+func (a *api) url() string { return "http://" + a.addr }
+
+// stop ends the API and waits for it.
+func (a *api) stop() {
+	if a.cmd == nil {
+		return
+	}
+	if runtime.GOOS == "windows" {
+		a.cmd.Process.Kill()
+	} else {
+		a.cmd.Process.Signal(os.Interrupt)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(15 * time.Second):
+		a.cmd.Process.Kill()
+		<-a.done
+	}
+	a.cmd = nil
+}
+
+// restart starts the API again on the same address.
+func (a *api) restart() {
+	a.t.Helper()
+	a.start(a.addr)
+}
+
+// tenant creates a tenant and returns its API key.
+func (a *api) tenant(name string) string {
+	a.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, a.url()+"/api/admin/tenants", strings.NewReader(fmt.Sprintf(`{"name":%q}`, name)))
+	req.Header.Set("Authorization", "Bearer "+a.e.adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		TenantID string `json:"tenant_id"`
+		APIKey   string `json:"api_key"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.APIKey == "" {
+		a.t.Fatalf("create tenant: %d %v %+v", resp.StatusCode, err, out)
+	}
+	return out.APIKey
+}
+
+// stats reads the API's stats for the last hour.
+func (a *api) stats(key string) stats.Stats {
+	a.t.Helper()
+	c := apiclient.New(a.url(), key, apiclient.Options{})
+	s, err := c.Stats(context.Background(), stats.Query{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Minute)})
+	if err != nil {
+		a.t.Fatalf("stats: %v", err)
+	}
+	return s
+}
+
+// cleanEnv is the environment without any KILOMETERS_ setting of the
+// machine running the tests.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KILOMETERS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// user is one developer machine: a Kilometers home and its environment.
+type user struct {
+	e    *env
+	home string
+	env  []string
+}
+
+func (e *env) user(t *testing.T, kv ...string) *user {
+	home := t.TempDir()
+	return &user{e: e, home: home, env: append(append(cleanEnv(), "KILOMETERS_HOME="+home, "KILOMETERS_FLUSH_INTERVAL=200ms"), kv...)}
+}
+
+// run runs the CLI and returns stdout, stderr and its exit code.
+func (u *user) run(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(u.e.cli, args...)
+	cmd.Env = u.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("kilometers %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errOut.String(), code
+}
+
+// mustRun is run that fails the test on a non-zero exit.
+func (u *user) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := u.run(t, "", args...)
+	if code != 0 {
+		t.Fatalf("kilometers %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errOut)
+	}
+	return out
+}
+
+// session runs one monitored MCP session: the SDK client talks to this
+// test binary as a server, through `kilometers monitor --`. fn gets the
+// session and the monitor's process; session closes it when fn returns
+// unless fn killed it.
+func (u *user) session(t *testing.T, fn func(cs *mcp.ClientSession, monitor *exec.Cmd)) string {
+	t.Helper()
+	cmd := exec.Command(u.e.cli, "monitor", "--", os.Args[0])
+	cmd.Env = append(append([]string{}, u.env...), serverEnv+"=1")
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e-client", Version: "1.0.0"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect through the monitor: %v\nmonitor stderr:\n%s", err, logs.String())
+	}
+	fn(cs, cmd)
+	cs.Close()
+	return logs.String()
+}
+
+// calls makes n calls of each tool and fails the test if a call does not
+// come back as its tool promises.
+func calls(t *testing.T, cs *mcp.ClientSession, tool string, n int, text string) {
+	t.Helper()
+	for i := range n {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"text": fmt.Sprintf("%s #%d", text, i)}})
+		switch tool {
+		case "crash":
+			if err == nil {
+				t.Fatalf("crash call %d succeeded", i)
+			}
+		case "fail":
+			if err != nil || !res.IsError {
+				t.Fatalf("fail call %d: %v %+v", i, err, res)
+			}
+		default:
+			if err != nil || res.IsError {
+				t.Fatalf("%s call %d: %v %+v", tool, i, err, res)
+			}
+		}
+	}
+}
+
+func toolStats(s stats.Stats, name string) stats.Tool {
+	for _, t := range s.Tools {
+		if t.Tool == name {
+			return t
+		}
+	}
+	return stats.Tool{Tool: name}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) WriteString(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)

@@ -1,0 +1,320 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// Fake secrets, built from parts so scanners leave this file alone.
+var (
+	ghToken  = "ghp_" + "1234567890abcdefghijABCDEFGHIJklmnop"
+	password = "hunter2" + "hunter2"
+)
+
+func TestShipEndToEnd(t *testing.T) {
+	e := setup(t)
+	a := e.startAPI(t, "")
+	key := a.tenant("acme")
+	u := e.user(t)
+
+	if out, errOut, code := u.run(t, key+"\n", "init", "--api-url", a.url(), "--api-key-stdin"); code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, errOut)
+	}
+	cfg := u.mustRun(t, "config")
+	if strings.Contains(cfg, key) || !strings.Contains(cfg, a.url()) {
+		t.Errorf("config shows the key or lacks the URL:\n%s", cfg)
+	}
+
+	u.session(t, func(cs *mcp.ClientSession, _ *exec.Cmd) {
+		calls(t, cs, "echo", 12, "login with password="+password+" and token "+ghToken)
+		calls(t, cs, "fail", 3, "x")
+		calls(t, cs, "crash", 2, "x")
+	})
+	u.mustRun(t, "sync")
+
+	s := a.stats(key)
+	for _, want := range []struct {
+		tool          string
+		calls, errors int64
+	}{{"echo", 12, 0}, {"fail", 3, 3}, {"crash", 2, 2}} {
+		got := toolStats(s, want.tool)
+		if got.Calls != want.calls || got.Errors != want.errors {
+			t.Errorf("API stats for %s: %d calls %d errors, want %d and %d", want.tool, got.Calls, got.Errors, want.calls, want.errors)
+		}
+	}
+	if s.Totals.Sessions != 1 {
+		t.Errorf("API sessions = %d, want 1", s.Totals.Sessions)
+	}
+
+	// activity reads the API by default, the local store with --local:
+	// the same events, the same shape; secrets stayed on the machine.
+	remote := activityPage(t, u, "activity", "--json", "--limit", "1000")
+	local := activityPage(t, u, "activity", "--json", "--limit", "1000", "--local")
+	if len(remote.Events) != len(local.Events) || int64(len(remote.Events)) != s.Totals.Events {
+		t.Errorf("API has %d events (stats %d), local store %d", len(remote.Events), s.Totals.Events, len(local.Events))
+	}
+	raw, _ := json.Marshal(remote)
+	for _, secret := range []string{password, ghToken} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("secret %q reached the API", secret)
+		}
+	}
+	if !bytes.Contains(raw, []byte("[REDACTED]")) {
+		t.Errorf("no redacted payload in the API's activity")
+	}
+}
+
+func activityPage(t *testing.T, u *user, args ...string) activity.Page {
+	t.Helper()
+	var p activity.Page
+	if err := json.Unmarshal([]byte(u.mustRun(t, args...)), &p); err != nil {
+		t.Fatalf("kilometers %v: %v", args, err)
+	}
+	return p
+}
+
+// waitFor polls cond until it holds; the deadline only stops a hung test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestAPIStoppedDuringSession(t *testing.T) {
+	e := setup(t)
+	a := e.startAPI(t, "")
+	key := a.tenant("outage")
+	u := e.user(t, "KILOMETERS_API_URL="+a.url(), "KILOMETERS_API_KEY="+key)
+
+	u.session(t, func(cs *mcp.ClientSession, _ *exec.Cmd) {
+		calls(t, cs, "echo", 5, "before")
+		waitFor(t, "the first calls to ship", func() bool { return toolStats(a.stats(key), "echo").Calls == 5 })
+		a.stop()
+		calls(t, cs, "echo", 5, "during")
+		calls(t, cs, "fail", 2, "during")
+	})
+
+	out, errOut, code := u.run(t, "", "sync")
+	if code == 0 || !strings.Contains(errOut, "not delivered") {
+		t.Errorf("sync with the API down: exit %d\n%s%s", code, out, errOut)
+	}
+
+	a.restart()
+	u.mustRun(t, "sync")
+	s := a.stats(key)
+	if echo, fail := toolStats(s, "echo"), toolStats(s, "fail"); echo.Calls != 10 || fail.Calls != 2 || fail.Errors != 2 {
+		t.Errorf("after the outage: echo %+v, fail %+v", echo, fail)
+	}
+	if out := u.mustRun(t, "sync"); !strings.Contains(out, "Shipped 0 events") {
+		t.Errorf("second sync shipped again:\n%s", out)
+	}
+	if n := toolStats(a.stats(key), "echo").Calls; n != 10 {
+		t.Errorf("echo calls after a second sync = %d, want 10", n)
+	}
+}
+
+// proxy forwards ingest requests to the API, counting every event id it
+// sees; when hold says so it forwards a request and then never answers.
+type proxy struct {
+	target string
+	mu     sync.Mutex
+	ids    map[string]int
+	calls  int // tools/call requests forwarded
+	hold   func(calls int) bool
+	held   chan struct{}
+	once   sync.Once
+}
+
+func newProxy(t *testing.T, target string, hold func(int) bool) (*proxy, string) {
+	p := &proxy{target: target, ids: map[string]int{}, hold: hold, held: make(chan struct{})}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return p, srv.URL
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	holdThis := false
+	if r.URL.Path == "/api/events/batch" {
+		var b event.Batch
+		if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+			json.NewDecoder(zr).Decode(&b)
+		}
+		p.mu.Lock()
+		for _, e := range b.Events {
+			p.ids[e.ID]++
+			if e.IsToolCall() {
+				p.calls++
+			}
+		}
+		holdThis = p.hold != nil && p.hold(p.calls)
+		p.mu.Unlock()
+	}
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	if holdThis {
+		// Delivered, but the shipper never hears so.
+		p.once.Do(func() { close(p.held) })
+		<-r.Context().Done()
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+func TestKill9DuringBatch(t *testing.T) {
+	e := setup(t)
+	a := e.startAPI(t, "")
+	key := a.tenant("kill9")
+	const n = 20
+	p, proxyURL := newProxy(t, a.url(), func(calls int) bool { return calls >= n })
+	u := e.user(t, "KILOMETERS_API_URL="+proxyURL, "KILOMETERS_API_KEY="+key)
+
+	u.session(t, func(cs *mcp.ClientSession, monitor *exec.Cmd) {
+		calls(t, cs, "echo", n, "x")
+		select {
+		case <-p.held:
+		case <-time.After(90 * time.Second):
+			t.Fatal("the monitor never shipped the calls")
+		}
+		// The API stored the batch; the monitor dies before it hears so.
+		if err := monitor.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	out := u.mustRun(t, "sync", "--api-url", a.url(), "--json")
+	var r struct {
+		Events, Accepted, Duplicates int
+		Pending                      int64
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Duplicates == 0 || r.Pending != 0 {
+		t.Errorf("sync after kill -9: %+v (want the held batch again, as duplicates)", r)
+	}
+	s := a.stats(key)
+	if got := toolStats(s, "echo").Calls; got != n {
+		t.Errorf("API echo calls = %d, want %d", got, n)
+	}
+	local := activityPage(t, u, "activity", "--json", "--limit", "1000", "--local")
+	if int64(len(local.Events)) != s.Totals.Events {
+		t.Errorf("local store has %d events, API %d", len(local.Events), s.Totals.Events)
+	}
+}
+
+func TestFiveConcurrentMonitors(t *testing.T) {
+	e := setup(t)
+	a := e.startAPI(t, "")
+	key := a.tenant("five")
+	p, proxyURL := newProxy(t, a.url(), nil)
+	u := e.user(t, "KILOMETERS_API_URL="+proxyURL, "KILOMETERS_API_KEY="+key)
+
+	t.Run("monitors", func(t *testing.T) {
+		for i := range 5 {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				u.session(t, func(cs *mcp.ClientSession, _ *exec.Cmd) {
+					calls(t, cs, "echo", 20, fmt.Sprintf("monitor %d", i))
+					calls(t, cs, "fail", 2, "x")
+				})
+			})
+		}
+	})
+	u.mustRun(t, "sync")
+
+	s := a.stats(key)
+	if echo, fail := toolStats(s, "echo"), toolStats(s, "fail"); echo.Calls != 100 || fail.Calls != 10 || fail.Errors != 10 || s.Totals.Sessions != 5 {
+		t.Errorf("API: echo %+v, fail %+v, sessions %d", echo, fail, s.Totals.Sessions)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, n := range p.ids {
+		if n != 1 {
+			t.Errorf("event %s sent %d times", id, n)
+		}
+	}
+	if int64(len(p.ids)) != s.Totals.Events {
+		t.Errorf("%d events sent, API has %d", len(p.ids), s.Totals.Events)
+	}
+}
+
+func TestRefusedBatchIsSetAside(t *testing.T) {
+	e := setup(t)
+	a := e.startAPI(t, "")
+	key := a.tenant("refused")
+	u := e.user(t, "KILOMETERS_API_URL="+a.url(), "KILOMETERS_API_KEY="+key)
+	u.session(t, func(cs *mcp.ClientSession, _ *exec.Cmd) { calls(t, cs, "echo", 3, "ok") })
+	u.mustRun(t, "sync")
+	before := a.stats(key)
+
+	// An event the API refuses (a timestamp before 2000) lands in the spool.
+	ctx := context.Background()
+	st, err := store.Open(ctx, u.home, store.Options{Spool: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := uuid.Must(uuid.NewV7()).String()
+	w, err := st.NewWriter(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, []event.Event{{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, TS: old,
+		Direction: event.ClientToServer, Kind: event.KindRequest, Method: "ping"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 { // the second sync still says so
+		out, errOut, code := u.run(t, "", "sync")
+		if code == 0 || !strings.Contains(out, "Set aside: 1 events") || !strings.Contains(out, "ts") || !strings.Contains(errOut, "set aside") {
+			t.Errorf("sync with a refused batch: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	if after := a.stats(key); after.Totals.Events != before.Totals.Events {
+		t.Errorf("API events %d -> %d", before.Totals.Events, after.Totals.Events)
+	}
+}

@@ -1,0 +1,263 @@
+package monitor
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+const (
+	// stringPayloadCap bounds the text kept for a line that is not
+	// JSON-RPC (or a message too big to keep whole): escaped as a JSON
+	// string it may grow up to six times and must stay under
+	// event.MaxPayloadBytes.
+	stringPayloadCap = 64 << 10
+	// maxPending bounds the requests awaiting a reply; a peer that never
+	// answers must not grow the monitor.
+	maxPending = 4096
+)
+
+// handshake is what the session learns from initialize (or, in the
+// 2026-07-28 revision, from _meta).
+type handshake struct {
+	ClientName, ClientVersion string
+	ServerName, ServerVersion string
+	ProtocolVersion           string
+	serverProtocol            bool // ProtocolVersion came from the server
+	serverSpoke               bool // a reply to initialize, or serverInfo, was seen
+}
+
+type corrKey struct {
+	dir event.Direction // the request's direction
+	id  string
+}
+
+type pendingReq struct {
+	method, tool string
+	ts           time.Time
+}
+
+// built is an event and the raw bytes analysis should see.
+type built struct {
+	ev  event.Event
+	raw []byte
+}
+
+// builder turns lines into events: numbering, classification and the
+// correlation of replies with their requests. It is used by one goroutine.
+type builder struct {
+	sessionID string
+	newID     func() string
+	seq       int64
+	pending   map[corrKey]pendingReq
+	hs        handshake
+	// hsChanged is set when hs gained something since it was last cleared.
+	hsChanged bool
+}
+
+func newBuilder(sessionID string, newID func() string) *builder {
+	return &builder{sessionID: sessionID, newID: newID, pending: map[corrKey]pendingReq{}}
+}
+
+func (b *builder) next(l *line, kind event.Kind, size int64) event.Event {
+	b.seq++
+	return event.Event{
+		ID: b.newID(), SessionID: b.sessionID, Seq: b.seq, TS: l.ts.UTC(),
+		Direction: l.dir, Kind: kind, Size: size,
+	}
+}
+
+// events makes one event per message of l.
+func (b *builder) events(l *line) []built {
+	if !l.valid || len(l.msgs) == 0 {
+		ev := b.next(l, event.KindInvalid, l.size)
+		ev.Payload, ev.PayloadTruncated = stringPayload(l.prefix, l.size)
+		return []built{{ev: ev, raw: l.prefix}}
+	}
+	out := make([]built, 0, len(l.msgs))
+	for i := range l.msgs {
+		out = append(out, b.message(l, &l.msgs[i]))
+	}
+	return out
+}
+
+func (b *builder) message(l *line, m *msgInfo) built {
+	size := m.end - m.start
+	if !l.batch {
+		size = l.size // a lone message is the whole line, spaces and all
+	}
+	var raw []byte
+	whole := m.end <= int64(len(l.prefix))
+	if whole {
+		raw = l.prefix[m.start:m.end]
+	} else if m.start < int64(len(l.prefix)) {
+		raw = l.prefix[m.start:]
+	}
+	kind := classify(m)
+	if whole && kind != event.KindInvalid && !json.Valid(raw) {
+		kind = event.KindInvalid
+	}
+	ev := b.next(l, kind, size)
+	switch {
+	case kind == event.KindInvalid || !whole:
+		ev.Payload, ev.PayloadTruncated = stringPayload(raw, size)
+	default:
+		if !utf8.Valid(raw) {
+			// Invalid UTF-8 can only sit inside strings of valid JSON;
+			// replacing it keeps the payload valid JSON and encodable.
+			raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+		}
+		ev.Payload = json.RawMessage(raw)
+	}
+	if kind == event.KindInvalid {
+		return built{ev: ev, raw: raw}
+	}
+	ev.RPCID = idText(m.vals[fID])
+	switch kind {
+	case event.KindRequest, event.KindNotification:
+		ev.Method = capName(unquote(m.vals[fMethod]))
+		if ev.Method == "tools/call" {
+			ev.Tool = capName(unquote(m.vals[fToolName]))
+		}
+		if kind == event.KindRequest {
+			b.remember(corrKey{l.dir, ev.RPCID}, pendingReq{method: ev.Method, tool: ev.Tool, ts: l.ts})
+		}
+	case event.KindResponse, event.KindError:
+		key := corrKey{opposite(l.dir), ev.RPCID}
+		if req, ok := b.pending[key]; ok {
+			delete(b.pending, key)
+			ev.Method, ev.Tool = req.method, req.tool
+			lat := float64(l.ts.Sub(req.ts).Microseconds()) / 1000
+			ev.LatencyMS = &lat
+		}
+		if kind == event.KindError {
+			if code, err := strconv.Atoi(string(m.vals[fErrorCode])); err == nil {
+				ev.ErrorCode = &code
+			}
+		}
+		if ev.Method == "tools/call" {
+			isErr := kind == event.KindResponse && string(m.vals[fIsError]) == "true"
+			ev.IsError = &isErr
+		}
+	}
+	b.learn(l.dir, &ev, m)
+	return built{ev: ev, raw: raw}
+}
+
+func (b *builder) remember(k corrKey, r pendingReq) {
+	if len(b.pending) >= maxPending {
+		for old := range b.pending { // evict one; unanswered requests are rare
+			delete(b.pending, old)
+			break
+		}
+	}
+	b.pending[k] = r
+}
+
+// learn picks the handshake's names and versions out of a message.
+func (b *builder) learn(dir event.Direction, ev *event.Event, m *msgInfo) {
+	set := func(dst *string, f field) {
+		if v := capName(unquote(m.vals[f])); v != "" && *dst != v {
+			*dst = v
+			b.hsChanged = true
+		}
+	}
+	if dir == event.ClientToServer {
+		set(&b.hs.ClientName, fClientName)
+		set(&b.hs.ClientVersion, fClientVersion)
+		if !b.hs.serverProtocol {
+			set(&b.hs.ProtocolVersion, fProtocolVersion)
+		}
+		return
+	}
+	set(&b.hs.ServerName, fServerName)
+	set(&b.hs.ServerVersion, fServerVersion)
+	if v := capName(unquote(m.vals[fProtocolVersion])); v != "" {
+		set(&b.hs.ProtocolVersion, fProtocolVersion)
+		b.hs.serverProtocol = true
+	}
+	if b.hs.ServerName != "" || (ev.IsReply() && ev.Method == "initialize") {
+		b.hs.serverSpoke = true
+	}
+}
+
+// classify derives a message's kind from the members it has.
+func classify(m *msgInfo) event.Kind {
+	if !m.object {
+		return event.KindInvalid
+	}
+	hasID := m.has[fID] && string(m.vals[fID]) != "null"
+	switch {
+	case m.has[fMethod] && hasID:
+		return event.KindRequest
+	case m.has[fMethod]:
+		return event.KindNotification
+	case m.has[fError]:
+		return event.KindError
+	case m.has[fResult]:
+		return event.KindResponse
+	}
+	return event.KindInvalid
+}
+
+func opposite(d event.Direction) event.Direction {
+	if d == event.ClientToServer {
+		return event.ServerToClient
+	}
+	return event.ClientToServer
+}
+
+// idText renders a JSON-RPC id as text: a number as written, a string
+// unquoted.
+func idText(raw []byte) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	if raw[0] == '"' {
+		return capName(unquote(raw))
+	}
+	return capName(string(raw))
+}
+
+// unquote decodes a JSON string as captured by the scanner; anything else
+// (a number, a literal, an unusable string) gives "".
+func unquote(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// capName keeps names within what an event may hold, on a rune boundary.
+func capName(s string) string {
+	if len(s) <= event.MaxNameLen {
+		return s
+	}
+	s = s[:event.MaxNameLen]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// stringPayload is the payload of a line that is not JSON-RPC: its text as
+// a JSON string, capped.
+func stringPayload(text []byte, size int64) (json.RawMessage, bool) {
+	truncated := size > int64(len(text))
+	if len(text) > stringPayloadCap {
+		text, truncated = text[:stringPayloadCap], true
+	}
+	b, err := json.Marshal(string(bytes.ToValidUTF8(text, []byte("\uFFFD"))))
+	if err != nil {
+		return nil, true
+	}
+	return b, truncated
+}

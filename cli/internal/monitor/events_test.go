@@ -1,0 +1,248 @@
+package monitor
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// frameAll runs stream through a framer in chunks of size chunk (the whole
+// stream when 0) and returns the lines, timestamped one millisecond apart.
+func frameAll(dir event.Direction, stream []byte, chunk, payloadCap int) []*line {
+	var out []*line
+	tick := t0
+	now := func() time.Time { tick = tick.Add(time.Millisecond); return tick }
+	f := newFramer(dir, payloadCap, now, func(l *line) { out = append(out, l) })
+	if chunk <= 0 {
+		chunk = len(stream) + 1
+	}
+	for len(stream) > 0 {
+		n := min(chunk, len(stream))
+		f.write(stream[:n])
+		stream = stream[n:]
+	}
+	f.flush()
+	return out
+}
+
+type exchange struct {
+	dir  event.Direction
+	text string
+}
+
+// eventsOf turns an exchange into events, each line fed in chunks.
+func eventsOf(t *testing.T, ex []exchange, chunk, payloadCap int) ([]event.Event, *builder) {
+	t.Helper()
+	n := 0
+	b := newBuilder("0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", func() string {
+		n++
+		return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n)
+	})
+	var evs []event.Event
+	tick := t0
+	for _, e := range ex {
+		for _, l := range frameAll(e.dir, []byte(e.text), chunk, payloadCap) {
+			tick = tick.Add(10 * time.Millisecond)
+			l.ts = tick
+			for _, bt := range b.events(l) {
+				evs = append(evs, bt.ev)
+			}
+		}
+	}
+	return evs, b
+}
+
+// summary is the part of an event the table checks.
+func summary(e *event.Event) string {
+	s := fmt.Sprintf("%s %s id=%s m=%s tool=%s size=%d", e.Direction[:1], e.Kind, e.RPCID, e.Method, e.Tool, e.Size)
+	if e.LatencyMS != nil {
+		s += fmt.Sprintf(" lat=%g", *e.LatencyMS)
+	}
+	if e.ErrorCode != nil {
+		s += fmt.Sprintf(" code=%d", *e.ErrorCode)
+	}
+	if e.IsError != nil {
+		s += fmt.Sprintf(" isError=%v", *e.IsError)
+	}
+	if e.PayloadTruncated {
+		s += " truncated"
+	}
+	return s
+}
+
+const (
+	c2s = event.ClientToServer
+	s2c = event.ServerToClient
+)
+
+func TestEvents(t *testing.T) {
+	big := strings.Repeat("x", 300<<10)
+	tests := []struct {
+		name string
+		ex   []exchange
+		want []string
+	}{
+		{"request and response correlate", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/x"}}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}` + "\n"},
+		}, []string{
+			"c request id=1 m=tools/call tool=read_file size=102",
+			"s response id=1 m=tools/call tool=read_file size=63 lat=10 isError=true",
+		}},
+		{"id after result, as the TypeScript SDK writes it", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"t"}}` + "\n"},
+			{s2c, `{"result":{"content":[{"type":"text","text":"` + big + `"}]},"jsonrpc":"2.0","id":"a\"b"}` + "\n"},
+		}, []string{
+			`c request id=a"b m=tools/call tool=t size=73`,
+			fmt.Sprintf(`s response id=a"b m=tools/call tool=t size=%d lat=10 isError=false truncated`, len(big)+78),
+		}},
+		{"json-rpc error", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"nope"}}` + "\r\n"},
+			{s2c, `{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"unknown tool"}}` + "\r\n"},
+		}, []string{
+			"c request id=7 m=tools/call tool=nope size=71",
+			"s error id=7 m=tools/call tool=nope size=73 lat=10 code=-32602 isError=false",
+		}},
+		{"same id both ways does not cross-correlate", []exchange{
+			{s2c, `{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage"}` + "\n"},
+			{c2s, `{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":1,"result":{}}` + "\n"},
+			{c2s, `{"jsonrpc":"2.0","id":1,"result":{"model":"m"}}` + "\n"},
+		}, []string{
+			"s request id=1 m=sampling/createMessage tool= size=58",
+			"c request id=1 m=ping tool= size=40",
+			"s response id=1 m=ping tool= size=36 lat=10",
+			"c response id=1 m=sampling/createMessage tool= size=47 lat=30",
+		}},
+		{"notification", []exchange{{c2s, `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n"}},
+			[]string{"c notification id= m=notifications/initialized tool= size=54"}},
+		{"batch yields one event per element", []exchange{
+			{c2s, `[{"jsonrpc":"2.0","id":1,"method":"a"}, {"jsonrpc":"2.0","method":"b"},3]` + "\n"},
+		}, []string{
+			"c request id=1 m=a tool= size=37",
+			"c notification id= m=b tool= size=30",
+			"c invalid id= m= tool= size=1",
+		}},
+		{"not json", []exchange{{s2c, "Server listening on stdio\n"}}, []string{"s invalid id= m= tool= size=25"}},
+		{"invalid utf-8 and a last line without newline", []exchange{{s2c, "\xff\xfe{\n{\"a\":1}"}},
+			[]string{"s invalid id= m= tool= size=3", "s invalid id= m= tool= size=7"}},
+		{"blank lines make no event", []exchange{{c2s, "\n\r\n  \n"}}, nil},
+		{"trailing garbage", []exchange{{c2s, `{"jsonrpc":"2.0","method":"x"} x` + "\n"}}, []string{"c invalid id= m= tool= size=32"}},
+		{"bad escape caught by json.Valid", []exchange{{c2s, `{"jsonrpc":"2.0","method":"x\q"}` + "\n"}}, []string{"c invalid id= m= tool= size=32"}},
+		{"unclosed", []exchange{{c2s, `{"jsonrpc":"2.0","method":"x"` + "\n"}}, []string{"c invalid id= m= tool= size=29"}},
+		{"empty batch", []exchange{{c2s, "[]\n"}}, []string{"c invalid id= m= tool= size=2"}},
+		{"null id is a notification", []exchange{{c2s, `{"jsonrpc":"2.0","id":null,"method":"x"}` + "\n"}}, []string{"c notification id= m=x tool= size=40"}},
+		{"float id as written", []exchange{{c2s, `{"jsonrpc":"2.0","id":1.50,"method":"x"}` + "\n"}}, []string{"c request id=1.50 m=x tool= size=40"}},
+		{"nested lookalikes are ignored", []exchange{
+			{c2s, `{"params":{"x":{"method":"no","id":9}},"jsonrpc":"2.0","method":"yes","id":2}` + "\n"},
+		}, []string{"c request id=2 m=yes tool= size=77"}},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 7, 4096} {
+			t.Run(fmt.Sprintf("%s/chunk%d", tt.name, chunk), func(t *testing.T) {
+				evs, _ := eventsOf(t, tt.ex, chunk, DefaultPayloadCap)
+				var got []string
+				for i := range evs {
+					got = append(got, summary(&evs[i]))
+					if err := evs[i].Validate(t0.Add(time.Hour)); err != nil {
+						t.Errorf("event %d invalid: %v", i, err)
+					}
+					if evs[i].Seq != int64(i+1) {
+						t.Errorf("event %d has seq %d", i, evs[i].Seq)
+					}
+				}
+				if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+					t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+				}
+			})
+		}
+	}
+}
+
+func TestPayloads(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       string
+		truncated  bool
+	}{
+		{"message kept as is", `{"jsonrpc":"2.0","method":"x", "params":{}}`, `{"jsonrpc":"2.0","method":"x", "params":{}}`, false},
+		{"batch element", `[ {"jsonrpc":"2.0","method":"x"} ]`, `{"jsonrpc":"2.0","method":"x"}`, false},
+		{"invalid line as a string", "hi \"there\"\r", `"hi \"there\""`, false},
+		{"invalid utf-8 replaced", "\xff", `"\ufffd"`, false},
+		{"invalid utf-8 inside a message", "{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}", "{\"jsonrpc\":\"2.0\",\"method\":\"\uFFFD\"}", false},
+		{"capped", `{"jsonrpc":"2.0","method":"x","params":{"p":"` + strings.Repeat("y", 100) + `"}}`,
+			`"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{\"p\":\"yyy"`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, _ := eventsOf(t, []exchange{{c2s, tt.line + "\n"}}, 3, 48)
+			if len(evs) != 1 {
+				t.Fatalf("got %d events", len(evs))
+			}
+			e := evs[0]
+			if string(e.Payload) != tt.want || e.PayloadTruncated != tt.truncated {
+				t.Errorf("payload %s (truncated %v), want %s (truncated %v)", e.Payload, e.PayloadTruncated, tt.want, tt.truncated)
+			}
+			if _, err := json.Marshal(e); err != nil {
+				t.Errorf("event does not encode: %v", err)
+			}
+		})
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	tests := []struct {
+		name string
+		ex   []exchange
+		want handshake
+	}{
+		{"initialize", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","clientInfo":{"name":"claude","version":"1.2"},"capabilities":{}}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26","serverInfo":{"name":"everything","version":"2.0"},"capabilities":{}}}` + "\n"},
+		}, handshake{ClientName: "claude", ClientVersion: "1.2", ServerName: "everything", ServerVersion: "2.0",
+			ProtocolVersion: "2025-03-26", serverProtocol: true, serverSpoke: true}},
+		{"2026-07-28 _meta", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}}}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":1,"result":{"tools":[],"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"s","version":"2"}}}}` + "\n"},
+		}, handshake{ClientName: "c", ClientVersion: "1", ServerName: "s", ServerVersion: "2", ProtocolVersion: "2026-07-28", serverSpoke: true}},
+		{"initialize error still ends the wait", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":0,"error":{"code":-32600,"message":"no"}}` + "\n"},
+		}, handshake{serverSpoke: true}},
+		{"no handshake", []exchange{{c2s, `{"jsonrpc":"2.0","id":0,"method":"ping"}` + "\n"}}, handshake{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, b := eventsOf(t, tt.ex, 5, DefaultPayloadCap)
+			if b.hs != tt.want {
+				t.Errorf("handshake %+v, want %+v", b.hs, tt.want)
+			}
+		})
+	}
+}
+
+func TestPendingIsBounded(t *testing.T) {
+	var buf bytes.Buffer
+	for i := range maxPending + 100 {
+		fmt.Fprintf(&buf, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`+"\n", i)
+	}
+	_, b := eventsOf(t, []exchange{{c2s, buf.String()}}, 0, DefaultPayloadCap)
+	if len(b.pending) > maxPending {
+		t.Errorf("%d pending requests kept", len(b.pending))
+	}
+}
+
+func TestDeepNestingIsInvalidNotHuge(t *testing.T) {
+	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	evs, _ := eventsOf(t, []exchange{{c2s, deep + "\n"}}, 0, DefaultPayloadCap)
+	if len(evs) != 1 || evs[0].Kind != event.KindInvalid {
+		t.Fatalf("got %d events, first %+v", len(evs), evs)
+	}
+}

@@ -1,0 +1,117 @@
+package monitor
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// DefaultPayloadCap is how much of a message the monitor keeps for its
+// event's payload and for analysis. The rest of a bigger message is scanned
+// as it streams past and then forgotten, so a 64 MiB message costs the
+// monitor this much memory, not 64 MiB.
+const DefaultPayloadCap = 256 << 10
+
+// line is one complete line seen on the pipe, as the recorder gets it.
+type line struct {
+	dir event.Direction
+	// ts is when the line's newline (or the end of the stream) was read:
+	// the moment the message had completely crossed the pipe.
+	ts time.Time
+	// size is the line's length without its "\n" or "\r\n".
+	size int64
+	// prefix holds the line's first bytes, at most the payload cap.
+	prefix []byte
+	valid  bool
+	// batch is set when the line is a JSON array (a JSON-RPC batch).
+	batch bool
+	msgs  []msgInfo
+}
+
+func (l *line) truncated() bool { return int64(len(l.prefix)) < l.size }
+
+// framer cuts one direction's byte stream into lines and scans each as it
+// arrives. It only ever sees bytes after they were written on, and it hands
+// finished lines to emit, which must not block.
+type framer struct {
+	dir    event.Direction
+	cap    int
+	now    func() time.Time
+	emit   func(*line)
+	sc     scanner
+	prefix []byte
+	n      int64 // bytes of the current line so far
+	lastCR bool  // the line so far ends in '\r'
+}
+
+func newFramer(dir event.Direction, payloadCap int, now func() time.Time, emit func(*line)) *framer {
+	f := &framer{dir: dir, cap: payloadCap, now: now, emit: emit}
+	f.sc.reset()
+	return f
+}
+
+// write feeds bytes that were just relayed.
+func (f *framer) write(p []byte) {
+	var ts time.Time // one clock read per chunk, and only if a line ends in it
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		seg := p
+		if i >= 0 {
+			seg = p[:i]
+		}
+		f.feed(seg)
+		if i < 0 {
+			return
+		}
+		if ts.IsZero() {
+			ts = f.now()
+		}
+		f.finish(ts)
+		p = p[i+1:]
+	}
+}
+
+func (f *framer) feed(seg []byte) {
+	if len(seg) == 0 {
+		return
+	}
+	if room := f.cap - len(f.prefix); room > 0 {
+		f.prefix = append(f.prefix, seg[:min(room, len(seg))]...)
+	}
+	f.n += int64(len(seg))
+	f.lastCR = seg[len(seg)-1] == '\r'
+	f.sc.write(seg)
+}
+
+// flush ends a last line that had no newline.
+func (f *framer) flush() {
+	if f.n > 0 {
+		f.finish(f.now())
+	}
+}
+
+func (f *framer) finish(ts time.Time) {
+	defer func() {
+		f.sc.reset()
+		f.prefix, f.n, f.lastCR = nil, 0, false
+	}()
+	if f.sc.blank() {
+		// Blank lines are relayed like everything else but are not
+		// messages, so they make no event.
+		return
+	}
+	size := f.n
+	if f.lastCR {
+		size--
+	}
+	prefix := f.prefix
+	if int64(len(prefix)) > size {
+		prefix = prefix[:size]
+	}
+	l := &line{dir: f.dir, ts: ts, size: size, prefix: prefix, valid: f.sc.valid(), batch: f.sc.top == '['}
+	if l.valid {
+		l.msgs = f.sc.msgs
+	}
+	f.emit(l)
+}

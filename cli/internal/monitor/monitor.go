@@ -1,0 +1,323 @@
+// Package monitor runs an MCP server as a child process, relays its stdio
+// byte for byte and records every JSON-RPC message that crosses the pipe as
+// an event.
+//
+// The relay is the hot path: each direction is one goroutine that writes
+// every chunk on as soon as it is read. Only after the write does the chunk
+// go through a framer (newline search, a capped copy of the line's start,
+// an incremental JSON scan), which hands finished lines to the capture
+// pipeline without ever waiting. Parsing into events, correlation,
+// analysis and recording happen on the pipeline's own goroutine; when it
+// falls behind, lines are dropped and counted, and the relay is untouched.
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// Exit codes the monitor itself produces, as shells do.
+const (
+	ExitNotExecutable = 126
+	ExitNotFound      = 127
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTerminateGrace = 5 * time.Second
+	DefaultCloseTimeout   = 5 * time.Second
+	// drainGrace bounds how long the monitor keeps relaying the server's
+	// stdout after the server exited: a grandchild may hold it open.
+	drainGrace = 2 * time.Second
+)
+
+// Config is what Run needs.
+type Config struct {
+	// Command is the server's command line.
+	Command []string
+	// Name labels the server's events when its initialize response does
+	// not name it; empty means the command's base name.
+	Name string
+
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Env is the server's environment; nil means the monitor's.
+	Env []string
+
+	// Recorder receives the events; nil records nothing.
+	Recorder  Recorder
+	SessionID string // a new UUIDv7 when empty
+	Host      string
+	Now       func() time.Time
+	Logger    *slog.Logger
+
+	// TerminateGrace is how long each step of the shutdown ladder waits
+	// (close stdin, then SIGTERM, then SIGKILL).
+	TerminateGrace time.Duration
+	// CloseTimeout bounds how long the monitor waits, after the server
+	// exited, for the last events to become durable.
+	CloseTimeout time.Duration
+	// PayloadCap is how much of each message is kept for its payload.
+	PayloadCap int
+}
+
+// Result is how a monitored session ended.
+type Result struct {
+	// ExitCode is the server's exit code (128+N when killed by signal N),
+	// or 126/127 when it could not be started.
+	ExitCode int
+	// Recorded and Dropped count events.
+	Recorded, Dropped int64
+}
+
+func (c *Config) defaults() {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if c.Recorder == nil {
+		c.Recorder = nopRecorder{}
+	}
+	if c.TerminateGrace <= 0 {
+		c.TerminateGrace = DefaultTerminateGrace
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.PayloadCap <= 0 {
+		c.PayloadCap = DefaultPayloadCap
+	}
+	if c.Stdin == nil {
+		c.Stdin = strings.NewReader("")
+	}
+}
+
+// Label is the server label used when the server does not name itself.
+func Label(name string, command []string) string {
+	if name != "" || len(command) == 0 {
+		return name
+	}
+	base := filepath.Base(command[0])
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// Run starts the server, relays until it exits and returns its exit code.
+// An error means the monitor itself failed; a server that cannot be
+// started is reported on Stderr and in Result.ExitCode (126 or 127).
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if len(cfg.Command) == 0 {
+		return Result{}, errors.New("no server command")
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	cfg.defaults()
+	name := cfg.Command[0]
+	path, err := exec.LookPath(name)
+	if err != nil && !errors.Is(err, exec.ErrDot) {
+		return Result{ExitCode: cantStart(cfg.Stderr, name, err)}, nil
+	}
+
+	// Our own pipes, not cmd.StdinPipe/StdoutPipe: the child gets plain
+	// file descriptors and Wait does not wait for our copies.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return Result{}, fmt.Errorf("create stdin pipe: %w", err)
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		return Result{}, fmt.Errorf("create stdout pipe: %w", err)
+	}
+	cmd := exec.Command(path, cfg.Command[1:]...)
+	cmd.Args[0] = name
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = stdinR, stdoutW, cfg.Stderr, cfg.Env
+	setSysProcAttr(cmd)
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, caughtSignals()...)
+	defer signal.Stop(sigs)
+	if bp := brokenPipe(); bp != nil {
+		ignored := make(chan os.Signal, 1)
+		signal.Notify(ignored, bp...)
+		defer signal.Stop(ignored)
+	}
+
+	if err := cmd.Start(); err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		stdoutR.Close()
+		stdoutW.Close()
+		return Result{ExitCode: cantStart(cfg.Stderr, name, err)}, nil
+	}
+	startedAt := cfg.Now()
+	// The child has its ends now; ours must go so EOFs can happen.
+	stdinR.Close()
+	stdoutW.Close()
+
+	sessionID := cfg.SessionID
+	if sessionID == "" {
+		sessionID = newUUID()
+	}
+	sess := event.Session{ID: sessionID, Server: Label(cfg.Name, cfg.Command), Command: capCommand(cfg.Command),
+		Host: capName(cfg.Host), StartedAt: startedAt.UTC()}
+	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID)
+	stop := make(chan sessionEnd, 1)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		// Recording outlives a cancelled ctx: the session's end must
+		// still be written.
+		p.run(context.WithoutCancel(ctx), stop)
+	}()
+
+	var closeStdin sync.Once
+	closeChildStdin := func() { closeStdin.Do(func() { stdinW.Close() }) }
+	go func() {
+		fr := newFramer(event.ClientToServer, cfg.PayloadCap, cfg.Now, p.offer)
+		if err := relay(stdinW, cfg.Stdin, fr.write, false); err != nil {
+			cfg.Logger.Debug("client to server relay ended", "err", err)
+		}
+		fr.flush()
+		closeChildStdin() // the client's EOF becomes the server's
+	}()
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		fr := newFramer(event.ServerToClient, cfg.PayloadCap, cfg.Now, p.offer)
+		if err := relay(cfg.Stdout, stdoutR, fr.write, true); err != nil {
+			cfg.Logger.Debug("server to client relay ended", "err", err)
+		}
+		fr.flush()
+	}()
+
+	waited := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		close(exited)
+		waited <- err
+	}()
+
+	var waitErr error
+	done := ctx.Done()
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if canForward {
+				if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+					cfg.Logger.Warn("forward signal to server", "signal", sig, "err", err)
+				}
+			}
+		case <-done:
+			done = nil
+			go shutdown(cmd.Process, closeChildStdin, exited, cfg.TerminateGrace, cfg.Logger)
+		case waitErr = <-waited:
+			break loop
+		}
+	}
+	code := exitCode(waitErr, cmd.ProcessState)
+	endedAt := cfg.Now()
+	closeChildStdin()
+
+	select {
+	case <-relayed:
+	case <-time.After(drainGrace):
+		stdoutR.Close() // something else holds the server's stdout open
+		<-relayed
+	}
+	stdoutR.Close()
+
+	stop <- sessionEnd{at: endedAt.UTC(), code: code}
+	select {
+	case <-recorded:
+	case <-time.After(cfg.CloseTimeout):
+		fmt.Fprintf(cfg.Stderr, "kilometers monitor: the event store did not finish within %s; events of this session may be lost\n", cfg.CloseTimeout)
+	}
+	res := Result{ExitCode: code, Recorded: p.recorded.Load(), Dropped: p.dropped.Load()}
+	if res.Dropped > 0 {
+		fmt.Fprintf(cfg.Stderr, "kilometers monitor: %d events were not recorded (the event store could not keep up or failed); the relay was not affected\n", res.Dropped)
+	}
+	return res, nil
+}
+
+// shutdown stops the server the way MCP clients do: close its stdin, wait,
+// SIGTERM, wait, SIGKILL.
+func shutdown(proc *os.Process, closeStdin func(), exited <-chan struct{}, grace time.Duration, log *slog.Logger) {
+	closeStdin()
+	wait := func() bool {
+		select {
+		case <-exited:
+			return true
+		case <-time.After(grace):
+			return false
+		}
+	}
+	if wait() {
+		return
+	}
+	if err := terminate(proc); err == nil && wait() {
+		return
+	}
+	if err := proc.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		log.Warn("kill server", "err", err)
+	}
+}
+
+// cantStart reports a server that could not be started and returns the
+// shell's exit code for it.
+func cantStart(stderr io.Writer, name string, err error) int {
+	code, why := ExitNotExecutable, err.Error()
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		code, why = ExitNotFound, "command not found"
+	case errors.Is(err, fs.ErrPermission):
+		why = "permission denied (not executable)"
+	}
+	fmt.Fprintf(stderr, "kilometers monitor: cannot start %s: %s\n", name, why)
+	return code
+}
+
+func capCommand(cmd []string) []string {
+	out := make([]string, 0, min(len(cmd), 256))
+	for _, a := range cmd[:min(len(cmd), 256)] {
+		out = append(out, capName(a))
+	}
+	return out
+}
+
+func newUUID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only when the system's randomness does; a random
+		// (v4) id is still unique.
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Record(context.Context, []event.Event) error        { return nil }
+func (nopRecorder) RecordSession(context.Context, event.Session) error { return nil }
+func (nopRecorder) Close() error                                       { return nil }

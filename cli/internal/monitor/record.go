@@ -1,0 +1,225 @@
+package monitor
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/analysis"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// Recorder keeps what the monitor captures. The local store's Writer
+// implements it.
+type Recorder interface {
+	// Record appends events of the session.
+	Record(ctx context.Context, evs []event.Event) error
+	// RecordSession upserts the session record; the monitor calls it at
+	// start, after the handshake and at the end.
+	RecordSession(ctx context.Context, s event.Session) error
+	// Close flushes and syncs: after it returns every recorded event is
+	// durable.
+	Close() error
+}
+
+// Limits of the capture pipeline. They bound the monitor's memory whatever
+// the peers send; going over them costs events (counted), never bytes.
+const (
+	queueLines  = 1024
+	queueBytes  = 4 << 20
+	holdEvents  = 64
+	holdBytes   = 1 << 20
+	holdTimeout = 2 * time.Second
+	recordBatch = 256
+)
+
+// pipeline is the capture side of the monitor: relays offer it lines
+// without ever waiting, and its one goroutine turns them into events,
+// analyses them and records them.
+type pipeline struct {
+	rec  Recorder
+	log  *slog.Logger
+	an   *analysis.Session
+	b    *builder
+	sess event.Session
+	// fallback labels the server when it does not name itself.
+	fallback string
+	label    string
+	labelSet bool
+
+	lines   chan *line
+	queued  atomic.Int64 // bytes of prefixes waiting in lines
+	dropped atomic.Int64
+	// recorded counts events handed to the recorder without error.
+	recorded atomic.Int64
+
+	held      []built
+	heldBytes int
+	holdUntil time.Time
+	out       []event.Event
+	recErr    bool // a Record failure was already logged
+}
+
+func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, fallback string, newID func() string) *pipeline {
+	return &pipeline{
+		rec: rec, log: log, sess: sess, fallback: fallback,
+		an:    analysis.NewSession(analysis.DefaultOptions()),
+		b:     newBuilder(sess.ID, newID),
+		lines: make(chan *line, queueLines),
+	}
+}
+
+// offer queues a finished line for recording, or drops it when the queue
+// is full. It never blocks: it runs on the relay's goroutines.
+func (p *pipeline) offer(l *line) {
+	n := int64(len(l.prefix))
+	if p.queued.Add(n) > queueBytes {
+		p.queued.Add(-n)
+		p.drop(l)
+		return
+	}
+	select {
+	case p.lines <- l:
+	default:
+		p.queued.Add(-n)
+		p.drop(l)
+	}
+}
+
+func (p *pipeline) drop(l *line) {
+	n := int64(1)
+	if l.valid && len(l.msgs) > 1 {
+		n = int64(len(l.msgs))
+	}
+	p.dropped.Add(n)
+}
+
+// sessionEnd is how the server's run ended.
+type sessionEnd struct {
+	at   time.Time
+	code int
+}
+
+// run records until stop delivers the session's end, then records what is
+// queued and the end, and closes the recorder.
+func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
+	if err := p.rec.RecordSession(ctx, p.sess); err != nil {
+		p.log.Warn("record session start", "err", err)
+	}
+	var holdTimer <-chan time.Time
+	for {
+		select {
+		case l := <-p.lines:
+			p.take(l)
+			for more := true; more && len(p.out) < recordBatch; {
+				select {
+				case l := <-p.lines:
+					p.take(l)
+				default:
+					more = false
+				}
+			}
+		case <-holdTimer:
+			p.release()
+		case end := <-stop:
+			p.drain()
+			p.release()
+			p.flush(ctx)
+			p.sess.EndedAt, p.sess.ExitCode = &end.at, &end.code
+			p.sess.DroppedEvents = p.dropped.Load()
+			if err := p.rec.RecordSession(ctx, p.sess); err != nil {
+				p.log.Warn("record session end", "err", err)
+			}
+			if err := p.rec.Close(); err != nil {
+				p.log.Warn("close event store", "err", err)
+			}
+			return
+		}
+		if !p.labelSet && len(p.held) > 0 && holdTimer == nil {
+			holdTimer = time.After(holdTimeout)
+		}
+		if p.labelSet {
+			holdTimer = nil
+		}
+		p.flush(ctx)
+	}
+}
+
+func (p *pipeline) drain() {
+	for {
+		select {
+		case l := <-p.lines:
+			p.take(l)
+		default:
+			return
+		}
+	}
+}
+
+// take turns a line into events. Until the server's label is known they
+// are held, so every event of the session carries the same label.
+func (p *pipeline) take(l *line) {
+	p.queued.Add(-int64(len(l.prefix)))
+	for _, bt := range p.b.events(l) {
+		if p.labelSet {
+			p.finish(bt)
+			continue
+		}
+		p.held = append(p.held, bt)
+		p.heldBytes += len(bt.raw)
+	}
+	if !p.labelSet && (p.b.hs.serverSpoke || len(p.held) >= holdEvents || p.heldBytes >= holdBytes) {
+		p.release()
+	}
+}
+
+// release fixes the server label and lets held events go.
+func (p *pipeline) release() {
+	if !p.labelSet {
+		p.label = p.fallback
+		if p.b.hs.ServerName != "" {
+			p.label = p.b.hs.ServerName
+		}
+		p.labelSet = true
+		p.sess.Server = p.label
+	}
+	for _, bt := range p.held {
+		p.finish(bt)
+	}
+	p.held, p.heldBytes = nil, 0
+}
+
+func (p *pipeline) finish(bt built) {
+	bt.ev.Server = p.label
+	p.an.Analyze(&bt.ev, bt.raw)
+	p.out = append(p.out, bt.ev)
+}
+
+// flush hands pending events and any news of the session to the recorder.
+func (p *pipeline) flush(ctx context.Context) {
+	if p.b.hsChanged && p.labelSet {
+		p.b.hsChanged = false
+		hs := p.b.hs
+		p.sess.ClientName, p.sess.ClientVersion = hs.ClientName, hs.ClientVersion
+		p.sess.ServerName, p.sess.ServerVersion = hs.ServerName, hs.ServerVersion
+		p.sess.ProtocolVersion = hs.ProtocolVersion
+		if err := p.rec.RecordSession(ctx, p.sess); err != nil {
+			p.log.Warn("record session", "err", err)
+		}
+	}
+	if len(p.out) == 0 {
+		return
+	}
+	n := int64(len(p.out))
+	if err := p.rec.Record(ctx, p.out); err != nil {
+		p.dropped.Add(n)
+		if !p.recErr {
+			p.recErr = true
+			p.log.Warn("record events; they are counted as dropped", "err", err)
+		}
+	} else {
+		p.recorded.Add(n)
+	}
+	p.out = nil
+}

@@ -1,0 +1,521 @@
+package monitor
+
+import (
+	"bytes"
+	"strings"
+)
+
+// The scanner reads one line incrementally, as its bytes arrive, without
+// keeping the line: it checks that the line is one JSON value and picks out
+// the few scalars an event needs (id, method, error code, isError, tool
+// name, the initialize handshake's names and versions). Huge messages are
+// only ever seen a chunk at a time, so their kind, id and result flags come
+// out right even when they sit past the captured prefix (the TypeScript SDK
+// writes "id" after "result", for example).
+//
+// It is deliberately lax about the inside of strings (escapes, control
+// bytes): the recorder re-checks any payload it keeps with json.Valid.
+
+// field names a scalar the monitor wants from a message.
+type field uint8
+
+const (
+	fNone field = iota
+	fJSONRPC
+	fID
+	fMethod
+	fResult // presence only
+	fError  // presence only
+	fErrorCode
+	fIsError
+	fToolName
+	fProtocolVersion
+	fClientName
+	fClientVersion
+	fServerName
+	fServerVersion
+	numFields
+)
+
+// keyID classifies an object key on the path to a wanted scalar.
+type keyID uint8
+
+const (
+	kOther keyID = iota
+	kArray       // the "key" of an array level: never part of a wanted path
+	kJSONRPC
+	kID
+	kMethod
+	kResult
+	kError
+	kParams
+	kCode
+	kIsError
+	kName
+	kVersion
+	kProtocolVersion
+	kClientInfo
+	kServerInfo
+	kMeta
+)
+
+func keyOf(k []byte) keyID {
+	switch string(k) {
+	case "jsonrpc":
+		return kJSONRPC
+	case "id":
+		return kID
+	case "method":
+		return kMethod
+	case "result":
+		return kResult
+	case "error":
+		return kError
+	case "params":
+		return kParams
+	case "code":
+		return kCode
+	case "isError":
+		return kIsError
+	case "name":
+		return kName
+	case "version":
+		return kVersion
+	case "_meta":
+		return kMeta
+	}
+	// The 2026-07-28 revision moves the handshake into _meta under
+	// namespaced keys ("io.modelcontextprotocol/clientInfo"), so match by
+	// suffix.
+	switch s := string(k); {
+	case strings.HasSuffix(s, "protocolVersion"):
+		return kProtocolVersion
+	case strings.HasSuffix(s, "clientInfo"):
+		return kClientInfo
+	case strings.HasSuffix(s, "serverInfo"):
+		return kServerInfo
+	}
+	return kOther
+}
+
+// fieldOf maps a key path, relative to the message object, to a wanted
+// field.
+func fieldOf(path []keyID) field {
+	switch len(path) {
+	case 1:
+		switch path[0] {
+		case kJSONRPC:
+			return fJSONRPC
+		case kID:
+			return fID
+		case kMethod:
+			return fMethod
+		case kResult:
+			return fResult
+		case kError:
+			return fError
+		}
+		return fNone
+	case 0:
+		return fNone
+	}
+	top := path[0]
+	if top != kParams && top != kResult && top != kError {
+		return fNone
+	}
+	rest := path[1:]
+	if len(rest) == 1 {
+		switch {
+		case top == kError && rest[0] == kCode:
+			return fErrorCode
+		case top == kResult && rest[0] == kIsError:
+			return fIsError
+		case top == kParams && rest[0] == kName:
+			return fToolName
+		case rest[0] == kProtocolVersion:
+			return fProtocolVersion
+		}
+		return fNone
+	}
+	if top == kError {
+		return fNone
+	}
+	if rest[0] == kMeta {
+		rest = rest[1:]
+		if len(rest) == 1 && rest[0] == kProtocolVersion {
+			return fProtocolVersion
+		}
+	}
+	if len(rest) != 2 {
+		return fNone
+	}
+	switch {
+	case rest[0] == kClientInfo && rest[1] == kName:
+		return fClientName
+	case rest[0] == kClientInfo && rest[1] == kVersion:
+		return fClientVersion
+	case rest[0] == kServerInfo && rest[1] == kName:
+		return fServerName
+	case rest[0] == kServerInfo && rest[1] == kVersion:
+		return fServerVersion
+	}
+	return fNone
+}
+
+// msgInfo is what the scanner found about one JSON-RPC message: the line's
+// value, or one element of a batch array.
+type msgInfo struct {
+	start, end int64 // byte offsets within the line
+	object     bool
+	has        [numFields]bool
+	// vals holds each wanted scalar as written (strings with their quotes);
+	// nil when it was longer than maxScalar.
+	vals [numFields][]byte
+}
+
+const (
+	maxScalar = 512
+	maxKey    = 64
+	// maxDepth matches encoding/json's nesting limit; deeper lines are
+	// invalid rather than a way to grow the monitor's memory.
+	maxDepth = 10000
+)
+
+type scanState uint8
+
+const (
+	sValue      scanState = iota // a value must follow
+	sValueOrEnd                  // just after '['
+	sKeyOrEnd                    // just after '{'
+	sKey                         // after ',' in an object
+	sColon                       // after a key
+	sAfterValue                  // ',' or the container's close
+	sString                      // inside a string
+	sNumber                      // inside a number
+	sLiteral                     // inside true, false or null
+	sDone                        // the line's value is complete
+	sInvalid                     // not JSON; the rest is ignored
+)
+
+type scanner struct {
+	pos   int64
+	state scanState
+	stack []byte  // '{' or '[' per open container
+	keys  []keyID // the current key of each open container
+	top   byte    // first byte of the line's value: '{', '[', or another value byte; 0 while blank
+
+	// string state
+	strIsKey bool
+	bsRun    int // backslashes just before the next byte
+	keyBuf   []byte
+	keyLong  bool
+
+	lit    string
+	litIdx int
+
+	// capture of the current scalar
+	capField field
+	capBuf   []byte
+	capLong  bool
+
+	msgDepth int // stack depth at which messages sit: 0 (object) or 1 (batch)
+	cur      *msgInfo
+	msgs     []msgInfo
+}
+
+func (s *scanner) reset() {
+	s.pos, s.state, s.top = 0, sValue, 0
+	s.stack, s.keys = s.stack[:0], s.keys[:0]
+	s.cur, s.msgs = nil, nil
+	s.capField = fNone
+}
+
+// blank reports whether the line so far held only whitespace.
+func (s *scanner) blank() bool { return s.top == 0 && s.state == sValue }
+
+// valid reports whether the whole line is a JSON object or array.
+func (s *scanner) valid() bool {
+	s.endNumberAtEOL()
+	return s.state == sDone && (s.top == '{' || s.top == '[')
+}
+
+func (s *scanner) endNumberAtEOL() {
+	if s.state == sNumber {
+		s.endScalar(s.pos)
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func (s *scanner) write(p []byte) {
+	for len(p) > 0 {
+		switch s.state {
+		case sInvalid:
+			s.pos += int64(len(p))
+			return
+		case sString:
+			p = p[s.scanString(p):]
+			continue
+		}
+		s.step(p[0])
+		s.pos++
+		p = p[1:]
+	}
+}
+
+// scanString consumes string bytes up to and including the closing quote,
+// jumping between quotes with IndexByte: strings are where big payloads
+// live. It advances s.pos past what it consumed.
+func (s *scanner) scanString(p []byte) int {
+	off := 0
+	for {
+		i := bytes.IndexByte(p[off:], '"')
+		if i < 0 {
+			s.keep(p[off:])
+			s.bsRun = trailingBackslashes(p[off:], s.bsRun)
+			s.pos += int64(len(p))
+			return len(p)
+		}
+		bs := trailingBackslashes(p[off:off+i], s.bsRun)
+		s.keep(p[off : off+i+1])
+		off += i + 1
+		if bs%2 == 1 { // an escaped quote
+			s.bsRun = 0
+			continue
+		}
+		s.bsRun = 0
+		s.pos += int64(off)
+		s.endString()
+		return off
+	}
+}
+
+// trailingBackslashes counts the backslashes at the end of b, continuing a
+// run of carry from before b when b is all backslashes.
+func trailingBackslashes(b []byte, carry int) int {
+	n := 0
+	for i := len(b) - 1; i >= 0 && b[i] == '\\'; i-- {
+		n++
+	}
+	if n == len(b) {
+		return carry + n
+	}
+	return n
+}
+
+// keep records string bytes when the string is a key or a wanted value.
+func (s *scanner) keep(b []byte) {
+	if s.strIsKey {
+		if len(s.keyBuf)+len(b) > maxKey+1 { // +1: the closing quote
+			s.keyLong = true
+			return
+		}
+		s.keyBuf = append(s.keyBuf, b...)
+		return
+	}
+	s.capture(b)
+}
+
+func (s *scanner) capture(b []byte) {
+	if s.capField == fNone || s.capLong {
+		return
+	}
+	if len(s.capBuf)+len(b) > maxScalar {
+		s.capLong = true
+		return
+	}
+	s.capBuf = append(s.capBuf, b...)
+}
+
+func (s *scanner) endString() {
+	if s.strIsKey {
+		k := kOther
+		if !s.keyLong {
+			k = keyOf(bytes.TrimSuffix(s.keyBuf, []byte{'"'}))
+		}
+		s.keys[len(s.keys)-1] = k
+		s.state = sColon
+		return
+	}
+	s.endScalar(s.pos)
+}
+
+func (s *scanner) invalid() { s.state = sInvalid }
+
+func literalOf(c byte) string {
+	switch c {
+	case 't':
+		return "true"
+	case 'f':
+		return "false"
+	}
+	return "null"
+}
+
+func (s *scanner) step(c byte) {
+	switch s.state {
+	case sValue, sValueOrEnd:
+		switch {
+		case isSpace(c):
+		case c == '{' || c == '[':
+			if len(s.stack) >= maxDepth {
+				s.invalid()
+				return
+			}
+			s.beginValue(c)
+			s.stack = append(s.stack, c)
+			s.keys = append(s.keys, kArray)
+			s.capField = fNone
+			if c == '{' {
+				s.state = sKeyOrEnd
+			} else {
+				s.state = sValueOrEnd
+			}
+		case c == '"':
+			s.beginValue(c)
+			s.capture([]byte{c})
+			s.strIsKey, s.bsRun = false, 0
+			s.state = sString
+		case c == '-' || (c >= '0' && c <= '9'):
+			s.beginValue(c)
+			s.capture([]byte{c})
+			s.state = sNumber
+		case c == 't' || c == 'f' || c == 'n':
+			s.beginValue(c)
+			s.capture([]byte{c})
+			s.lit, s.litIdx = literalOf(c), 1
+			s.state = sLiteral
+		case c == ']' && s.state == sValueOrEnd:
+			s.endContainer()
+		default:
+			s.invalid()
+		}
+	case sKeyOrEnd, sKey:
+		switch {
+		case isSpace(c):
+		case c == '"':
+			s.strIsKey, s.bsRun = true, 0
+			s.keyBuf, s.keyLong = s.keyBuf[:0], false
+			s.state = sString
+		case c == '}' && s.state == sKeyOrEnd:
+			s.endContainer()
+		default:
+			s.invalid()
+		}
+	case sColon:
+		switch {
+		case isSpace(c):
+		case c == ':':
+			s.state = sValue
+		default:
+			s.invalid()
+		}
+	case sAfterValue:
+		open := s.stack[len(s.stack)-1]
+		switch {
+		case isSpace(c):
+		case c == ',' && open == '{':
+			s.state = sKey
+		case c == ',':
+			s.state = sValue
+		case (c == '}' && open == '{') || (c == ']' && open == '['):
+			s.endContainer()
+		default:
+			s.invalid()
+		}
+	case sNumber:
+		if c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
+			s.capture([]byte{c})
+			return
+		}
+		s.endScalar(s.pos)
+		if s.state != sInvalid {
+			s.step(c)
+		}
+	case sLiteral:
+		if c != s.lit[s.litIdx] {
+			s.invalid()
+			return
+		}
+		s.capture([]byte{c})
+		s.litIdx++
+		if s.litIdx == len(s.lit) {
+			s.endScalar(s.pos + 1)
+		}
+	case sDone:
+		if !isSpace(c) {
+			s.invalid()
+		}
+	}
+}
+
+// beginValue notes a value starting at s.pos: a message, or a wanted
+// scalar inside the current message.
+func (s *scanner) beginValue(c byte) {
+	d := len(s.stack)
+	if d == 0 {
+		s.top = c
+		switch c {
+		case '{':
+			s.msgDepth = 0
+		case '[':
+			s.msgDepth = 1
+			return
+		default:
+			return
+		}
+	}
+	if d == s.msgDepth {
+		s.msgs = append(s.msgs, msgInfo{start: s.pos, object: c == '{'})
+		s.cur = &s.msgs[len(s.msgs)-1]
+		return
+	}
+	if s.cur == nil || d <= s.msgDepth {
+		return
+	}
+	rel := s.keys[s.msgDepth:d]
+	if len(rel) > 4 {
+		return
+	}
+	f := fieldOf(rel)
+	if f == fNone {
+		return
+	}
+	s.cur.has[f] = true
+	if f == fResult || f == fError || c == '{' || c == '[' {
+		return
+	}
+	s.capField, s.capBuf, s.capLong = f, s.capBuf[:0], false
+}
+
+// endScalar finishes a string, number or literal that ended just before
+// offset end.
+func (s *scanner) endScalar(end int64) {
+	if s.capField != fNone && s.cur != nil {
+		if !s.capLong {
+			s.cur.vals[s.capField] = append([]byte(nil), s.capBuf...)
+		}
+	}
+	s.capField = fNone
+	s.endValue(end)
+}
+
+func (s *scanner) endContainer() {
+	s.stack = s.stack[:len(s.stack)-1]
+	s.keys = s.keys[:len(s.keys)-1]
+	s.endValue(s.pos + 1)
+}
+
+// endValue moves on after a value that ended just before offset end.
+func (s *scanner) endValue(end int64) {
+	d := len(s.stack)
+	if s.cur != nil && d == s.msgDepth {
+		s.cur.end = end
+		s.cur = nil
+	}
+	if d == 0 {
+		s.state = sDone
+		return
+	}
+	s.state = sAfterValue
+}

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// A segment line is one JSON object on one line:
+//
+//	{"s":<session>}
+//	{"e":<event without its payload>}
+//	{"e":<event without its payload>,"p":<payload>}
+//
+// The payload comes last and apart so that readers that do not need it
+// (stats, filtering) decode the event's fields alone: the first `},"p":` of
+// a line can only be the end of the event object, because a quote inside a
+// JSON string is always escaped and no event field is named "p".
+var (
+	prefixEvent   = []byte(`{"e":`)
+	prefixSession = []byte(`{"s":`)
+	payloadSep    = []byte(`},"p":`)
+)
+
+// lineKind is the type of a segment line.
+type lineKind byte
+
+const (
+	lineUnknown lineKind = iota
+	lineEvent
+	lineSession
+)
+
+func kindOf(line []byte) lineKind {
+	switch {
+	case bytes.HasPrefix(line, prefixEvent):
+		return lineEvent
+	case bytes.HasPrefix(line, prefixSession):
+		return lineSession
+	}
+	return lineUnknown
+}
+
+// appendEventLine encodes e as a line (with its newline) onto buf.
+func appendEventLine(buf *bytes.Buffer, e *event.Event) error {
+	payload := e.Payload
+	m := *e
+	m.Payload = nil
+	meta, err := json.Marshal(&m)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	buf.Write(prefixEvent)
+	buf.Write(meta)
+	if len(payload) > 0 {
+		buf.WriteString(`,"p":`)
+		n := buf.Len()
+		if err := json.Compact(buf, payload); err != nil {
+			// Not JSON after all: keep it, as a JSON string, so the line
+			// stays one valid line.
+			buf.Truncate(n)
+			s, _ := json.Marshal(string(payload))
+			buf.Write(s)
+		}
+	}
+	buf.WriteString("}\n")
+	return nil
+}
+
+// appendSessionLine encodes s as a line (with its newline) onto buf.
+func appendSessionLine(buf *bytes.Buffer, s *event.Session) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode session %s: %w", s.ID, err)
+	}
+	buf.Write(prefixSession)
+	buf.Write(b)
+	buf.WriteString("}\n")
+	return nil
+}
+
+// eventMeta returns the event object of an event line, without the payload.
+func eventMeta(line []byte) ([]byte, bool) {
+	if !bytes.HasPrefix(line, prefixEvent) || len(line) < len(prefixEvent)+2 || line[len(line)-1] != '}' {
+		return nil, false
+	}
+	if i := bytes.Index(line, payloadSep); i >= 0 {
+		return line[len(prefixEvent) : i+1], true
+	}
+	return line[len(prefixEvent) : len(line)-1], true
+}
+
+// decodeEventMeta decodes an event line's fields except the payload into e,
+// which it resets first.
+func decodeEventMeta(line []byte, e *event.Event) error {
+	meta, ok := eventMeta(line)
+	if !ok {
+		return errors.New("not an event line")
+	}
+	*e = event.Event{}
+	return json.Unmarshal(meta, e)
+}
+
+// decodeEvent decodes a whole event line, payload included.
+func decodeEvent(line []byte) (event.Event, error) {
+	var rec struct {
+		E event.Event     `json:"e"`
+		P json.RawMessage `json:"p"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return event.Event{}, err
+	}
+	if len(rec.P) > 0 {
+		rec.E.Payload = rec.P
+	}
+	return rec.E, nil
+}
+
+// decodeSession decodes a session line.
+func decodeSession(line []byte) (event.Session, error) {
+	var rec struct {
+		S event.Session `json:"s"`
+	}
+	err := json.Unmarshal(line, &rec)
+	return rec.S, err
+}
+
+// errStop ends a scan early without error.
+var errStop = errors.New("stop scan")
+
+// scanLines calls fn with each complete line (without its newline) of the
+// file at path, starting at byte offset from, and its offset. A last line
+// with no newline is torn (its writer died, or is still writing it) and is
+// not passed. The line is only valid during the call. scanLines returns the
+// offset just past the last line passed; fn returning errStop ends the scan
+// there (the line it was given is not counted).
+func scanLines(ctx context.Context, path string, from int64, fn func(off int64, line []byte) error) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return from, err
+	}
+	defer f.Close()
+	if from > 0 {
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			return from, fmt.Errorf("seek %s: %w", path, err)
+		}
+	}
+	br := bufio.NewReaderSize(f, 256<<10)
+	off := from
+	var long []byte
+	for n := 0; ; n++ {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return off, err
+			}
+		}
+		chunk, err := br.ReadSlice('\n')
+		line := chunk
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], chunk...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				chunk, err = br.ReadSlice('\n')
+				long = append(long, chunk...)
+			}
+			line = long
+		}
+		if err == io.EOF {
+			return off, nil // nothing more, or a torn last line
+		}
+		if err != nil {
+			return off, fmt.Errorf("read %s: %w", path, err)
+		}
+		if err := fn(off, line[:len(line)-1]); err != nil {
+			if errors.Is(err, errStop) {
+				return off, nil
+			}
+			return off, err
+		}
+		off += int64(len(line))
+	}
+}

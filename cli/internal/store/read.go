@@ -1,0 +1,300 @@
+package store
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// scanSegment calls onEvent with the decoded fields (not the payload) of
+// every event line of sg from offset from, and onSession with every session
+// line; either may be nil. Damaged lines are skipped.
+func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
+	onEvent func(e *event.Event, off int64, n int) error,
+	onSession func(sess event.Session) error,
+) (int64, error) {
+	var ev event.Event
+	dec := newMetaDecoder()
+	end, err := scanLines(ctx, s.path(sg.id, ".jsonl"), from, func(off int64, line []byte) error {
+		switch kindOf(line) {
+		case lineEvent:
+			if onEvent == nil {
+				return nil
+			}
+			if !dec.decode(line, &ev) {
+				if err := decodeEventMeta(line, &ev); err != nil {
+					s.log.Debug("store: skip damaged line", "segment", sg.id, "offset", off, "err", err)
+					return nil
+				}
+			}
+			return onEvent(&ev, off, len(line))
+		case lineSession:
+			if onSession == nil {
+				return nil
+			}
+			sess, err := decodeSession(line)
+			if err != nil {
+				s.log.Debug("store: skip damaged line", "segment", sg.id, "offset", off, "err", err)
+				return nil
+			}
+			return onSession(sess)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return end, nil // deleted by retention since it was listed
+	}
+	return end, err
+}
+
+// sessionFold keeps the latest record of each session, in the order the
+// segments (oldest first) and their lines hold them.
+type sessionFold map[string]event.Session
+
+func (f sessionFold) add(sess event.Session) error {
+	f[sess.ID] = sess
+	return nil
+}
+
+// foldSessions reads every session record. Sealed segments answer from
+// their index; live ones are read.
+func (s *Store) foldSessions(ctx context.Context, segs []segment) (sessionFold, error) {
+	fold := sessionFold{}
+	for _, sg := range segs {
+		if sg.meta != nil {
+			for _, sess := range sg.meta.Sessions {
+				fold.add(sess)
+			}
+			continue
+		}
+		if _, err := s.scanSegment(ctx, sg, 0, nil, fold.add); err != nil {
+			return nil, err
+		}
+	}
+	return fold, nil
+}
+
+// Sessions returns the latest record of every session in the store, most
+// recently started first.
+func (s *Store) Sessions(ctx context.Context) ([]event.Session, error) {
+	segs, err := s.segments()
+	if err != nil {
+		return nil, err
+	}
+	fold, err := s.foldSessions(ctx, segs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]event.Session, 0, len(fold))
+	for _, sess := range fold {
+		out = append(out, sess)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.After(out[j].StartedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out, nil
+}
+
+// Stats answers a stats query from the store with the reference
+// stats.Aggregator. Dropped events come from the sessions that overlap the
+// window (and match the server filter). A query with a zero bound is aligned
+// first (see stats.Query.Align).
+func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
+	if q.Since.IsZero() || q.Until.IsZero() {
+		q = q.Align(s.now())
+	}
+	segs, err := s.segments()
+	if err != nil {
+		return stats.Stats{}, err
+	}
+	agg := stats.NewAggregator(q.Since, q.Until, q.Server)
+	fold := sessionFold{}
+	add := func(e *event.Event, _ int64, _ int) error {
+		agg.Add(e)
+		return nil
+	}
+	for _, sg := range segs {
+		if sg.meta != nil {
+			for _, sess := range sg.meta.Sessions {
+				fold.add(sess)
+			}
+			if !sg.meta.overlaps(q.Since, q.Until) {
+				continue
+			}
+			if _, err := s.scanSegment(ctx, sg, 0, add, nil); err != nil {
+				return stats.Stats{}, err
+			}
+			continue
+		}
+		if _, err := s.scanSegment(ctx, sg, 0, add, fold.add); err != nil {
+			return stats.Stats{}, err
+		}
+	}
+	for _, sess := range fold {
+		if sessionInWindow(&sess, q) {
+			agg.AddDropped(sess.DroppedEvents)
+		}
+	}
+	return agg.Result(), nil
+}
+
+// sessionInWindow reports whether a session ran during q's window on q's
+// server.
+func sessionInWindow(sess *event.Session, q stats.Query) bool {
+	if q.Server != "" && sess.Server != q.Server {
+		return false
+	}
+	if !sess.StartedAt.Before(q.Until) {
+		return false
+	}
+	return sess.EndedAt == nil || !sess.EndedAt.Before(q.Since)
+}
+
+// Activity answers an activity query: matching events newest first by
+// (ts, id), at most q.Limit of them, with a cursor when more remain.
+func (s *Store) Activity(ctx context.Context, q activity.Query) (activity.Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = activity.DefaultLimit
+	}
+	if limit > activity.MaxLimit {
+		limit = activity.MaxLimit
+	}
+	segs, err := s.segments()
+	if err != nil {
+		return activity.Page{}, err
+	}
+	// Newest segments first, so the page fills early and older segments
+	// are skipped by their time range; live segments (range unknown) lead.
+	sort.SliceStable(segs, func(i, j int) bool {
+		a, b := segs[i].meta, segs[j].meta
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		default:
+			return a.MaxTS.After(b.MaxTS)
+		}
+	})
+	until := q.Until
+	if q.Cursor != nil && (until.IsZero() || q.Cursor.TS.Before(until)) {
+		until = q.Cursor.TS.Add(time.Nanosecond) // the cursor's own instant may still hold later ids
+	}
+	h := &newest{}
+	keep := limit + 1 // one more tells whether another page follows
+	for _, sg := range segs {
+		if m := sg.meta; m != nil {
+			if !m.overlaps(q.Since, until) {
+				continue
+			}
+			if h.Len() == keep && m.MaxTS.Before((*h)[0].ev.TS) {
+				continue // nothing here is newer than what the page holds
+			}
+		}
+		_, err := s.scanSegment(ctx, sg, 0, func(e *event.Event, off int64, n int) error {
+			if !q.Match(e) {
+				return nil
+			}
+			if h.Len() < keep {
+				heap.Push(h, hit{ev: *e, seg: sg.id, off: off, n: n})
+				return nil
+			}
+			if activity.Less(e, &(*h)[0].ev) {
+				(*h)[0] = hit{ev: *e, seg: sg.id, off: off, n: n}
+				heap.Fix(h, 0)
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			return activity.Page{}, err
+		}
+	}
+	hits := []hit(*h)
+	sort.Slice(hits, func(i, j int) bool { return activity.Less(&hits[i].ev, &hits[j].ev) })
+	page := activity.Page{Events: []event.Event{}}
+	if len(hits) > limit {
+		hits = hits[:limit]
+		last := hits[limit-1].ev
+		page.NextCursor = activity.Cursor{TS: last.TS, ID: last.ID}.Encode()
+	}
+	events, err := s.loadEvents(hits)
+	if err != nil {
+		return activity.Page{}, err
+	}
+	page.Events = events
+	return page, nil
+}
+
+// loadEvents reads the page's events in full, payloads included.
+func (s *Store) loadEvents(hits []hit) ([]event.Event, error) {
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	out := make([]event.Event, 0, len(hits))
+	var buf []byte
+	for _, h := range hits {
+		f := files[h.seg]
+		if f == nil {
+			var err error
+			f, err = os.Open(s.path(h.seg, ".jsonl"))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					out = append(out, h.ev) // deleted meanwhile: keep what was read
+					continue
+				}
+				return nil, fmt.Errorf("read event: %w", err)
+			}
+			files[h.seg] = f
+		}
+		if cap(buf) < h.n {
+			buf = make([]byte, h.n)
+		}
+		buf = buf[:h.n]
+		if _, err := f.ReadAt(buf, h.off); err != nil {
+			return nil, fmt.Errorf("read event %s: %w", h.ev.ID, err)
+		}
+		e, err := decodeEvent(buf)
+		if err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", h.ev.ID, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// hit is a matching event and where its line is.
+type hit struct {
+	ev  event.Event
+	seg string
+	off int64
+	n   int
+}
+
+// newest is a heap of hits whose root is the oldest, so the newest N are
+// kept by replacing the root.
+type newest []hit
+
+func (h newest) Len() int           { return len(h) }
+func (h newest) Less(i, j int) bool { return activity.Less(&h[j].ev, &h[i].ev) }
+func (h newest) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *newest) Push(x any)        { *h = append(*h, x.(hit)) }
+func (h *newest) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,444 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// The events in the store are also the spool of what is to be shipped. Each
+// segment remembers how far it was shipped (the .acked log of byte offsets);
+// a claim takes a segment's flock-held .claim lock, so one process at a time
+// ships a given segment, and moves its offset forward on Ack. A crash between
+// shipping and Ack ships the same events again: the API dedups by event id.
+
+// DefaultClaimEvents bounds a claim when the caller gives no limit.
+const DefaultClaimEvents = 500
+
+// Claim is a batch of unshipped events held exclusively by this process
+// until Ack, SetAside or Release.
+type Claim struct {
+	s        *Store
+	parts    []claimPart
+	events   []event.Event
+	sessions []event.Session
+	done     bool
+}
+
+// claimPart is the claimed byte range [from, to) of one segment.
+type claimPart struct {
+	seg      string
+	lock     *flock.Flock
+	from, to int64
+}
+
+// Events are the claimed events, oldest segment first, in recorded order.
+func (c *Claim) Events() []event.Event { return c.events }
+
+// Sessions are the latest records of the claimed events' sessions, and of
+// sessions whose record changed within the claimed range. A claim may hold
+// sessions and no events (a session's last update).
+func (c *Claim) Sessions() []event.Session { return c.sessions }
+
+// Claim takes the next unshipped events not claimed by another process: at
+// most maxEvents (DefaultClaimEvents when <= 0) and about maxBytes of
+// encoded lines (no bound when <= 0; one event is always taken). It returns
+// nil, nil when nothing is pending.
+func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim, error) {
+	if maxEvents <= 0 {
+		maxEvents = DefaultClaimEvents
+	}
+	segs, err := s.segments()
+	if err != nil {
+		return nil, err
+	}
+	c := &Claim{s: s}
+	sessions := sessionFold{}
+	var order []string
+	addSession := func(sess event.Session) {
+		if _, ok := sessions[sess.ID]; !ok {
+			order = append(order, sess.ID)
+		}
+		sessions[sess.ID] = sess
+	}
+	var bytesTaken int
+	full := false
+	for _, sg := range segs {
+		if full {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			c.Release()
+			return nil, err
+		}
+		acked, err := s.readAcked(sg.id)
+		if err != nil {
+			c.Release()
+			return nil, err
+		}
+		if acked >= sg.size {
+			continue
+		}
+		lock := flock.New(s.path(sg.id, ".claim"), flock.SetPermissions(filePerm))
+		ok, err := lock.TryLock()
+		if err != nil {
+			c.Release()
+			return nil, fmt.Errorf("claim segment %s: %w", sg.id, err)
+		}
+		if !ok {
+			continue // another process is shipping it
+		}
+		// Read the offset again under the lock: the previous holder may
+		// have moved it.
+		if acked, err = s.readAcked(sg.id); err != nil {
+			lock.Unlock()
+			c.Release()
+			return nil, err
+		}
+		var evs []event.Event
+		var sess []event.Session
+		var sessOffs []int64
+		lastEvent := acked // end of the last event line taken
+		end, err := scanLines(ctx, s.path(sg.id, ".jsonl"), acked, func(off int64, line []byte) error {
+			switch kindOf(line) {
+			case lineEvent:
+				if len(c.events)+len(evs) >= maxEvents ||
+					(maxBytes > 0 && bytesTaken+len(line) > maxBytes && len(c.events)+len(evs) > 0) {
+					full = true
+					return errStop
+				}
+				lastEvent = off + int64(len(line)) + 1
+				e, err := decodeEvent(line)
+				if err != nil {
+					s.log.Warn("store: damaged line not shipped", "segment", sg.id, "offset", off, "err", err)
+					return nil
+				}
+				bytesTaken += len(line)
+				evs = append(evs, e)
+			case lineSession:
+				rec, err := decodeSession(line)
+				if err != nil {
+					return nil
+				}
+				sess = append(sess, rec)
+				sessOffs = append(sessOffs, off)
+			}
+			return nil
+		})
+		if full {
+			// Session records after the last event taken wait for the
+			// claim that takes the events they precede.
+			end = lastEvent
+			for len(sessOffs) > 0 && sessOffs[len(sessOffs)-1] >= end {
+				sessOffs = sessOffs[:len(sessOffs)-1]
+				sess = sess[:len(sess)-1]
+			}
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			lock.Unlock()
+			continue
+		}
+		if err != nil {
+			lock.Unlock()
+			c.Release()
+			return nil, err
+		}
+		if end <= acked {
+			lock.Unlock()
+			continue
+		}
+		c.parts = append(c.parts, claimPart{seg: sg.id, lock: lock, from: acked, to: end})
+		c.events = append(c.events, evs...)
+		// The session records that precede the range: a sealed segment's
+		// index has them; a live one is read up to the range.
+		if needSessions(evs, sessions, sess) {
+			if sg.meta != nil {
+				for _, rec := range sg.meta.Sessions {
+					addSession(rec)
+				}
+			} else if acked > 0 {
+				if err := s.sessionsBefore(ctx, sg, acked, addSession); err != nil {
+					c.Release()
+					return nil, err
+				}
+			}
+		}
+		for _, rec := range sess {
+			addSession(rec)
+		}
+	}
+	if len(c.parts) == 0 {
+		return nil, nil
+	}
+	if len(c.events) == 0 && len(order) == 0 {
+		// Only damaged lines were pending: nothing to ship, ever.
+		return nil, c.Ack(ctx)
+	}
+	for _, id := range order {
+		c.sessions = append(c.sessions, sessions[id])
+	}
+	return c, nil
+}
+
+// needSessions reports whether some event's session has no record yet.
+func needSessions(evs []event.Event, have sessionFold, inRange []event.Session) bool {
+	for i := range evs {
+		id := evs[i].SessionID
+		if _, ok := have[id]; ok {
+			continue
+		}
+		found := false
+		for _, rec := range inRange {
+			if rec.ID == id {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionsBefore passes the session records of sg's first n bytes to add.
+func (s *Store) sessionsBefore(ctx context.Context, sg segment, n int64, add func(event.Session)) error {
+	_, err := scanLines(ctx, s.path(sg.id, ".jsonl"), 0, func(off int64, line []byte) error {
+		if off >= n {
+			return errStop
+		}
+		if kindOf(line) == lineSession {
+			if rec, err := decodeSession(line); err == nil {
+				add(rec)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// Ack durably marks the claimed events shipped and releases the claim.
+func (c *Claim) Ack(ctx context.Context) error {
+	if c.done {
+		return errors.New("claim already settled")
+	}
+	var err error
+	for _, p := range c.parts {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		if err = c.s.appendAcked(p.seg, p.to); err != nil {
+			break
+		}
+	}
+	return errors.Join(err, c.Release())
+}
+
+// SetAside keeps the claimed batch in <home>/rejected with the reason the
+// API gave, for the user to see, and marks it shipped so it is never
+// retried automatically.
+func (c *Claim) SetAside(ctx context.Context, reason string) error {
+	if c.done {
+		return errors.New("claim already settled")
+	}
+	now := c.s.now().UTC()
+	rec := rejectedBatch{
+		Reason:     reason,
+		RejectedAt: now,
+		Events:     len(c.events),
+		Batch:      event.Batch{Sessions: c.sessions, Events: c.events},
+	}
+	b, err := json.Marshal(&rec)
+	if err != nil {
+		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+	}
+	dir := c.s.rejectedDir()
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+	}
+	name := fmt.Sprintf("%s-%s.json", now.Format("20060102T150405.000000000Z"), randomHex(4))
+	if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
+		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+	}
+	return c.Ack(ctx)
+}
+
+// Release gives the claim back unshipped: another claim will take the same
+// events again.
+func (c *Claim) Release() error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	var errs []error
+	for _, p := range c.parts {
+		if err := p.lock.Unlock(); err != nil {
+			errs = append(errs, fmt.Errorf("release segment %s: %w", p.seg, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rejectedBatch is the file SetAside writes.
+type rejectedBatch struct {
+	Reason     string      `json:"reason"`
+	RejectedAt time.Time   `json:"rejected_at"`
+	Events     int         `json:"events"`
+	Batch      event.Batch `json:"batch"`
+}
+
+func (s *Store) rejectedDir() string { return filepath.Join(s.home, "rejected") }
+
+// readAcked returns how many bytes of a segment were shipped: the last
+// whole line of its .acked log.
+func (s *Store) readAcked(id string) (int64, error) {
+	b, err := os.ReadFile(s.path(id, ".acked"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read shipped offset: %w", err)
+	}
+	end := bytes.LastIndexByte(b, '\n')
+	if end < 0 {
+		return 0, nil
+	}
+	b = b[:end]
+	line := b[bytes.LastIndexByte(b, '\n')+1:]
+	n, err := strconv.ParseInt(string(line), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read shipped offset of %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// appendAcked records durably that a segment was shipped up to offset.
+func (s *Store) appendAcked(id string, offset int64) error {
+	path := s.path(id, ".acked")
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, filePerm)
+	if err != nil {
+		return fmt.Errorf("record shipped offset: %w", err)
+	}
+	_, err = f.WriteString(strconv.FormatInt(offset, 10) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record shipped offset: %w", err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		return syncDir(s.dir)
+	}
+	return nil
+}
+
+// PendingInfo describes what is waiting to be shipped.
+type PendingInfo struct {
+	// Events and Bytes count unshipped events and their encoded size.
+	Events int64 `json:"events"`
+	Bytes  int64 `json:"bytes"`
+	// Segments counts segments with something unshipped.
+	Segments int `json:"segments"`
+	// Oldest is the creation time of the oldest segment with something
+	// unshipped.
+	Oldest *time.Time `json:"oldest,omitempty"`
+	// Lost counts unshipped events that retention deleted to respect
+	// RetentionBytes.
+	Lost int64 `json:"lost"`
+	// SetAside lists the batches the API refused, oldest first.
+	SetAside []SetAsideBatch `json:"set_aside"`
+}
+
+// SetAsideBatch is one refused batch kept in <home>/rejected.
+type SetAsideBatch struct {
+	Path       string    `json:"path"`
+	Reason     string    `json:"reason"`
+	RejectedAt time.Time `json:"rejected_at"`
+	Events     int       `json:"events"`
+}
+
+// Pending counts unshipped events and lists set-aside batches.
+func (s *Store) Pending(ctx context.Context) (PendingInfo, error) {
+	info := PendingInfo{SetAside: []SetAsideBatch{}}
+	segs, err := s.segments()
+	if err != nil {
+		return info, err
+	}
+	for _, sg := range segs {
+		acked, err := s.readAcked(sg.id)
+		if err != nil {
+			return info, err
+		}
+		if acked >= sg.size {
+			continue
+		}
+		var n, b int64
+		_, err = scanLines(ctx, s.path(sg.id, ".jsonl"), acked, func(off int64, line []byte) error {
+			if kindOf(line) == lineEvent {
+				n++
+				b += int64(len(line))
+			}
+			return nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return info, err
+		}
+		if n == 0 {
+			continue
+		}
+		info.Events += n
+		info.Bytes += b
+		info.Segments++
+		if info.Oldest == nil {
+			if ns, _, ok := parseSegmentID(sg.id); ok {
+				t := time.Unix(0, ns).UTC()
+				info.Oldest = &t
+			}
+		}
+	}
+	if info.Lost, err = s.readLost(); err != nil {
+		return info, err
+	}
+	entries, err := os.ReadDir(s.rejectedDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return info, fmt.Errorf("list set-aside batches: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		path := filepath.Join(s.rejectedDir(), e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return info, fmt.Errorf("read set-aside batch: %w", err)
+		}
+		var rec rejectedBatch
+		if err := json.Unmarshal(b, &rec); err != nil {
+			s.log.Warn("store: unreadable set-aside batch", "path", path, "err", err)
+			continue
+		}
+		info.SetAside = append(info.SetAside, SetAsideBatch{Path: path, Reason: rec.Reason, RejectedAt: rec.RejectedAt, Events: rec.Events})
+	}
+	sort.Slice(info.SetAside, func(i, j int) bool { return info.SetAside[i].Path < info.SetAside[j].Path })
+	return info, nil
+}

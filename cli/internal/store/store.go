@@ -1,0 +1,295 @@
+// Package store is the CLI's durable local store of events and sessions, and
+// the spool that shipping reads from.
+//
+// There is no database: every writer (one monitor session) appends JSON lines
+// to segment files that it alone owns, so writers running side by side never
+// contend. A segment is locked by its writer while it is live; when the
+// writer closes it (or rotates to a new one at Options.SegmentBytes) it is
+// sealed: a small .meta file beside it records its time range, counts and
+// the latest session records, so readers can skip it without opening it.
+// A segment whose writer died (lock free, never sealed) is recovered by the
+// next Open: a torn last line is cut off and the segment is sealed.
+//
+// Files in <home>/store, for a segment id:
+//
+//	<id>.jsonl   the lines: {"s":<session>} or {"e":<event without payload>,"p":<payload>}
+//	<id>.lock    held (flock) by the live writer
+//	<id>.meta    written once, when the segment is sealed
+//	<id>.claim   held (flock) by a shipping claim
+//	<id>.acked   append-only log of byte offsets shipped so far; the last whole line wins
+//
+// Ids start with the creation time in nanoseconds, so name order is age order.
+// Batches the API refused are kept in <home>/rejected.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultSegmentBytes  = 8 << 20
+	DefaultFlushInterval = time.Second
+)
+
+// File permissions: the store may hold full payloads, so only the user may
+// read it.
+const (
+	dirPerm  fs.FileMode = 0o700
+	filePerm fs.FileMode = 0o600
+)
+
+// Options tune a Store. Zero values mean the defaults.
+type Options struct {
+	// RetentionDays deletes sealed segments whose newest event is older;
+	// 0 keeps them forever.
+	RetentionDays int
+	// RetentionBytes bounds the total size of the store; 0 means no bound.
+	// It is a hard limit: when nothing else is left to delete, unshipped
+	// segments go too, and their events are counted as lost.
+	RetentionBytes int64
+	// Spool keeps segments with unshipped events past RetentionDays (set it
+	// when an API is configured, see OptionsFromConfig).
+	Spool bool
+	// SegmentBytes is the size at which a writer seals its segment and
+	// starts a new one.
+	SegmentBytes int64
+	// FlushInterval bounds how long a recorded event may sit in a writer's
+	// buffer before it is written and synced to disk.
+	FlushInterval time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Logger receives warnings (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+// OptionsFromConfig returns the options the configuration asks for.
+func OptionsFromConfig(c *config.Config) Options {
+	return Options{
+		RetentionDays:  c.RetentionDays,
+		RetentionBytes: c.RetentionBytes,
+		Spool:          c.APIURL != "",
+	}
+}
+
+// OpenConfig opens the store in the configuration's home with the options
+// it asks for.
+func OpenConfig(ctx context.Context, c *config.Config) (*Store, error) {
+	return Open(ctx, c.Home, OptionsFromConfig(c))
+}
+
+// Store is the local store in one directory. It holds no open files; every
+// method may be called from several goroutines and processes at once.
+type Store struct {
+	home string
+	dir  string
+	opts Options
+	log  *slog.Logger
+}
+
+// Open opens (creating if needed) the store in home, recovers segments of
+// writers that died and applies retention.
+func Open(ctx context.Context, home string, opts Options) (*Store, error) {
+	if home == "" {
+		return nil, errors.New("open store: no home directory")
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Store{home: home, dir: filepath.Join(home, "store"), opts: opts, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	for _, d := range []string{home, s.dir} {
+		if err := os.MkdirAll(d, dirPerm); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	if err := s.maintain(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir is the directory that holds the segments.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) now() time.Time { return s.opts.Now() }
+
+// maintain seals the segments of dead writers and applies retention.
+func (s *Store) maintain(ctx context.Context) error {
+	segs, err := s.segments()
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		if sg.meta != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.recoverSegment(ctx, sg); err != nil {
+			s.log.Warn("store: recover segment", "segment", sg.id, "err", err)
+		}
+	}
+	return s.applyRetention(ctx)
+}
+
+// segment is what a reader knows of one segment file.
+type segment struct {
+	id   string
+	size int64    // size of the data file when listed
+	meta *segMeta // nil while the segment is live (or its writer died)
+}
+
+// segMeta describes a sealed segment.
+type segMeta struct {
+	ID        string    `json:"id"`
+	SessionID string    `json:"session_id"`
+	Created   time.Time `json:"created"`
+	Sealed    time.Time `json:"sealed"`
+	// MinTS and MaxTS bound the events' timestamps (zero when Events is 0).
+	MinTS    time.Time       `json:"min_ts"`
+	MaxTS    time.Time       `json:"max_ts"`
+	Events   int64           `json:"events"`
+	Bytes    int64           `json:"bytes"`
+	Sessions []event.Session `json:"sessions,omitempty"`
+	// Recovered is set when the writer died and Open sealed the segment.
+	Recovered bool `json:"recovered,omitempty"`
+}
+
+// overlaps reports whether the segment may hold events in [since, until);
+// zero bounds are open.
+func (m *segMeta) overlaps(since, until time.Time) bool {
+	if m.Events == 0 {
+		return false
+	}
+	if !since.IsZero() && m.MaxTS.Before(since) {
+		return false
+	}
+	if !until.IsZero() && !m.MinTS.Before(until) {
+		return false
+	}
+	return true
+}
+
+func (s *Store) path(id, ext string) string { return filepath.Join(s.dir, id+ext) }
+
+// segments lists the segments, oldest first.
+func (s *Store) segments() ([]segment, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list store: %w", err)
+	}
+	metas := map[string]bool{}
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".meta"); ok {
+			metas[id] = true
+		}
+	}
+	var segs []segment
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".jsonl")
+		if !ok || e.IsDir() {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted by retention meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list store: %w", err)
+		}
+		sg := segment{id: id, size: info.Size()}
+		if metas[id] {
+			m, err := s.readMeta(id)
+			if err != nil {
+				s.log.Warn("store: unreadable segment index, reading the segment instead", "segment", id, "err", err)
+			} else {
+				sg.meta = m
+			}
+		}
+		segs = append(segs, sg)
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].id < segs[j].id })
+	return segs, nil
+}
+
+func (s *Store) readMeta(id string) (*segMeta, error) {
+	b, err := os.ReadFile(s.path(id, ".meta"))
+	if err != nil {
+		return nil, err
+	}
+	var m segMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode %s.meta: %w", id, err)
+	}
+	return &m, nil
+}
+
+// writeMeta writes a segment's index atomically.
+func (s *Store) writeMeta(m *segMeta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode segment index: %w", err)
+	}
+	return writeFileAtomic(s.path(m.ID, ".meta"), b)
+}
+
+// writeFileAtomic writes a new file through a temporary one, synced, so a
+// reader sees all of it or nothing.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp-" + randomHex(4)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, filePerm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// newSegmentID names a segment so that names sort by creation time.
+func newSegmentID(now time.Time) string {
+	return fmt.Sprintf("%019d-%s", now.UnixNano(), randomHex(6))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,376 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// ErrClosed is returned by a Writer used after Close.
+var ErrClosed = errors.New("store writer closed")
+
+// Writer appends one session's events to segments it alone owns. It is safe
+// for concurrent use. Its memory is a small fixed buffer.
+type Writer struct {
+	s         *Store
+	sessionID string
+
+	mu     sync.Mutex
+	seg    *liveSegment
+	latest map[string]event.Session // latest record of each session, copied into new segments
+	buf    bytes.Buffer
+	timer  *time.Timer
+	closed bool
+	err    error // a failed background flush, reported by the next call
+}
+
+// liveSegment is the segment a Writer is appending to.
+type liveSegment struct {
+	meta  segMeta
+	lock  *flock.Flock
+	f     *os.File
+	w     *bufio.Writer
+	dirty bool // written since the last sync
+}
+
+// NewWriter starts a segment for sessionID's events. It recovers dead
+// writers' segments and applies retention first.
+func (s *Store) NewWriter(ctx context.Context, sessionID string) (*Writer, error) {
+	if err := s.maintain(ctx); err != nil {
+		return nil, err
+	}
+	w := &Writer{s: s, sessionID: sessionID, latest: map[string]event.Session{}}
+	seg, err := s.createSegment(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	w.seg = seg
+	return w, nil
+}
+
+// createSegment makes a new segment, locked by the caller.
+func (s *Store) createSegment(sessionID string) (*liveSegment, error) {
+	now := s.now().UTC()
+	id := newSegmentID(now)
+	// The lock exists and is held before the data file appears, so no
+	// reader ever takes a live segment for a dead one.
+	lock := flock.New(s.path(id, ".lock"), flock.SetPermissions(filePerm))
+	ok, err := lock.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock new segment: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("lock new segment %s: already locked", id)
+	}
+	f, err := os.OpenFile(s.path(id, ".jsonl"), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, filePerm)
+	if err != nil {
+		lock.Unlock()
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		lock.Unlock()
+		return nil, err
+	}
+	return &liveSegment{
+		meta: segMeta{ID: id, SessionID: sessionID, Created: now},
+		lock: lock,
+		f:    f,
+		w:    bufio.NewWriterSize(f, 32<<10),
+	}, nil
+}
+
+// Record appends events. They are written to disk within
+// Options.FlushInterval and are durable once Close returns.
+func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	for i := range evs {
+		w.buf.Reset()
+		if err := appendEventLine(&w.buf, &evs[i]); err != nil {
+			return err
+		}
+		if err := w.write(); err != nil {
+			return err
+		}
+		m := &w.seg.meta
+		ts := evs[i].TS
+		if m.Events == 0 || ts.Before(m.MinTS) {
+			m.MinTS = ts
+		}
+		if m.Events == 0 || ts.After(m.MaxTS) {
+			m.MaxTS = ts
+		}
+		m.Events++
+		if err := w.maybeRotate(); err != nil {
+			return err
+		}
+	}
+	w.scheduleFlush()
+	return nil
+}
+
+// RecordSession records the session's current state; the latest record of a
+// session wins.
+func (w *Writer) RecordSession(ctx context.Context, sess event.Session) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	w.buf.Reset()
+	if err := appendSessionLine(&w.buf, &sess); err != nil {
+		return err
+	}
+	if err := w.write(); err != nil {
+		return err
+	}
+	w.latest[sess.ID] = sess
+	if err := w.maybeRotate(); err != nil {
+		return err
+	}
+	w.scheduleFlush()
+	return nil
+}
+
+// Flush writes buffered lines and syncs them to disk.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.sync()
+}
+
+// Close flushes, syncs and seals the segment: after it returns every
+// recorded event is durable.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	err := w.seal()
+	w.seg = nil
+	return errors.Join(w.err, err)
+}
+
+func (w *Writer) usable() error {
+	if w.closed {
+		return ErrClosed
+	}
+	if w.err != nil {
+		err := w.err
+		w.err = nil
+		return err
+	}
+	return nil
+}
+
+// write appends w.buf, one whole line, to the segment.
+func (w *Writer) write() error {
+	if _, err := w.seg.w.Write(w.buf.Bytes()); err != nil {
+		return fmt.Errorf("write segment %s: %w", w.seg.meta.ID, err)
+	}
+	w.seg.meta.Bytes += int64(w.buf.Len())
+	w.seg.dirty = true
+	return nil
+}
+
+func (w *Writer) sync() error {
+	seg := w.seg
+	if !seg.dirty {
+		return nil
+	}
+	if err := seg.w.Flush(); err != nil {
+		return fmt.Errorf("flush segment %s: %w", seg.meta.ID, err)
+	}
+	if err := seg.f.Sync(); err != nil {
+		return fmt.Errorf("sync segment %s: %w", seg.meta.ID, err)
+	}
+	seg.dirty = false
+	return nil
+}
+
+// scheduleFlush makes sure buffered lines reach the disk within the flush
+// interval.
+func (w *Writer) scheduleFlush() {
+	if w.timer != nil || !w.seg.dirty {
+		return
+	}
+	w.timer = time.AfterFunc(w.s.opts.FlushInterval, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.timer = nil
+		if w.closed {
+			return
+		}
+		if err := w.sync(); err != nil {
+			w.s.log.Warn("store: background flush", "segment", w.seg.meta.ID, "err", err)
+			w.err = err
+		}
+	})
+}
+
+func (w *Writer) maybeRotate() error {
+	if w.seg.meta.Bytes < w.s.opts.SegmentBytes {
+		return nil
+	}
+	if err := w.seal(); err != nil {
+		return err
+	}
+	seg, err := w.s.createSegment(w.sessionID)
+	if err != nil {
+		w.closed = true // nothing left to write to
+		return err
+	}
+	w.seg = seg
+	// Each segment carries its sessions' latest records, so retention
+	// never leaves events without their session.
+	for _, sess := range w.latest {
+		w.buf.Reset()
+		if err := appendSessionLine(&w.buf, &sess); err != nil {
+			return err
+		}
+		if err := w.write(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seal syncs the segment, writes its index and releases its lock. A segment
+// that holds nothing is removed instead.
+func (w *Writer) seal() error {
+	seg := w.seg
+	err := w.sync()
+	if cerr := seg.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close segment %s: %w", seg.meta.ID, cerr)
+	}
+	if err == nil {
+		if seg.meta.Bytes == 0 {
+			os.Remove(w.s.path(seg.meta.ID, ".jsonl"))
+		} else {
+			seg.meta.Sealed = w.s.now().UTC()
+			for _, sess := range w.latest {
+				seg.meta.Sessions = append(seg.meta.Sessions, sess)
+			}
+			err = w.s.writeMeta(&seg.meta)
+		}
+	}
+	if uerr := seg.lock.Unlock(); err == nil && uerr != nil {
+		err = fmt.Errorf("unlock segment %s: %w", seg.meta.ID, uerr)
+	}
+	return err
+}
+
+// recoverSegment seals a segment whose writer died: it cuts a torn last
+// line, then writes the index from what the segment holds. It does nothing
+// when the writer is alive or the segment is already sealed.
+func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
+	lock := flock.New(s.path(sg.id, ".lock"), flock.SetPermissions(filePerm))
+	ok, err := lock.TryLock()
+	if err != nil || !ok {
+		return err
+	}
+	defer lock.Unlock()
+	if _, err := os.Stat(s.path(sg.id, ".meta")); err == nil {
+		return nil // sealed meanwhile
+	}
+	data := s.path(sg.id, ".jsonl")
+	m := segMeta{ID: sg.id, Recovered: true, Sealed: s.now().UTC()}
+	if ns, _, ok := parseSegmentID(sg.id); ok {
+		m.Created = time.Unix(0, ns).UTC()
+	}
+	sessions := map[string]event.Session{}
+	var order []string
+	var ev event.Event
+	end, err := scanLines(ctx, data, 0, func(off int64, line []byte) error {
+		switch kindOf(line) {
+		case lineEvent:
+			if err := decodeEventMeta(line, &ev); err != nil {
+				return nil // a damaged line is skipped by every reader
+			}
+			if m.Events == 0 || ev.TS.Before(m.MinTS) {
+				m.MinTS = ev.TS
+			}
+			if m.Events == 0 || ev.TS.After(m.MaxTS) {
+				m.MaxTS = ev.TS
+			}
+			m.Events++
+			if m.SessionID == "" {
+				m.SessionID = ev.SessionID
+			}
+		case lineSession:
+			sess, err := decodeSession(line)
+			if err != nil {
+				return nil
+			}
+			if _, ok := sessions[sess.ID]; !ok {
+				order = append(order, sess.ID)
+			}
+			sessions[sess.ID] = sess
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Truncate(data, end); err != nil {
+		return fmt.Errorf("cut torn line: %w", err)
+	}
+	m.Bytes = end
+	for _, id := range order {
+		m.Sessions = append(m.Sessions, sessions[id])
+	}
+	if m.SessionID == "" && len(order) > 0 {
+		m.SessionID = order[0]
+	}
+	if err := s.writeMeta(&m); err != nil {
+		return err
+	}
+	s.log.Info("store: recovered the segment of a writer that stopped without closing", "segment", sg.id, "events", m.Events)
+	return nil
+}
+
+// parseSegmentID returns the creation time in nanoseconds of a segment id.
+func parseSegmentID(id string) (int64, string, bool) {
+	var ns int64
+	var rest string
+	if len(id) < 21 || id[19] != '-' {
+		return 0, "", false
+	}
+	if _, err := fmt.Sscanf(id[:19], "%d", &ns); err != nil {
+		return 0, "", false
+	}
+	rest = id[20:]
+	return ns, rest, true
+}

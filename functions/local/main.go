@@ -1,0 +1,189 @@
+// Command local serves every Kilometers API route on one port over plain
+// HTTP, against the PostgreSQL at DATABASE_URL, for development, tests and
+// single-machine self-hosting. It applies the migrations at start.
+//
+//	DATABASE_URL=postgres://... KILOMETERS_ADMIN_TOKEN=... go run ./functions/local [-addr 127.0.0.1:8080]
+//
+// Once it listens it prints "listening on http://ADDR" to stderr (with
+// -addr 127.0.0.1:0 the system picks the port; read it from that line).
+// SIGINT or SIGTERM shut it down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/dbconfig"
+	"github.com/kilometers-ai/kilometers/shared/httpapi"
+	"github.com/kilometers-ai/kilometers/shared/postgres"
+)
+
+// DefaultAddr is where the server listens unless -addr says otherwise:
+// loopback, so nothing is exposed by accident.
+const DefaultAddr = "127.0.0.1:8080"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := NewMain(os.Getenv, os.Stderr)
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "local:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "local:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	select {
+	case <-ctx.Done():
+	case <-m.Done():
+		fmt.Fprintln(os.Stderr, "local: server stopped:", m.serveErr)
+	}
+	stop()
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "local:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program: configuration, then the running server.
+type Main struct {
+	Addr        string
+	DatabaseURL string
+	AdminToken  string
+
+	getenv func(string) string
+	stderr io.Writer
+	logger *slog.Logger
+
+	db       *postgres.DB
+	server   *http.Server
+	listener net.Listener
+	done     chan struct{}
+	serveErr error // set before done is closed
+}
+
+// NewMain returns a Main that reads its environment with getenv and writes
+// its logs to stderr.
+func NewMain(getenv func(string) string, stderr io.Writer) *Main {
+	return &Main{
+		Addr:   DefaultAddr,
+		getenv: getenv,
+		stderr: stderr,
+		logger: slog.New(slog.NewJSONHandler(stderr, nil)),
+	}
+}
+
+// ParseFlags reads the command line and the environment.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.StringVar(&m.Addr, "addr", m.Addr, "address to listen on (host:port; port 0 picks a free one)")
+	fs.Usage = func() {
+		fmt.Fprintf(m.stderr, "usage: local [-addr %s]\n\nServes the Kilometers API against $%s; $%s enables the admin routes.\n\n",
+			DefaultAddr, dbconfig.EnvDatabaseURL, dbconfig.EnvAdminToken)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	m.DatabaseURL = m.getenv(dbconfig.EnvDatabaseURL)
+	if m.DatabaseURL == "" {
+		return fmt.Errorf("%s is not set", dbconfig.EnvDatabaseURL)
+	}
+	m.AdminToken = m.getenv(dbconfig.EnvAdminToken)
+	return nil
+}
+
+// Run opens the database, applies the migrations and starts serving in the
+// background. It returns once the server listens; Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	db, err := postgres.Open(ctx, m.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	m.db = db
+	if err := db.Migrate(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", m.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.listener = ln
+	if m.AdminToken == "" {
+		m.logger.Warn("admin routes disabled: " + dbconfig.EnvAdminToken + " is not set")
+	}
+	m.server = &http.Server{
+		Handler: httpapi.New(httpapi.Config{
+			Store:      db,
+			Routes:     httpapi.All,
+			AdminToken: httpapi.StaticToken(m.AdminToken),
+			Logger:     m.logger,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		m.serveErr = m.server.Serve(ln)
+	}()
+	fmt.Fprintf(m.stderr, "listening on http://%s\n", ln.Addr())
+	return nil
+}
+
+// URL is the base URL the server answers on (after Run).
+func (m *Main) URL() string {
+	if m.listener == nil {
+		return ""
+	}
+	return "http://" + m.listener.Addr().String()
+}
+
+// Done is closed when the server stops serving (after Run).
+func (m *Main) Done() <-chan struct{} { return m.done }
+
+// Close stops accepting requests, waits for those in flight (up to 30s)
+// and closes the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down: %w", err))
+		}
+		<-m.done
+		if err := m.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+		m.server = nil
+	}
+	if m.db != nil {
+		m.db.Close()
+		m.db = nil
+	}
+	return errors.Join(errs...)
+}

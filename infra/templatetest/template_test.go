@@ -1,0 +1,330 @@
+package templatetest
+
+import (
+	"go/build"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// routes maps every API route (PRODUCT.md) to the function serving it.
+var routes = map[string]string{
+	"GET /health":                       "IngestFunction",
+	"POST /api/events":                  "IngestFunction",
+	"POST /api/events/batch":            "IngestFunction",
+	"GET /api/activity":                 "ActivityFunction",
+	"GET /api/stats":                    "StatsFunction",
+	"POST /api/admin/tenants":           "AdminFunction",
+	"POST /api/admin/tenants/{id}/keys": "AdminFunction",
+	"DELETE /api/admin/keys/{id}":       "AdminFunction",
+}
+
+// deployed lists the functions/<name> folders the template must deploy;
+// every other folder there (but functions/local, the development server)
+// must be deployed too.
+var deployed = map[string]string{
+	"IngestFunction":   "ingest",
+	"ActivityFunction": "activity",
+	"StatsFunction":    "stats",
+	"AdminFunction":    "admin",
+	"MigrateFunction":  "migrate",
+}
+
+// The configuration the functions read (docs/deploy.md); the template sets
+// these and the Go code under functions/ and shared/ must read them.
+var (
+	databaseEnv = []string{"DATABASE_SECRET_ARN", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SSLMODE"}
+	adminEnv    = "ADMIN_TOKEN_SECRET_ARN"
+)
+
+func load(t *testing.T) (*Template, string) {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl, root
+}
+
+func TestFunctionsAreBuiltFromFunctionPackages(t *testing.T) {
+	tmpl, root := load(t)
+	fns := tmpl.Functions()
+	for name, dir := range deployed {
+		if _, ok := fns[name]; !ok {
+			t.Errorf("template has no %s (functions/%s)", name, dir)
+		}
+	}
+	seen := map[string]string{}
+	for name, r := range fns {
+		uri, _ := tmpl.FunctionProperty(r, "CodeUri").(string)
+		rel := filepath.ToSlash(filepath.Clean(uri))
+		dir, ok := strings.CutPrefix(rel, "functions/")
+		if !ok || strings.Contains(dir, "/") {
+			t.Errorf("%s: CodeUri %q is not functions/<name>", name, uri)
+			continue
+		}
+		if dir == "local" {
+			t.Errorf("%s deploys functions/local, the development server", name)
+		}
+		if other, dup := seen[dir]; dup {
+			t.Errorf("%s and %s are both built from functions/%s", name, other, dir)
+		}
+		seen[dir] = name
+		if want, ok := deployed[name]; ok && want != dir {
+			t.Errorf("%s: CodeUri functions/%s, want functions/%s", name, dir, want)
+		}
+		pkg, err := build.ImportDir(filepath.Join(root, "functions", dir), 0)
+		switch {
+		case err != nil:
+			t.Errorf("%s: functions/%s is not a Go package: %v", name, dir, err)
+		case pkg.Name != "main":
+			t.Errorf("%s: functions/%s is package %s, want main", name, dir, pkg.Name)
+		case !slices.Contains(pkg.Imports, "github.com/aws/aws-lambda-go/lambda"):
+			t.Errorf("%s: functions/%s does not import github.com/aws/aws-lambda-go/lambda", name, dir)
+		}
+		if got := r.Metadata["BuildMethod"]; got != "go1.x" {
+			t.Errorf("%s: Metadata.BuildMethod %v, want go1.x", name, got)
+		}
+		if got := tmpl.FunctionProperty(r, "Runtime"); got != "provided.al2023" {
+			t.Errorf("%s: Runtime %v, want provided.al2023", name, got)
+		}
+		if got := tmpl.FunctionProperty(r, "Handler"); got != "bootstrap" {
+			t.Errorf("%s: Handler %v, want bootstrap", name, got)
+		}
+		if got, _ := tmpl.FunctionProperty(r, "Architectures").([]any); len(got) != 1 || got[0] != "arm64" {
+			t.Errorf("%s: Architectures %v, want [arm64]", name, got)
+		}
+	}
+	// A new function folder must not be forgotten by the template.
+	entries, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "local" && seen[e.Name()] == "" {
+			if _, err := build.ImportDir(filepath.Join(root, "functions", e.Name()), 0); err == nil {
+				t.Errorf("functions/%s is not deployed by template.yaml", e.Name())
+			}
+		}
+	}
+}
+
+// productRoutes reads the API routes PRODUCT.md documents, when the notes
+// folder is beside the repository (as in CI).
+func productRoutes(t *testing.T, root string) []string {
+	data, err := os.ReadFile(filepath.Join(root, "..", "shared", "PRODUCT.md"))
+	if err != nil {
+		t.Logf("PRODUCT.md not found beside the repository; checking the built-in route list only")
+		return nil
+	}
+	re := regexp.MustCompile("`(GET|POST|PUT|PATCH|DELETE) (/[^`\\s]*)`")
+	var out []string
+	for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+		out = append(out, m[1]+" "+m[2])
+	}
+	if len(out) == 0 {
+		t.Errorf("found no routes in PRODUCT.md")
+	}
+	return out
+}
+
+func TestEveryRouteIsWired(t *testing.T) {
+	tmpl, root := load(t)
+	for _, rt := range productRoutes(t, root) {
+		if _, ok := routes[rt]; !ok {
+			t.Errorf("PRODUCT.md documents %s, which this test (and the template) does not know", rt)
+		}
+	}
+	wired := map[string][]string{}
+	for name, r := range tmpl.Functions() {
+		events, _ := r.Properties["Events"].(map[string]any)
+		for evName, ev := range events {
+			ev, _ := ev.(map[string]any)
+			if ev["Type"] != "HttpApi" {
+				continue
+			}
+			p, _ := ev["Properties"].(map[string]any)
+			if api, ok := Ref(p["ApiId"]); !ok || tmpl.Resources[api].Type != "AWS::Serverless::HttpApi" {
+				t.Errorf("%s.%s: ApiId %v is not a Ref to the template's HttpApi", name, evName, p["ApiId"])
+			}
+			method, _ := p["Method"].(string)
+			path, _ := p["Path"].(string)
+			key := strings.ToUpper(method) + " " + path
+			wired[key] = append(wired[key], name)
+		}
+	}
+	for rt, fn := range routes {
+		switch got := wired[rt]; {
+		case len(got) == 0:
+			t.Errorf("%s is not wired to any function (want %s)", rt, fn)
+		case len(got) > 1 || got[0] != fn:
+			t.Errorf("%s is wired to %v, want %s", rt, got, fn)
+		}
+	}
+	for rt, fns := range wired {
+		if _, ok := routes[rt]; !ok {
+			t.Errorf("%s (on %v) is not a documented route", rt, fns)
+		}
+	}
+}
+
+func TestMigrationsRunOnEveryDeploy(t *testing.T) {
+	tmpl, _ := load(t)
+	var migrations string
+	for name, r := range tmpl.Resources {
+		if !strings.HasPrefix(r.Type, "Custom::") && r.Type != "AWS::CloudFormation::CustomResource" {
+			continue
+		}
+		token, _ := r.Properties["ServiceToken"].(map[string]any)
+		if ref, _ := Ref(token); strings.HasPrefix(ref, "MigrateFunction") {
+			migrations = name
+			if id, _ := Ref(r.Properties["DeployId"]); id != "DeployId" {
+				t.Errorf("%s does not change per deploy (want DeployId: !Ref DeployId)", name)
+			}
+		} else if getatt, ok := token["Fn::GetAtt"].([]any); ok && len(getatt) > 0 && getatt[0] == "MigrateFunction" {
+			migrations = name
+		}
+	}
+	if migrations == "" {
+		t.Fatal("no custom resource calls MigrateFunction")
+	}
+	if _, ok := tmpl.Parameters["DeployId"]; !ok {
+		t.Error("no DeployId parameter")
+	}
+	// New code must not serve traffic before its migrations ran.
+	for name := range tmpl.Functions() {
+		if name == "MigrateFunction" {
+			continue
+		}
+		if !slices.Contains(tmpl.Resources[name].DependsOnList(), migrations) {
+			t.Errorf("%s does not depend on %s", name, migrations)
+		}
+	}
+}
+
+func TestGradualDeploymentRollsBackOnEveryAlarm(t *testing.T) {
+	tmpl, _ := load(t)
+	var alarms []string
+	for name, r := range tmpl.Resources {
+		if r.Type == "AWS::CloudWatch::Alarm" {
+			alarms = append(alarms, name)
+		}
+	}
+	sort.Strings(alarms)
+	for _, want := range []string{"Api5xxAlarm", "ApiLatencyAlarm", "FunctionThrottlesAlarm", "DatabaseCpuAlarm", "DatabaseConnectionsAlarm"} {
+		if !slices.Contains(alarms, want) {
+			t.Errorf("no %s", want)
+		}
+	}
+	for name, r := range tmpl.Functions() {
+		if name == "MigrateFunction" {
+			continue
+		}
+		if r.Properties["AutoPublishAlias"] == nil {
+			t.Errorf("%s has no AutoPublishAlias", name)
+		}
+		dp, _ := r.Properties["DeploymentPreference"].(map[string]any)
+		if dp == nil {
+			t.Errorf("%s has no DeploymentPreference", name)
+			continue
+		}
+		list, _ := dp["Alarms"].([]any)
+		var got []string
+		for _, a := range list {
+			if ref, ok := Ref(a); ok {
+				got = append(got, ref)
+			}
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, alarms) {
+			t.Errorf("%s rolls back on %v, want every alarm %v", name, got, alarms)
+		}
+	}
+}
+
+func TestFunctionLogsHaveRetention(t *testing.T) {
+	tmpl, _ := load(t)
+	for name, r := range tmpl.Functions() {
+		lc, _ := tmpl.FunctionProperty(r, "LoggingConfig").(map[string]any)
+		group, ok := Ref(lc["LogGroup"])
+		if !ok {
+			t.Errorf("%s: no LoggingConfig.LogGroup: !Ref <a log group with retention>", name)
+			continue
+		}
+		lg := tmpl.Resources[group]
+		if lg.Type != "AWS::Logs::LogGroup" || lg.Properties["RetentionInDays"] == nil {
+			t.Errorf("%s logs to %s, which is not a log group with RetentionInDays", name, group)
+		}
+	}
+}
+
+func TestFunctionConfigurationContract(t *testing.T) {
+	tmpl, root := load(t)
+	for name, r := range tmpl.Functions() {
+		env := tmpl.FunctionEnv(r)
+		for _, k := range databaseEnv {
+			if env[k] == nil {
+				t.Errorf("%s: no %s", name, k)
+			}
+		}
+		if (name == "AdminFunction") != (env[adminEnv] != nil) {
+			t.Errorf("%s: %s set=%v; only AdminFunction reads the admin token", name, adminEnv, env[adminEnv] != nil)
+		}
+	}
+	// The Go code must read what the template sets (the contract is in
+	// docs/deploy.md); a renamed variable would deploy a function that
+	// cannot find its database.
+	var src strings.Builder
+	for _, dir := range []string{"functions", "shared"} {
+		_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				if b, err := os.ReadFile(p); err == nil {
+					src.Write(b)
+				}
+			}
+			return nil
+		})
+	}
+	for _, k := range append(slices.Clone(databaseEnv), adminEnv) {
+		if !strings.Contains(src.String(), `"`+k+`"`) {
+			t.Errorf("no Go code under functions/ or shared/ reads %s", k)
+		}
+	}
+}
+
+func TestOutputsAndParameters(t *testing.T) {
+	tmpl, _ := load(t)
+	if _, ok := tmpl.Outputs["ApiUrl"]; !ok {
+		t.Error("no ApiUrl output")
+	}
+	for name, p := range tmpl.Parameters {
+		if _, ok := p["Default"]; !ok {
+			t.Errorf("parameter %s has no default", name)
+		}
+		if p["Description"] == nil {
+			t.Errorf("parameter %s has no description", name)
+		}
+	}
+	api := tmpl.Resources["Api"]
+	if api.Type != "AWS::Serverless::HttpApi" {
+		t.Fatalf("Api is %q, want AWS::Serverless::HttpApi", api.Type)
+	}
+	drs, _ := api.Properties["DefaultRouteSettings"].(map[string]any)
+	if drs["ThrottlingBurstLimit"] == nil || drs["ThrottlingRateLimit"] == nil {
+		t.Error("Api has no throttling")
+	}
+	if api.Properties["AccessLogSettings"] == nil {
+		t.Error("Api has no access logs")
+	}
+	if api.Properties["CorsConfiguration"] != nil {
+		t.Error("CORS is on; keep it off unless a browser client needs it")
+	}
+}

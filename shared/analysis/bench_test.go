@@ -1,0 +1,38 @@
+package analysis_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kilometers-ai/kilometers/shared/analysis"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// BenchmarkAnalyze measures Analyze on typical messages. Run with
+// go test ./shared/analysis -run '^$' -bench Analyze -benchmem.
+func BenchmarkAnalyze(b *testing.B) {
+	source := strings.Repeat("func main() {\n\tfmt.Println(\"hello, world\")\n}\n", 100) // ~4.5 KB of code
+	for _, bc := range []struct {
+		name   string
+		method string
+		kind   event.Kind
+		msg    string
+	}{
+		{"call_request", "tools/call", event.KindRequest, callReq(1, "read_file", map[string]any{"path": "/home/dev/project/src/main.go"})},
+		{"call_result_4KB", "tools/call", event.KindResponse, textResult(1, source)},
+		{"call_result_1MB", "tools/call", event.KindResponse, textResult(1, strings.Repeat(source, 230))},
+		{"notification", "notifications/progress", event.KindNotification, `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":50,"total":100}}`},
+		{"tools_list_filesystem", "tools/list", event.KindResponse, mustRead("tools_list_filesystem.json")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := analysis.NewSession(analysis.DefaultOptions())
+			msg := []byte(bc.msg)
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				e := event.Event{Kind: bc.kind, Method: bc.method, RPCID: "1", Size: int64(len(msg)), Payload: msg}
+				s.Analyze(&e, msg)
+			}
+		})
+	}
+}

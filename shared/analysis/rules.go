@@ -1,0 +1,414 @@
+package analysis
+
+import (
+	"bytes"
+	"regexp"
+	"unicode/utf8"
+)
+
+// Reasons are machine-readable: dashboards count them and scripts match on
+// them, so they never change spelling. Reasons about one tool carry its name
+// after a colon ("tool_poisoning:add").
+const (
+	ReasonSensitivePath     = "sensitive_path"
+	ReasonShellCommand      = "shell_command"
+	ReasonDestructiveSQL    = "destructive_sql"
+	ReasonSecretInResult    = "secret_in_result"
+	ReasonSecretInArguments = "secret_in_arguments"
+	ReasonPasswordInResult  = "password_in_result"
+	ReasonInjectionInResult = "injection_in_result"
+	ReasonLargePayload      = "large_payload"
+
+	// Per-tool reasons, written as prefix + tool name.
+	ReasonToolPoisoning     = "tool_poisoning:"
+	ReasonDefinitionChanged = "definition_changed:"
+	ReasonDefinitionAdded   = "definition_added:"
+	ReasonDefinitionRemoved = "definition_removed:"
+
+	// What a poisoned description does; they explain a tool_poisoning
+	// reason (or an injection_in_result) and add no score of their own.
+	ReasonHiddenInstructions = "hidden_instructions"
+	ReasonConcealsFromUser   = "conceals_from_user"
+	ReasonReadsSensitiveFile = "requests_sensitive_file"
+	ReasonExfilParameter     = "exfiltration_parameter"
+	ReasonInvisibleUnicode   = "invisible_unicode"
+)
+
+// Weights: what a finding adds to the method's base score. With the levels
+// at 40 and 70, a finding of 60 or more makes a tools/call (base 10) high on
+// its own, 30-59 makes it medium.
+const (
+	weightCriticalPath   = 60
+	weightSensitivePath  = 35
+	weightShell          = 65
+	weightSQL            = 60
+	weightSecret         = 60
+	weightSecretInArgs   = 35
+	weightPassword       = 35
+	weightInjection      = 45
+	weightLarge          = 20
+	weightHuge           = 40
+	weightPoisoning      = 80
+	weightDefChanged     = 70
+	weightDefAdded       = 10
+	weightDefRemoved     = 5
+	weightExplainsReason = 0
+)
+
+// Paths. The text is ASCII-lowercased first (macOS and Windows paths are
+// case-insensitive) and holds one JSON string per line, so (?m)^ and $ are
+// the edges of an argument. A path must start at a separator-like byte so
+// "my.sshd_config" or "foo.envelope" do not count.
+var (
+	// Reading any of these hands over credentials or keys: high on a
+	// tools/call.
+	criticalPaths = newRule(`(?m)(?:^|[\s/\\"'=:~`+"`"+`])(?:`+
+		`\.ssh(?:[/\\]|$|[\s"'])`+
+		`|id_(?:rsa|dsa|ecdsa|ed25519)(?:$|[\s"'])`+
+		`|\.aws[/\\](?:credentials|config)\b`+
+		`|\.kube[/\\]config\b`+
+		`|\.docker[/\\]config\.json`+
+		`|\.git-credentials\b`+
+		`|\.netrc\b`+
+		`|\.pgpass\b`+
+		`|\.gnupg(?:[/\\]|$|[\s"'])`+
+		`|\.config[/\\]gcloud[/\\]`+
+		`|\.azure[/\\]`+
+		`|\.cursor[/\\]mcp\.json`+
+		`|claude_desktop_config\.json`+
+		`|etc/(?:shadow|gshadow|sudoers|master\.passwd)\b`+
+		`|proc[/\\](?:self|\d+)[/\\]environ\b`+
+		`|cookies\.sqlite\b|key4\.db\b|logins\.json\b`+
+		`|(?:google[/\\]chrome|chromium|bravesoftware[/\\]brave-browser|microsoft[/\\]edge)[/\\][^\n]*(?:cookies|login data)(?:$|[\s"'])`+
+		`|library[/\\]keychains[/\\]`+
+		`)`,
+		".ssh", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".aws", ".kube", ".docker",
+		".git-credentials", ".netrc", ".pgpass", ".gnupg", "gcloud", ".azure", "mcp.json",
+		"claude_desktop_config", "etc/", "environ", "cookies", "key4.db", "logins.json",
+		"login data", "keychains")
+
+	// Sensitive but also read for ordinary reasons (a project's .env while
+	// debugging config, /etc/passwd is world-readable): medium.
+	sensitivePaths = newRule(`(?m)(?:^|[\s/\\"'=:~])(?:`+
+		`etc/passwd\b`+
+		`|\.(?:bash|zsh|sh|python|psql|mysql)_history\b`+
+		`|\.env(?:\.(?:local|prod|production|dev|development|staging|test))?(?:$|[\s"'])`+
+		`|\.npmrc\b|\.pypirc\b|\.vault-token\b`+
+		`|mcp\.json\b`+
+		`)`,
+		"etc/passwd", "_history", ".env", ".npmrc", ".pypirc", ".vault-token", "mcp.json")
+)
+
+// Shell commands that destroy, download-and-run, open permissions wide or
+// hand a shell to the network. Ordinary commands (rm -rf node_modules, curl
+// -o file, chmod 644) do not match: only these shapes are alarming enough
+// for a high score.
+var shellCommands = newRule(`(?m)`+
+	// rm with flags on /, ~, $HOME, * or a top-level system directory.
+	`\brm\s+(?:-{1,2}[a-z-]+\s+)+(?:/|/\*|~/?\*?|\$home/?|\$\{home\}/?|\*|/(?:etc|usr|bin|sbin|boot|var|home|lib|root|opt|system)/?)(?:$|[\s;&|"'])`+
+	// Download piped (or substituted) into an interpreter.
+	`|\b(?:curl|wget)\b[^\n|;]*\|\s*(?:sudo\s+)?(?:ba|z|da|k|fi)?sh\b`+
+	`|\b(?:curl|wget)\b[^\n|;]*\|\s*(?:sudo\s+)?python[0-9.]*\b`+
+	`|\b(?:ba|z)?sh\s+-c\s+["']?\$\(\s*(?:curl|wget)\b`+
+	`|\b(?:ba|z)?sh\s+<\(\s*(?:curl|wget)\b`+
+	`|\bbase64\s+(?:-d|--decode|-di|-D)\b[^\n]*\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b`+
+	`|\bchmod\s+(?:-[a-z]+\s+)*0?777\b`+
+	`|\bchmod\s+(?:-[a-z]+\s+)*[ugoa]*\+s\b`+
+	// Reverse shells.
+	`|\b(?:nc|ncat|netcat)\s(?:[^\n]*\s)?-[a-z]*[ec]\s`+
+	`|/dev/tcp/`+
+	`|\bbash\s+-i\s+>&`+
+	// Disks and fork bombs.
+	`|\bdd\s[^\n]*\bof=/dev/(?:sd|nvme|hd|disk|xvd|mmcblk)`+
+	`|\bmkfs(?:\.[a-z0-9]+)?\s`+
+	`|:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:`+
+	// Covering tracks.
+	`|\bunset\s+histfile\b|\bhistory\s+-c\b`,
+	"rm", "curl", "wget", "base64", "chmod", "nc", "netcat", "/dev/tcp", "bash", "dd",
+	"mkfs", ":(", "histfile", "history")
+
+// SQL that destroys data. DELETE is destructive only without a WHERE: the
+// statement ends (semicolon or end of the argument) right after the table.
+var destructiveSQL = newRule(`(?m)\bdrop\s+(?:table|database|schema)\b`+
+	`|\btruncate\s+(?:table\s+)?[a-z_"`+"`"+`\[]`+
+	`|\bdelete\s+from\s+[a-z0-9_."`+"`"+`\[\]]+\s*(?:;|$)`,
+	"drop", "truncate", "delete")
+
+// Secrets with a recognisable shape, one rule per prefix so only the rule
+// whose prefix occurs runs: a big benign result costs a few substring
+// scans. They run on the original case.
+var secretRules = []*rule{
+	newRule(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, "AKIA", "ASIA"),
+	newRule(`-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`, "PRIVATE KEY"),
+	newRule(`\bgh[pousr]_[A-Za-z0-9]{36,}\b`, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+	newRule(`\bgithub_pat_[A-Za-z0-9_]{22,}`, "github_pat_"),
+	newRule(`\bxox[abposr]-[A-Za-z0-9-]{10,}`, "xox"),
+	newRule(`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`, "eyJ"),
+	newRule(`\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{32,}`, "sk-"),
+	newRule(`\b[rs]k_live_[0-9A-Za-z]{16,}`, "k_live_"),
+	newRule(`\bAIza[0-9A-Za-z_-]{35}\b`, "AIza"),
+	newRule(`\bglpat-[0-9A-Za-z_-]{20,}`, "glpat-"),
+	newRule(`\bnpm_[A-Za-z0-9]{36}\b`, "npm_"),
+}
+
+// A password-like key with a literal value: "password": "hunter22" (JSON in
+// a text, or a key of structured content), password = 'hunter22' (code),
+// DB_PASSWORD=hunter22 (.env), password: hunter22 (YAML, and how
+// extractText writes a JSON key). The value must be a literal, so
+// password = request.form["password"] does not count; placeholders are
+// dropped afterwards by isPlaceholder.
+var passwords = newRule(`(?m)`+
+	`(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*[:=]\s*["']([^"'\s]{6,})["']`+
+	`|^\s*["']?[a-z0-9_.-]*(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*:\s*([^\s"',;]{6,})\s*$`+
+	`|^\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|api_key|token)[a-z0-9_]*=([^\s"'$]{6,})\s*$`,
+	"password", "passwd", "secret", "apikey", "api_key", "access_token", "accesstoken", "auth_token", "authtoken", "token=")
+
+var placeholderWords = [][]byte{
+	[]byte("example"), []byte("changeme"), []byte("placeholder"), []byte("your"),
+	[]byte("xxx"), []byte("***"), []byte("..."), []byte("redacted"), []byte("dummy"),
+	[]byte("password"), []byte("secret"), []byte("<"), []byte("{"), []byte("$"),
+	[]byte("("), []byte("["), []byte("%"), []byte("•"),
+}
+
+// Hidden instructions: what tool-poisoning descriptions and prompt
+// injections in fetched content say. Run on lowercased text. The gaps are
+// unbounded but stop at a sentence or line end: counted repetition
+// ({0,80}) would multiply the regexp's states and its cost.
+var (
+	hiddenTags = newRule(`<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|sys)\s*>`, "<")
+
+	overrides = newRule(`\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|other|system)\s+(?:instructions?|prompts?|rules|directions|guidelines)`,
+		"ignore", "disregard", "forget", "override")
+
+	concealment = newRule(`\b(?:do\s+not|don'?t|never|must\s+not|should\s+not)\s+(?:tell|mention|inform|notify|reveal|disclose|alert|show|let)\b[^.]*\b(?:user|human)`+
+		`|\bwithout\s+(?:telling|informing|notifying|alerting|asking|letting)\s+(?:the\s+)?(?:user|human)`+
+		`|\b(?:hide|conceal)\b[^.\n]*\bfrom\s+(?:the\s+)?(?:user|human)`+
+		`|\bthe\s+user\s+(?:must|should)\s+not\s+(?:know|see|be\s+told)`,
+		"user", "human")
+
+	// A description that asks the model to read a credential file.
+	fileRequests = newRule(`\b(?:read|cat|send|pass|include|upload|copy|attach|exfiltrate|provide|forward)\b[^\n]*(?:~/\.ssh|\.ssh/|id_rsa|id_ed25519|mcp\.json|\.cursor/|claude_desktop_config|\.aws/|credentials\.json|/etc/shadow|/etc/passwd|\.kube/config|\.netrc|\.git-credentials|\.env\b|private key)`,
+		".ssh", "id_rsa", "id_ed25519", "mcp.json", ".cursor/", "claude_desktop_config", ".aws/",
+		"credentials.json", "/etc/", ".kube/", ".netrc", ".git-credentials", ".env", "private key")
+
+	// A description that asks the model to put some content into a
+	// parameter ("pass its content as 'sidenote'").
+	exfilParams = newRule(`\b(?:pass|send|include|put|provide|insert|append|embed)\b[^.]*\bcontents?\b[^.]*\b(?:as|in|into|via|inside)\s+(?:the\s+)?(?:['"`+"`"+`][a-z_][a-z0-9_]*['"`+"`"+`]|[a-z_]*\s*(?:parameter|param|argument|field))`,
+		"content")
+)
+
+// rule is a regexp behind a literal pre-check: the regexp runs only when one
+// of its anchors (substrings every match contains) occurs in the text. Go's
+// regexp engine, without a literal prefix to skip ahead with, steps through
+// every byte, and the rules run on every call and result; finding anchors is
+// one pass over the text for all rules of a ruleSet together.
+type rule struct {
+	anchors [][]byte
+	re      *regexp.Regexp
+	bit     uint64 // the rule's bit in its ruleSet's masks, set once at init
+}
+
+func newRule(pattern string, anchors ...string) *rule {
+	r := &rule{re: regexp.MustCompile(pattern)}
+	for _, a := range anchors {
+		r.anchors = append(r.anchors, []byte(a))
+	}
+	return r
+}
+
+// match runs the rule on text when mask (from its ruleSet's scan of text)
+// says an anchor occurred.
+func (r *rule) match(mask uint64, text []byte) bool {
+	return mask&r.bit != 0 && r.re.Match(text)
+}
+
+// ruleSet finds, in one pass, which of its rules' anchors occur in a text:
+// a bitmap of the anchors' first two bytes rejects almost every position,
+// and the few left are compared with the anchors starting with that byte.
+type ruleSet struct {
+	pairs   [1 << 16 / 8]byte
+	byFirst [256][]anchorRef
+}
+
+type anchorRef struct {
+	lit []byte
+	bit uint64
+}
+
+// newRuleSet indexes rules (at most 64) and gives each its bit. It runs at
+// package initialisation; the rules are not changed afterwards.
+func newRuleSet(rules ...*rule) *ruleSet {
+	rs := &ruleSet{}
+	for i, r := range rules {
+		r.bit = 1 << i
+		for _, a := range r.anchors {
+			rs.byFirst[a[0]] = append(rs.byFirst[a[0]], anchorRef{a, r.bit})
+			if len(a) == 1 {
+				for next := range 256 {
+					rs.setPair(a[0], byte(next))
+				}
+			} else {
+				rs.setPair(a[0], a[1])
+			}
+		}
+	}
+	return rs
+}
+
+func (rs *ruleSet) setPair(a, b byte) {
+	p := int(a)<<8 | int(b)
+	rs.pairs[p>>3] |= 1 << (p & 7)
+}
+
+// scan returns the bits of the rules whose anchors occur in text.
+func (rs *ruleSet) scan(text []byte) uint64 {
+	var found uint64
+	for i, c := range text {
+		var next byte
+		if i+1 < len(text) {
+			next = text[i+1]
+		}
+		p := int(c)<<8 | int(next)
+		if rs.pairs[p>>3]&(1<<(p&7)) == 0 {
+			continue
+		}
+		for _, a := range rs.byFirst[c] {
+			if found&a.bit == 0 && bytes.HasPrefix(text[i:], a.lit) {
+				found |= a.bit
+			}
+		}
+	}
+	return found
+}
+
+// The rule sets: lowerRules run on ASCII-lowercased text, secretRules on
+// the original.
+var (
+	lowerRules = newRuleSet(criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
+		passwords, hiddenTags, overrides, concealment, fileRequests, exfilParams)
+	secretSet = newRuleSet(secretRules...)
+)
+
+// matchPaths checks request text for sensitive paths.
+func matchPaths(mask uint64, lower []byte) (string, int, bool) {
+	if criticalPaths.match(mask, lower) {
+		return ReasonSensitivePath, weightCriticalPath, true
+	}
+	if sensitivePaths.match(mask, lower) {
+		return ReasonSensitivePath, weightSensitivePath, true
+	}
+	return "", 0, false
+}
+
+// hasSecret reports whether text holds a recognisable credential.
+func hasSecret(text []byte) bool {
+	mask := secretSet.scan(text)
+	if mask == 0 {
+		return false
+	}
+	for _, r := range secretRules {
+		if r.match(mask, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPassword reports whether lower holds a password-like key with a literal
+// value that is not a placeholder.
+func hasPassword(mask uint64, lower []byte) bool {
+	if mask&passwords.bit == 0 {
+		return false
+	}
+	// Allocates, but only on text that names a password-like key.
+	for _, m := range passwords.re.FindAllSubmatchIndex(lower, 16) {
+		for g := 2; g+1 < len(m); g += 2 {
+			if m[g] >= 0 && !isPlaceholder(lower[m[g]:m[g+1]]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isPlaceholder(v []byte) bool {
+	for _, w := range placeholderWords {
+		if bytes.Contains(v, w) {
+			return true
+		}
+	}
+	// A run of one repeated character ("aaaaaa", "000000") is a mask.
+	same := true
+	for _, c := range v[1:] {
+		if c != v[0] {
+			same = false
+			break
+		}
+	}
+	return same
+}
+
+// instructionSignals appends the explaining reasons for hidden instructions
+// found in lower (lowercased text) and text (original): the description
+// checks when strict, the subset that is rare in ordinary content
+// otherwise.
+func instructionSignals(dst []string, mask uint64, text, lower []byte, strict bool) []string {
+	if hiddenTags.match(mask, lower) || overrides.match(mask, lower) {
+		dst = append(dst, ReasonHiddenInstructions)
+	}
+	if strict {
+		// Concealment phrasing is rare in a tool description but common
+		// enough in documents and code comments ("never show the user a
+		// stack trace") to stay out of the result checks.
+		if concealment.match(mask, lower) {
+			dst = append(dst, ReasonConcealsFromUser)
+		}
+		if fileRequests.match(mask, lower) {
+			dst = append(dst, ReasonReadsSensitiveFile)
+		}
+		if exfilParams.match(mask, lower) {
+			dst = append(dst, ReasonExfilParameter)
+		}
+	}
+	if hasInvisible(text, strict) {
+		dst = append(dst, ReasonInvisibleUnicode)
+	}
+	return dst
+}
+
+// hasInvisible reports whether text holds characters that render as nothing
+// but reach the model: Unicode tag characters (U+E0000-U+E007F, "ASCII
+// smuggling") and bidi overrides always; when strict (tool descriptions,
+// where they have no business), also zero-width characters, bidi marks and
+// isolates. A zero-width joiner after a symbol is an emoji sequence and is
+// allowed.
+func hasInvisible(text []byte, strict bool) bool {
+	prev := rune(0)
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			prev = rune(c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(text[i:])
+		i += n
+		switch {
+		case r >= 0xE0000 && r <= 0xE007F, r == 0x202D, r == 0x202E:
+			return true
+		case !strict:
+		case r == 0x200D:
+			if prev < 0x2190 {
+				return true
+			}
+		case r == 0x200B, r == 0x200C, r == 0x200E, r == 0x200F,
+			r >= 0x202A && r <= 0x202C,
+			r >= 0x2060 && r <= 0x2064,
+			r >= 0x2066 && r <= 0x2069,
+			r == 0xFEFF:
+			return true
+		}
+		prev = r
+	}
+	return false
+}

@@ -1,0 +1,215 @@
+package analysis
+
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The rules run over text, not over JSON: a path hidden behind "\/" or
+// "\u002e", or a shell command inside a JSON string inside a tool result,
+// must look the same to a regexp as it would to the model. extractText turns
+// a JSON message into plain lines instead of decoding it into a tree, because
+// it runs on every event and must not allocate in proportion to the message:
+// it appends into buffers the Session reuses, stops at a byte limit, and
+// treats truncated or malformed input (a capped payload) as the end of the
+// text rather than an error.
+//
+// Each string value becomes one line; an object key is written before its
+// value as "key: value", so {"path": "/etc/shadow"} reads "path: /etc/shadow"
+// and {"password": "hunter22"} reads like a config file line.
+
+// extractText appends the decoded strings of the JSON text src to dst, at
+// most limit bytes of output, and returns dst.
+func extractText(dst, src []byte, limit int) []byte {
+	for i := 0; i < len(src) && len(dst) < limit; i++ {
+		if src[i] != '"' {
+			continue
+		}
+		var end int
+		dst, end = decodeString(dst, src, i+1, limit)
+		if end < 0 {
+			// Truncated inside a string: keep what was decoded.
+			return dst
+		}
+		i = end
+		if isKey(src, end+1) {
+			dst = append(dst, ':', ' ')
+			continue
+		}
+		dst = append(dst, '\n')
+	}
+	if len(dst) > limit {
+		dst = dst[:limit]
+	}
+	return dst
+}
+
+// isKey reports whether the string that ended just before src[i] is an
+// object key: the next non-space byte is a colon.
+func isKey(src []byte, i int) bool {
+	for ; i < len(src); i++ {
+		switch src[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// decodeString decodes the JSON string body starting at src[i] (just after
+// the opening quote) onto dst. It returns the index of the closing quote, or
+// -1 when src ends first. It stops copying (but keeps scanning for the end)
+// once dst reaches limit.
+func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
+	for i < len(src) {
+		c := src[i]
+		switch {
+		case c == '"':
+			return dst, i
+		case c != '\\':
+			// Copy the run of plain bytes up to the next quote or escape in
+			// one append: the common case.
+			j := i + 1
+			for j < len(src) && src[j] != '"' && src[j] != '\\' {
+				j++
+			}
+			if room := limit - len(dst); room > 0 {
+				run := src[i:j]
+				if len(run) > room {
+					run = run[:room]
+				}
+				dst = append(dst, run...)
+			}
+			i = j
+		default:
+			if i+1 >= len(src) {
+				return dst, -1
+			}
+			esc := src[i+1]
+			i += 2
+			var r rune
+			switch esc {
+			case 'n':
+				r = '\n'
+			case 't':
+				r = '\t'
+			case 'r':
+				r = '\r'
+			case 'b':
+				r = '\b'
+			case 'f':
+				r = '\f'
+			case 'u':
+				var ok bool
+				r, i, ok = decodeUnicodeEscape(src, i)
+				if !ok {
+					return dst, -1
+				}
+			default: // '"', '\\', '/', and anything malformed as itself
+				r = rune(esc)
+			}
+			if len(dst) < limit {
+				dst = utf8.AppendRune(dst, r)
+			}
+		}
+	}
+	return dst, -1
+}
+
+// decodeUnicodeEscape decodes the hex digits of a \u escape at src[i:],
+// joining a surrogate pair when one follows (Unicode tag characters, the
+// invisible ones attackers use, arrive as surrogate pairs when escaped).
+func decodeUnicodeEscape(src []byte, i int) (rune, int, bool) {
+	r, ok := hex4(src, i)
+	if !ok {
+		return 0, i, false
+	}
+	i += 4
+	if utf16.IsSurrogate(r) && i+6 <= len(src) && src[i] == '\\' && src[i+1] == 'u' {
+		if r2, ok := hex4(src, i+2); ok {
+			if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+				return d, i + 6, true
+			}
+		}
+	}
+	if utf16.IsSurrogate(r) {
+		r = utf8.RuneError
+	}
+	return r, i, true
+}
+
+func hex4(src []byte, i int) (rune, bool) {
+	if i+4 > len(src) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range src[i : i+4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// countTextChars counts the characters of the string values in the JSON
+// text src (object keys are structure, not content), an escape counting as
+// one character and a multi-byte UTF-8 sequence as one. It is the basis of
+// the token estimate and, unlike extractText, copies nothing.
+func countTextChars(src []byte) int64 {
+	var n int64
+	for i := 0; i < len(src); i++ {
+		if src[i] != '"' {
+			continue
+		}
+		var chars int64
+		j := i + 1
+		for j < len(src) && src[j] != '"' {
+			c := src[j]
+			switch {
+			case c == '\\':
+				if j+1 < len(src) && src[j+1] == 'u' {
+					j += 6
+				} else {
+					j += 2
+				}
+				chars++
+				continue
+			case c&0xC0 != 0x80: // not a UTF-8 continuation byte
+				chars++
+			}
+			j++
+		}
+		if j >= len(src) {
+			return n + chars // truncated inside a string
+		}
+		if !isKey(src, j+1) {
+			n += chars
+		}
+		i = j
+	}
+	return n
+}
+
+// lowerASCII writes the ASCII-lowercased src into dst (reused), keeping byte
+// offsets equal so a match in one is a match at the same place in the other.
+func lowerASCII(dst, src []byte) []byte {
+	dst = append(dst[:0], src...)
+	for i, c := range dst {
+		if 'A' <= c && c <= 'Z' {
+			dst[i] = c + 'a' - 'A'
+		}
+	}
+	return dst
+}

@@ -1,0 +1,87 @@
+package analysis
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExtractText(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		in    string
+		limit int
+		want  string
+	}{
+		{"keys and values", `{"path":"/etc/shadow","n":3,"tags":["a","b"]}`, 1000, "path: /etc/shadow\nn: tags: a\nb\n"},
+		{"escapes", `{"p":"\/home\/u\/\u002essh\nx\t\"q\""}`, 1000, "p: /home/u/.ssh\nx\t\"q\"\n"},
+		{"surrogate pair", `{"d":"a\udb40\udc49b"}`, 1000, "d: a\U000E0049b\n"},
+		{"lone surrogate", `{"d":"a\ud800b"}`, 1000, "d: a\uFFFDb\n"},
+		{"nested json text", `{"text":"{\"password\": \"hunter22\"}"}`, 1000, "text: {\"password\": \"hunter22\"}\n"},
+		{"truncated in string", `{"path":"/home/u/.ss`, 1000, "path: /home/u/.ss"},
+		{"truncated in escape", `{"path":"/home\`, 1000, "path: /home"},
+		{"truncated in unicode escape", `{"path":"/home\u00`, 1000, "path: /home"},
+		{"limit", `{"text":"` + strings.Repeat("x", 100) + `"}`, 20, "text: xxxxxxxxxxxxxx"},
+		{"utf-8 kept", `{"t":"héllo 👋"}`, 1000, "t: héllo 👋\n"},
+		{"not json", `hello world`, 1000, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(extractText(nil, []byte(tc.in), tc.limit)); got != tc.want {
+				t.Errorf("extractText(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCountTextChars(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{`{"jsonrpc":"2.0","id":1,"result":{}}`, 3},
+		{`{"text":"héllo"}`, 5},
+		{`{"text":"a\nb\u00e9\"c"}`, 6},
+		{`{"text":"abc`, 3}, // truncated
+		{`[1,2,3]`, 0},
+	} {
+		if got := countTextChars([]byte(tc.in)); got != tc.want {
+			t.Errorf("countTextChars(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestHasInvisible(t *testing.T) {
+	for _, tc := range []struct {
+		in            string
+		strict, loose bool
+	}{
+		{"plain text", false, false},
+		{"zero\u200bwidth", true, false},
+		{"bidi \u202eoverride", true, true},
+		{"tag \U000E0041", true, true},
+		{"family 👨\u200d👩", false, false},
+		{"joiner\u200dalone", true, false},
+		{"bom \ufeff", true, false},
+		{"arabic مرحبا and accents é", false, false},
+	} {
+		if got := hasInvisible([]byte(tc.in), true); got != tc.strict {
+			t.Errorf("strict hasInvisible(%q) = %v", tc.in, got)
+		}
+		if got := hasInvisible([]byte(tc.in), false); got != tc.loose {
+			t.Errorf("loose hasInvisible(%q) = %v", tc.in, got)
+		}
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"add":                   "add",
+		"get-sum":               "get-sum",
+		"":                      "_",
+		"evil tool\n<x>":        "evil_tool__x_",
+		strings.Repeat("a", 99): strings.Repeat("a", 64),
+	} {
+		if got := safeName(in); got != want {
+			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

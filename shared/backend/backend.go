@@ -1,0 +1,125 @@
+// Package backend is the domain of the Kilometers API: what the store must
+// do, who may do it, and the error codes every failure maps to. Storage
+// (package postgres) implements Store; package httpapi serves it over HTTP
+// and maps error codes to statuses in one place.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// Code is an application error code.
+type Code string
+
+const (
+	EINVALID      Code = "invalid"      // 400
+	EUNAUTHORIZED Code = "unauthorized" // 401
+	ENOTFOUND     Code = "not_found"    // 404
+	ETOOLARGE     Code = "too_large"    // 413
+	ERATELIMIT    Code = "rate_limited" // 429
+	EUNAVAILABLE  Code = "unavailable"  // 503
+	EINTERNAL     Code = "internal"     // 500
+	EMETHOD       Code = "bad_method"   // 405
+	EUNSUPPORTED  Code = "unsupported"  // 415
+)
+
+// Error is an error the API may show its caller: Message must never carry
+// internal detail (SQL, hosts, stack), only what the caller can act on.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// Errorf builds an *Error.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err: the code of an *Error in its chain,
+// else EINTERNAL.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the caller-safe message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// Tenant is one customer: every stored row belongs to exactly one.
+type Tenant struct {
+	ID        string    `json:"tenant_id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// APIKey describes a key; the secret itself is shown once at creation and
+// stored only as a hash.
+type APIKey struct {
+	ID         string     `json:"key_id"`
+	TenantID   string     `json:"tenant_id"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// IngestResult answers an ingest.
+type IngestResult struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+// Store is the backend's storage. Every method that takes a tenantID sees
+// that tenant's rows and no others.
+type Store interface {
+	// Ping checks the database; EUNAVAILABLE when it cannot be reached.
+	Ping(ctx context.Context) error
+
+	// Authenticate maps a raw API key to its tenant. Unknown or revoked
+	// keys are EUNAUTHORIZED.
+	Authenticate(ctx context.Context, rawKey string) (tenantID string, err error)
+
+	// CreateTenant creates a tenant and its first key (admin only).
+	CreateTenant(ctx context.Context, name string) (Tenant, string, error)
+	// CreateKey adds a key to a tenant (admin only); ENOTFOUND for an
+	// unknown tenant.
+	CreateKey(ctx context.Context, tenantID string) (APIKey, string, error)
+	// RevokeKey revokes a key (admin only); ENOTFOUND for an unknown key.
+	RevokeKey(ctx context.Context, keyID string) error
+
+	// Ingest stores a validated batch, idempotent on (tenant, event id):
+	// events already stored count as duplicates and change nothing. It
+	// stores all of the batch or none of it.
+	Ingest(ctx context.Context, tenantID string, b event.Batch) (IngestResult, error)
+	// Activity pages through events newest first.
+	Activity(ctx context.Context, tenantID string, q activity.Query) (activity.Page, error)
+	// Stats summarises an aligned window (stats.Query.Align); the answer
+	// equals stats.Aggregator's over the same events.
+	Stats(ctx context.Context, tenantID string, q stats.Query) (stats.Stats, error)
+}
+
+// Limits of the API, documented in the README.
+const (
+	// MaxBodyBytes bounds a request body after gzip inflation.
+	MaxBodyBytes = 10 << 20
+	// MaxBatchEvents bounds the events of one batch.
+	MaxBatchEvents = 5000
+)

@@ -1,0 +1,205 @@
+// Package dbconfig resolves what the API functions need to reach their
+// database and to authorize admin calls, from the environment:
+//
+//   - DATABASE_URL: a PostgreSQL URL, used as is (local runs and tests).
+//   - else DATABASE_SECRET_ARN: a Secrets Manager secret holding either a
+//     PostgreSQL URL or the JSON RDS writes ({"username", "password", and
+//     optionally "host", "port", "dbname"}); DATABASE_HOST, DATABASE_PORT,
+//     DATABASE_NAME and DATABASE_SSLMODE (default require) fill in or
+//     override the rest.
+//   - KILOMETERS_ADMIN_TOKEN: the admin token; else ADMIN_TOKEN_SECRET_ARN,
+//     a secret whose SecretString is the token. Neither disables the admin
+//     routes.
+//
+// A Resolver reads each secret at most once per process (once per Lambda
+// cold start) and keeps the answer; a failed read is not kept, so the next
+// request tries again.
+package dbconfig
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+// Environment variable names.
+const (
+	EnvDatabaseURL         = "DATABASE_URL"
+	EnvDatabaseSecretARN   = "DATABASE_SECRET_ARN"
+	EnvDatabaseHost        = "DATABASE_HOST"
+	EnvDatabasePort        = "DATABASE_PORT"
+	EnvDatabaseName        = "DATABASE_NAME"
+	EnvDatabaseSSLMode     = "DATABASE_SSLMODE"
+	EnvAdminToken          = "KILOMETERS_ADMIN_TOKEN"
+	EnvAdminTokenSecretARN = "ADMIN_TOKEN_SECRET_ARN"
+)
+
+// ErrNotConfigured says the environment names no database at all.
+var ErrNotConfigured = errors.New("no database configured: set DATABASE_URL, or DATABASE_SECRET_ARN with DATABASE_HOST")
+
+// SecretsClient is the part of the Secrets Manager client a Resolver uses.
+type SecretsClient interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// Resolver resolves the DSN and the admin token, caching what it read.
+type Resolver struct {
+	getenv    func(string) string
+	newClient func(ctx context.Context) (SecretsClient, error)
+
+	mu        sync.Mutex
+	client    SecretsClient
+	dsn       string
+	token     string
+	tokenRead bool
+}
+
+// New returns a Resolver over getenv (os.Getenv in production). The
+// Secrets Manager client is built on first use from the default AWS
+// configuration (region, credentials and AWS_ENDPOINT_URL from the
+// environment).
+func New(getenv func(string) string) *Resolver {
+	return &Resolver{getenv: getenv, newClient: defaultClient}
+}
+
+// NewWithClient is New with a given Secrets Manager client.
+func NewWithClient(getenv func(string) string, c SecretsClient) *Resolver {
+	return &Resolver{getenv: getenv, client: c, newClient: defaultClient}
+}
+
+func defaultClient(ctx context.Context) (SecretsClient, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return secretsmanager.NewFromConfig(cfg), nil
+}
+
+func (r *Resolver) env(k string) string { return strings.TrimSpace(r.getenv(k)) }
+
+// DSN returns the PostgreSQL connection string.
+func (r *Resolver) DSN(ctx context.Context) (string, error) {
+	if u := r.env(EnvDatabaseURL); u != "" {
+		return u, nil
+	}
+	arn := r.env(EnvDatabaseSecretARN)
+	if arn == "" {
+		return "", ErrNotConfigured
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dsn != "" {
+		return r.dsn, nil
+	}
+	secret, err := r.secret(ctx, arn)
+	if err != nil {
+		return "", fmt.Errorf("database secret: %w", err)
+	}
+	dsn, err := r.buildDSN(secret)
+	if err != nil {
+		return "", fmt.Errorf("database secret %s: %w", arn, err)
+	}
+	r.dsn = dsn
+	return dsn, nil
+}
+
+// AdminToken returns the admin token, "" when none is configured. Its
+// signature is httpapi.TokenFunc's.
+func (r *Resolver) AdminToken(ctx context.Context) (string, error) {
+	if t := r.env(EnvAdminToken); t != "" {
+		return t, nil
+	}
+	arn := r.env(EnvAdminTokenSecretARN)
+	if arn == "" {
+		return "", nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tokenRead {
+		return r.token, nil
+	}
+	secret, err := r.secret(ctx, arn)
+	if err != nil {
+		return "", fmt.Errorf("admin token secret: %w", err)
+	}
+	token := strings.TrimSpace(secret)
+	if token == "" {
+		return "", fmt.Errorf("admin token secret %s is empty", arn)
+	}
+	r.token, r.tokenRead = token, true
+	return token, nil
+}
+
+// secret reads a secret's string; r.mu is held.
+func (r *Resolver) secret(ctx context.Context, arn string) (string, error) {
+	if r.client == nil {
+		c, err := r.newClient(ctx)
+		if err != nil {
+			return "", err
+		}
+		r.client = c
+	}
+	out, err := r.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("get secret value: %w", err)
+	}
+	if out.SecretString == nil {
+		return "", fmt.Errorf("secret %s has no SecretString", arn)
+	}
+	return *out.SecretString, nil
+}
+
+// rdsSecret is the JSON RDS keeps in a database secret.
+type rdsSecret struct {
+	Username string          `json:"username"`
+	Password string          `json:"password"`
+	Host     string          `json:"host"`
+	Port     json.RawMessage `json:"port"` // a number or a string
+	DBName   string          `json:"dbname"`
+}
+
+func (r *Resolver) buildDSN(secret string) (string, error) {
+	secret = strings.TrimSpace(secret)
+	if strings.HasPrefix(secret, "postgres://") || strings.HasPrefix(secret, "postgresql://") {
+		return secret, nil
+	}
+	var s rdsSecret
+	if err := json.Unmarshal([]byte(secret), &s); err != nil {
+		return "", errors.New("want a PostgreSQL URL or JSON with username and password")
+	}
+	if s.Username == "" {
+		return "", errors.New("no username")
+	}
+	host := firstNonEmpty(r.env(EnvDatabaseHost), s.Host)
+	if host == "" {
+		return "", fmt.Errorf("no host: set %s or put host in the secret", EnvDatabaseHost)
+	}
+	port := firstNonEmpty(r.env(EnvDatabasePort), strings.Trim(string(s.Port), `"`), "5432")
+	name := firstNonEmpty(r.env(EnvDatabaseName), s.DBName, "postgres")
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(s.Username, s.Password),
+		Host:     net.JoinHostPort(host, port),
+		Path:     "/" + name,
+		RawQuery: url.Values{"sslmode": {firstNonEmpty(r.env(EnvDatabaseSSLMode), "require")}}.Encode(),
+	}
+	return u.String(), nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

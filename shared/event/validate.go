@@ -1,0 +1,166 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Limits on what one event may hold. They bound what a client can make the
+// backend store; the monitor caps payloads well below MaxPayloadBytes.
+const (
+	MaxNameLen      = 256
+	MaxReasons      = 32
+	MaxPayloadBytes = 1 << 20
+)
+
+// ValidationError says which field of which event is wrong.
+type ValidationError struct {
+	Index int // position in a batch, -1 for a single event
+	Field string
+	Msg   string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Index >= 0 {
+		return fmt.Sprintf("events[%d].%s: %s", e.Index, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Field, e.Msg)
+}
+
+// Valid reports whether d is a known direction.
+func (d Direction) Valid() bool { return d == ClientToServer || d == ServerToClient }
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindRequest, KindResponse, KindNotification, KindError, KindInvalid:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether l is a known level.
+func (l Level) Valid() bool { return l == LevelLow || l == LevelMedium || l == LevelHigh }
+
+// Validate checks e against the contract in PRODUCT.md. now bounds how far in
+// the future a timestamp may be (clocks drift, but not by a day).
+func (e *Event) Validate(now time.Time) error {
+	return e.validate(-1, now)
+}
+
+func (e *Event) validate(i int, now time.Time) error {
+	bad := func(field, format string, args ...any) error {
+		return &ValidationError{Index: i, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if _, err := uuid.Parse(e.ID); err != nil || len(e.ID) != 36 {
+		return bad("id", "must be a UUID, got %q", e.ID)
+	}
+	if _, err := uuid.Parse(e.SessionID); err != nil || len(e.SessionID) != 36 {
+		return bad("session_id", "must be a UUID, got %q", e.SessionID)
+	}
+	if e.Seq < 0 {
+		return bad("seq", "must not be negative")
+	}
+	if e.TS.IsZero() || e.TS.Year() < 2000 || e.TS.After(now.Add(24*time.Hour)) {
+		return bad("ts", "must be an RFC 3339 time between 2000 and now, got %s", e.TS.Format(time.RFC3339Nano))
+	}
+	if !e.Direction.Valid() {
+		return bad("direction", "must be %q or %q, got %q", ClientToServer, ServerToClient, e.Direction)
+	}
+	if !e.Kind.Valid() {
+		return bad("kind", "must be request, response, notification, error or invalid, got %q", e.Kind)
+	}
+	for field, v := range map[string]string{"server": e.Server, "rpc_id": e.RPCID, "method": e.Method, "tool": e.Tool} {
+		if len(v) > MaxNameLen {
+			return bad(field, "longer than %d bytes", MaxNameLen)
+		}
+	}
+	if e.LatencyMS != nil && (*e.LatencyMS < 0 || *e.LatencyMS > 7*24*3600*1000) {
+		return bad("latency_ms", "out of range")
+	}
+	if e.Size < 0 {
+		return bad("size", "must not be negative")
+	}
+	if e.CostUSD < 0 {
+		return bad("cost_usd", "must not be negative")
+	}
+	if e.Tokens < 0 {
+		return bad("tokens", "must not be negative")
+	}
+	if r := e.Risk; r != nil {
+		if r.Score < 0 || r.Score > 100 {
+			return bad("risk.score", "must be 0-100, got %d", r.Score)
+		}
+		if !r.Level.Valid() {
+			return bad("risk.level", "must be low, medium or high, got %q", r.Level)
+		}
+		if len(r.Reasons) > MaxReasons {
+			return bad("risk.reasons", "more than %d reasons", MaxReasons)
+		}
+		for _, reason := range r.Reasons {
+			if reason == "" || len(reason) > MaxNameLen {
+				return bad("risk.reasons", "reasons must be 1-%d bytes", MaxNameLen)
+			}
+		}
+	}
+	if len(e.Payload) > 0 {
+		if len(e.Payload) > MaxPayloadBytes {
+			return bad("payload", "larger than %d bytes", MaxPayloadBytes)
+		}
+		if !json.Valid(e.Payload) {
+			return bad("payload", "is not valid JSON")
+		}
+	}
+	return nil
+}
+
+// Validate checks a session record.
+func (s *Session) Validate(now time.Time) error {
+	bad := func(field, format string, args ...any) error {
+		return &ValidationError{Index: -1, Field: "sessions." + field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if _, err := uuid.Parse(s.ID); err != nil || len(s.ID) != 36 {
+		return bad("id", "must be a UUID, got %q", s.ID)
+	}
+	if s.StartedAt.IsZero() || s.StartedAt.After(now.Add(24*time.Hour)) {
+		return bad("started_at", "must be a time before now")
+	}
+	if s.EndedAt != nil && s.EndedAt.Before(s.StartedAt) {
+		return bad("ended_at", "before started_at")
+	}
+	for field, v := range map[string]string{"server": s.Server, "server_name": s.ServerName, "server_version": s.ServerVersion,
+		"client_name": s.ClientName, "client_version": s.ClientVersion, "protocol_version": s.ProtocolVersion, "host": s.Host} {
+		if len(v) > MaxNameLen {
+			return bad(field, "longer than %d bytes", MaxNameLen)
+		}
+	}
+	if len(s.Command) > 256 {
+		return bad("command", "more than 256 arguments")
+	}
+	if s.DroppedEvents < 0 {
+		return bad("dropped_events", "must not be negative")
+	}
+	return nil
+}
+
+// Validate checks every session and event in b; the first problem wins so the
+// caller can refuse the whole batch and store nothing partial.
+func (b *Batch) Validate(now time.Time) error {
+	for i := range b.Sessions {
+		if err := b.Sessions[i].Validate(now); err != nil {
+			if ve, ok := err.(*ValidationError); ok {
+				ve.Field = fmt.Sprintf("sessions[%d].%s", i, ve.Field[len("sessions."):])
+			}
+			return err
+		}
+	}
+	for i := range b.Events {
+		if err := b.Events[i].validate(i, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package apitest
+
+import (
+	"math"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/backend"
+	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// Rounds is how many rounds of SampleBatch the scenario posts.
+const Rounds = 20
+
+// Tenant is a tenant made through the admin API.
+type Tenant struct {
+	TenantID string `json:"tenant_id"`
+	APIKey   string `json:"api_key"`
+}
+
+// CreateTenant creates a tenant through POST /api/admin/tenants.
+func CreateTenant(tb testing.TB, do Doer, adminToken, name string) Tenant {
+	tb.Helper()
+	a := do(tb, Request{Method: "POST", Path: "/api/admin/tenants", Token: adminToken, Body: []byte(`{"name":"` + name + `"}`)})
+	if a.Status != 201 {
+		tb.Fatalf("create tenant: %d %s", a.Status, a.Body)
+	}
+	var t Tenant
+	a.Decode(tb, &t)
+	if t.TenantID == "" || t.APIKey == "" {
+		tb.Fatalf("create tenant answered %s", a.Body)
+	}
+	return t
+}
+
+// Scenario runs the end-to-end story against an API with every route:
+// health, a tenant made with the admin token, a batch posted plain and
+// again gzipped (all duplicates), activity read page by page and with
+// filters, stats checked number by number, another tenant that sees
+// nothing, and a second key that stops working once revoked.
+func Scenario(t *testing.T, do Doer, adminToken string) {
+	t.Helper()
+	now := time.Now().UTC()
+
+	a := do(t, Request{Method: "GET", Path: "/health"})
+	if a.Status != 200 || string(a.Body) != `{"status":"ok","database":"ok"}`+"\n" {
+		t.Fatalf("health: %d %s", a.Status, a.Body)
+	}
+
+	acme := CreateTenant(t, do, adminToken, "acme")
+	batch := SampleBatch(now, Rounds)
+	n := len(batch.Events)
+	body := MustJSON(t, batch)
+
+	var res backend.IngestResult
+	a = do(t, Request{Method: "POST", Path: "/api/events/batch", Token: acme.APIKey, Body: body})
+	if a.Status != 200 {
+		t.Fatalf("batch: %d %s", a.Status, a.Body)
+	}
+	a.Decode(t, &res)
+	if res != (backend.IngestResult{Accepted: n}) {
+		t.Fatalf("first batch: got %+v, want %d accepted", res, n)
+	}
+	a = do(t, Request{Method: "POST", Path: "/api/events/batch", Token: acme.APIKey, Body: Gzip(t, body),
+		Header: map[string]string{"Content-Encoding": "gzip"}})
+	a.Decode(t, &res)
+	if a.Status != 200 || res != (backend.IngestResult{Duplicates: n}) {
+		t.Fatalf("gzipped repeat: %d %s, want %d duplicates", a.Status, a.Body, n)
+	}
+	a = do(t, Request{Method: "POST", Path: "/api/events", Token: acme.APIKey, Body: MustJSON(t, batch.Events[0])})
+	a.Decode(t, &res)
+	if a.Status != 200 || res != (backend.IngestResult{Duplicates: 1}) {
+		t.Fatalf("single repeat: %d %s, want 1 duplicate", a.Status, a.Body)
+	}
+
+	// Activity, page by page: every event once, newest first.
+	want := slices.Clone(batch.Events)
+	slices.SortFunc(want, func(x, y event.Event) int {
+		if activity.Less(&x, &y) {
+			return -1
+		}
+		return 1
+	})
+	var got []event.Event
+	cursor, pages := "", 0
+	for {
+		v := url.Values{"limit": {"25"}, "since": {"3h"}}
+		if cursor != "" {
+			v.Set("cursor", cursor)
+		}
+		var page activity.Page
+		a = do(t, Request{Method: "GET", Path: "/api/activity?" + v.Encode(), Token: acme.APIKey})
+		if a.Status != 200 {
+			t.Fatalf("activity page %d: %d %s", pages, a.Status, a.Body)
+		}
+		a.Decode(t, &page)
+		pages++
+		got = append(got, page.Events...)
+		if page.NextCursor == "" {
+			break
+		}
+		if pages > n {
+			t.Fatal("activity pages never end")
+		}
+		cursor = page.NextCursor
+	}
+	if len(got) != n || pages != (n+24)/25 {
+		t.Fatalf("activity: %d events in %d pages, want %d in %d", len(got), pages, n, (n+24)/25)
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID || !got[i].TS.Equal(want[i].TS) || got[i].Kind != want[i].Kind || got[i].Tool != want[i].Tool {
+			t.Fatalf("activity[%d] = %s %s %s, want %s %s %s", i, got[i].ID, got[i].TS, got[i].Kind, want[i].ID, want[i].TS, want[i].Kind)
+		}
+	}
+	for query, count := range map[string]int{
+		"kind=error":                      Rounds,
+		"tool=read_file":                  2 * Rounds,
+		"session=" + batch.Sessions[1].ID: 2 * Rounds,
+		"server=fs&method=tools%2Flist":   Rounds,
+		"kind=notification&limit=1000":    Rounds,
+		"until=" + url.QueryEscape(want[n-1].TS.Format(time.RFC3339Nano)): 0,
+	} {
+		var page activity.Page
+		a = do(t, Request{Method: "GET", Path: "/api/activity?limit=1000&" + query, Token: acme.APIKey})
+		if a.Status != 200 {
+			t.Fatalf("activity?%s: %d %s", query, a.Status, a.Body)
+		}
+		a.Decode(t, &page)
+		if len(page.Events) != count {
+			t.Errorf("activity?%s: %d events, want %d", query, len(page.Events), count)
+		}
+	}
+
+	// Stats over a window holding the whole batch.
+	q := stats.Query{Since: now.Add(-2 * time.Hour), Until: now}.Align(now)
+	var st stats.Stats
+	a = do(t, Request{Method: "GET", Path: "/api/stats?" + q.Values().Encode(), Token: acme.APIKey})
+	if a.Status != 200 {
+		t.Fatalf("stats: %d %s", a.Status, a.Body)
+	}
+	a.Decode(t, &st)
+	tot := st.Totals
+	if tot.Events != int64(n) || tot.Requests != 3*Rounds || tot.Errors != Rounds || tot.Sessions != 2 ||
+		tot.Bytes != int64(100*n) || math.Abs(tot.CostUSD-0.0001*float64(n)) > 1e-9 || math.Abs(tot.ErrorRate-0.333333) > 1e-9 {
+		t.Errorf("stats totals = %+v", tot)
+	}
+	if st.Latency.Count != 2*Rounds {
+		t.Errorf("latency count = %d, want %d", st.Latency.Count, 2*Rounds)
+	}
+	if st.RiskLevels != (stats.RiskLevels{High: Rounds, Low: int64(n - Rounds)}) {
+		t.Errorf("risk levels = %+v", st.RiskLevels)
+	}
+	if len(st.Tools) != 2 {
+		t.Fatalf("tools = %+v", st.Tools)
+	}
+	for _, tool := range st.Tools {
+		switch tool.Tool {
+		case "read_file":
+			if tool.Calls != Rounds || tool.Errors != 0 || math.Abs(tool.P50-10) > 1 {
+				t.Errorf("read_file = %+v", tool)
+			}
+		case "run_shell":
+			if tool.Calls != Rounds || tool.Errors != Rounds || math.Abs(tool.P50-30) > 1 {
+				t.Errorf("run_shell = %+v", tool)
+			}
+		default:
+			t.Errorf("unexpected tool %+v", tool)
+		}
+	}
+	// The whole answer equals the reference aggregator's.
+	agg := stats.NewAggregator(q.Since, q.Until, "")
+	for i := range batch.Events {
+		agg.Add(&batch.Events[i])
+	}
+	ref := agg.Result()
+	if string(MustJSON(t, ref.Totals)) != string(MustJSON(t, st.Totals)) ||
+		string(MustJSON(t, ref.Tools)) != string(MustJSON(t, st.Tools)) ||
+		string(MustJSON(t, ref.Methods)) != string(MustJSON(t, st.Methods)) ||
+		string(MustJSON(t, ref.Series)) != string(MustJSON(t, st.Series)) {
+		t.Errorf("stats differ from the reference aggregator:\n got %s\nwant %s", MustJSON(t, st), MustJSON(t, ref))
+	}
+
+	// Another tenant sees none of it.
+	other := CreateTenant(t, do, adminToken, "other")
+	var page activity.Page
+	a = do(t, Request{Method: "GET", Path: "/api/activity", Token: other.APIKey})
+	a.Decode(t, &page)
+	if a.Status != 200 || len(page.Events) != 0 {
+		t.Errorf("other tenant's activity: %d %s", a.Status, a.Body)
+	}
+
+	// A second key works until revoked; the first keeps working.
+	var key struct {
+		KeyID    string `json:"key_id"`
+		TenantID string `json:"tenant_id"`
+		APIKey   string `json:"api_key"`
+	}
+	a = do(t, Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken})
+	if a.Status != 201 {
+		t.Fatalf("create key: %d %s", a.Status, a.Body)
+	}
+	a.Decode(t, &key)
+	if key.TenantID != acme.TenantID || key.KeyID == "" || key.APIKey == "" || key.APIKey == acme.APIKey {
+		t.Fatalf("create key answered %s", a.Body)
+	}
+	if a = do(t, Request{Method: "GET", Path: "/api/activity?limit=1", Token: key.APIKey}); a.Status != 200 {
+		t.Fatalf("new key: %d %s", a.Status, a.Body)
+	}
+	if a = do(t, Request{Method: "DELETE", Path: "/api/admin/keys/" + key.KeyID, Token: adminToken}); a.Status != 200 {
+		t.Fatalf("revoke: %d %s", a.Status, a.Body)
+	}
+	if a = do(t, Request{Method: "GET", Path: "/api/stats", Token: key.APIKey}); a.Status != 401 || a.ErrorCode(t) != "unauthorized" {
+		t.Errorf("revoked key: %d %s", a.Status, a.Body)
+	}
+	if a = do(t, Request{Method: "GET", Path: "/api/stats", Token: acme.APIKey}); a.Status != 200 {
+		t.Errorf("first key after revoking the second: %d %s", a.Status, a.Body)
+	}
+}

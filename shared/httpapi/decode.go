@@ -1,0 +1,171 @@
+package httpapi
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/backend"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// readBody reads a request body of at most backend.MaxBodyBytes, inflating
+// it when Content-Encoding is gzip. Both the bytes on the wire and the
+// inflated bytes are bounded: inflation stops one byte past the limit, so a
+// gzip bomb costs at most MaxBodyBytes of memory before it is refused.
+func readBody(r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, backend.Errorf(backend.EUNSUPPORTED, "Content-Type must be application/json, got %q", ct)
+		}
+	}
+	if r.ContentLength > backend.MaxBodyBytes {
+		return nil, tooLarge()
+	}
+	var src io.Reader = http.MaxBytesReader(nil, r.Body, backend.MaxBodyBytes)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, backend.Errorf(backend.EINVALID, "body is not valid gzip")
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return nil, backend.Errorf(backend.EUNSUPPORTED, "Content-Encoding must be gzip or identity, got %q", enc)
+	}
+	body, err := io.ReadAll(io.LimitReader(src, backend.MaxBodyBytes+1))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		var corrupt flate.CorruptInputError
+		switch {
+		case errors.As(err, &maxErr):
+			return nil, tooLarge()
+		case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader),
+			errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &corrupt):
+			return nil, backend.Errorf(backend.EINVALID, "body is not valid gzip (truncated or corrupt)")
+		default:
+			return nil, fmt.Errorf("read body: %w", err)
+		}
+	}
+	if len(body) > backend.MaxBodyBytes {
+		return nil, tooLarge()
+	}
+	return body, nil
+}
+
+func tooLarge() error {
+	return backend.Errorf(backend.ETOOLARGE, "body larger than %d bytes (limit applies after gzip inflation)", backend.MaxBodyBytes)
+}
+
+// decodeJSON decodes one JSON value from body into v. Unknown fields are
+// ignored (newer clients may send fields this server does not know yet);
+// anything after the value, truncated JSON and wrong types are refused with
+// a message naming the problem.
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return backend.Errorf(backend.EINVALID, "body is empty; want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return backend.Errorf(backend.EINVALID, "body has data after the JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	var timeErr *time.ParseError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return backend.Errorf(backend.EINVALID, "body is truncated JSON")
+	case errors.As(err, &syntaxErr):
+		return backend.Errorf(backend.EINVALID, "body is not valid JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return backend.Errorf(backend.EINVALID, "body must be a JSON object, got %s", typeErr.Value)
+		}
+		return backend.Errorf(backend.EINVALID, "%s: want %s, got %s", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &timeErr):
+		return backend.Errorf(backend.EINVALID, "a timestamp is not RFC 3339: %q", timeErr.Value)
+	default:
+		// Other decoding errors come from json.Unmarshaler implementations
+		// (time.Time, json.RawMessage); their text names the bad value.
+		return backend.Errorf(backend.EINVALID, "body does not match the expected JSON: %s", err.Error())
+	}
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "ptr":
+		return "a value"
+	}
+	return kind
+}
+
+// DecodeBatch turns a request body (already inflated) into a valid batch, or
+// an *backend.Error saying what is wrong: malformed JSON is EINVALID, too
+// many events ETOOLARGE, an invalid event or session EINVALID naming it.
+// Nothing is stored unless DecodeBatch succeeds, so a bad batch leaves
+// nothing partial behind.
+func DecodeBatch(body []byte, now time.Time) (event.Batch, error) {
+	var b event.Batch
+	if err := decodeJSON(body, &b); err != nil {
+		return event.Batch{}, err
+	}
+	return b, checkBatch(&b, now)
+}
+
+// DecodeEvent is DecodeBatch for the body of POST /api/events: one event.
+func DecodeEvent(body []byte, now time.Time) (event.Batch, error) {
+	var e event.Event
+	if err := decodeJSON(body, &e); err != nil {
+		return event.Batch{}, err
+	}
+	b := event.Batch{Events: []event.Event{e}}
+	if err := e.Validate(now); err != nil {
+		return event.Batch{}, backend.Errorf(backend.EINVALID, "%s", err.Error())
+	}
+	return b, nil
+}
+
+func checkBatch(b *event.Batch, now time.Time) error {
+	if len(b.Events) > backend.MaxBatchEvents {
+		return backend.Errorf(backend.ETOOLARGE, "batch has %d events; at most %d are allowed", len(b.Events), backend.MaxBatchEvents)
+	}
+	if len(b.Sessions) > backend.MaxBatchEvents {
+		return backend.Errorf(backend.ETOOLARGE, "batch has %d sessions; at most %d are allowed", len(b.Sessions), backend.MaxBatchEvents)
+	}
+	if len(b.Events) == 0 && len(b.Sessions) == 0 {
+		return backend.Errorf(backend.EINVALID, `batch has no "events" and no "sessions"`)
+	}
+	if err := b.Validate(now); err != nil {
+		return backend.Errorf(backend.EINVALID, "%s", err.Error())
+	}
+	return nil
+}

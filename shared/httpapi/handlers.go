@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/backend"
+	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// HealthBody is the answer of GET /health. When the database is down it is
+// sent with status 503 and carries the usual error object too.
+type HealthBody struct {
+	Status   string       `json:"status"`
+	Database string       `json:"database"`
+	Error    *ErrorDetail `json:"error,omitempty"`
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.pingTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.WarnContext(r.Context(), "health: database unreachable", "err", err)
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		writeJSON(w, StatusOf(backend.EUNAVAILABLE), HealthBody{
+			Status:   "unavailable",
+			Database: "unreachable",
+			Error:    &ErrorDetail{Code: backend.EUNAVAILABLE, Message: "the database is unreachable"},
+		})
+		return
+	}
+	writeJSON(w, http.StatusOK, HealthBody{Status: "ok", Database: "ok"})
+}
+
+func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
+	s.ingest(w, r, DecodeEvent)
+}
+
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	s.ingest(w, r, DecodeBatch)
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, decode func([]byte, time.Time) (event.Batch, error)) {
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := decode(body, s.now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.store.Ingest(r.Context(), tenantOf(r.Context()), b)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleActivity(w http.ResponseWriter, r *http.Request) {
+	q, err := activity.ParseQuery(r.URL.Query(), s.now())
+	if err != nil {
+		s.writeError(w, r, backend.Errorf(backend.EINVALID, "%s", err.Error()))
+		return
+	}
+	page, err := s.store.Activity(r.Context(), tenantOf(r.Context()), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if page.Events == nil {
+		page.Events = []event.Event{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	q, err := stats.ParseQuery(r.URL.Query(), s.now())
+	if err != nil {
+		s.writeError(w, r, backend.Errorf(backend.EINVALID, "%s", err.Error()))
+		return
+	}
+	st, err := s.store.Stats(r.Context(), tenantOf(r.Context()), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// CreateTenantRequest is the body of POST /api/admin/tenants.
+type CreateTenantRequest struct {
+	Name string `json:"name"`
+}
+
+// CreateTenantResponse answers POST /api/admin/tenants. APIKey is shown
+// this once.
+type CreateTenantResponse struct {
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+	APIKey   string `json:"api_key"`
+}
+
+// CreateKeyResponse answers POST /api/admin/tenants/{id}/keys.
+type CreateKeyResponse struct {
+	KeyID     string    `json:"key_id"`
+	TenantID  string    `json:"tenant_id"`
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+	APIKey    string    `json:"api_key"`
+}
+
+// RevokeKeyResponse answers DELETE /api/admin/keys/{id}.
+type RevokeKeyResponse struct {
+	KeyID   string `json:"key_id"`
+	Revoked bool   `json:"revoked"`
+}
+
+// maxTenantName bounds a tenant name, in bytes.
+const maxTenantName = 256
+
+func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req CreateTenantRequest
+	if err := decodeJSON(body, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > maxTenantName || !utf8.ValidString(name) {
+		s.writeError(w, r, backend.Errorf(backend.EINVALID, "name: want 1-%d bytes of text", maxTenantName))
+		return
+	}
+	t, key, err := s.store.CreateTenant(r.Context(), name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, CreateTenantResponse{TenantID: t.ID, Name: t.Name, APIKey: key})
+}
+
+func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !isUUID(id) {
+		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no tenant %q (tenant ids are UUIDs)", id))
+		return
+	}
+	k, raw, err := s.store.CreateKey(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, CreateKeyResponse{
+		KeyID: k.ID, TenantID: k.TenantID, Prefix: k.Prefix, CreatedAt: k.CreatedAt, APIKey: raw,
+	})
+}
+
+func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !isUUID(id) {
+		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no key %q (key ids are UUIDs)", id))
+		return
+	}
+	if err := s.store.RevokeKey(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RevokeKeyResponse{KeyID: id, Revoked: true})
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}

@@ -1,0 +1,264 @@
+// Package httpapi serves the Kilometers API (see docs/api.md) over any
+// backend.Store as a plain net/http handler. The Lambda functions mount
+// parts of it behind the API Gateway adapter (package lambdahttp) and
+// functions/local mounts all of it on one port.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/backend"
+)
+
+// Group selects a set of routes.
+type Group uint
+
+const (
+	// Health is GET /health.
+	Health Group = 1 << iota
+	// Ingest is POST /api/events and POST /api/events/batch.
+	Ingest
+	// Activity is GET /api/activity.
+	Activity
+	// Stats is GET /api/stats.
+	Stats
+	// Admin is POST /api/admin/tenants, POST /api/admin/tenants/{id}/keys
+	// and DELETE /api/admin/keys/{id}.
+	Admin
+
+	// All is every route, as functions/local serves them.
+	All = Health | Ingest | Activity | Stats | Admin
+)
+
+// TokenFunc returns the admin token. An empty token with a nil error means
+// none is configured, and the admin routes answer 404. An error (a secret
+// that cannot be read right now) answers 503.
+type TokenFunc func(ctx context.Context) (string, error)
+
+// StaticToken is a TokenFunc for a token known up front.
+func StaticToken(token string) TokenFunc {
+	return func(context.Context) (string, error) { return token, nil }
+}
+
+// Config configures a Server.
+type Config struct {
+	// Store is required.
+	Store backend.Store
+	// Routes selects the routes served; zero means All.
+	Routes Group
+	// AdminToken authorizes the admin routes; nil disables them.
+	AdminToken TokenFunc
+	// Logger receives one line per request and the detail of internal
+	// errors; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// PingTimeout bounds the database check of /health; zero means 3s.
+	PingTimeout time.Duration
+}
+
+// Server is the API as an http.Handler.
+type Server struct {
+	store       backend.Store
+	adminToken  TokenFunc
+	logger      *slog.Logger
+	now         func() time.Time
+	pingTimeout time.Duration
+	mux         *http.ServeMux
+}
+
+// New returns the API server for cfg.
+func New(cfg Config) *Server {
+	s := &Server{
+		store:       cfg.Store,
+		adminToken:  cfg.AdminToken,
+		logger:      cfg.Logger,
+		now:         cfg.Now,
+		pingTimeout: cfg.PingTimeout,
+		mux:         http.NewServeMux(),
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.pingTimeout <= 0 {
+		s.pingTimeout = 3 * time.Second
+	}
+	routes := cfg.Routes
+	if routes == 0 {
+		routes = All
+	}
+	// Paths are registered without methods so that a wrong method answers
+	// a JSON 405 from methods() rather than ServeMux's plain-text one.
+	if routes&Health != 0 {
+		s.mux.Handle("/health", methods{http.MethodGet: s.handleHealth})
+	}
+	if routes&Ingest != 0 {
+		s.mux.Handle("/api/events", methods{http.MethodPost: s.authed(s.handleEvent)})
+		s.mux.Handle("/api/events/batch", methods{http.MethodPost: s.authed(s.handleBatch)})
+	}
+	if routes&Activity != 0 {
+		s.mux.Handle("/api/activity", methods{http.MethodGet: s.authed(s.handleActivity)})
+	}
+	if routes&Stats != 0 {
+		s.mux.Handle("/api/stats", methods{http.MethodGet: s.authed(s.handleStats)})
+	}
+	if routes&Admin != 0 {
+		s.mux.Handle("/api/admin/tenants", methods{http.MethodPost: s.admin(s.handleCreateTenant)})
+		s.mux.Handle("/api/admin/tenants/{id}/keys", methods{http.MethodPost: s.admin(s.handleCreateKey)})
+		s.mux.Handle("/api/admin/keys/{id}", methods{http.MethodDelete: s.admin(s.handleRevokeKey)})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP serves one request: it logs it, turns a panic into a JSON 500
+// and dispatches to the route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				writeJSON(sw, http.StatusInternalServerError, ErrorBody{Error: ErrorDetail{Code: backend.EINTERNAL, Message: "internal error"}})
+			}
+		}
+		s.logger.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "bytes", sw.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	}()
+	s.mux.ServeHTTP(sw, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// methods dispatches on the request method; others answer 405 with Allow.
+type methods map[string]http.HandlerFunc
+
+func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m[r.Method]; ok {
+		h(w, r)
+		return
+	}
+	allow := make([]string, 0, len(m))
+	for k := range m {
+		allow = append(allow, k)
+	}
+	sort.Strings(allow)
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	// Routing errors are written without a Server, so no logging here.
+	writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{
+		Code:    backend.EMETHOD,
+		Message: "method " + r.Method + " not allowed on " + r.URL.Path + "; use " + strings.Join(allow, ", "),
+	}})
+}
+
+type tenantKey struct{}
+
+// tenantOf returns the tenant authenticated by authed.
+func tenantOf(ctx context.Context) string {
+	t, _ := ctx.Value(tenantKey{}).(string)
+	return t
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// authed requires a valid API key and puts its tenant in the context.
+func (s *Server) authed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, backend.Errorf(backend.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key>"))
+			return
+		}
+		tenant, err := s.store.Authenticate(r.Context(), key)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
+	}
+}
+
+// admin requires the admin token. With no token configured the admin
+// routes do not exist (404 saying so).
+func (s *Server) admin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.adminToken == nil {
+			s.writeError(w, r, errAdminDisabled())
+			return
+		}
+		want, err := s.adminToken(r.Context())
+		if err != nil {
+			s.logger.ErrorContext(r.Context(), "admin token unavailable", "err", err)
+			s.writeError(w, r, backend.Errorf(backend.EUNAVAILABLE, "admin token is unavailable; try again later"))
+			return
+		}
+		if want == "" {
+			s.writeError(w, r, errAdminDisabled())
+			return
+		}
+		got, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, backend.Errorf(backend.EUNAUTHORIZED, "missing admin token: send Authorization: Bearer <admin token>"))
+			return
+		}
+		// Compare digests so that neither the content nor the length of
+		// the token leaks through timing.
+		g, x := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+		if subtle.ConstantTimeCompare(g[:], x[:]) != 1 {
+			s.writeError(w, r, backend.Errorf(backend.EUNAUTHORIZED, "invalid admin token"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func errAdminDisabled() error {
+	return backend.Errorf(backend.ENOTFOUND, "admin routes are disabled: no admin token is configured (set KILOMETERS_ADMIN_TOKEN, or ADMIN_TOKEN_SECRET_ARN on AWS)")
+}

@@ -1,0 +1,30 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// IngestGenerated stores events that fillSQL writes into the staging table
+// km_staging (columns as in stagingColumns), through the same insert and
+// rollup statement as Ingest. It exists for the benchmark, which generates
+// millions of events in SQL instead of sending them over COPY; callers must
+// compute latency_bucket with stats.Bucket as Ingest does.
+func (db *DB) IngestGenerated(ctx context.Context, tenantID, fillSQL string, args ...any) (int, error) {
+	if err := tenantUUID(tenantID); err != nil {
+		return 0, err
+	}
+	var inserted int
+	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, createStaging); err != nil {
+			return dbError("create staging", err)
+		}
+		if _, err := tx.Exec(ctx, fillSQL, args...); err != nil {
+			return fmt.Errorf("postgres: fill staging: %w", err)
+		}
+		return dbError("insert events", tx.QueryRow(ctx, insertEvents, tenantID).Scan(&inserted))
+	})
+	return inserted, err
+}

@@ -1,0 +1,223 @@
+// Package postgres implements backend.Store on PostgreSQL with pgx.
+//
+// Tenant isolation is the database's job, not only the queries': every
+// tenant-scoped transaction switches to role kilometers_app and sets
+// app.tenant_id, and row-level security policies on every tenant table
+// compare rows against that setting (see migrations/00001_init.sql).
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/kilometers-ai/kilometers/shared/backend"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Roles the application works as inside a transaction (see the migration).
+const (
+	roleApp   = "kilometers_app"
+	roleAdmin = "kilometers_admin"
+)
+
+// Pool defaults for Lambda behind RDS Proxy: one invocation runs at a time
+// per execution environment, so a few connections suffice, and the proxy,
+// not the function, holds the long-lived connections to the database. A DSN
+// may still override them (pool_max_conns=...).
+const (
+	defaultMaxConns        = 4
+	defaultMaxConnIdleTime = 5 * time.Minute
+	defaultMaxConnLifetime = 30 * time.Minute
+)
+
+// DB is the PostgreSQL store. It is safe for concurrent use; keep one per
+// process (a Lambda keeps it in a package-level variable of main across
+// warm invocations).
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+var _ backend.Store = (*DB)(nil)
+
+// Open connects to dsn. It does not fail when the database is down: the pool
+// connects lazily, and Ping reports EUNAVAILABLE until it is back.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+	}
+	if !dsnHas(cfg.ConnString(), "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	if !dsnHas(cfg.ConnString(), "pool_max_conn_idle_time") {
+		cfg.MaxConnIdleTime = defaultMaxConnIdleTime
+	}
+	if !dsnHas(cfg.ConnString(), "pool_max_conn_lifetime") {
+		cfg.MaxConnLifetime = defaultMaxConnLifetime
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool: %w", err)
+	}
+	return &DB{pool: pool}, nil
+}
+
+// dsnHas reports whether the DSN sets param itself, so explicit settings
+// win over the Lambda defaults.
+func dsnHas(dsn, param string) bool { return strings.Contains(dsn, param+"=") }
+
+// Close releases every connection.
+func (db *DB) Close() { db.pool.Close() }
+
+// Pool exposes the connection pool for tests and tools in this module.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Migrate applies the embedded migrations. A Postgres advisory lock held for
+// the session makes concurrent callers (two Lambdas starting at once) wait
+// for each other instead of racing.
+func (db *DB) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return dbError("migrate", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.retry(ctx, func() error {
+		if err := db.pool.Ping(ctx); err != nil {
+			return dbError("ping", err)
+		}
+		return nil
+	})
+}
+
+// retry runs f again once when it failed because its connection broke (a
+// restarted database, a terminated backend): the pool has dropped that
+// connection by then, so the second attempt gets a fresh one. Callers only
+// use it for work that is safe to repeat.
+func (db *DB) retry(ctx context.Context, f func() error) error {
+	err := f()
+	if err != nil && retryable(err) && ctx.Err() == nil {
+		err = f()
+	}
+	return err
+}
+
+// retryable reports a failure that a second attempt may not meet: a broken
+// connection, or a deadlock or serialization failure between concurrent
+// batches of one tenant.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
+		return true
+	}
+	return backend.ErrorCode(err) == backend.EUNAVAILABLE
+}
+
+// inTx runs f in a transaction working as role with app.tenant_id set to
+// tenantID (empty for the admin role), retrying once on a broken
+// connection or a deadlock. f must be safe to repeat.
+func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) error) error {
+	return db.retry(ctx, func() error {
+		tx, err := db.pool.Begin(ctx)
+		if err != nil {
+			return dbError("begin", err)
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+		// SET LOCAL and set_config(..., true) end with the transaction, so
+		// a pooled (or RDS Proxy multiplexed) connection never carries one
+		// tenant's identity into another's request.
+		if _, err := tx.Exec(ctx, "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)", role, tenantID); err != nil {
+			return dbError("set role", err)
+		}
+		if err := f(tx); err != nil {
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return dbError("commit", err)
+		}
+		return nil
+	})
+}
+
+// dbError wraps err with op and, when it means the database cannot be
+// reached, with backend.EUNAVAILABLE; context errors pass through so callers
+// can tell a cancelled request from a broken database.
+func dbError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	var be *backend.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE, "database unavailable"), err)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "08", // connection exception
+			pgErr.Code == "57P01", // admin_shutdown (pg_terminate_backend)
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now
+			pgErr.Code == "53300": // too_many_connections
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connErr) ||
+		pgconn.SafeToRetry(err) || errors.Is(err, sql.ErrConnDone) ||
+		isClosedConn(err)
+}
+
+// isClosedConn catches the ways a connection that the server closed under
+// us shows up (EOF mid-read, or pgx's closed-conn error).
+func isClosedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed)
+}

@@ -1,0 +1,263 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// Stats answers from the rollups, never from events: whole hours of the
+// window come from rollup_hour and the minutes at either edge from
+// rollup_minute, so the rows read grow with the window and the number of
+// (server, method, tool) combinations, not with the number of events. The
+// counters and histograms are merged here and finished by stats.Finish, the
+// same code the local Aggregator ends with.
+func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.Stats, error) {
+	if err := tenantUUID(tenantID); err != nil {
+		return stats.Stats{}, err
+	}
+	q = q.Align(time.Now()) // a no-op on an aligned query
+	since, until := q.Since, q.Until
+	// Whole hours [h0, h1); edges [since, h0) and [h1, until) in minutes.
+	h0 := since.Truncate(time.Hour)
+	if !h0.Equal(since) {
+		h0 = h0.Add(time.Hour)
+	}
+	h1 := until.Truncate(time.Hour)
+	if !h0.Before(h1) {
+		h0, h1 = until, until // no whole hour: everything from minutes
+	}
+	step := stats.SeriesStep(since, until)
+
+	acc := newStatsAcc(step)
+	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
+		acc.reset()
+		var batch pgx.Batch
+		batch.Queue(`
+			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
+				risk_medium, risk_high, max_score, hist
+			FROM rollup_hour
+			WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
+			UNION ALL
+			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
+				risk_medium, risk_high, max_score, hist
+			FROM rollup_minute
+			WHERE tenant_id = $1 AND ($6 = '' OR server = $6)
+				AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))`,
+			tenantID, h0, h1, since, until, q.Server).Query(func(rows pgx.Rows) error {
+			return acc.addRollups(rows)
+		})
+		batch.Queue(`
+			SELECT count(*), coalesce(sum(s.dropped_events), 0)::bigint
+			FROM (
+				SELECT session_id FROM session_hour
+				WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
+				UNION
+				SELECT session_id FROM session_minute
+				WHERE tenant_id = $1 AND ($6 = '' OR server = $6)
+					AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))
+			) AS x
+			LEFT JOIN sessions AS s ON s.tenant_id = $1 AND s.id = x.session_id`,
+			tenantID, h0, h1, since, until, q.Server).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&acc.totals.Sessions, &acc.totals.DroppedEvents)
+		})
+		if step < time.Hour {
+			// Hourly rows cannot be split into smaller steps.
+			acc.series = map[time.Time]stats.Point{}
+			batch.Queue(`
+				SELECT bucket, sum(events)::bigint, sum(errors)::bigint FROM series_minute
+				WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($4 = '' OR server = $4)
+				GROUP BY bucket`, tenantID, since, until, q.Server).Query(func(rows pgx.Rows) error {
+				return acc.addSeries(rows)
+			})
+		}
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+			return dbError("stats", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return stats.Stats{}, err
+	}
+	return acc.result(since, until, q.Server), nil
+}
+
+// dim is one (method, tool) combination across the window.
+type dim struct{ method, tool string }
+
+type dimAcc struct {
+	calls, requests, errors int64
+	costUSD                 float64
+	medium, high            int64
+	maxScore                int
+	hist                    []int64 // dense, indexed by bucket
+}
+
+// statsAcc merges rollup rows; it mirrors the counters of stats.Aggregator.
+type statsAcc struct {
+	step    time.Duration
+	fromRow bool // series from rollup rows (steps of an hour or more)
+	totals  stats.Totals
+	levels  stats.RiskLevels
+	dims    map[dim]*dimAcc
+	series  map[time.Time]stats.Point
+}
+
+func newStatsAcc(step time.Duration) *statsAcc {
+	a := &statsAcc{step: step, fromRow: step >= time.Hour}
+	a.reset()
+	return a
+}
+
+// reset empties the accumulator, for a transaction retried after a
+// broken connection.
+func (a *statsAcc) reset() {
+	a.totals, a.levels = stats.Totals{}, stats.RiskLevels{}
+	a.dims = map[dim]*dimAcc{}
+	a.series = map[time.Time]stats.Point{}
+}
+
+func (a *statsAcc) addRollups(rows pgx.Rows) error {
+	var (
+		bucket                                                  time.Time
+		method, tool                                            string
+		events, requests, calls, errors, bytes, tokens, med, hi int64
+		cost                                                    float64
+		maxScore                                                int32
+		hist                                                    []int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&bucket, &method, &tool, &events, &requests, &calls, &errors,
+		&bytes, &cost, &tokens, &med, &hi, &maxScore, &hist}, func() error {
+		t := &a.totals
+		t.Events += events
+		t.Requests += requests
+		t.Errors += errors
+		t.Bytes += bytes
+		t.CostUSD += cost
+		t.Tokens += tokens
+		a.levels.Medium += med
+		a.levels.High += hi
+		a.levels.Low += events - med - hi
+
+		d := a.dims[dim{method, tool}]
+		if d == nil {
+			d = &dimAcc{}
+			a.dims[dim{method, tool}] = d
+		}
+		d.calls += calls
+		d.requests += requests
+		d.errors += errors
+		d.costUSD += cost
+		d.medium += med
+		d.high += hi
+		d.maxScore = max(d.maxScore, int(maxScore))
+		for _, x := range hist {
+			b, n := int(x>>40), x&(1<<40-1)
+			if b >= len(d.hist) {
+				d.hist = append(d.hist, make([]int64, b+1-len(d.hist))...)
+			}
+			d.hist[b] += n
+		}
+
+		if a.fromRow {
+			k := stats.SeriesBucket(bucket, a.step)
+			p := a.series[k]
+			p.Events += events
+			p.Errors += errors
+			a.series[k] = p
+		}
+		return nil
+	})
+	return err
+}
+
+func (a *statsAcc) addSeries(rows pgx.Rows) error {
+	var (
+		bucket         time.Time
+		events, errors int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&bucket, &events, &errors}, func() error {
+		k := stats.SeriesBucket(bucket, a.step)
+		p := a.series[k]
+		p.Events += events
+		p.Errors += errors
+		a.series[k] = p
+		return nil
+	})
+	return err
+}
+
+func addDense(h stats.Histogram, dense []int64) {
+	for b, n := range dense {
+		h.AddBucket(b, n)
+	}
+}
+
+// result applies the Aggregator's rules per (method, tool): methods count
+// every row with a method, tools only tools/call rows naming a tool.
+func (a *statsAcc) result(since, until time.Time, server string) stats.Stats {
+	latency := stats.Histogram{}
+	type methodAcc struct {
+		m    stats.Method
+		hist stats.Histogram
+	}
+	type toolAcc struct {
+		t            stats.Tool
+		hist         stats.Histogram
+		max          int
+		high, medium int64
+	}
+	methods := map[string]*methodAcc{}
+	tools := map[string]*toolAcc{}
+	for k, d := range a.dims {
+		addDense(latency, d.hist)
+		if k.method != "" {
+			m := methods[k.method]
+			if m == nil {
+				m = &methodAcc{m: stats.Method{Method: k.method}, hist: stats.Histogram{}}
+				methods[k.method] = m
+			}
+			m.m.Count += d.calls
+			m.m.Errors += d.errors
+			addDense(m.hist, d.hist)
+		}
+		if k.tool != "" && k.method == "tools/call" {
+			t := tools[k.tool]
+			if t == nil {
+				t = &toolAcc{t: stats.Tool{Tool: k.tool}, hist: stats.Histogram{}}
+				tools[k.tool] = t
+			}
+			t.t.Calls += d.requests
+			t.t.Errors += d.errors
+			t.t.CostUSD += d.costUSD
+			t.max = max(t.max, d.maxScore)
+			t.high += d.high
+			t.medium += d.medium
+			addDense(t.hist, d.hist)
+		}
+	}
+	methodList := make([]stats.Method, 0, len(methods))
+	for _, m := range methods {
+		m.m.Percentiles = m.hist.Percentiles()
+		methodList = append(methodList, m.m)
+	}
+	toolList := make([]stats.Tool, 0, len(tools))
+	var risky []stats.RiskyTool
+	for _, t := range tools {
+		t.t.Percentiles = t.hist.Percentiles()
+		toolList = append(toolList, t.t)
+		if t.max > 0 || t.high > 0 || t.medium > 0 {
+			risky = append(risky, stats.RiskyTool{Tool: t.t.Tool, MaxScore: t.max, High: t.high, Medium: t.medium})
+		}
+	}
+	s := stats.Stats{
+		Since: since, Until: until, Server: server,
+		Totals:     a.totals,
+		Latency:    stats.Latency{Count: latency.Count(), Percentiles: latency.Percentiles()},
+		RiskLevels: a.levels,
+	}
+	return stats.Finish(s, toolList, methodList, risky, a.series)
+}

@@ -1,0 +1,403 @@
+// Package stats defines the answer of GET /api/stats and of `kilometers stats
+// --json`, and the rules that turn events into it. The backend computes the
+// same numbers from rollups; a test holds both to the Aggregator here.
+package stats
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// DefaultWindow is the window used when a query names no since.
+const DefaultWindow = 24 * time.Hour
+
+// MaxRiskiestTools bounds the riskiest_tools list.
+const MaxRiskiestTools = 10
+
+// Stats is the stats answer.
+type Stats struct {
+	Since         time.Time   `json:"since"`
+	Until         time.Time   `json:"until"`
+	Server        string      `json:"server,omitempty"`
+	Totals        Totals      `json:"totals"`
+	Latency       Latency     `json:"latency"`
+	Tools         []Tool      `json:"tools"`
+	Methods       []Method    `json:"methods"`
+	RiskLevels    RiskLevels  `json:"risk_levels"`
+	RiskiestTools []RiskyTool `json:"riskiest_tools"`
+	SeriesStep    string      `json:"series_step"`
+	Series        []Point     `json:"series"`
+}
+
+// Totals sums the window.
+type Totals struct {
+	Events   int64 `json:"events"`
+	Requests int64 `json:"requests"`
+	// Errors counts failed replies: JSON-RPC errors and tool results with
+	// isError set.
+	Errors int64 `json:"errors"`
+	// ErrorRate is Errors / Requests, 0 when there were no requests.
+	ErrorRate     float64 `json:"error_rate"`
+	Bytes         int64   `json:"bytes"`
+	CostUSD       float64 `json:"cost_usd"`
+	Tokens        int64   `json:"tokens"`
+	Sessions      int64   `json:"sessions"`
+	DroppedEvents int64   `json:"dropped_events"`
+}
+
+// Percentiles in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50_ms"`
+	P95 float64 `json:"p95_ms"`
+	P99 float64 `json:"p99_ms"`
+}
+
+// Latency summarises the latency of every reply in the window.
+type Latency struct {
+	Count int64 `json:"count"`
+	Percentiles
+}
+
+// Tool summarises one tool's tools/call traffic.
+type Tool struct {
+	Tool string `json:"tool"`
+	// Calls counts tools/call requests naming the tool.
+	Calls int64 `json:"calls"`
+	// Errors counts their failed replies.
+	Errors int64 `json:"errors"`
+	Percentiles
+	CostUSD float64 `json:"cost_usd"`
+}
+
+// Method summarises one JSON-RPC method.
+type Method struct {
+	Method string `json:"method"`
+	// Count counts requests and notifications with the method.
+	Count  int64 `json:"count"`
+	Errors int64 `json:"errors"`
+	Percentiles
+}
+
+// RiskLevels counts events by risk level.
+type RiskLevels struct {
+	Low    int64 `json:"low"`
+	Medium int64 `json:"medium"`
+	High   int64 `json:"high"`
+}
+
+// RiskyTool is one entry of the riskiest tools: tools ordered by the highest
+// risk score any of their events reached.
+type RiskyTool struct {
+	Tool     string `json:"tool"`
+	MaxScore int    `json:"max_score"`
+	High     int64  `json:"high"`
+	Medium   int64  `json:"medium"`
+}
+
+// Point is one step of the time series.
+type Point struct {
+	TS     time.Time `json:"ts"`
+	Events int64     `json:"events"`
+	Errors int64     `json:"errors"`
+}
+
+// AlignWindow rounds a window out to whole minutes, the resolution of the
+// backend's rollups, so that local and remote stats cover the same events.
+// A zero since means DefaultWindow before until; a zero until means now.
+func AlignWindow(since, until, now time.Time) (time.Time, time.Time) {
+	if until.IsZero() {
+		until = now
+	}
+	if since.IsZero() {
+		since = until.Add(-DefaultWindow)
+	}
+	since = since.UTC().Truncate(time.Minute)
+	if t := until.UTC().Truncate(time.Minute); !t.Equal(until.UTC()) {
+		until = t.Add(time.Minute)
+	} else {
+		until = t
+	}
+	return since, until
+}
+
+// SeriesStep picks the time series resolution for a window: at most about 150
+// points, on boundaries the rollups keep.
+func SeriesStep(since, until time.Time) time.Duration {
+	d := until.Sub(since)
+	for _, step := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
+		if d/step <= 150 {
+			return step
+		}
+	}
+	return 7 * 24 * time.Hour
+}
+
+// SeriesBucket returns the start of the series step that holds t. Steps are
+// aligned to the Unix epoch in UTC.
+func SeriesBucket(t time.Time, step time.Duration) time.Time {
+	return t.UTC().Truncate(step)
+}
+
+// Round6 rounds money to a millionth of a dollar for display, so sums of
+// floats agree between Go and SQL.
+func Round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// Aggregator computes Stats from events one at a time. It is the reference
+// implementation: the local store uses it directly and the backend's rollups
+// must produce the same answer.
+type Aggregator struct {
+	since, until time.Time
+	server       string
+	step         time.Duration
+
+	totals   Totals
+	sessions map[string]struct{}
+	latency  Histogram
+	tools    map[string]*toolAcc
+	methods  map[string]*methodAcc
+	levels   RiskLevels
+	series   map[time.Time]*Point
+}
+
+type toolAcc struct {
+	Tool
+	hist     Histogram
+	maxScore int
+	high     int64
+	medium   int64
+}
+
+type methodAcc struct {
+	Method
+	hist Histogram
+}
+
+// NewAggregator returns an Aggregator for an aligned window (see AlignWindow)
+// and an optional server filter.
+func NewAggregator(since, until time.Time, server string) *Aggregator {
+	return &Aggregator{
+		since: since, until: until, server: server,
+		step:     SeriesStep(since, until),
+		sessions: map[string]struct{}{},
+		latency:  Histogram{},
+		tools:    map[string]*toolAcc{},
+		methods:  map[string]*methodAcc{},
+		series:   map[time.Time]*Point{},
+	}
+}
+
+// Includes reports whether e falls in the aggregator's window and filter.
+func (a *Aggregator) Includes(e *event.Event) bool {
+	if e.TS.Before(a.since) || !e.TS.Before(a.until) {
+		return false
+	}
+	return a.server == "" || e.Server == a.server
+}
+
+// Add counts e if it falls in the window and filter.
+func (a *Aggregator) Add(e *event.Event) {
+	if !a.Includes(e) {
+		return
+	}
+	t := &a.totals
+	t.Events++
+	t.Bytes += e.Size
+	t.CostUSD += e.CostUSD
+	t.Tokens += e.Tokens
+	a.sessions[e.SessionID] = struct{}{}
+	failed := e.Failed()
+	if e.Kind == event.KindRequest {
+		t.Requests++
+	}
+	if failed {
+		t.Errors++
+	}
+	if e.LatencyMS != nil && e.IsReply() {
+		a.latency.Add(*e.LatencyMS)
+	}
+
+	switch a.RiskLevelOf(e) {
+	case event.LevelHigh:
+		a.levels.High++
+	case event.LevelMedium:
+		a.levels.Medium++
+	default:
+		a.levels.Low++
+	}
+
+	if e.Method != "" {
+		m := a.methods[e.Method]
+		if m == nil {
+			m = &methodAcc{Method: Method{Method: e.Method}, hist: Histogram{}}
+			a.methods[e.Method] = m
+		}
+		if e.Kind == event.KindRequest || e.Kind == event.KindNotification {
+			m.Count++
+		}
+		if failed {
+			m.Errors++
+		}
+		if e.LatencyMS != nil && e.IsReply() {
+			m.hist.Add(*e.LatencyMS)
+		}
+	}
+
+	if e.Tool != "" && e.Method == "tools/call" {
+		tl := a.tools[e.Tool]
+		if tl == nil {
+			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: Histogram{}}
+			a.tools[e.Tool] = tl
+		}
+		if e.IsToolCall() {
+			tl.Calls++
+		}
+		if failed {
+			tl.Errors++
+		}
+		if e.LatencyMS != nil && e.IsReply() {
+			tl.hist.Add(*e.LatencyMS)
+		}
+		tl.CostUSD += e.CostUSD
+		if e.Risk != nil && e.Risk.Score > tl.maxScore {
+			tl.maxScore = e.Risk.Score
+		}
+		switch a.RiskLevelOf(e) {
+		case event.LevelHigh:
+			tl.high++
+		case event.LevelMedium:
+			tl.medium++
+		}
+	}
+
+	b := SeriesBucket(e.TS, a.step)
+	p := a.series[b]
+	if p == nil {
+		p = &Point{TS: b}
+		a.series[b] = p
+	}
+	p.Events++
+	if failed {
+		p.Errors++
+	}
+}
+
+// RiskLevelOf is the level an event counts under in stats.
+func (a *Aggregator) RiskLevelOf(e *event.Event) event.Level { return e.RiskLevel() }
+
+// AddDropped adds events a session reported as dropped.
+func (a *Aggregator) AddDropped(n int64) { a.totals.DroppedEvents += n }
+
+// Result returns the stats so far. Lists are sorted deterministically.
+func (a *Aggregator) Result() Stats {
+	s := Stats{
+		Since: a.since, Until: a.until, Server: a.server,
+		Totals:        a.totals,
+		Latency:       Latency{Count: a.latency.Count(), Percentiles: a.latency.Percentiles()},
+		RiskLevels:    a.levels,
+		SeriesStep:    a.step.String(),
+		Tools:         []Tool{},
+		Methods:       []Method{},
+		RiskiestTools: []RiskyTool{},
+	}
+	s.Totals.Sessions = int64(len(a.sessions))
+	return Finish(s, a.toolList(), a.methodList(), a.riskyList(), a.seriesMap())
+}
+
+func (a *Aggregator) toolList() []Tool {
+	out := make([]Tool, 0, len(a.tools))
+	for _, t := range a.tools {
+		tool := t.Tool
+		tool.Percentiles = t.hist.Percentiles()
+		out = append(out, tool)
+	}
+	return out
+}
+
+func (a *Aggregator) methodList() []Method {
+	out := make([]Method, 0, len(a.methods))
+	for _, m := range a.methods {
+		method := m.Method
+		method.Percentiles = m.hist.Percentiles()
+		out = append(out, method)
+	}
+	return out
+}
+
+func (a *Aggregator) riskyList() []RiskyTool {
+	var out []RiskyTool
+	for _, t := range a.tools {
+		if t.maxScore > 0 || t.high > 0 || t.medium > 0 {
+			out = append(out, RiskyTool{Tool: t.Tool.Tool, MaxScore: t.maxScore, High: t.high, Medium: t.medium})
+		}
+	}
+	return out
+}
+
+func (a *Aggregator) seriesMap() map[time.Time]Point {
+	m := make(map[time.Time]Point, len(a.series))
+	for k, p := range a.series {
+		m[k] = *p
+	}
+	return m
+}
+
+// Finish fills the derived fields of s (error rate, rounding, sorted lists,
+// dense series) the same way for every source of stats. Callers pass the
+// per-tool, per-method and riskiest lists in any order and the series points
+// they have, keyed by SeriesBucket.
+func Finish(s Stats, tools []Tool, methods []Method, risky []RiskyTool, series map[time.Time]Point) Stats {
+	if s.Totals.Requests > 0 {
+		s.Totals.ErrorRate = math.Round(float64(s.Totals.Errors)/float64(s.Totals.Requests)*1e6) / 1e6
+	}
+	s.Totals.CostUSD = Round6(s.Totals.CostUSD)
+	for i := range tools {
+		tools[i].CostUSD = Round6(tools[i].CostUSD)
+	}
+	sort.Slice(tools, func(i, j int) bool {
+		if tools[i].Calls != tools[j].Calls {
+			return tools[i].Calls > tools[j].Calls
+		}
+		return tools[i].Tool < tools[j].Tool
+	})
+	sort.Slice(methods, func(i, j int) bool {
+		if methods[i].Count != methods[j].Count {
+			return methods[i].Count > methods[j].Count
+		}
+		return methods[i].Method < methods[j].Method
+	})
+	sort.Slice(risky, func(i, j int) bool {
+		if risky[i].MaxScore != risky[j].MaxScore {
+			return risky[i].MaxScore > risky[j].MaxScore
+		}
+		if risky[i].High != risky[j].High {
+			return risky[i].High > risky[j].High
+		}
+		return risky[i].Tool < risky[j].Tool
+	})
+	if len(risky) > MaxRiskiestTools {
+		risky = risky[:MaxRiskiestTools]
+	}
+	if tools == nil {
+		tools = []Tool{}
+	}
+	if methods == nil {
+		methods = []Method{}
+	}
+	if risky == nil {
+		risky = []RiskyTool{}
+	}
+	s.Tools, s.Methods, s.RiskiestTools = tools, methods, risky
+
+	step := SeriesStep(s.Since, s.Until)
+	s.SeriesStep = step.String()
+	s.Series = []Point{}
+	for t := SeriesBucket(s.Since, step); t.Before(s.Until); t = t.Add(step) {
+		p := series[t]
+		p.TS = t
+		s.Series = append(s.Series, p)
+	}
+	return s
+}

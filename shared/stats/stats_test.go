@@ -1,0 +1,160 @@
+package stats
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+func TestBucketBounds(t *testing.T) {
+	for _, ms := range []float64{0.0005, 0.001, 0.0011, 0.5, 1, 12.481, 999.9, 1000, 60000, 3.6e6} {
+		b := Bucket(ms)
+		hi := BucketValue(b)
+		// BucketValue rounds to whole microseconds, hence the 0.0005 slack.
+		if ms > bucketBase && (hi < ms-0.0005 || hi > ms*bucketGrowth+0.0005) {
+			t.Errorf("Bucket(%v)=%d reports %v: not within 1%% above", ms, b, hi)
+		}
+		if b > 0 && BucketValue(b-1) >= ms && ms > bucketBase {
+			t.Errorf("Bucket(%v)=%d but bucket %d already holds it", ms, b, b-1)
+		}
+	}
+	if Bucket(math.NaN()) != 0 || Bucket(-3) != 0 {
+		t.Error("NaN and negatives belong in bucket 0")
+	}
+}
+
+func TestQuantileNearestRank(t *testing.T) {
+	h := Histogram{}
+	for i := 1; i <= 100; i++ {
+		h.Add(float64(i))
+	}
+	tests := []struct{ q, want float64 }{{0.5, 50}, {0.95, 95}, {0.99, 99}, {1, 100}}
+	for _, tt := range tests {
+		got := h.Quantile(tt.q)
+		if math.Abs(got-tt.want)/tt.want > 0.01 {
+			t.Errorf("q%.2f = %v, want %v within 1%%", tt.q, got, tt.want)
+		}
+	}
+	if (Histogram{}).Quantile(0.5) != 0 {
+		t.Error("empty histogram must answer 0")
+	}
+	// Rollups add bucket counts; the answer must not depend on how they were split.
+	split := Histogram{}
+	for b, n := range h {
+		split.AddBucket(b, n/2)
+		split.AddBucket(b, n-n/2)
+	}
+	if split.Percentiles() != h.Percentiles() {
+		t.Errorf("merged histogram differs: %+v vs %+v", split.Percentiles(), h.Percentiles())
+	}
+}
+
+func TestAlignWindow(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 30, 15, 500, time.UTC)
+	since, until := AlignWindow(time.Time{}, time.Time{}, now)
+	if !until.Equal(time.Date(2026, 11, 23, 10, 31, 0, 0, time.UTC)) || until.Sub(since) != DefaultWindow+time.Minute {
+		t.Errorf("default window = %v..%v", since, until)
+	}
+	exact := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	since, until = AlignWindow(exact.Add(-time.Hour+time.Second), exact, now)
+	if !since.Equal(exact.Add(-time.Hour)) || !until.Equal(exact) {
+		t.Errorf("aligned = %v..%v", since, until)
+	}
+}
+
+func TestSeriesStep(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want time.Duration
+	}{{time.Hour, time.Minute}, {24 * time.Hour, 15 * time.Minute}, {7 * 24 * time.Hour, 6 * time.Hour}, {60 * 24 * time.Hour, 24 * time.Hour}}
+	for _, tt := range tests {
+		s := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		if got := SeriesStep(s, s.Add(tt.d)); got != tt.want {
+			t.Errorf("SeriesStep(%v) = %v, want %v", tt.d, got, tt.want)
+		}
+	}
+}
+
+func f64(v float64) *float64 { return &v }
+
+func TestAggregatorCountsTheContract(t *testing.T) {
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	yes, no := true, false
+	code := -32602
+	ev := func(i int, kind event.Kind, dir event.Direction, method, tool string) event.Event {
+		return event.Event{ID: "id" + string(rune('a'+i)), SessionID: "s1", Server: "fs", TS: base.Add(time.Duration(i) * time.Second),
+			Kind: kind, Direction: dir, Method: method, Tool: tool, Size: 100, CostUSD: 100.0 / 1024 * 0.001}
+	}
+	evs := []event.Event{
+		ev(0, event.KindRequest, event.ClientToServer, "initialize", ""),
+		ev(1, event.KindResponse, event.ServerToClient, "initialize", ""),
+		ev(2, event.KindNotification, event.ClientToServer, "notifications/initialized", ""),
+		ev(3, event.KindRequest, event.ClientToServer, "tools/call", "read_file"),
+		ev(4, event.KindResponse, event.ServerToClient, "tools/call", "read_file"),
+		ev(5, event.KindRequest, event.ClientToServer, "tools/call", "read_file"),
+		ev(6, event.KindResponse, event.ServerToClient, "tools/call", "read_file"),
+		ev(7, event.KindRequest, event.ClientToServer, "tools/call", "write_file"),
+		ev(8, event.KindError, event.ServerToClient, "tools/call", "write_file"),
+		ev(9, event.KindInvalid, event.ServerToClient, "", ""),
+	}
+	evs[1].LatencyMS = f64(2)
+	evs[4].LatencyMS, evs[4].IsError = f64(10), &no
+	evs[6].LatencyMS, evs[6].IsError = f64(30), &yes
+	evs[8].LatencyMS, evs[8].ErrorCode = f64(5), &code
+	evs[6].Risk = &event.Risk{Score: 80, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}}
+	other := ev(10, event.KindRequest, event.ClientToServer, "tools/call", "read_file")
+	other.Server = "github"
+	late := ev(11, event.KindRequest, event.ClientToServer, "ping", "")
+	late.TS = base.Add(2 * time.Hour)
+	evs = append(evs, other, late)
+
+	since, until := AlignWindow(base, base.Add(time.Hour), base)
+	a := NewAggregator(since, until, "fs")
+	for i := range evs {
+		a.Add(&evs[i])
+	}
+	a.AddDropped(3)
+	s := a.Result()
+
+	want := Totals{Events: 10, Requests: 4, Errors: 2, ErrorRate: 0.5, Bytes: 1000, CostUSD: Round6(1000.0 / 1024 * 0.001), Sessions: 1, DroppedEvents: 3}
+	if s.Totals != want {
+		t.Errorf("totals = %+v\nwant     %+v", s.Totals, want)
+	}
+	if len(s.Tools) != 2 || s.Tools[0].Tool != "read_file" || s.Tools[0].Calls != 2 || s.Tools[0].Errors != 1 ||
+		s.Tools[1].Tool != "write_file" || s.Tools[1].Calls != 1 || s.Tools[1].Errors != 1 {
+		t.Errorf("tools = %+v", s.Tools)
+	}
+	if s.Tools[0].P99 < 30 || s.Tools[0].P99 > 30.3 {
+		t.Errorf("read_file p99 = %v, want 30 within 1%%", s.Tools[0].P99)
+	}
+	if s.Latency.Count != 4 {
+		t.Errorf("latency count = %d, want 4 replies", s.Latency.Count)
+	}
+	if s.RiskLevels != (RiskLevels{Low: 9, High: 1}) {
+		t.Errorf("risk levels = %+v", s.RiskLevels)
+	}
+	if len(s.RiskiestTools) != 1 || s.RiskiestTools[0] != (RiskyTool{Tool: "read_file", MaxScore: 80, High: 1}) {
+		t.Errorf("riskiest = %+v", s.RiskiestTools)
+	}
+	if len(s.Series) != 60 || s.Series[0].Events != 10 || s.Series[0].Errors != 2 || s.SeriesStep != "1m0s" {
+		t.Errorf("series: %d points, first %+v, step %s", len(s.Series), s.Series[0], s.SeriesStep)
+	}
+	b, _ := json.Marshal(s)
+	for _, key := range []string{`"totals"`, `"error_rate"`, `"tools":[{"tool":"read_file","calls":2,"errors":1,"p50_ms"`, `"p95_ms"`, `"p99_ms"`, `"risk_levels"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("JSON lacks %s: %s", key, b)
+		}
+	}
+}
+
+func TestEmptyStatsHaveEmptyListsNotNull(t *testing.T) {
+	since, until := AlignWindow(time.Time{}, time.Time{}, time.Now())
+	b, _ := json.Marshal(NewAggregator(since, until, "").Result())
+	if strings.Contains(string(b), "null") {
+		t.Errorf("empty stats contain null: %s", b)
+	}
+}
