@@ -19,7 +19,8 @@ build:
 
 ## demo: build, then watch a real MCP session through the monitor
 demo: build
-	./$(BIN) demo
+	$(GO) build -trimpath -o bin/kilometers-demo ./cli/demo
+	./bin/kilometers-demo --kilometers $(BIN)
 
 ## deps: what a fresh machine lacks (Go modules, npm MCP servers for tests, release tools)
 deps:
@@ -40,7 +41,8 @@ test-go:
 test-deploy:
 	@if [ -x infra/checks/run.sh ]; then infra/checks/run.sh; else echo "test-deploy: infra/checks/run.sh not present"; exit 1; fi
 
-## bench: side-by-side benchmarks (monitor vs bare copy; ingest vs COPY; stats at 1M/10M)
+## bench: side-by-side benchmarks (monitor vs bare copy; ingest vs COPY; stats at 1M/10M);
+## BENCH_QUICK=1 for a smoke run, BENCH_ONLY=monitor|postgres for one half (docs/performance.md)
 bench: build
 	$(WITH_PG) infra/local/bench.sh
 

@@ -81,6 +81,9 @@ func TestFunctionsAreBuiltFromFunctionPackages(t *testing.T) {
 		if want, ok := deployed[name]; ok && want != dir {
 			t.Errorf("%s: CodeUri functions/%s, want functions/%s", name, dir, want)
 		}
+		if _, err := os.Stat(filepath.Join(root, "functions", dir, "main.go")); err != nil {
+			t.Errorf("%s: functions/%s has no main.go: %v", name, dir, err)
+		}
 		pkg, err := build.ImportDir(filepath.Join(root, "functions", dir), 0)
 		switch {
 		case err != nil:
@@ -326,5 +329,109 @@ func TestOutputsAndParameters(t *testing.T) {
 	}
 	if api.Properties["CorsConfiguration"] != nil {
 		t.Error("CORS is on; keep it off unless a browser client needs it")
+	}
+}
+
+// TestOnlyFunctionsReachTheDatabase checks the network path: functions ->
+// RDS Proxy -> database, each hop open only to the one before it, and the
+// database private with a managed master secret.
+func TestOnlyFunctionsReachTheDatabase(t *testing.T) {
+	tmpl, _ := load(t)
+	ingressFrom := func(sg string) []string {
+		var from []string
+		r := tmpl.Resources[sg]
+		rules, _ := r.Properties["SecurityGroupIngress"].([]any)
+		for _, rule := range rules {
+			m, _ := rule.(map[string]any)
+			if m["CidrIp"] != nil || m["CidrIpv6"] != nil {
+				t.Errorf("%s admits a CIDR (%v); only security groups may come in", sg, m)
+			}
+			if ref, ok := Ref(m["SourceSecurityGroupId"]); ok {
+				from = append(from, ref)
+			}
+		}
+		for name, res := range tmpl.Resources {
+			if res.Type != "AWS::EC2::SecurityGroupIngress" {
+				continue
+			}
+			if g, _ := Ref(res.Properties["GroupId"]); g == sg {
+				t.Errorf("%s: extra ingress rule %s", sg, name)
+			}
+		}
+		return from
+	}
+	if got := ingressFrom("DatabaseSecurityGroup"); !slices.Equal(got, []string{"ProxySecurityGroup"}) {
+		t.Errorf("database admits %v, want only the proxy", got)
+	}
+	if got := ingressFrom("ProxySecurityGroup"); !slices.Equal(got, []string{"FunctionSecurityGroup"}) {
+		t.Errorf("proxy admits %v, want only the functions", got)
+	}
+	db := tmpl.Resources["Database"]
+	if db.Properties["PubliclyAccessible"] != false || db.Properties["ManageMasterUserPassword"] != true ||
+		db.Properties["StorageEncrypted"] != true {
+		t.Errorf("database: PubliclyAccessible=%v ManageMasterUserPassword=%v StorageEncrypted=%v; want false, true, true",
+			db.Properties["PubliclyAccessible"], db.Properties["ManageMasterUserPassword"], db.Properties["StorageEncrypted"])
+	}
+	if tmpl.Resources["DatabaseProxy"].Properties["RequireTLS"] != true {
+		t.Error("RDS Proxy does not require TLS")
+	}
+	for name, r := range tmpl.Resources {
+		switch r.Type {
+		case "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway":
+			t.Errorf("%s (%s): the subnets must stay private", name, r.Type)
+		case "AWS::EC2::Subnet":
+			if r.Properties["MapPublicIpOnLaunch"] != false {
+				t.Errorf("subnet %s maps public IPs", name)
+			}
+		}
+	}
+	vpc, _ := tmpl.Globals["Function"]["VpcConfig"].(map[string]any)
+	if sgs, _ := vpc["SecurityGroupIds"].([]any); len(sgs) != 1 {
+		t.Errorf("functions' security groups %v, want [FunctionSecurityGroup]", sgs)
+	} else if ref, _ := Ref(sgs[0]); ref != "FunctionSecurityGroup" {
+		t.Errorf("functions run in %v, want FunctionSecurityGroup", sgs[0])
+	}
+}
+
+// TestLeastPrivilege checks that each function may read only the secrets it
+// needs: the database secret for all, the admin token for admin alone.
+func TestLeastPrivilege(t *testing.T) {
+	tmpl, _ := load(t)
+	for name, r := range tmpl.Functions() {
+		if r.Properties["Role"] != nil {
+			t.Errorf("%s brings its own role; use SAM policy templates so the template shows its rights", name)
+		}
+		policies, _ := r.Properties["Policies"].([]any)
+		var secrets []string
+		for _, p := range policies {
+			m, ok := p.(map[string]any)
+			if !ok || len(m) != 1 {
+				t.Errorf("%s: policy %v is not a SAM policy template", name, p)
+				continue
+			}
+			tmplArgs, ok := m["AWSSecretsManagerGetSecretValuePolicy"].(map[string]any)
+			if !ok {
+				t.Errorf("%s: unexpected policy %v", name, m)
+				continue
+			}
+			switch arn := tmplArgs["SecretArn"].(type) {
+			case map[string]any:
+				if ref, ok := Ref(arn); ok {
+					secrets = append(secrets, ref)
+				} else if ga, ok := arn["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+					secrets = append(secrets, ga[0].(string)+"."+ga[1].(string))
+				}
+			default:
+				t.Errorf("%s: secret %v is not a reference to the template's secrets", name, arn)
+			}
+		}
+		sort.Strings(secrets)
+		want := []string{"Database.MasterUserSecret.SecretArn"}
+		if name == "AdminFunction" {
+			want = []string{"AdminTokenSecret", "Database.MasterUserSecret.SecretArn"}
+		}
+		if !slices.Equal(secrets, want) {
+			t.Errorf("%s may read %v, want %v", name, secrets, want)
+		}
 	}
 }

@@ -31,9 +31,12 @@ type stdioClient struct {
 	log    []recorded
 }
 
-func startServer(t testing.TB, argv []string) *stdioClient {
+func startServer(t testing.TB, argv []string, env ...string) *stdioClient {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = io.Discard
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -239,6 +242,54 @@ func filesystemSession(t *testing.T) (log []recorded, toolsList json.RawMessage)
 	return c.log, toolsList
 }
 
+// memorySession drives @modelcontextprotocol/server-memory the way an
+// assistant keeps notes about a user and their project: entities,
+// relations, observations (naming credentials the way people do, without
+// holding any), searches and clean-up.
+func memorySession(t *testing.T) (log []recorded, toolsList json.RawMessage) {
+	c := startServer(t, testenv.NPMServer(t, "mcp-server-memory"), "MEMORY_FILE_PATH="+filepath.Join(t.TempDir(), "memory.jsonl"))
+	c.initialize()
+	toolsList = c.call("tools/list", nil)
+	entity := func(name, typ string, obs ...string) map[string]any {
+		return map[string]any{"name": name, "entityType": typ, "observations": obs}
+	}
+	relation := func(from, to, typ string) map[string]any {
+		return map[string]any{"from": from, "to": to, "relationType": typ}
+	}
+	c.call("tools/call", toolCall("read_graph", map[string]any{}))
+	c.call("tools/call", toolCall("create_entities", map[string]any{"entities": []any{
+		entity("Ana", "person", "Backend developer", "Prefers Go and PostgreSQL", "Works in Lisbon, UTC+0"),
+		entity("invoice-service", "project", "Renders PDF invoices", "Deployed with sam deploy to eu-west-1"),
+		entity("Postgres 16", "technology", "Primary database of invoice-service"),
+	}}))
+	c.call("tools/call", toolCall("create_relations", map[string]any{"relations": []any{
+		relation("Ana", "invoice-service", "maintains"),
+		relation("invoice-service", "Postgres 16", "stores data in"),
+	}}))
+	for _, obs := range [][2]string{
+		{"Ana", "Keeps database passwords in 1Password, never in the repository"},
+		{"Ana", "Rotates the API token every 90 days"},
+		{"invoice-service", "Reads DB_PASSWORD from the environment"},
+		{"invoice-service", "Runs the migrations at start"},
+		{"invoice-service", "Uses the secrets manager for the Stripe key"},
+		{"Postgres 16", "Nightly backups with pg_dump to S3"},
+		{"Ana", "Asked to delete old rows with a WHERE clause only after a backup"},
+	} {
+		c.call("tools/call", toolCall("add_observations", map[string]any{"observations": []any{
+			map[string]any{"entityName": obs[0], "contents": []string{obs[1]}}}}))
+	}
+	for _, q := range []string{"Ana", "invoice", "password", "database", "deploy", "token", "backup"} {
+		c.call("tools/call", toolCall("search_nodes", map[string]any{"query": q}))
+	}
+	c.call("tools/call", toolCall("open_nodes", map[string]any{"names": []string{"Ana", "invoice-service"}}))
+	c.call("tools/call", toolCall("delete_observations", map[string]any{"deletions": []any{
+		map[string]any{"entityName": "invoice-service", "observations": []string{"Runs the migrations at start"}}}}))
+	c.call("tools/call", toolCall("delete_relations", map[string]any{"relations": []any{relation("invoice-service", "Postgres 16", "stores data in")}}))
+	c.call("tools/call", toolCall("delete_entities", map[string]any{"entityNames": []string{"Postgres 16"}}))
+	c.call("tools/call", toolCall("read_graph", map[string]any{}))
+	return c.log, toolsList
+}
+
 // TestLiveServers runs the real npm servers, checks that their tool lists
 // and an ordinary session raise no alarm, and that a second run of the same
 // server shows the same definitions (no false rug pull). With -update it
@@ -251,6 +302,7 @@ func TestLiveServers(t *testing.T) {
 	}{
 		{"everything", everythingSession, "tools_list_everything.json"},
 		{"filesystem", filesystemSession, "tools_list_filesystem.json"},
+		{"memory", memorySession, "tools_list_memory.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log, toolsList := tc.run(t)

@@ -156,11 +156,13 @@ var secretRules = []*rule{
 // DB_PASSWORD=hunter22 (.env), password: hunter22 (YAML, and how
 // extractText writes a JSON key). The value must be a literal, so
 // password = request.form["password"] does not count; placeholders are
-// dropped afterwards by isPlaceholder.
+// dropped afterwards by isPlaceholder. A line may start with the JSON keys
+// extractText wrote ("content: text: DB_PASSWORD=..."), so the first line
+// of a result's text counts like the others.
 var passwords = newRule(`(?m)`+
 	`(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*[:=]\s*["']([^"'\s]{6,})["']`+
-	`|^\s*["']?[a-z0-9_.-]*(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*:\s*([^\s"',;]{6,})\s*$`+
-	`|^\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|api_key|token)[a-z0-9_]*=([^\s"'$]{6,})\s*$`,
+	`|^(?:[a-z_]+: )*\s*["']?[a-z0-9_.-]*(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*:\s*([^\s"',;]{6,})\s*$`+
+	`|^(?:[a-z_]+: )*\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|api_key|token)[a-z0-9_]*=([^\s"'$]{6,})\s*$`,
 	"password", "passwd", "secret", "apikey", "api_key", "access_token", "accesstoken", "auth_token", "authtoken", "token=")
 
 var placeholderWords = [][]byte{
@@ -168,6 +170,9 @@ var placeholderWords = [][]byte{
 	[]byte("xxx"), []byte("***"), []byte("..."), []byte("redacted"), []byte("dummy"),
 	[]byte("password"), []byte("secret"), []byte("<"), []byte("{"), []byte("$"),
 	[]byte("("), []byte("["), []byte("%"), []byte("•"),
+	// An escape sequence is code spelling a character ("\u3299"), not a
+	// password typed in.
+	[]byte("\\"),
 }
 
 // Hidden instructions: what tool-poisoning descriptions and prompt
@@ -323,12 +328,31 @@ func hasPassword(mask uint64, lower []byte) bool {
 	// Allocates, but only on text that names a password-like key.
 	for _, m := range passwords.re.FindAllSubmatchIndex(lower, 16) {
 		for g := 2; g+1 < len(m); g += 2 {
-			if m[g] >= 0 && !isPlaceholder(lower[m[g]:m[g+1]]) {
+			if m[g] < 0 {
+				continue
+			}
+			v := lower[m[g]:m[g+1]]
+			// Groups after the first are unquoted (YAML, .env): there a
+			// short word of letters is a setting ("passwd: compat" in
+			// nsswitch.conf, "password: required"), not a literal.
+			if g > 2 && len(v) < 16 && allLetters(v) {
+				continue
+			}
+			if !isPlaceholder(v) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+func allLetters(v []byte) bool {
+	for _, c := range v {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 func isPlaceholder(v []byte) bool {

@@ -47,12 +47,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, decode func([]byte, time.Time) (event.Batch, error)) {
-	body, err := readBody(r)
+	body, release, err := s.bodies.readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	b, err := decode(body, s.now())
+	release()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -128,13 +129,15 @@ type RevokeKeyResponse struct {
 const maxTenantName = 256
 
 func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r)
+	body, release, err := s.bodies.readBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	var req CreateTenantRequest
-	if err := decodeJSON(body, &req); err != nil {
+	err = decodeJSON(body, &req)
+	release()
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}

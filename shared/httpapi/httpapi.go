@@ -73,6 +73,7 @@ type Server struct {
 	now         func() time.Time
 	pingTimeout time.Duration
 	mux         *http.ServeMux
+	bodies      bodyPools
 }
 
 // New returns the API server for cfg.

@@ -24,7 +24,7 @@ func (db *DB) IngestGenerated(ctx context.Context, tenantID, fillSQL string, arg
 		if _, err := tx.Exec(ctx, fillSQL, args...); err != nil {
 			return fmt.Errorf("postgres: fill staging: %w", err)
 		}
-		return dbError("insert events", tx.QueryRow(ctx, insertEvents, tenantID).Scan(&inserted))
+		return dbError("insert events", tx.QueryRow(ctx, insertStaged, tenantID).Scan(&inserted))
 	})
 	return inserted, err
 }

@@ -127,12 +127,18 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // retry runs f again once when it failed because its connection broke (a
-// restarted database, a terminated backend): the pool has dropped that
-// connection by then, so the second attempt gets a fresh one. Callers only
-// use it for work that is safe to repeat.
+// restarted database, a terminated backend) or lost a deadlock. A broken
+// connection rarely breaks alone: when the server restarts, every pooled
+// connection is dead, and the pool only notices one at a time. So the pool
+// is reset first (idle connections closed now, busy ones when released)
+// and the second attempt dials afresh. Callers only use retry for work
+// that is safe to repeat.
 func (db *DB) retry(ctx context.Context, f func() error) error {
 	err := f()
 	if err != nil && retryable(err) && ctx.Err() == nil {
+		if backend.ErrorCode(err) == backend.EUNAVAILABLE {
+			db.pool.Reset()
+		}
 		err = f()
 	}
 	return err
@@ -154,17 +160,17 @@ func retryable(err error) bool {
 // connection or a deadlock. f must be safe to repeat.
 func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) error) error {
 	return db.retry(ctx, func() error {
-		tx, err := db.pool.Begin(ctx)
+		// set_config(..., true) ends with the transaction, so a pooled (or
+		// RDS Proxy multiplexed) connection never carries one tenant's
+		// identity into another's request. It travels with BEGIN, in one
+		// round trip; both values are ours (a role constant and a parsed
+		// UUID), quoted all the same.
+		tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SELECT set_config('role', " +
+			quoteLiteral(role) + ", true), set_config('app.tenant_id', " + quoteLiteral(tenantID) + ", true)"})
 		if err != nil {
 			return dbError("begin", err)
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-		// SET LOCAL and set_config(..., true) end with the transaction, so
-		// a pooled (or RDS Proxy multiplexed) connection never carries one
-		// tenant's identity into another's request.
-		if _, err := tx.Exec(ctx, "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)", role, tenantID); err != nil {
-			return dbError("set role", err)
-		}
 		if err := f(tx); err != nil {
 			return err
 		}
@@ -173,6 +179,40 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 		}
 		return nil
 	})
+}
+
+// setIdentity starts every pipelined transaction (see sendTx): the role and
+// tenant travel as parameters, and set_config(..., true) ends with the
+// transaction like SET LOCAL.
+const setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)`
+
+// sendTx runs the statements queue adds to a batch as role with
+// app.tenant_id set to tenantID, in one round trip: the identity, the
+// statements and the end of the transaction travel in one pipeline that
+// PostgreSQL runs as one implicit transaction, committed at its Sync or
+// rolled back whole when any statement fails (pgx.Conn.SendBatch). inTx
+// pays three round trips (BEGIN, the work, COMMIT) for the same; on a busy
+// database each one waits for the server to be scheduled, and ingest and
+// authentication, which know all their statements up front, do not need
+// to. The batch is built afresh for each attempt, so its callbacks may
+// reset what they fill. Like inTx, it retries once on a broken connection
+// or a deadlock; the work must be safe to repeat.
+func (db *DB) sendTx(ctx context.Context, op, role, tenantID string, queue func(*pgx.Batch)) error {
+	return db.retry(ctx, func() error {
+		var b pgx.Batch
+		b.Queue(setIdentity, role, tenantID)
+		queue(&b)
+		if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
+			return dbError(op, err)
+		}
+		return nil
+	})
+}
+
+// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings
+// is on in every supported PostgreSQL).
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // dbError wraps err with op and, when it means the database cannot be

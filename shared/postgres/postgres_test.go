@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
@@ -607,17 +609,94 @@ func TestTenantIsolation(t *testing.T) {
 			t.Error("the application role reads api_keys")
 		}
 	})
+	// The application cannot switch the policies off for itself.
+	asTenant(a, func(tx pgx.Tx) {
+		if _, err := tx.Exec(ctx, "SET LOCAL row_security = off"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT count(*) FROM events"); err == nil {
+			t.Error("the application role read events with row_security off")
+		}
+	})
+
+	// The checks above pass only because of the policies: the same crafted
+	// query without row-level security (as the owner, a superuser here)
+	// does see tenant b's rows.
+	var leaked int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1", b).Scan(&leaked); err != nil || leaked == 0 {
+		t.Fatalf("control: the owner sees %d of b's events (%v); the isolation checks prove nothing", leaked, err)
+	}
+	// And the policies bind the roles the store works as: enabled and
+	// forced on every tenant table, neither role owns a table, is a
+	// superuser or bypasses row-level security.
+	rows, err := conn.Query(ctx, `
+		SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner),
+			EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
+		FROM pg_class c
+		WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> 'goose_db_version'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string]bool{}
+	for rows.Next() {
+		var name, owner string
+		var enabled, forced, policy bool
+		if err := rows.Scan(&name, &enabled, &forced, &owner, &policy); err != nil {
+			t.Fatal(err)
+		}
+		tables[name] = true
+		if !enabled || !forced || !policy {
+			t.Errorf("table %s: row security enabled=%v forced=%v has policy=%v", name, enabled, forced, policy)
+		}
+		if owner == "kilometers_app" || owner == "kilometers_admin" {
+			t.Errorf("table %s is owned by %s, which row-level security does not bind", name, owner)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tenants", "api_keys", "sessions", "events", "rollup_minute", "rollup_hour", "series_minute", "session_minute", "session_hour"} {
+		if !tables[name] {
+			t.Errorf("table %s not found", name)
+		}
+	}
+	for _, role := range []string{"kilometers_app", "kilometers_admin"} {
+		var super, bypass bool
+		if err := conn.QueryRow(ctx, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role).Scan(&super, &bypass); err != nil {
+			t.Fatalf("role %s: %v", role, err)
+		}
+		if super || bypass {
+			t.Errorf("role %s: superuser=%v bypassrls=%v", role, super, bypass)
+		}
+	}
 }
 
+// TestPingAndRecovery terminates every server process of a warm pool, as
+// a database restart does, and checks that the next calls of each kind
+// succeed on fresh connections without the store being reopened.
 func TestPingAndRecovery(t *testing.T) {
 	db := pgtest.MustOpenDB(t)
 	ctx := context.Background()
-	tenant := mustTenant(t, db, "acme")
+	tenant, key, err := db.CreateTenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	// Warm more than one pooled connection, then kill every one of them.
-	ingest(t, db, tenant, event.Batch{Events: genEvents(t, rand.New(rand.NewPCG(1, 1)), 10, base, time.Hour, newSessions(t, 1), []string{"fs"})})
+	// Open every connection the pool may hold, so that any the store picks
+	// next is one that was killed.
+	var held []*pgxpool.Conn
+	for range db.Pool().Config().MaxConns {
+		c, err := db.Pool().Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	for _, c := range held {
+		c.Release()
+	}
 	admin, err := pgx.Connect(ctx, testenv.DatabaseURL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -627,18 +706,45 @@ func TestPingAndRecovery(t *testing.T) {
 	if err := db.Pool().QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
 		t.Fatal(err)
 	}
-	var killed int
-	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1`, name).Scan(&killed); err != nil {
+	var killed []int32
+	// The pids are chosen first and terminated in the select list, so
+	// nothing outside this test's database can be hit whatever order the
+	// planner evaluates conditions in.
+	if err := admin.QueryRow(ctx, `
+		WITH mine AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid())
+		SELECT coalesce(array_agg(pid) FILTER (WHERE ok), '{}')
+		FROM (SELECT pid, pg_terminate_backend(pid) AS ok FROM mine) AS t`, name).Scan(&killed); err != nil {
 		t.Fatal(err)
 	}
-	if killed == 0 {
-		t.Fatalf("no backend of %s to terminate", name)
+	if len(killed) < len(held) {
+		t.Fatalf("terminated %d backends of %s, want at least %d", len(killed), name, len(held))
+	}
+
+	events := genEvents(t, rand.New(rand.NewPCG(1, 1)), 10, base, time.Hour, newSessions(t, 1), []string{"fs"})
+	if got, err := db.Authenticate(ctx, key); err != nil || got != tenant.ID {
+		t.Errorf("Authenticate after the backends were terminated: %q, %v", got, err)
+	}
+	if res, err := db.Ingest(ctx, tenant.ID, event.Batch{Events: events}); err != nil || res.Accepted != len(events) {
+		t.Errorf("Ingest after the backends were terminated: %+v, %v", res, err)
+	}
+	if _, err := db.Activity(ctx, tenant.ID, activity.Query{}); err != nil {
+		t.Errorf("Activity after the backends were terminated: %v", err)
+	}
+	if _, err := db.Stats(ctx, tenant.ID, stats.Query{Since: base.Add(-time.Hour), Until: base.Add(time.Hour)}); err != nil {
+		t.Errorf("Stats after the backends were terminated: %v", err)
 	}
 	if err := db.Ping(ctx); err != nil {
 		t.Errorf("Ping after the backends were terminated: %v", err)
 	}
-	if _, err := db.Activity(ctx, tenant, activity.Query{}); err != nil {
-		t.Errorf("Activity after the backends were terminated: %v", err)
+	// The pool now works on new server processes only.
+	for range len(held) {
+		var pid int32
+		if err := db.Pool().QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatalf("a pooled connection is still broken: %v", err)
+		}
+		if slices.Contains(killed, pid) {
+			t.Errorf("backend %d was terminated but still serves the pool", pid)
+		}
 	}
 
 	down, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=2")
@@ -654,16 +760,18 @@ func TestPingAndRecovery(t *testing.T) {
 	}
 }
 
-// TestHistogramCompaction covers rollup rows whose packed histogram grows
-// past the point where ingest compacts it: the answer must not change.
+// TestHistogramCompaction covers rollup rows whose packed histogram takes
+// both paths of ingest: small batches append to hist_tail, and a batch that
+// would make the tail longer than 256 entries merges it into hist. The
+// answer must not change.
 func TestHistogramCompaction(t *testing.T) {
 	db := pgtest.MustOpenDB(t)
 	ctx := context.Background()
 	tenant := mustTenant(t, db, "acme")
 	sid := newID(t)
 	var all []event.Event
-	for b := 0; b < 3; b++ {
-		events := make([]event.Event, 700)
+	for b, n := range []int{700, 40, 40, 40, 40, 40, 700, 40} {
+		events := make([]event.Event, n)
 		for i := range events {
 			// Spread over hundreds of buckets, so every batch adds new
 			// entries to the same minute and hour rows.
@@ -677,12 +785,21 @@ func TestHistogramCompaction(t *testing.T) {
 		ingest(t, db, tenant, event.Batch{Events: events})
 		all = append(all, events...)
 	}
-	var longest int
-	if err := db.Pool().QueryRow(ctx, "SELECT max(cardinality(hist)) FROM rollup_hour").Scan(&longest); err != nil {
-		t.Fatal(err)
-	}
-	if longest > 1024+700 || longest < 600 {
-		t.Errorf("longest hourly histogram has %d entries; compaction did not run as expected", longest)
+	for _, table := range []string{"rollup_minute", "rollup_hour"} {
+		var longestTail int
+		var compact bool
+		if err := db.Pool().QueryRow(ctx, `
+			SELECT max(cardinality(hist_tail)),
+				bool_and(cardinality(hist) = (SELECT count(DISTINCT x >> 40) FROM unnest(hist) AS x))
+			FROM `+table).Scan(&longestTail, &compact); err != nil {
+			t.Fatal(err)
+		}
+		if longestTail == 0 || longestTail > 256 {
+			t.Errorf("%s: longest hist_tail has %d entries, want 1-256", table, longestTail)
+		}
+		if !compact {
+			t.Errorf("%s: a merged hist lists a bucket twice", table)
+		}
 	}
 	for _, q := range []stats.Query{
 		{Since: base.Add(-time.Hour), Until: base.Add(time.Hour)},

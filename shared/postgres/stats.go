@@ -38,12 +38,12 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 		var batch pgx.Batch
 		batch.Queue(`
 			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
-				risk_medium, risk_high, max_score, hist
+				risk_medium, risk_high, max_score, hist, hist_tail
 			FROM rollup_hour
 			WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
 			UNION ALL
 			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
-				risk_medium, risk_high, max_score, hist
+				risk_medium, risk_high, max_score, hist, hist_tail
 			FROM rollup_minute
 			WHERE tenant_id = $1 AND ($6 = '' OR server = $6)
 				AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))`,
@@ -127,10 +127,10 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		events, requests, calls, errors, bytes, tokens, med, hi int64
 		cost                                                    float64
 		maxScore                                                int32
-		hist                                                    []int64
+		hist, tail                                              []int64
 	)
 	_, err := pgx.ForEachRow(rows, []any{&bucket, &method, &tool, &events, &requests, &calls, &errors,
-		&bytes, &cost, &tokens, &med, &hi, &maxScore, &hist}, func() error {
+		&bytes, &cost, &tokens, &med, &hi, &maxScore, &hist, &tail}, func() error {
 		t := &a.totals
 		t.Events += events
 		t.Requests += requests
@@ -154,13 +154,8 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		d.medium += med
 		d.high += hi
 		d.maxScore = max(d.maxScore, int(maxScore))
-		for _, x := range hist {
-			b, n := int(x>>40), x&(1<<40-1)
-			if b >= len(d.hist) {
-				d.hist = append(d.hist, make([]int64, b+1-len(d.hist))...)
-			}
-			d.hist[b] += n
-		}
+		d.addPacked(hist)
+		d.addPacked(tail)
 
 		if a.fromRow {
 			k := stats.SeriesBucket(bucket, a.step)
@@ -172,6 +167,17 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		return nil
 	})
 	return err
+}
+
+// addPacked adds a packed histogram (bucket << 40 | count entries).
+func (d *dimAcc) addPacked(packed []int64) {
+	for _, x := range packed {
+		b, n := int(x>>40), x&(1<<40-1)
+		if b >= len(d.hist) {
+			d.hist = append(d.hist, make([]int64, b+1-len(d.hist))...)
+		}
+		d.hist[b] += n
+	}
 }
 
 func (a *statsAcc) addSeries(rows pgx.Rows) error {

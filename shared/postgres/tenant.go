@@ -63,10 +63,12 @@ func (db *DB) Authenticate(ctx context.Context, rawKey string) (string, error) {
 		return "", unauthorized
 	}
 	var tenantID string
-	err := db.inTx(ctx, roleAdmin, "", func(tx pgx.Tx) error {
+	// One round trip (sendTx): every request pays for this lookup.
+	err := db.sendTx(ctx, "authenticate", roleAdmin, "", func(b *pgx.Batch) {
+		tenantID = ""
 		// last_used_at is refreshed at most once a minute so a busy key
 		// does not turn every request into a write.
-		err := tx.QueryRow(ctx, `
+		b.Queue(`
 			WITH k AS (
 				SELECT id, tenant_id, last_used_at FROM api_keys
 				WHERE hash = $1 AND revoked_at IS NULL
@@ -74,11 +76,13 @@ func (db *DB) Authenticate(ctx context.Context, rawKey string) (string, error) {
 				UPDATE api_keys SET last_used_at = now() FROM k
 				WHERE api_keys.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
 			)
-			SELECT tenant_id::text FROM k`, hashKey(rawKey)).Scan(&tenantID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return unauthorized
-		}
-		return dbError("authenticate", err)
+			SELECT tenant_id::text FROM k`, hashKey(rawKey)).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&tenantID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return unauthorized
+			}
+			return err
+		})
 	})
 	return tenantID, err
 }

@@ -218,6 +218,10 @@ type writer struct {
 	dec     *json.Decoder
 	buf     *bytes.Buffer
 	changed bool
+	// enc writes strings into scratch without HTML escaping: a payload
+	// with <, > or & should come out as it went in, not as \u003c.
+	enc     *json.Encoder
+	scratch bytes.Buffer
 }
 
 func (w *writer) value(secret bool) error {
@@ -307,6 +311,11 @@ func (w *writer) array(secret bool) error {
 }
 
 func (w *writer) str(s string) {
-	b, _ := json.Marshal(s) // a string always encodes
-	w.buf.Write(b)
+	if w.enc == nil {
+		w.enc = json.NewEncoder(&w.scratch)
+		w.enc.SetEscapeHTML(false)
+	}
+	w.scratch.Reset()
+	_ = w.enc.Encode(s) // a string always encodes
+	w.buf.Write(bytes.TrimSuffix(w.scratch.Bytes(), []byte{'\n'}))
 }

@@ -100,6 +100,42 @@ func TestJSONTable(t *testing.T) {
 			kept: []string{"and not json"},
 		},
 		{
+			name: "tool call arguments with an env block (MCP server launcher)",
+			in: mustJSON(map[string]any{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": map[string]any{"name": "start_server",
+				"arguments": map[string]any{"command": "npx", "args": []any{"-y", "@modelcontextprotocol/server-github"},
+					"env": map[string]any{"GITHUB_PERSONAL_ACCESS_TOKEN": ghToken, "DATABASE_URL": "postgres://app:s3cretpw@db:5432/app",
+						"OPENAI_API_KEY": openAIKey, "ANTHROPIC_API_KEY": antKey, "SLACK_BOT_TOKEN": slackTok, "LOG_LEVEL": "debug", "AWS_REGION": "eu-west-1"}}}}),
+			gone: []string{ghToken, "s3cretpw", openAIKey, antKey, slackTok},
+			kept: []string{`"LOG_LEVEL":"debug"`, `"AWS_REGION":"eu-west-1"`, "@modelcontextprotocol/server-github", "postgres://app:", "@db:5432/app"},
+		},
+		{
+			name: "docker run with -e secrets and a config file with tokens",
+			in: mustJSON(map[string]any{"jsonrpc": "2.0", "id": 10, "result": map[string]any{"content": []any{
+				map[string]any{"type": "text", "text": "docker run -e AWS_ACCESS_KEY_ID=" + awsKey + " -e AWS_SECRET_ACCESS_KEY=" + awsSecret + " -e STRIPE_SECRET=" + stripeKey + " app:latest"},
+				map[string]any{"type": "text", "text": "//registry.npmjs.org/:_authToken=npm_" + "abcdefghijklmnopqrstuvwxyz0123456789\nalways-auth=true"},
+				map[string]any{"type": "text", "text": "users:\n- name: admin\n  user:\n    token: " + jwt + "\n    client-key-data: LS0tLS1CRUdJTi" + "BSU0EgUFJJVkFURSBLRVktLS0tLQ=="},
+			}}}),
+			gone: []string{awsKey, awsSecret, stripeKey, "abcdefghijklmnopqrstuvwxyz0123456789", jwt},
+			kept: []string{"docker run -e AWS_ACCESS_KEY_ID=", "app:latest", "always-auth=true", "name: admin"},
+		},
+		{
+			name: "HTTP request and response headers from a fetch tool",
+			in: mustJSON(map[string]any{"jsonrpc": "2.0", "id": 11, "result": map[string]any{"structuredContent": map[string]any{
+				"request":  map[string]any{"headers": map[string]any{"Authorization": "Basic " + "YWRtaW46aHVudGVyMg==", "Cookie": "session=" + jwt, "User-Agent": "mcp-fetch/1.0"}},
+				"response": map[string]any{"status": 200, "headers": map[string]any{"Set-Cookie": "sid=abc123def456; HttpOnly", "Content-Type": "text/html"}},
+				"body":     "<a href=\"https://user:pa55word@intranet.example/x\">link</a> " + "Authorization: Bearer " + kmKey,
+			}}}),
+			gone: []string{"YWRtaW46aHVudGVyMg==", jwt, "abc123def456", "pa55word", kmKey},
+			kept: []string{`"User-Agent":"mcp-fetch/1.0"`, `"Content-Type":"text/html"`, `"status":200`, "intranet.example/x", "link</a>"},
+		},
+		{
+			name: "PEM blocks of several kinds inside a file listing",
+			in: mustJSON(map[string]any{"jsonrpc": "2.0", "id": 12, "result": map[string]any{"content": []any{map[string]any{"type": "text",
+				"text": "== id_ed25519 ==\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n== key.pem ==\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA\n-----END EC PRIVATE KEY-----\n== cert.pem ==\n-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"}}}}),
+			gone: []string{"b3BlbnNzaC1rZXktdjEAAAAA", "MHcCAQEEIIrYSSNQFaA"},
+			kept: []string{"== id_ed25519 ==", "== cert.pem ==", "MIIBszCCAVmgAwIBAgIU"}, // a certificate is public
+		},
+		{
 			name:      "error response is untouched",
 			in:        `{"jsonrpc":"2.0","id":17,"error":{"code":-32602,"message":"Invalid params: path must be absolute"}}`,
 			unchanged: true,
@@ -190,6 +226,23 @@ func FuzzJSON(f *testing.F) {
 
 func BenchmarkJSONLarge(b *testing.B) {
 	in := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("abcdefgh ", 100<<10/9) + `"}]}}`)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, _, err := JSON(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJSONLargeManySecrets is the worst realistic case: a large result
+// that is mostly secrets and secret-looking words (a dumped .env or a
+// credentials file), so every pattern matches many times.
+func BenchmarkJSONLargeManySecrets(b *testing.B) {
+	line := "API_TOKEN=" + ghToken + " password: hunter2 Authorization: Bearer " + kmKey + " https://u:p@h/ " + jwt + "\n"
+	in, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "result": map[string]any{"content": []any{map[string]any{"type": "text", "text": strings.Repeat(line, 1<<20/len(line))}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
 		if _, _, err := JSON(in); err != nil {

@@ -141,9 +141,16 @@ func SeriesBucket(t time.Time, step time.Duration) time.Time {
 	return t.UTC().Truncate(step)
 }
 
-// Round6 rounds money to a millionth of a dollar for display, so sums of
-// floats agree between Go and SQL.
-func Round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+// RoundCost rounds money to nine significant digits, so sums of the same
+// costs taken in a different order (Go here, SQL in the backend) print the
+// same, while a tiny positive cost never shows as zero.
+func RoundCost(v float64) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	scale := math.Pow(10, 9-math.Ceil(math.Log10(math.Abs(v))))
+	return math.Round(v*scale) / scale
+}
 
 // Aggregator computes Stats from events one at a time. It is the reference
 // implementation: the local store uses it directly and the backend's rollups
@@ -352,9 +359,9 @@ func Finish(s Stats, tools []Tool, methods []Method, risky []RiskyTool, series m
 	if s.Totals.Requests > 0 {
 		s.Totals.ErrorRate = math.Round(float64(s.Totals.Errors)/float64(s.Totals.Requests)*1e6) / 1e6
 	}
-	s.Totals.CostUSD = Round6(s.Totals.CostUSD)
+	s.Totals.CostUSD = RoundCost(s.Totals.CostUSD)
 	for i := range tools {
-		tools[i].CostUSD = Round6(tools[i].CostUSD)
+		tools[i].CostUSD = RoundCost(tools[i].CostUSD)
 	}
 	sort.Slice(tools, func(i, j int) bool {
 		if tools[i].Calls != tools[j].Calls {

@@ -120,7 +120,7 @@ func TestAggregatorCountsTheContract(t *testing.T) {
 	a.AddDropped(3)
 	s := a.Result()
 
-	want := Totals{Events: 10, Requests: 4, Errors: 2, ErrorRate: 0.5, Bytes: 1000, CostUSD: Round6(1000.0 / 1024 * 0.001), Sessions: 1, DroppedEvents: 3}
+	want := Totals{Events: 10, Requests: 4, Errors: 2, ErrorRate: 0.5, Bytes: 1000, CostUSD: RoundCost(1000.0 / 1024 * 0.001), Sessions: 1, DroppedEvents: 3}
 	if s.Totals != want {
 		t.Errorf("totals = %+v\nwant     %+v", s.Totals, want)
 	}
@@ -156,5 +156,21 @@ func TestEmptyStatsHaveEmptyListsNotNull(t *testing.T) {
 	b, _ := json.Marshal(NewAggregator(since, until, "").Result())
 	if strings.Contains(string(b), "null") {
 		t.Errorf("empty stats contain null: %s", b)
+	}
+}
+
+func TestRoundCost(t *testing.T) {
+	tests := []struct{ in, want float64 }{
+		{0, 0},
+		{9.765625e-07, 9.765625e-07}, // one byte at the default price stays visible
+		{0.0009765625, 0.0009765625},
+		{1.0000000004, 1},
+		{123.4567891234, 123.456789},
+		{0.1 + 0.2, 0.3},
+	}
+	for _, tt := range tests {
+		if got := RoundCost(tt.in); got != tt.want {
+			t.Errorf("RoundCost(%v) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }

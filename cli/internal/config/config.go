@@ -56,7 +56,7 @@ const (
 )
 
 // Keys lists every setting in display order.
-var Keys = []string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyFlushInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}
+var Keys = append([]string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyFlushInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}, analysisKeys...)
 
 // EnvVar returns the environment variable that sets key.
 func EnvVar(key string) string { return "KILOMETERS_" + strings.ToUpper(key) }
@@ -72,6 +72,8 @@ type Config struct {
 	// Retention bounds the local store by age and by size.
 	RetentionDays  int   `json:"retention_days,omitempty"`
 	RetentionBytes int64 `json:"retention_bytes,omitempty"`
+	// Analysis holds the cost settings (see analysis.go).
+	Analysis AnalysisSettings `json:"-"`
 
 	// Sources records where each key's value came from.
 	Sources map[string]Source `json:"-"`
@@ -89,6 +91,7 @@ type File struct {
 	CaptureMode    string `json:"capture_mode,omitempty"`
 	RetentionDays  int    `json:"retention_days,omitempty"`
 	RetentionBytes int64  `json:"retention_bytes,omitempty"`
+	AnalysisFile
 }
 
 // Defaults returns the configuration with nothing set.
@@ -100,6 +103,7 @@ func Defaults(home string) *Config {
 		CaptureMode:    CaptureRedacted,
 		RetentionDays:  30,
 		RetentionBytes: 512 << 20,
+		Analysis:       defaultAnalysis(),
 		Sources:        map[string]Source{},
 		File:           Path(home),
 	}
@@ -212,7 +216,7 @@ func (c *Config) ApplyFile(f File) error {
 			return err
 		}
 	}
-	return nil
+	return c.applyAnalysisFile(f.AnalysisFile)
 }
 
 // Set parses v into key and records its source.
@@ -250,7 +254,9 @@ func (c *Config) Set(key, v string, src Source) error {
 		}
 		c.RetentionBytes = n
 	default:
-		return fmt.Errorf("unknown setting %q", key)
+		if err := c.setAnalysis(key, v); err != nil {
+			return err
+		}
 	}
 	if c.Sources == nil {
 		c.Sources = map[string]Source{}
@@ -283,7 +289,7 @@ func (c *Config) Validate() error {
 	if c.RetentionBytes < 1<<20 {
 		return fmt.Errorf("%s: must be at least 1 MiB, got %d", KeyRetentionBytes, c.RetentionBytes)
 	}
-	return nil
+	return c.validateAnalysis()
 }
 
 // ValidateURL checks an API base URL.
@@ -323,7 +329,7 @@ func (c *Config) Value(key string) string {
 	case KeyRetentionBytes:
 		return strconv.FormatInt(c.RetentionBytes, 10)
 	}
-	return ""
+	return c.analysisValue(key)
 }
 
 // ToFile returns the settings that did not come from defaults, in file form.
@@ -352,6 +358,7 @@ func (c *Config) ToFile() File {
 	if set(KeyRetentionBytes) {
 		f.RetentionBytes = c.RetentionBytes
 	}
+	f.AnalysisFile = c.analysisFile()
 	return f
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,6 +102,81 @@ func TestMaskKey(t *testing.T) {
 	} {
 		if got := MaskKey(in); got != want {
 			t.Errorf("MaskKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPrecedenceEveryLayer checks each shipping setting at every layer:
+// the highest layer that sets a key wins, and says so.
+func TestPrecedenceEveryLayer(t *testing.T) {
+	type layer struct{ file, env, flag string }
+	settings := []struct {
+		key, flag string
+		vals      layer
+		def       string
+		toFile    func(*File, string)
+	}{
+		{KeyAPIURL, "api-url", layer{"http://file.example", "http://env.example", "http://flag.example"}, "",
+			func(f *File, v string) { f.APIURL = v }},
+		{KeyAPIKey, "api-key", layer{"km_filekey_0123456789", "km_envkey_0123456789", "km_flagkey_0123456789"}, "",
+			func(f *File, v string) { f.APIKey = v }},
+		{KeyBatchSize, "batch-size", layer{"100", "200", "300"}, "500",
+			func(f *File, v string) { f.BatchSize, _ = strconv.Atoi(v) }},
+		{KeyFlushInterval, "flush-interval", layer{"2s", "3s", "4s"}, "5s",
+			func(f *File, v string) { f.FlushInterval = v }},
+		{KeyCaptureMode, "capture-mode", layer{"full", "metadata", "redacted"}, "redacted",
+			func(f *File, v string) { f.CaptureMode = v }},
+	}
+	for _, s := range settings {
+		for _, c := range []struct {
+			name            string
+			file, env, flag bool
+			wantVal         string
+			wantSrc         Source
+		}{
+			{"default", false, false, false, s.def, SourceDefault},
+			{"file", true, false, false, s.vals.file, SourceFile},
+			{"env over file", true, true, false, s.vals.env, SourceEnv},
+			{"flag over env and file", true, true, true, s.vals.flag, SourceFlag},
+			{"flag over file", true, false, true, s.vals.flag, SourceFlag},
+		} {
+			t.Run(s.key+"/"+c.name, func(t *testing.T) {
+				home := t.TempDir()
+				var f File
+				if c.file {
+					s.toFile(&f, s.vals.file)
+				}
+				if err := WriteFile(Path(home), f); err != nil {
+					t.Fatal(err)
+				}
+				vars := map[string]string{}
+				if c.env {
+					vars[EnvVar(s.key)] = s.vals.env
+				}
+				cfg, err := Load(home, env(vars))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+				fl := BindFlags(fs)
+				var args []string
+				if c.flag {
+					args = []string{"--" + s.flag, s.vals.flag}
+				}
+				if err := fs.Parse(args); err != nil {
+					t.Fatal(err)
+				}
+				if err := fl.Apply(cfg); err != nil {
+					t.Fatal(err)
+				}
+				want := c.wantVal
+				if s.key == KeyAPIKey {
+					want = MaskKey(want)
+				}
+				if got := cfg.Value(s.key); got != want || cfg.Sources[s.key] != c.wantSrc {
+					t.Errorf("%s = %q from %s, want %q from %s", s.key, got, cfg.Sources[s.key], want, c.wantSrc)
+				}
+			})
 		}
 	}
 }

@@ -3,10 +3,14 @@
 // per server under <home>/definitions/.
 //
 // Several monitors of the same server may run at once (one per client
-// window). Every save writes a complete file beside the target and renames
-// it into place, so a reader sees the old file or the new one, never half of
-// either; when two monitors save at once the last rename wins, which is
-// fine: both hold the server's current definitions.
+// window), in separate processes. Every save writes a complete file beside
+// the target and renames it into place, so a reader sees the old file or
+// the new one, never half of either; when two monitors save at once the
+// last rename wins, which is fine: both hold the server's current
+// definitions. No lock is taken: load-compare-save is not atomic across
+// monitors, and the worst an interleaving does is report a change in every
+// session that saw it rather than in the first one only; a lock held
+// across a server's start-up would cost more than that.
 package defs
 
 import (

@@ -40,7 +40,61 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	bins.cleanup()
+	os.Exit(code)
+}
+
+// bins are the binaries every scenario runs, built once per test run: two
+// `go build`s per scenario would cost more than the scenarios themselves.
+var bins binaries
+
+type binaries struct {
+	once       sync.Once
+	dir        string
+	cli, local string
+	err        error
+}
+
+func (b *binaries) get(t *testing.T) (cli, local string) {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "km-e2e-")
+		if b.err != nil {
+			return
+		}
+		exe := ""
+		if runtime.GOOS == "windows" {
+			exe = ".exe"
+		}
+		b.cli, b.local = filepath.Join(b.dir, "kilometers"+exe), filepath.Join(b.dir, "local"+exe)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, x := range [][2]string{{b.cli, "./cli"}, {b.local, "./functions/local"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cmd := exec.Command("go", "build", "-o", x[0], x[1])
+				cmd.Dir = root
+				if out, err := cmd.CombinedOutput(); err != nil {
+					errs[i] = fmt.Errorf("go build %s: %w\n%s", x[1], err, out)
+				}
+			}()
+		}
+		wg.Wait()
+		b.err = errors.Join(errs...)
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.cli, b.local
+}
+
+func (b *binaries) cleanup() {
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
 }
 
 type echoIn struct {
@@ -72,16 +126,17 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	e := &env{cli: testenv.BuildCLI(t), dbURL: pgtest.MustCreateDatabase(t), adminToken: "e2e-admin-token-0123456789"}
-	e.local = filepath.Join(t.TempDir(), "local")
-	if runtime.GOOS == "windows" {
-		e.local += ".exe"
-	}
-	cmd := exec.Command("go", "build", "-o", e.local, "./functions/local")
-	cmd.Dir = testenv.RepoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./functions/local: %v\n%s", err, b)
-	}
+	e := setupNoAPI(t)
+	e.dbURL = pgtest.MustCreateDatabase(t)
+	return e
+}
+
+// setupNoAPI is setup for scenarios that run no API (and need no
+// PostgreSQL).
+func setupNoAPI(t *testing.T) *env {
+	t.Helper()
+	e := &env{adminToken: "e2e-admin-token-0123456789"}
+	e.cli, e.local = bins.get(t)
 	return e
 }
 
@@ -109,6 +164,7 @@ func (e *env) startAPI(t *testing.T, addr string) *api {
 func (a *api) start(addr string) {
 	a.t.Helper()
 	cmd := exec.Command(a.e.local, "-addr", addr)
+	dieWithTest(cmd)
 	cmd.Env = append(cleanEnv(), "DATABASE_URL="+a.e.dbURL, "KILOMETERS_ADMIN_TOKEN="+a.e.adminToken)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -229,6 +285,7 @@ func (u *user) run(t *testing.T, stdin string, args ...string) (string, string, 
 	t.Helper()
 	cmd := exec.Command(u.e.cli, args...)
 	cmd.Env = u.env
+	dieWithTest(cmd)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -260,7 +317,17 @@ func (u *user) mustRun(t *testing.T, args ...string) string {
 // unless fn killed it.
 func (u *user) session(t *testing.T, fn func(cs *mcp.ClientSession, monitor *exec.Cmd)) string {
 	t.Helper()
-	cmd := exec.Command(u.e.cli, "monitor", "--", os.Args[0])
+	return u.sessionVia(t, nil, fn)
+}
+
+// sessionVia is session with the monitor started through a wrapper
+// command line (e.g. a shell that sets limits first), which must exec the
+// arguments that follow it.
+func (u *user) sessionVia(t *testing.T, wrapper []string, fn func(cs *mcp.ClientSession, monitor *exec.Cmd)) string {
+	t.Helper()
+	argv := append(append([]string{}, wrapper...), u.e.cli, "monitor", "--", os.Args[0])
+	cmd := exec.Command(argv[0], argv[1:]...)
+	dieWithTest(cmd)
 	cmd.Env = append(append([]string{}, u.env...), serverEnv+"=1")
 	logs := &syncBuffer{}
 	cmd.Stderr = logs

@@ -148,6 +148,30 @@ func (b *builder) message(l *line, m *msgInfo) built {
 	return built{ev: ev, raw: raw}
 }
 
+// awaitsRequest reports whether l holds a reply whose request has not been
+// seen. The two directions are relayed by two goroutines that each tap a
+// chunk only after writing it on, so a fast server's reply can reach the
+// pipeline before the request it answers.
+func (b *builder) awaitsRequest(l *line) bool {
+	if !l.valid {
+		return false
+	}
+	for i := range l.msgs {
+		m := &l.msgs[i]
+		if k := classify(m); k != event.KindResponse && k != event.KindError {
+			continue
+		}
+		id := idText(m.vals[fID])
+		if id == "" {
+			continue // a reply to no request (a parse error) matches nothing
+		}
+		if _, ok := b.pending[corrKey{opposite(l.dir), id}]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *builder) remember(k corrKey, r pendingReq) {
 	if len(b.pending) >= maxPending {
 		for old := range b.pending { // evict one; unanswered requests are rare

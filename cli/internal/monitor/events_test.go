@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
@@ -25,7 +26,7 @@ func frameAll(dir event.Direction, stream []byte, chunk, payloadCap int) []*line
 	}
 	for len(stream) > 0 {
 		n := min(chunk, len(stream))
-		f.write(stream[:n])
+		f.write(stream[:n], now())
 		stream = stream[n:]
 	}
 	f.flush()
@@ -175,7 +176,11 @@ func TestPayloads(t *testing.T) {
 		{"message kept as is", `{"jsonrpc":"2.0","method":"x", "params":{}}`, `{"jsonrpc":"2.0","method":"x", "params":{}}`, false},
 		{"batch element", `[ {"jsonrpc":"2.0","method":"x"} ]`, `{"jsonrpc":"2.0","method":"x"}`, false},
 		{"invalid line as a string", "hi \"there\"\r", `"hi \"there\""`, false},
-		{"invalid utf-8 replaced", "\xff", `"\ufffd"`, false},
+		// ToValidUTF8 runs before json.Marshal, which writes a valid U+FFFD
+		// as is (it escapes only invalid bytes): the same JSON value as
+		// "\ufffd", spelled the way the message case below spells it.
+		{"invalid utf-8 replaced", "\xff", "\"\uFFFD\"", false},
+		{"invalid utf-8 run in a line", "a\xff\xfe\xc3", "\"a\uFFFD\"", false},
 		{"invalid utf-8 inside a message", "{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}", "{\"jsonrpc\":\"2.0\",\"method\":\"\uFFFD\"}", false},
 		{"capped", `{"jsonrpc":"2.0","method":"x","params":{"p":"` + strings.Repeat("y", 100) + `"}}`,
 			`"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{\"p\":\"yyy"`, true},
@@ -189,6 +194,9 @@ func TestPayloads(t *testing.T) {
 			e := evs[0]
 			if string(e.Payload) != tt.want || e.PayloadTruncated != tt.truncated {
 				t.Errorf("payload %s (truncated %v), want %s (truncated %v)", e.Payload, e.PayloadTruncated, tt.want, tt.truncated)
+			}
+			if !json.Valid(e.Payload) || !utf8.Valid(e.Payload) {
+				t.Errorf("payload %q is not valid JSON in UTF-8", e.Payload)
 			}
 			if _, err := json.Marshal(e); err != nil {
 				t.Errorf("event does not encode: %v", err)

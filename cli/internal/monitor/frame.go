@@ -16,8 +16,8 @@ const DefaultPayloadCap = 256 << 10
 // line is one complete line seen on the pipe, as the recorder gets it.
 type line struct {
 	dir event.Direction
-	// ts is when the line's newline (or the end of the stream) was read:
-	// the moment the message had completely crossed the pipe.
+	// ts is when the chunk holding the line's newline (or the end of the
+	// stream) was read: the moment the message had completely arrived.
 	ts time.Time
 	// size is the line's length without its "\n" or "\r\n".
 	size int64
@@ -51,9 +51,8 @@ func newFramer(dir event.Direction, payloadCap int, now func() time.Time, emit f
 	return f
 }
 
-// write feeds bytes that were just relayed.
-func (f *framer) write(p []byte) {
-	var ts time.Time // one clock read per chunk, and only if a line ends in it
+// write feeds bytes that were just relayed, read at ts.
+func (f *framer) write(p []byte, ts time.Time) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		seg := p
@@ -63,9 +62,6 @@ func (f *framer) write(p []byte) {
 		f.feed(seg)
 		if i < 0 {
 			return
-		}
-		if ts.IsZero() {
-			ts = f.now()
 		}
 		f.finish(ts)
 		p = p[i+1:]

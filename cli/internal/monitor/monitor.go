@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
@@ -56,6 +57,8 @@ type Config struct {
 
 	Stdin  io.Reader
 	Stdout io.Writer
+	// Stderr gets the server's stderr and the monitor's own reports; Run
+	// serializes writes to it unless it is an *os.File.
 	Stderr io.Writer
 	// Env is the server's environment; nil means the monitor's.
 	Env []string
@@ -75,6 +78,10 @@ type Config struct {
 	CloseTimeout time.Duration
 	// PayloadCap is how much of each message is kept for its payload.
 	PayloadCap int
+	// Analysis configures cost and risk analysis, including the store of
+	// tool definitions kept across sessions; nil means
+	// analysis.DefaultOptions() with definitions kept within the session.
+	Analysis *analysis.Options
 }
 
 // Result is how a monitored session ended.
@@ -126,8 +133,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if len(cfg.Command) == 0 {
 		return Result{}, errors.New("no server command")
 	}
-	if cfg.Stderr == nil {
+	switch cfg.Stderr.(type) {
+	case nil:
 		cfg.Stderr = io.Discard
+	case *os.File:
+		// The child writes to it directly.
+	default:
+		// The server's stderr is copied into it by exec's goroutine while
+		// the monitor reports on it from others.
+		cfg.Stderr = &lockedWriter{w: cfg.Stderr}
 	}
 	cfg.defaults()
 	name := cfg.Command[0]
@@ -180,7 +194,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	sess := event.Session{ID: sessionID, Server: Label(cfg.Name, cfg.Command), Command: capCommand(cfg.Command),
 		Host: capName(cfg.Host), StartedAt: startedAt.UTC()}
-	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID)
+	an := analysis.DefaultOptions()
+	if cfg.Analysis != nil {
+		an = *cfg.Analysis
+	}
+	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID, an)
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
 	go func() {
@@ -194,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	closeChildStdin := func() { closeStdin.Do(func() { stdinW.Close() }) }
 	go func() {
 		fr := newFramer(event.ClientToServer, cfg.PayloadCap, cfg.Now, p.offer)
-		if err := relay(stdinW, cfg.Stdin, fr.write, false); err != nil {
+		if err := relay(stdinW, cfg.Stdin, cfg.Now, fr.write, false); err != nil {
 			cfg.Logger.Debug("client to server relay ended", "err", err)
 		}
 		fr.flush()
@@ -204,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	go func() {
 		defer close(relayed)
 		fr := newFramer(event.ServerToClient, cfg.PayloadCap, cfg.Now, p.offer)
-		if err := relay(cfg.Stdout, stdoutR, fr.write, true); err != nil {
+		if err := relay(cfg.Stdout, stdoutR, cfg.Now, fr.write, true); err != nil {
 			cfg.Logger.Debug("server to client relay ended", "err", err)
 		}
 		fr.flush()
@@ -314,6 +332,19 @@ func newUUID() string {
 		return uuid.NewString()
 	}
 	return id.String()
+}
+
+// lockedWriter serializes writes to a writer that is not safe for
+// concurrent use.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 type nopRecorder struct{}

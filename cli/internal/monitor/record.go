@@ -32,6 +32,12 @@ const (
 	holdBytes   = 1 << 20
 	holdTimeout = 2 * time.Second
 	recordBatch = 256
+	// A reply whose request has not reached the pipeline yet waits this
+	// long for it (see builder.awaitsRequest), up to parkLines lines and
+	// parkBytes of prefixes; the request is normally microseconds behind.
+	parkWait  = 250 * time.Millisecond
+	parkLines = 64
+	parkBytes = 1 << 20
 )
 
 // pipeline is the capture side of the monitor: relays offer it lines
@@ -54,6 +60,9 @@ type pipeline struct {
 	// recorded counts events handed to the recorder without error.
 	recorded atomic.Int64
 
+	parked      []parkedLine
+	parkedBytes int
+
 	held      []built
 	heldBytes int
 	holdUntil time.Time
@@ -61,10 +70,10 @@ type pipeline struct {
 	recErr    bool // a Record failure was already logged
 }
 
-func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, fallback string, newID func() string) *pipeline {
+func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, fallback string, newID func() string, an analysis.Options) *pipeline {
 	return &pipeline{
 		rec: rec, log: log, sess: sess, fallback: fallback,
-		an:    analysis.NewSession(analysis.DefaultOptions()),
+		an:    analysis.NewSession(an),
 		b:     newBuilder(sess.ID, newID),
 		lines: make(chan *line, queueLines),
 	}
@@ -95,6 +104,12 @@ func (p *pipeline) drop(l *line) {
 	p.dropped.Add(n)
 }
 
+// parkedLine is a reply waiting for its request.
+type parkedLine struct {
+	l     *line
+	until time.Time
+}
+
 // sessionEnd is how the server's run ended.
 type sessionEnd struct {
 	at   time.Time
@@ -107,7 +122,7 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 	if err := p.rec.RecordSession(ctx, p.sess); err != nil {
 		p.log.Warn("record session start", "err", err)
 	}
-	var holdTimer <-chan time.Time
+	var holdTimer, parkTimer <-chan time.Time
 	for {
 		select {
 		case l := <-p.lines:
@@ -122,8 +137,12 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 			}
 		case <-holdTimer:
 			p.release()
+		case <-parkTimer:
+			parkTimer = nil
+			p.unpark(time.Now(), false)
 		case end := <-stop:
 			p.drain()
+			p.unpark(time.Time{}, true)
 			p.release()
 			p.flush(ctx)
 			p.sess.EndedAt, p.sess.ExitCode = &end.at, &end.code
@@ -142,6 +161,9 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 		if p.labelSet {
 			holdTimer = nil
 		}
+		if len(p.parked) > 0 && parkTimer == nil {
+			parkTimer = time.After(time.Until(p.parked[0].until))
+		}
 		p.flush(ctx)
 	}
 }
@@ -157,10 +179,41 @@ func (p *pipeline) drain() {
 	}
 }
 
-// take turns a line into events. Until the server's label is known they
-// are held, so every event of the session carries the same label.
+// take turns a line into events, unless it is a reply that must wait for
+// its request.
 func (p *pipeline) take(l *line) {
 	p.queued.Add(-int64(len(l.prefix)))
+	if p.b.awaitsRequest(l) && len(p.parked) < parkLines && p.parkedBytes+len(l.prefix) <= parkBytes {
+		p.parked = append(p.parked, parkedLine{l: l, until: time.Now().Add(parkWait)})
+		p.parkedBytes += len(l.prefix)
+		return
+	}
+	p.build(l)
+	if len(p.parked) > 0 {
+		p.unpark(time.Now(), false)
+	}
+}
+
+// unpark builds the parked replies whose request has arrived or whose wait
+// is over, or all of them when force is set. Those still waiting keep
+// their order.
+func (p *pipeline) unpark(now time.Time, force bool) {
+	kept := p.parked[:0]
+	for _, pl := range p.parked {
+		if force || !now.Before(pl.until) || !p.b.awaitsRequest(pl.l) {
+			p.parkedBytes -= len(pl.l.prefix)
+			p.build(pl.l)
+			continue
+		}
+		kept = append(kept, pl)
+	}
+	clear(p.parked[len(kept):])
+	p.parked = kept
+}
+
+// build turns a line into events. Until the server's label is known they
+// are held, so every event of the session carries the same label.
+func (p *pipeline) build(l *line) {
 	for _, bt := range p.b.events(l) {
 		if p.labelSet {
 			p.finish(bt)
@@ -183,6 +236,9 @@ func (p *pipeline) release() {
 		}
 		p.labelSet = true
 		p.sess.Server = p.label
+		// Nothing was analysed before this point (events wait for the
+		// label), so every tools/list is compared under the same key.
+		p.an.SetServer(p.label, p.sess.Command)
 	}
 	for _, bt := range p.held {
 		p.finish(bt)

@@ -323,3 +323,33 @@ func TestRunShipsInBackground(t *testing.T) {
 		t.Errorf("API has %d events, want 7", len(api.ids))
 	}
 }
+
+// TestPrepareKeepsMetadata: whatever the capture mode, only payloads (and
+// command lines) change on the way out; the fields stats count (kind,
+// is_error, error_code, latency, risk, cost) leave exactly as recorded.
+func TestPrepareKeepsMetadata(t *testing.T) {
+	lat, code, isErr := 12.5, -32602, true
+	base := makeEvents(3, secretPayload)
+	base[1].Kind, base[1].Direction, base[1].LatencyMS, base[1].IsError = event.KindResponse, event.ServerToClient, &lat, &isErr
+	base[2].Kind, base[2].Direction, base[2].LatencyMS, base[2].ErrorCode = event.KindError, event.ServerToClient, &lat, &code
+	for i := range base {
+		base[i].Risk = &event.Risk{Score: 80, Level: event.LevelHigh, Reasons: []string{"secret"}}
+		base[i].CostUSD, base[i].Tokens, base[i].Server, base[i].RPCID = 0.0042, 77, "github", "1"
+	}
+	strip := func(e event.Event) string {
+		e.Payload, e.PayloadTruncated = nil, false
+		b, _ := json.Marshal(e)
+		return string(b)
+	}
+	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted, config.CaptureMetadata} {
+		b := Prepare(nil, base, mode)
+		for i := range base {
+			if got, want := strip(b.Events[i]), strip(base[i]); got != want {
+				t.Errorf("%s: event %d changed:\n got %s\nwant %s", mode, i, got, want)
+			}
+			if p := b.Events[i].Payload; p != nil && !json.Valid(p) {
+				t.Errorf("%s: payload %d is not JSON: %s", mode, i, p)
+			}
+		}
+	}
+}

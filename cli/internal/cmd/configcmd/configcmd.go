@@ -2,7 +2,6 @@
 package configcmd
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/output"
 )
 
 // Options are the command's flags and dependencies.
@@ -85,9 +85,7 @@ func Run(opts *Options) error {
 		out.Settings = append(out.Settings, Setting{Key: k, Value: c.Value(k), Source: c.Sources[k], Env: config.EnvVar(k)})
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(opts.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return output.JSON(opts.IO, out)
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE")

@@ -14,6 +14,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/output"
 )
 
 // Options are the command's flags and dependencies.
@@ -25,6 +26,7 @@ type Options struct {
 	Flags     *config.Flags
 	KeyStdin  bool
 	NoVerify  bool
+	JSON      bool
 	// Timeout bounds the check against the API.
 	Timeout time.Duration
 }
@@ -50,7 +52,10 @@ key may also come from KILOMETERS_API_URL and KILOMETERS_API_KEY.`,
   op read op://team/kilometers/key | kilometers init --api-url https://km.example.com --api-key-stdin
 
   # Ship metadata only, no payloads:
-  kilometers init --api-url http://127.0.0.1:8080 --capture-mode metadata`,
+  kilometers init --api-url http://127.0.0.1:8080 --capture-mode metadata
+
+  # In a provisioning script:
+  kilometers init --api-url "$URL" --api-key-stdin --json < key.txt | jq .ok`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
@@ -62,12 +67,43 @@ key may also come from KILOMETERS_API_URL and KILOMETERS_API_KEY.`,
 	opts.Flags = config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.KeyStdin, "api-key-stdin", false, "read the API key from standard input")
 	cmd.Flags().BoolVar(&opts.NoVerify, "no-verify", false, "write the file without checking the API")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the outcome as JSON (also on failure)")
 	cmd.MarkFlagsMutuallyExclusive("api-key", "api-key-stdin")
 	return cmd
 }
 
+// Output is the --json shape.
+type Output struct {
+	OK          bool   `json:"ok"`
+	File        string `json:"file,omitempty"`
+	APIURL      string `json:"api_url,omitempty"`
+	APIKey      string `json:"api_key,omitempty"` // masked
+	CaptureMode string `json:"capture_mode,omitempty"`
+	// Verified is true when the API answered and accepted the key.
+	Verified bool `json:"verified"`
+	// Database is what the API said of its database ("ok", or why not).
+	Database string `json:"database,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
 // Run checks the settings against the API and writes the config file.
 func Run(ctx context.Context, opts *Options) error {
+	var out Output
+	err := run(ctx, opts, &out)
+	if !opts.JSON {
+		return err
+	}
+	out.OK = err == nil
+	if err != nil {
+		out.Error = err.Error()
+	}
+	if jerr := output.JSON(opts.IO, out); jerr != nil {
+		return errors.Join(err, jerr)
+	}
+	return err
+}
+
+func run(ctx context.Context, opts *Options, out *Output) error {
 	home, err := opts.Home()
 	if err != nil {
 		return err
@@ -108,16 +144,23 @@ func Run(ctx context.Context, opts *Options) error {
 	if c.APIKey == "" {
 		return cmdutil.FlagErrorf("an API key is required: %s, --api-key-stdin or --api-key", config.EnvVar(config.KeyAPIKey))
 	}
+	out.File, out.APIURL, out.APIKey, out.CaptureMode = path, c.APIURL, config.MaskKey(c.APIKey), c.CaptureMode
 
 	if !opts.NoVerify {
-		if err := verify(ctx, opts, c); err != nil {
+		db, err := verify(ctx, opts, c)
+		out.Database = db
+		if err != nil {
 			return err
 		}
+		out.Verified = true
 	}
 	// Every key that has a value other than the default is written, so
 	// the file alone reproduces this configuration.
 	if err := config.WriteFile(path, c.ToFile()); err != nil {
 		return err
+	}
+	if opts.JSON {
+		return nil
 	}
 	fmt.Fprintf(opts.IO.Out, "Wrote %s (readable by you only).\n", path)
 	fmt.Fprintf(opts.IO.Out, "Events of monitored sessions are now shipped to %s (capture mode %s).\n", c.APIURL, c.CaptureMode)
@@ -125,27 +168,31 @@ func Run(ctx context.Context, opts *Options) error {
 	return nil
 }
 
-func verify(ctx context.Context, opts *Options, c *config.Config) error {
+// verify checks that the API answers and accepts the key; it returns what
+// the API said of its database.
+func verify(ctx context.Context, opts *Options, c *config.Config) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 1})
+	db := "ok"
 	h, err := client.Health(ctx)
 	if err != nil {
-		if e, ok := apiclient.AsError(err); ok && e.Status == 503 {
-			fmt.Fprintf(opts.IO.ErrOut, "warning: the API answers but its database is down (%s); events will wait in the local spool\n", e.Message)
-		} else {
-			return fmt.Errorf("cannot reach the API at %s (is the URL right? use --no-verify to write the file anyway): %w", c.APIURL, err)
+		e, ok := apiclient.AsError(err)
+		if !ok || e.Status != 503 {
+			return "", fmt.Errorf("cannot reach the API at %s (is the URL right? use --no-verify to write the file anyway): %w", c.APIURL, err)
 		}
+		db = "down: " + e.Message
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the API answers but its database is down (%s); events will wait in the local spool\n", e.Message)
 	} else if h.Status != "ok" {
+		db = h.Database
 		fmt.Fprintf(opts.IO.ErrOut, "warning: the API reports status %q, database %q\n", h.Status, h.Database)
 	}
 	if err := client.CheckKey(ctx); err != nil {
-		var e *apiclient.Error
-		if errors.As(err, &e) && e.Status == 401 {
-			return fmt.Errorf("the API refused the key %s: %s", config.MaskKey(c.APIKey), e.Message)
+		if e, ok := apiclient.AsError(err); ok && (e.Status == 401 || e.Status == 403) {
+			return db, fmt.Errorf("the API refused the key %s: %s", config.MaskKey(c.APIKey), e.Message)
 		}
-		return fmt.Errorf("check the API key: %w", err)
+		return db, fmt.Errorf("check the API key: %w", err)
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "API at %s is up; key %s accepted.\n", c.APIURL, config.MaskKey(c.APIKey))
-	return nil
+	return db, nil
 }

@@ -3,6 +3,8 @@ package initcmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -84,12 +86,112 @@ func TestInitWritesCheckedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"api_url          " + srv.URL + "  file", config.MaskKey(goodKey), "capture_mode     metadata", "batch_size       100", "flag", "flush_interval   9s", "env", "retention_days   30", "default", "shipping: on"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("config output lacks %q:\n%s", want, s)
+	rows := map[string][2]string{}
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			rows[f[0]] = [2]string{f[1], f[2]}
 		}
+	}
+	for key, want := range map[string][2]string{
+		config.KeyAPIURL:        {srv.URL, "file"},
+		config.KeyAPIKey:        {config.MaskKey(goodKey), "file"},
+		config.KeyCaptureMode:   {"metadata", "file"},
+		config.KeyBatchSize:     {"100", "flag"},
+		config.KeyFlushInterval: {"9s", "env"},
+		config.KeyRetentionDays: {"30", "default"},
+	} {
+		if rows[key] != want {
+			t.Errorf("config shows %s as %v, want %v:\n%s", key, rows[key], want, s)
+		}
+	}
+	if !strings.Contains(s, "shipping: on") {
+		t.Errorf("config does not say shipping is on:\n%s", s)
 	}
 	if strings.Contains(s, goodKey) {
 		t.Errorf("config printed the key:\n%s", s)
+	}
+}
+
+func TestInitFailuresAndJSON(t *testing.T) {
+	srv := fakeAPI(t)
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close() // nothing listens there any more
+
+	dbDown := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":{"code":"unavailable","message":"database unreachable"}}`))
+			return
+		}
+		w.Write([]byte(`{"events":[]}`))
+	}))
+	t.Cleanup(dbDown.Close)
+
+	cases := []struct {
+		name     string
+		url, key string
+		args     []string
+		wantErr  string // empty: success
+		wantJSON Output
+		written  bool
+	}{
+		{name: "unreachable", url: downURL, key: goodKey, wantErr: "cannot reach the API at " + downURL},
+		{name: "bad key", url: srv.URL, key: "km_wrong_key_aaaaaaaaaaaa", wantErr: "refused the key " + config.MaskKey("km_wrong_key_aaaaaaaaaaaa") + ": unknown API key"},
+		{name: "missing key", url: srv.URL, wantErr: "an API key is required"},
+		{name: "bad capture mode", url: srv.URL, key: goodKey, args: []string{"--capture-mode", "everything"}, wantErr: "capture_mode"},
+		{name: "no verify writes anyway", url: downURL, key: goodKey, args: []string{"--no-verify"}, written: true,
+			wantJSON: Output{OK: true, APIURL: downURL, APIKey: config.MaskKey(goodKey), CaptureMode: "redacted"}},
+		{name: "database down warns and writes", url: dbDown.URL, key: goodKey, written: true,
+			wantJSON: Output{OK: true, APIURL: dbDown.URL, APIKey: config.MaskKey(goodKey), CaptureMode: "redacted", Verified: true, Database: "down: database unreachable"}},
+		{name: "ok", url: srv.URL, key: goodKey, written: true,
+			wantJSON: Output{OK: true, APIURL: srv.URL, APIKey: config.MaskKey(goodKey), CaptureMode: "redacted", Verified: true, Database: "ok"}},
+	}
+	for _, c := range cases {
+		for _, asJSON := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/json=%v", c.name, asJSON), func(t *testing.T) {
+				home := t.TempDir()
+				env := map[string]string{"KILOMETERS_API_URL": c.url, "KILOMETERS_API_KEY": c.key}
+				var out, errOut bytes.Buffer
+				f, _ := factory(home, "", env)
+				f.IO.Out, f.IO.ErrOut = &out, &errOut
+				cmd := NewCmd(f)
+				args := append([]string{}, c.args...)
+				if asJSON {
+					args = append(args, "--json")
+				}
+				cmd.SetArgs(args)
+				cmd.SilenceUsage, cmd.SilenceErrors = true, true
+				err := cmd.ExecuteContext(context.Background())
+				if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				_, statErr := os.Stat(config.Path(home))
+				if (statErr == nil) != c.written {
+					t.Errorf("config written = %v, want %v", statErr == nil, c.written)
+				}
+				if strings.Contains(out.String()+errOut.String(), goodKey) {
+					t.Errorf("the key was printed:\n%s%s", out.String(), errOut.String())
+				}
+				if !asJSON {
+					return
+				}
+				var got Output
+				if jerr := json.Unmarshal(out.Bytes(), &got); jerr != nil {
+					t.Fatalf("--json printed %q: %v", out.String(), jerr)
+				}
+				want := c.wantJSON
+				if c.wantErr != "" {
+					if got.OK || !strings.Contains(got.Error, c.wantErr) {
+						t.Errorf("--json on failure = %+v", got)
+					}
+					return
+				}
+				want.File = config.Path(home)
+				if got != want {
+					t.Errorf("--json = %+v\nwant     %+v", got, want)
+				}
+			})
+		}
 	}
 }

@@ -13,9 +13,11 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/defs"
 	mon "github.com/kilometers-ai/kilometers/cli/internal/monitor"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/shared/analysis"
 )
 
 // Options are the command's flags and dependencies.
@@ -99,6 +101,7 @@ func Run(ctx context.Context, opts *Options) error {
 		fmt.Fprintf(opts.IO.ErrOut, "kilometers monitor: not recording this session: %v\n", err)
 		rec = nil
 	}
+	an := analysisOptions(opts, log)
 	host, _ := os.Hostname()
 	res, err := mon.Run(ctx, mon.Config{
 		Command:   opts.Command,
@@ -111,6 +114,7 @@ func Run(ctx context.Context, opts *Options) error {
 		Host:      host,
 		Now:       opts.Now,
 		Logger:    log,
+		Analysis:  &an,
 	})
 	// The session's events are durable now: a last, bounded flush; what
 	// does not make it waits in the spool.
@@ -122,6 +126,30 @@ func Run(ctx context.Context, opts *Options) error {
 		return &cmdutil.ExitError{Code: res.ExitCode}
 	}
 	return nil
+}
+
+// analysisOptions are the configured analysis settings of the session, with
+// tool definitions remembered under the Kilometers home so that a server
+// that changes a tool between sessions is noticed.
+func analysisOptions(opts *Options, log *slog.Logger) analysis.Options {
+	an := analysis.DefaultOptions()
+	if cfg, err := opts.Config(); err == nil {
+		an = cfg.AnalysisOptions()
+	} // else openStore already reported the configuration problem
+	home, err := opts.Home()
+	if err != nil {
+		// Analysis still works without a home, within the session only.
+		return an
+	}
+	an.Definitions = defs.New(home)
+	var warned bool
+	an.OnStoreError = func(err error) {
+		if !warned { // once per session: it is the same disk every time
+			warned = true
+			log.Warn("tool definitions store; changes between sessions may go unnoticed", "err", err)
+		}
+	}
+	return an
 }
 
 func openStore(ctx context.Context, opts *Options, log *slog.Logger, sessionID string) (mon.Recorder, *store.Store, *config.Config, error) {

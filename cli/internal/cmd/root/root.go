@@ -10,7 +10,6 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
-	"github.com/kilometers-ai/kilometers/cli/internal/cmd/demo"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/stats"
@@ -48,7 +47,6 @@ are also shipped to a Kilometers backend.`,
 		sync.NewCmd(f),
 		initcmd.NewCmd(f),
 		configcmd.NewCmd(f),
-		demo.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 	return cmd

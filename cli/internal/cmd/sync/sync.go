@@ -3,11 +3,11 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +15,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/output"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 )
@@ -27,6 +28,9 @@ type Options struct {
 	UserAgent string
 	Flags     *config.Flags
 	JSON      bool
+	// Progress forces progress lines on stderr; by default they appear
+	// only when stderr is a terminal.
+	Progress bool
 	// Wait bounds how long sync waits for events another process holds
 	// (a monitor shipping them right now).
 	Wait time.Duration
@@ -40,7 +44,8 @@ func NewCmd(f *cmdutil.Factory, runF ...func(context.Context, *Options) error) *
 		Short: "Ship every pending event to the API now",
 		Long: `Ship everything in the local spool that was not delivered yet (events recorded
 while offline, during an API outage, or by a monitor that was killed), and
-report batches the API refused. Progress goes to stderr.
+report batches the API refused. On a large backlog progress goes to stderr
+when it is a terminal (or always, with --progress).
 
 Exits non-zero, with the reason, when anything could not be delivered: the API
 is unreachable, the key is refused, or batches were set aside because the API
@@ -48,6 +53,8 @@ refused them (they are kept in the Kilometers home under rejected/; delete a
 file there once you have dealt with it).`,
 		Example: `  kilometers sync
   kilometers sync --json
+  # Progress lines in a CI log:
+  kilometers sync --progress 2> sync.log
   # After fixing the key:
   KILOMETERS_API_KEY=km_... kilometers sync`,
 		Args: cobra.NoArgs,
@@ -60,6 +67,7 @@ file there once you have dealt with it).`,
 	}
 	opts.Flags = config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the outcome as JSON")
+	cmd.Flags().BoolVar(&opts.Progress, "progress", false, "print progress to stderr even when it is not a terminal")
 	return cmd
 }
 
@@ -94,7 +102,8 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	prog := &progress{w: opts.IO.ErrOut, total: before.Events, now: opts.Now, large: before.Events > int64(c.BatchSize)}
+	show := opts.Progress || isTerminal(opts.IO.ErrOut)
+	prog := &progress{w: opts.IO.ErrOut, total: before.Events, now: opts.Now, large: show && before.Events > int64(c.BatchSize)}
 	sopts := ship.OptionsFromConfig(c)
 	sopts.Logger = slog.New(slog.DiscardHandler) // this command reports itself
 	sopts.Progress = prog.batch
@@ -149,9 +158,7 @@ func Run(ctx context.Context, opts *Options) error {
 		out.Error = failure.Error()
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(opts.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := output.JSON(opts.IO, out); err != nil {
 			return err
 		}
 	} else {
@@ -171,6 +178,16 @@ func Run(ctx context.Context, opts *Options) error {
 		return failure
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal; progress lines are for people.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // progress prints a line to stderr at most every second while a large

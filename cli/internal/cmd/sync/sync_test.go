@@ -85,7 +85,7 @@ func TestSyncShipsAndReportsRefusals(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	out, errOut, err := run(t, home, srv.URL, "--batch-size", "500")
+	out, errOut, err := run(t, home, srv.URL, "--batch-size", "500", "--progress")
 	if err == nil || !strings.Contains(err.Error(), "500 events in 1 batches were refused") {
 		t.Fatalf("err = %v\nstdout:\n%s", err, out)
 	}
@@ -107,6 +107,32 @@ func TestSyncShipsAndReportsRefusals(t *testing.T) {
 	}
 	if o.Events != 0 || o.Pending != 0 || len(o.SetAsideBatches) != 1 || o.SetAsideBatches[0].Events != 500 {
 		t.Errorf("output %+v", o)
+	}
+}
+
+// TestSyncProgressOnlyWhenAsked: stderr that is not a terminal gets no
+// progress lines unless --progress asks for them.
+func TestSyncProgressOnlyWhenAsked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, _ := gzip.NewReader(r.Body)
+		var b event.Batch
+		json.NewDecoder(zr).Decode(&b)
+		json.NewEncoder(w).Encode(backend.IngestResult{Accepted: len(b.Events)})
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{{[]string{"--batch-size", "10"}, false}, {[]string{"--batch-size", "10", "--progress"}, true}, {[]string{"--progress"}, false}} {
+		home := t.TempDir()
+		record(t, home, 50)
+		out, errOut, err := run(t, home, srv.URL, c.args...)
+		if err != nil || !strings.Contains(out, "Shipped 50 events") {
+			t.Fatalf("%v: %v\n%s", c.args, err, out)
+		}
+		if got := strings.Contains(errOut, "50/50 events shipped"); got != c.want {
+			t.Errorf("%v: progress shown = %v, want %v (a small backlog never shows it)\nstderr:\n%s", c.args, got, c.want, errOut)
+		}
 	}
 }
 

@@ -1,7 +1,11 @@
-// Package demo implements `kilometers demo`: it wraps a real MCP server in
-// the monitor, drives a short session with the official MCP Go SDK client,
-// then prints what Kilometers recorded. Everything happens in a fresh
-// KILOMETERS_HOME so the user's own data is untouched.
+// Package demo is the guided tour behind `make demo`: it wraps a real MCP
+// server in `kilometers monitor`, drives a short session with the official
+// MCP Go SDK client, then prints what Kilometers recorded. Everything
+// happens in a fresh KILOMETERS_HOME so the user's own data is untouched.
+//
+// It is a program of its own (cli/demo), not a kilometers command, so the
+// MCP SDK it needs stays out of the binary that users run in front of every
+// server: each monitor's memory is mostly that binary's size.
 package demo
 
 import (
@@ -15,7 +19,6 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/spf13/cobra"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 )
@@ -23,55 +26,18 @@ import (
 // Options are the demo's inputs.
 type Options struct {
 	IO *cmdutil.IOStreams
-	// Exe is the kilometers binary to run as the monitor (normally this one).
+	// Exe is the kilometers binary to run as the monitor.
 	Exe string
+	// BuiltinServer is the command that runs the built-in demo server; it
+	// is used when Server is empty.
+	BuiltinServer []string
 	// Home is where the demo's events go; empty means a new temporary
 	// directory that is kept so the user can look around afterwards.
 	Home string
-	// Server is the command to wrap; empty means the embedded demo server.
+	// Server is the command to wrap; empty means the built-in demo server.
 	Server []string
 	// Environ is the environment for child processes.
 	Environ []string
-}
-
-// NewCmd builds `kilometers demo`.
-func NewCmd(f *cmdutil.Factory) *cobra.Command {
-	opts := &Options{IO: f.IO}
-	cmd := &cobra.Command{
-		Use:   "demo [-- SERVER-COMMAND...]",
-		Short: "Watch a real MCP session through the monitor, then show activity and stats",
-		Long: `Runs an MCP server behind 'kilometers monitor', drives a short session with the
-official MCP Go SDK client (list tools, call them, including one that fails),
-then prints 'kilometers activity' and 'kilometers stats' for it.
-
-By default the server is a small one built into kilometers; give any stdio MCP
-server command after -- to watch that one instead. Events go to a fresh
-temporary KILOMETERS_HOME (or --home), never to your own store or API.`,
-		Example: `  kilometers demo
-  kilometers demo --home /tmp/km-demo
-  kilometers demo -- npx -y @modelcontextprotocol/server-everything`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			exe, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find the kilometers binary: %w", err)
-			}
-			opts.Exe, opts.Server, opts.Environ = exe, args, os.Environ()
-			return Run(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringVar(&opts.Home, "home", "", "directory for the demo's events (default: a new temporary directory)")
-
-	serveCmd := &cobra.Command{
-		Use:    "serve",
-		Short:  "Run the built-in demo MCP server on stdio",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return serve(cmd.Context(), os.Stdin, os.Stdout)
-		},
-	}
-	cmd.AddCommand(serveCmd)
-	return cmd
 }
 
 // Run performs the demo.
@@ -86,7 +52,7 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	server := opts.Server
 	if len(server) == 0 {
-		server = []string{opts.Exe, "demo", "serve"}
+		server = opts.BuiltinServer
 	}
 	env := demoEnv(opts.Environ, home)
 
@@ -119,7 +85,9 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 	}
 
-	for _, args := range [][]string{{"activity", "--limit", "25"}, {"stats", "--since", "1h"}} {
+	// The limit covers the whole built-in session (about 32 events), so the
+	// table starts at the handshake instead of ending in a cursor hint.
+	for _, args := range [][]string{{"activity", "--limit", "50"}, {"stats", "--since", "1h"}} {
 		fmt.Fprintf(errOut, "\n==> kilometers %s\n", strings.Join(args, " "))
 		c := exec.CommandContext(ctx, opts.Exe, args...)
 		c.Env, c.Stdout, c.Stderr = env, out, errOut

@@ -87,8 +87,8 @@ func newServer() *mcp.Server {
 	return s
 }
 
-// serve runs the demo server on stdin/stdout until the client hangs up.
-func serve(ctx context.Context, in io.ReadCloser, out io.WriteCloser) error {
+// Serve runs the built-in demo server on in/out until the client hangs up.
+func Serve(ctx context.Context, in io.ReadCloser, out io.WriteCloser) error {
 	err := newServer().Run(ctx, &mcp.IOTransport{Reader: in, Writer: out})
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) {
 		return nil

@@ -1,0 +1,55 @@
+package configcmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+)
+
+func TestJSONShowsSourcesAndMasksTheKey(t *testing.T) {
+	const key = "km_live_0123456789abcdefghij"
+	home := t.TempDir()
+	if err := config.WriteFile(config.Path(home), config.File{APIURL: "https://km.example.com", APIKey: key, BatchSize: 50}); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"KILOMETERS_BATCH_SIZE": "70", "KILOMETERS_CAPTURE_MODE": "full"}
+	getenv := func(k string) string { return vars[k] }
+	var out bytes.Buffer
+	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}, Now: time.Now, Getenv: getenv}
+	f.Config = func() (*config.Config, error) { return config.Load(home, getenv) }
+	cmd := NewCmd(f)
+	cmd.SetArgs([]string{"--json", "--capture-mode", "metadata"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), key) {
+		t.Fatalf("the key was printed:\n%s", out.String())
+	}
+	var o Output
+	if err := json.Unmarshal(out.Bytes(), &o); err != nil {
+		t.Fatal(err)
+	}
+	if !o.FileExists || !o.Shipping || o.File != config.Path(home) {
+		t.Errorf("output %+v", o)
+	}
+	got := map[string]Setting{}
+	for _, s := range o.Settings {
+		got[s.Key] = s
+	}
+	for _, want := range []Setting{
+		{Key: config.KeyAPIURL, Value: "https://km.example.com", Source: config.SourceFile, Env: "KILOMETERS_API_URL"},
+		{Key: config.KeyAPIKey, Value: config.MaskKey(key), Source: config.SourceFile, Env: "KILOMETERS_API_KEY"},
+		{Key: config.KeyBatchSize, Value: "70", Source: config.SourceEnv, Env: "KILOMETERS_BATCH_SIZE"},
+		{Key: config.KeyFlushInterval, Value: "5s", Source: config.SourceDefault, Env: "KILOMETERS_FLUSH_INTERVAL"},
+		{Key: config.KeyCaptureMode, Value: "metadata", Source: config.SourceFlag, Env: "KILOMETERS_CAPTURE_MODE"},
+	} {
+		if got[want.Key] != want {
+			t.Errorf("%s = %+v, want %+v", want.Key, got[want.Key], want)
+		}
+	}
+}

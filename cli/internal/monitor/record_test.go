@@ -1,0 +1,205 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/analysis"
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// memRecorder keeps what it is given; safe for concurrent use.
+type memRecorder struct {
+	mu       sync.Mutex
+	evs      []event.Event
+	sessions []event.Session
+	closed   bool
+}
+
+func (r *memRecorder) Record(_ context.Context, evs []event.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, evs...)
+	return nil
+}
+
+func (r *memRecorder) RecordSession(_ context.Context, s event.Session) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sessions = append(r.sessions, s)
+	return nil
+}
+
+func (r *memRecorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+func (r *memRecorder) events() []event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
+}
+
+// pipelineRun is a pipeline running on its goroutine.
+type pipelineRun struct {
+	p    *pipeline
+	rec  *memRecorder
+	stop chan sessionEnd
+	done chan struct{}
+}
+
+func startPipeline(t *testing.T) *pipelineRun {
+	t.Helper()
+	n := 0
+	rec := &memRecorder{}
+	pr := &pipelineRun{rec: rec, stop: make(chan sessionEnd, 1), done: make(chan struct{})}
+	pr.p = newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", Server: "srv", StartedAt: t0}, "srv",
+		func() string { n++; return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n) }, analysis.DefaultOptions())
+	go func() {
+		defer close(pr.done)
+		pr.p.run(context.Background(), pr.stop)
+	}()
+	t.Cleanup(func() { pr.end() })
+	return pr
+}
+
+func (pr *pipelineRun) end() {
+	select {
+	case <-pr.done:
+		return
+	case pr.stop <- sessionEnd{at: t0.Add(time.Second)}:
+	default:
+	}
+	<-pr.done
+}
+
+// oneLine frames text (one line) as dir, read at ts.
+func oneLine(t *testing.T, dir event.Direction, text string, ts time.Time) *line {
+	t.Helper()
+	ls := frameAll(dir, []byte(text), 0, DefaultPayloadCap)
+	if len(ls) != 1 {
+		t.Fatalf("%q framed as %d lines", text, len(ls))
+	}
+	ls[0].ts = ts
+	return ls[0]
+}
+
+// sdkFailReply is what the MCP Go SDK v1.8.0 writes for a tool whose handler
+// returned an error.
+const (
+	failCall  = `{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"fail","arguments":{"text":"x #1"}}}` + "\n"
+	failReply = `{"jsonrpc":"2.0","id":23,"result":{"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"e2e-server","version":"1.0.0"}},"content":[{"type":"text","text":"this tool always fails"}],"isError":true}}` + "\n"
+)
+
+// The two relay goroutines tap a chunk only after writing it on, so a fast
+// server's reply can reach the pipeline before the request it answers.
+// That reply must still be correlated: this is what made the API count 7-9
+// of 10 tool errors with five monitors running at once.
+func TestReplyTappedBeforeItsRequest(t *testing.T) {
+	pr := startPipeline(t)
+	pr.p.offer(oneLine(t, s2c, failReply, t0.Add(5*time.Millisecond)))
+	pr.p.offer(oneLine(t, c2s, failCall, t0))
+	pr.end()
+
+	evs := pr.rec.events()
+	if len(evs) != 2 {
+		t.Fatalf("got %d events, want 2", len(evs))
+	}
+	req, rep := evs[0], evs[1]
+	if req.Kind != event.KindRequest || req.Seq != 1 {
+		t.Errorf("first event %s seq %d, want the request with seq 1", req.Kind, req.Seq)
+	}
+	if rep.Kind != event.KindResponse || rep.Seq != 2 || rep.Method != "tools/call" || rep.Tool != "fail" ||
+		rep.IsError == nil || !*rep.IsError || rep.LatencyMS == nil || *rep.LatencyMS != 5 || !rep.Failed() {
+		t.Errorf("reply not correlated: %s", summary(&rep))
+	}
+}
+
+// A reply to a request the monitor never saw (dropped, or before the
+// monitor started) waits a little, then is recorded uncorrelated.
+func TestReplyWithoutRequestIsRecordedAnyway(t *testing.T) {
+	pr := startPipeline(t)
+	pr.p.offer(oneLine(t, s2c, failReply, t0))
+	for deadline := time.Now().Add(30 * time.Second); len(pr.rec.events()) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the orphan reply was never recorded while the session ran")
+		}
+	}
+	evs := pr.rec.events()
+	if len(evs) != 1 || evs[0].Kind != event.KindResponse || evs[0].Method != "" || evs[0].LatencyMS != nil {
+		t.Fatalf("got %+v", evs)
+	}
+}
+
+// Replies waiting at the session's end are recorded, not lost; the number
+// waiting is bounded.
+func TestParkedRepliesAreBoundedAndFlushedAtEnd(t *testing.T) {
+	pr := startPipeline(t)
+	n := parkLines + 10
+	for i := range n {
+		pr.p.offer(oneLine(t, s2c, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{}}`, i), t0))
+	}
+	pr.end()
+	if got := len(pr.rec.events()); got != n {
+		t.Errorf("%d of %d replies recorded", got, n)
+	}
+	if pr.p.parkedBytes != 0 || len(pr.p.parked) != 0 {
+		t.Errorf("%d lines (%d bytes) still parked", len(pr.p.parked), pr.p.parkedBytes)
+	}
+}
+
+// The first hypothesis for the lost errors: the incremental scan missing
+// isError when a reply arrives in pieces. Every split of the line into
+// three reads must give the same event.
+func TestReplySplitAtEveryOffset(t *testing.T) {
+	tests := []struct{ req, reply string }{
+		{failCall, failReply},
+		{`{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"t"}}` + "\n",
+			`{"result":{"content":[],"isError":true},"jsonrpc":"2.0","id":"a\"b"}` + "\r\n"},
+		{failCall, `{"jsonrpc":"2.0","id":23,"error":{"code":-32603,"message":"crashed \"x\""}}` + "\n"},
+	}
+	now := func() time.Time { return t0 }
+	for _, tt := range tests {
+		var want string
+		for i := 0; i <= len(tt.reply); i++ {
+			for j := i; j <= len(tt.reply); j++ {
+				var ls []*line
+				emit := func(l *line) { ls = append(ls, l) }
+				newFramer(c2s, DefaultPayloadCap, now, emit).write([]byte(tt.req), t0)
+				f := newFramer(s2c, DefaultPayloadCap, now, emit)
+				f.write([]byte(tt.reply[:i]), t0)
+				f.write([]byte(tt.reply[i:j]), t0)
+				f.write([]byte(tt.reply[j:]), t0)
+				f.flush()
+				b := newBuilder("s", func() string { return "x" })
+				var evs []built
+				for _, l := range ls {
+					evs = append(evs, b.events(l)...)
+				}
+				if len(evs) != 2 {
+					t.Fatalf("split %d/%d: %d events", i, j, len(evs))
+				}
+				got := summary(&evs[1].ev)
+				if want == "" {
+					want = got
+					if evs[1].ev.Method != "tools/call" || !evs[1].ev.Failed() {
+						t.Fatalf("whole reply is not a failed tools/call: %s", got)
+					}
+				}
+				if got != want {
+					t.Fatalf("split %d/%d: %s, want %s", i, j, got, want)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,89 @@
+// Command echoserver is an MCP-like server reduced to its I/O, for the
+// monitor benchmark: it reads JSON-RPC lines and answers every request with
+// a result whose line is RESULT-SIZE bytes (newline included);
+// notifications get no answer. It answers initialize with a real
+// initialize result so a monitor in front of it sees a proper session.
+//
+//	echoserver RESULT-SIZE
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: echoserver RESULT-SIZE")
+		os.Exit(2)
+	}
+	size, err := strconv.Atoi(os.Args[1])
+	if err != nil || size < 0 {
+		fmt.Fprintln(os.Stderr, "echoserver: bad result size:", os.Args[1])
+		os.Exit(2)
+	}
+	if err := serve(os.Stdin, os.Stdout, size); err != nil {
+		fmt.Fprintln(os.Stderr, "echoserver:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(in io.Reader, out io.Writer, resultSize int) error {
+	r := bufio.NewReaderSize(in, 64<<10)
+	var resp []byte
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var msg struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+			}
+			if jerr := json.Unmarshal(line, &msg); jerr != nil {
+				return fmt.Errorf("decode request: %w", jerr)
+			}
+			if msg.ID != nil && msg.Method != "" {
+				if msg.Method == "initialize" {
+					resp = initializeResult(resp[:0], msg.ID)
+				} else {
+					resp = echoResult(resp[:0], msg.ID, resultSize)
+				}
+				// One write per answer, as a server that flushes each
+				// message does.
+				if _, werr := out.Write(resp); werr != nil {
+					return fmt.Errorf("write response: %w", werr)
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read request: %w", err)
+		}
+	}
+}
+
+func initializeResult(b []byte, id json.RawMessage) []byte {
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	return append(b, `,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"bench-echo","version":"1.0.0"}}}`+"\n"...)
+}
+
+// echoResult appends a tools/call result padded so the whole line,
+// newline included, is size bytes (or as small as it can be).
+func echoResult(b []byte, id json.RawMessage, size int) []byte {
+	const head, tail = `,"result":{"content":[{"type":"text","text":"`, `"}],"isError":false}}` + "\n"
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, head...)
+	for pad := size - len(b) - len(tail); pad > 0; pad-- {
+		b = append(b, 'x')
+	}
+	return append(b, tail...)
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole of `make bench`: the monitor's overhead (direct pipe, bare copy,
+# kilometers monitor, monitor with shipping to functions/local) and the
+# backend's (ingest through the HTTP handler vs raw COPY; /api/stats at 1M
+# and 10M events), each measured side by side in one run.
+#
+# Needs DATABASE_URL (`make bench` runs this under infra/local/with-postgres.sh,
+# which provides one) and Go. Run from anywhere.
+#
+#   BENCH_QUICK=1  a smoke run in about a minute: same code paths, figures
+#                  not meaningful.
+#   BENCH_JSON=1   each half prints one JSON document instead of tables.
+#   BENCH_ONLY=monitor|postgres   run one half.
+#
+# Exits 1 when a required floor is missed, 2 when a benchmark could not run.
+set -uo pipefail
+
+cd "$(dirname "$0")/../.."
+: "${DATABASE_URL:?DATABASE_URL is not set: run through infra/local/with-postgres.sh (make bench does)}"
+
+quick=() json=()
+[ "${BENCH_QUICK:-}" = 1 ] && quick=(-quick)
+[ "${BENCH_JSON:-}" = 1 ] && json=(-json)
+only=${BENCH_ONLY:-}
+
+tools=$(mktemp -d /tmp/km-bench-tools.XXXXXX)
+trap 'rm -rf "$tools"' EXIT
+echo "bench: building the benchmark programs" >&2
+# The monitor is measured as users get it: built the way .goreleaser.yaml
+# builds releases (static, stripped).
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tools/kilometers" ./cli || exit 2
+for pkg in infra/bench/monitor infra/bench/echoserver infra/bench/barecopy functions/local shared/postgres/internal/bench; do
+  go build -trimpath -o "$tools/$(basename "$pkg")" "./$pkg" || exit 2
+done
+
+status=0
+note() { # keep the worst exit code: 2 (could not run) > 1 (floor missed) > 0
+  local rc=$1
+  if [ "$rc" -gt "$status" ]; then status=$rc; fi
+  if [ "$rc" -gt 2 ]; then status=2; fi
+}
+
+echo "bench: machine: $(nproc) CPUs, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+if [ -z "$only" ] || [ "$only" = monitor ]; then
+  echo >&2
+  echo "== monitor: go run ./infra/bench/monitor ${quick[*]} ${json[*]}" >&2
+  "$tools/monitor" "${quick[@]}" "${json[@]}" \
+    -kilometers "$tools/kilometers" -api-server "$tools/local" \
+    -echo-server "$tools/echoserver" -bare-copy "$tools/barecopy"
+  note $?
+fi
+if [ -z "$only" ] || [ "$only" = postgres ]; then
+  echo >&2
+  echo "== postgres: go run ./shared/postgres/internal/bench ${quick[*]} ${json[*]}" >&2
+  "$tools/bench" "${quick[@]}" "${json[@]}"
+  note $?
+fi
+
+echo >&2
+case $status in
+  0) echo "bench: PASS (every required floor met)" >&2 ;;
+  1) echo "bench: FAIL (a required floor was missed; see above)" >&2 ;;
+  *) echo "bench: ERROR (a benchmark could not run; see above)" >&2 ;;
+esac
+exit "$status"

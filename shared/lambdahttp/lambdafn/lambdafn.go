@@ -1,0 +1,69 @@
+// Package lambdafn is the wiring every Kilometers Lambda function shares,
+// so that each functions/<name>/main.go is one line: configuration from
+// the environment (package dbconfig), a PostgreSQL store opened lazily, and
+// either a slice of the HTTP API behind the API Gateway adapter or the
+// migrations behind the custom resource handler.
+package lambdafn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/kilometers-ai/kilometers/shared/dbconfig"
+	"github.com/kilometers-ai/kilometers/shared/httpapi"
+	"github.com/kilometers-ai/kilometers/shared/lambdahttp"
+	"github.com/kilometers-ai/kilometers/shared/lambdahttp/customresource"
+	"github.com/kilometers-ai/kilometers/shared/postgres"
+)
+
+// Logger is the log every function writes: JSON lines on stderr, which
+// Lambda ships to CloudWatch.
+func Logger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)) }
+
+// API returns the handler of a function serving routes. Nothing touches
+// the network here: the store resolves its DSN (maybe from Secrets Manager)
+// and opens its pool on first use, and retries on the next request when
+// that failed. So a cold start while the database or the secret is
+// unreachable answers 503 instead of crashing, and the same execution
+// environment recovers once they are back.
+func API(getenv func(string) string, routes httpapi.Group) lambdahttp.HandlerFunc {
+	cfg := dbconfig.New(getenv)
+	h := httpapi.New(httpapi.Config{
+		Store:  dbconfig.NewLazyStore(dbconfig.Postgres(cfg)),
+		Routes: routes,
+		// Only the routes in Admin ever ask for the token, so functions
+		// without them never read its secret.
+		AdminToken: cfg.AdminToken,
+		Logger:     Logger(),
+	})
+	return lambdahttp.Handler(h)
+}
+
+// Migrate returns the handler of the migrate function: a CloudFormation
+// custom resource (or a direct invoke) that applies the embedded migrations.
+func Migrate(getenv func(string) string) func(ctx context.Context, payload json.RawMessage) (customresource.Result, error) {
+	return customresource.Handler(MigrateFunc(dbconfig.New(getenv)), nil, Logger())
+}
+
+// MigrateFunc applies the migrations to the database r resolves, over a
+// connection pool that lives only for the call.
+func MigrateFunc(r *dbconfig.Resolver) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		dsn, err := r.DSN(ctx)
+		if err != nil {
+			return fmt.Errorf("resolve database: %w", err)
+		}
+		db, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			return fmt.Errorf("open database: %w", err)
+		}
+		defer db.Close()
+		if err := db.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
+	}
+}
