@@ -4,22 +4,10 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
 // SendTxAsApp exposes sendTx as the tenant role to the tests of this
 // package, which live in postgres_test to use pgtest.
 func (db *DB) SendTxAsApp(ctx context.Context, tenantID string, queue func(*pgx.Batch)) error {
 	return db.sendTx(ctx, "test", roleApp, tenantID, queue)
-}
-
-var InsertArraysSQL = insertArrays
-
-func BatchArgs(tenantID string, events []event.Event) ([]any, error) {
-	c, err := newBatchColumns(events)
-	if err != nil {
-		return nil, err
-	}
-	return c.args(tenantID), nil
 }

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,14 @@ type Recorder interface {
 	// Close flushes and syncs: after it returns every recorded event is
 	// durable.
 	Close() error
+}
+
+// partialRecord is implemented by an error of Recorder.Record that failed
+// part-way (the store's *PartialError): the first RecordedEvents events were
+// recorded.
+type partialRecord interface {
+	error
+	RecordedEvents() int
 }
 
 // Limits of the capture pipeline. They bound the monitor's memory whatever
@@ -269,6 +278,14 @@ func (p *pipeline) flush(ctx context.Context) {
 	}
 	n := int64(len(p.out))
 	if err := p.rec.Record(ctx, p.out); err != nil {
+		// Events recorded before the failure are not lost: count only
+		// the rest as dropped.
+		var part partialRecord
+		if errors.As(err, &part) {
+			ok := min(max(int64(part.RecordedEvents()), 0), n)
+			p.recorded.Add(ok)
+			n -= ok
+		}
 		p.dropped.Add(n)
 		if !p.recErr {
 			p.recErr = true

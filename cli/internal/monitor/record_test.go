@@ -203,3 +203,49 @@ func TestReplySplitAtEveryOffset(t *testing.T) {
 		}
 	}
 }
+
+// failingRecorder fails every Record with err.
+type failingRecorder struct {
+	memRecorder
+	err error
+}
+
+func (r *failingRecorder) Record(context.Context, []event.Event) error { return r.err }
+
+// partialErr is a Record failure after the first n events were recorded,
+// as the store's *PartialError reports it.
+type partialErr struct{ n int }
+
+func (e partialErr) Error() string       { return fmt.Sprintf("recorded %d, then disk full", e.n) }
+func (e partialErr) RecordedEvents() int { return e.n }
+
+// Events a store recorded before it failed are counted as recorded, only
+// the rest as dropped.
+func TestFlushCountsPartialRecordFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		err                    error
+		wantRecorded, wantDrop int64
+	}{
+		{"success", nil, 3, 0},
+		{"failure", fmt.Errorf("disk full"), 0, 3},
+		{"partial", partialErr{2}, 2, 1},
+		{"partial, wrapped", fmt.Errorf("store: %w", partialErr{1}), 1, 2},
+		{"partial claims too many", partialErr{9}, 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &failingRecorder{err: tc.err}
+			p := newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
+				event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}, "srv",
+				func() string { return "0196f1c2-7a3b-7c11-9d2e-000000000001" }, analysis.DefaultOptions())
+			p.out = make([]event.Event, 3)
+			p.flush(context.Background())
+			if got, want := p.recorded.Load(), tc.wantRecorded; got != want {
+				t.Errorf("recorded = %d, want %d", got, want)
+			}
+			if got, want := p.dropped.Load(), tc.wantDrop; got != want {
+				t.Errorf("dropped = %d, want %d", got, want)
+			}
+		})
+	}
+}

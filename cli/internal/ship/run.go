@@ -137,8 +137,17 @@ func (p storeSpool) Claim(ctx context.Context, maxEvents, maxBytes int) (Claim, 
 }
 
 // FinalFlushGrace bounds how long the end of a monitor session may wait for
-// its last events to ship.
-const FinalFlushGrace = 2 * time.Second
+// its last events to ship. The client is waiting for the monitor to exit
+// and the events are durable in the spool already (the next monitor or
+// `kilometers sync` ships them), so the wait is short.
+const FinalFlushGrace = 500 * time.Millisecond
+
+// BackgroundMaxBytes is MaxBytes of the monitor's shipper. A batch is held
+// in memory several times over (stored lines, decoded events, redacted
+// payloads, the JSON body, its gzip): with DefaultMaxBytes a monitor
+// shipping large results grew to ~50 MiB. The monitor lives next to the
+// user's MCP client for hours; smaller batches cost a few more requests.
+const BackgroundMaxBytes = 512 << 10
 
 // Background starts shipping from st when c configures an API, for the
 // monitor: events ship while the session runs, and the returned stop (to
@@ -153,6 +162,7 @@ func Background(ctx context.Context, c *config.Config, st *store.Store, logger *
 	}
 	opts := OptionsFromConfig(c)
 	opts.Logger = logger
+	opts.MaxBytes = BackgroundMaxBytes
 	s := New(FromStore(st), client, opts)
 	halt := s.Start(ctx)
 	return func() {

@@ -15,11 +15,14 @@
 package ship
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
@@ -129,6 +132,12 @@ type Shipper struct {
 	spool  Spool
 	sender Sender
 	opts   Options
+
+	// The gzip writer is reused from batch to batch: a deflate writer is
+	// several hundred KiB, too much to allocate per batch in a monitor that
+	// ships for hours.
+	gzMu sync.Mutex
+	gz   *gzip.Writer
 }
 
 // New returns a Shipper.
@@ -224,16 +233,45 @@ func (s *Shipper) sendParts(ctx context.Context, b *event.Batch, done func(backe
 		}
 		return s.sendParts(ctx, &second, done)
 	}
-	gz, err := apiclient.EncodeBatch(b)
+	s.gzMu.Lock()
+	defer s.gzMu.Unlock()
+	body, err := s.gzip(raw)
 	if err != nil {
 		return err
 	}
-	r, err := s.sender.IngestEncoded(ctx, gz)
+	r, err := s.sender.IngestEncoded(ctx, body)
 	if err != nil {
 		return err
 	}
 	done(r)
 	return nil
+}
+
+// gzip compresses an encoded batch as apiclient.EncodeBatch does (gzip at
+// BestSpeed of the JSON and a newline) without encoding the batch a second
+// time. The output is a new buffer each time: an HTTP transport may still
+// read a request body after the response came back. The caller holds gzMu.
+func (s *Shipper) gzip(raw []byte) ([]byte, error) {
+	out := bytes.NewBuffer(make([]byte, 0, len(raw)/4+64))
+	if s.gz == nil {
+		zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		s.gz = zw
+	} else {
+		s.gz.Reset(out)
+	}
+	if _, err := s.gz.Write(raw); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if _, err := s.gz.Write([]byte{'\n'}); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if err := s.gz.Close(); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return out.Bytes(), nil
 }
 
 // Prepare returns the batch as it may leave the machine under a capture

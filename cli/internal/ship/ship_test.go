@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -352,4 +353,45 @@ func TestPrepareKeepsMetadata(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The shipper gzips the JSON it already encoded instead of encoding the
+// batch twice; the body must be what apiclient.EncodeBatch makes, batch
+// after batch with the reused gzip writer.
+func TestGzipMatchesEncodeBatch(t *testing.T) {
+	s := New(nil, nil, Options{})
+	for i, n := range []int{0, 1, 300} {
+		b := event.Batch{Events: make([]event.Event, n)}
+		for j := range b.Events {
+			b.Events[j] = event.Event{ID: fmt.Sprintf("e%d-%d", i, j), Method: "tools/call", Payload: json.RawMessage(`{"a":"<b>&"}`)}
+		}
+		raw, err := json.Marshal(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.gzip(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := apiclient.EncodeBatch(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := gunzip(t, got), gunzip(t, want); g != w {
+			t.Fatalf("batch %d: body %q, want %q", i, g, w)
+		}
+	}
+}
+
+func gunzip(t *testing.T, gz []byte) string {
+	t.Helper()
+	zr, err := gzip.NewReader(strings.NewReader(string(gz)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	if _, err := io.Copy(&sb, zr); err != nil {
+		t.Fatal(err)
+	}
+	return sb.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -899,4 +900,37 @@ func TestClaimAcrossProcesses(t *testing.T) {
 	if len(ids) != len(heldIDs) {
 		t.Errorf("after release, %d events shipped, want %d", len(ids), len(heldIDs))
 	}
+}
+
+// A Record that fails part-way says how many of its events it recorded, so
+// the monitor does not count those as dropped. Here the first event fills
+// the segment and sealing it fails (its directory is gone).
+func TestRecordFailingPartWayReportsWritten(t *testing.T) {
+	home := t.TempDir()
+	s := mustOpen(t, home, Options{SegmentBytes: 1})
+	ctx := context.Background()
+	w, err := s.NewWriter(ctx, testID("sess"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(s.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	evs := []event.Event{
+		testEvent(testID("sess"), "a", 0, baseTime),
+		testEvent(testID("sess"), "b", 1, baseTime),
+		testEvent(testID("sess"), "c", 2, baseTime),
+	}
+	err = w.Record(ctx, evs)
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Record = %v, want a *PartialError", err)
+	}
+	if pe.RecordedEvents() != 1 {
+		t.Errorf("RecordedEvents() = %d, want 1", pe.RecordedEvents())
+	}
+	if pe.Unwrap() == nil || !strings.Contains(pe.Error(), "recorded 1 events") {
+		t.Errorf("error %q does not carry the cause and the count", pe.Error())
+	}
+	w.Close()
 }

@@ -104,10 +104,10 @@ func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
 	for i := range evs {
 		w.buf.Reset()
 		if err := appendEventLine(&w.buf, &evs[i]); err != nil {
-			return err
+			return partial(i, err)
 		}
 		if err := w.write(); err != nil {
-			return err
+			return partial(i, err)
 		}
 		m := &w.seg.meta
 		ts := evs[i].TS
@@ -119,11 +119,35 @@ func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
 		}
 		m.Events++
 		if err := w.maybeRotate(); err != nil {
-			return err
+			// The event's line is in the sealed segment already.
+			return partial(i+1, err)
 		}
 	}
 	w.scheduleFlush()
 	return nil
+}
+
+// PartialError is what Record returns when it failed part-way: the first
+// Written events were recorded, the rest were not.
+type PartialError struct {
+	Written int
+	Err     error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("recorded %d events, then: %v", e.Written, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// RecordedEvents says how many events the failed Record did record.
+func (e *PartialError) RecordedEvents() int { return e.Written }
+
+func partial(written int, err error) error {
+	if written == 0 {
+		return err
+	}
+	return &PartialError{Written: written, Err: err}
 }
 
 // RecordSession records the session's current state; the latest record of a
