@@ -35,12 +35,15 @@ type partialRecord interface {
 // Limits of the capture pipeline. They bound the monitor's memory whatever
 // the peers send; going over them costs events (counted), never bytes.
 const (
-	queueLines  = 1024
-	queueBytes  = 4 << 20
-	holdEvents  = 64
-	holdBytes   = 1 << 20
-	holdTimeout = 2 * time.Second
-	recordBatch = 256
+	queueLines = 1024
+	// coalesceWindow is how long the pipeline lets lines gather after it
+	// took some; queueLines and queueBytes must hold a window's worth.
+	coalesceWindow = 2 * time.Millisecond
+	queueBytes     = 4 << 20
+	holdEvents     = 64
+	holdBytes      = 1 << 20
+	holdTimeout    = 2 * time.Second
+	recordBatch    = 256
 	// A reply whose request has not reached the pipeline yet waits this
 	// long for it (see builder.awaitsRequest), up to parkLines lines and
 	// parkBytes of prefixes; the request is normally microseconds behind.
@@ -144,6 +147,12 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 					more = false
 				}
 			}
+			// Let the next lines pile up before coming back for them: a
+			// pipeline parked on the channel is woken by every line, and on
+			// a small machine that wake-up and the work it starts compete
+			// with the client and server for the very round trip being
+			// relayed. One wake-up per window instead of one per message.
+			time.Sleep(coalesceWindow)
 		case <-holdTimer:
 			p.release()
 		case <-parkTimer:
