@@ -19,6 +19,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Marker replaces a secret.
@@ -86,34 +87,38 @@ func pat(expr string, group int, fold bool, needles ...string) pattern {
 	return pattern{re: regexp.MustCompile(expr), group: group, needles: needles, fold: fold}
 }
 
-// Patterns are compiled once; they are immutable and safe for concurrent use.
-var patterns = []pattern{
-	// PEM private keys, whole block (or up to the end of a truncated text).
-	pat(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\z)`, 0, false, "PRIVATE KEY"),
-	// Authorization header values.
-	pat(`(?i)\b(?:Bearer|Basic|Token|Digest)\s+([A-Za-z0-9\-._~+/]{8,}=*)`, 1, true, "bearer", "basic", "token", "digest"),
-	// user:password@ in URLs.
-	pat(`[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#\s@]+:([^@/?#\s]+)@`, 1, false, "://"),
-	// Well-known token formats.
-	pat(`\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`, 0, false, "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"),
-	pat(`\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b`, 0, false, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-	pat(`\bgithub_pat_[A-Za-z0-9_]{40,}\b`, 0, false, "github_pat_"),
-	pat(`\bglpat-[A-Za-z0-9_\-]{20,}\b`, 0, false, "glpat-"),
-	pat(`\bxox[abposr]-[A-Za-z0-9-]{10,}\b`, 0, false, "xox"),
-	pat(`https://hooks\.slack\.com/services/[A-Za-z0-9/]+`, 0, false, "hooks.slack.com"),
-	pat(`\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b`, 0, false, "_live_", "_test_"),
-	pat(`\bAIza[0-9A-Za-z_\-]{35}\b`, 0, false, "AIza"),
-	pat(`\bya29\.[0-9A-Za-z_\-]{20,}`, 0, false, "ya29."),
-	pat(`\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}`, 0, false, "sk-"),
-	pat(`\bnpm_[A-Za-z0-9]{36}\b`, 0, false, "npm_"),
-	pat(`\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b`, 0, false, "SG."),
-	pat(`\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}`, 0, false, "eyJ"),
-	// Kilometers' own keys.
-	pat(`\bkm_[A-Za-z0-9_\-]{20,}`, 0, false, "km_"),
-	// NAME=value, NAME: value and "name": "value" for secret-looking names,
-	// including --flag=value and export NAME='value'.
-	pat(secretName+`"?\s*[:=]\s*"?'?([^\s"',;&}{\]\[]+)`, 1, true, "passw", "passphrase", "secret", "token", "key", "credential"),
-}
+// patterns are compiled on first use, not at init: a monitor that ships
+// nothing never redacts, and compiling them costs about 150 KB of heap.
+// Once compiled they are immutable and safe for concurrent use.
+var patterns = sync.OnceValue(func() []pattern {
+	return []pattern{
+		// PEM private keys, whole block (or up to the end of a truncated text).
+		pat(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\z)`, 0, false, "PRIVATE KEY"),
+		// Authorization header values.
+		pat(`(?i)\b(?:Bearer|Basic|Token|Digest)\s+([A-Za-z0-9\-._~+/]{8,}=*)`, 1, true, "bearer", "basic", "token", "digest"),
+		// user:password@ in URLs.
+		pat(`[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#\s@]+:([^@/?#\s]+)@`, 1, false, "://"),
+		// Well-known token formats.
+		pat(`\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`, 0, false, "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"),
+		pat(`\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b`, 0, false, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+		pat(`\bgithub_pat_[A-Za-z0-9_]{40,}\b`, 0, false, "github_pat_"),
+		pat(`\bglpat-[A-Za-z0-9_\-]{20,}\b`, 0, false, "glpat-"),
+		pat(`\bxox[abposr]-[A-Za-z0-9-]{10,}\b`, 0, false, "xox"),
+		pat(`https://hooks\.slack\.com/services/[A-Za-z0-9/]+`, 0, false, "hooks.slack.com"),
+		pat(`\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b`, 0, false, "_live_", "_test_"),
+		pat(`\bAIza[0-9A-Za-z_\-]{35}\b`, 0, false, "AIza"),
+		pat(`\bya29\.[0-9A-Za-z_\-]{20,}`, 0, false, "ya29."),
+		pat(`\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}`, 0, false, "sk-"),
+		pat(`\bnpm_[A-Za-z0-9]{36}\b`, 0, false, "npm_"),
+		pat(`\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b`, 0, false, "SG."),
+		pat(`\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}`, 0, false, "eyJ"),
+		// Kilometers' own keys.
+		pat(`\bkm_[A-Za-z0-9_\-]{20,}`, 0, false, "km_"),
+		// NAME=value, NAME: value and "name": "value" for secret-looking names,
+		// including --flag=value and export NAME='value'.
+		pat(secretName+`"?\s*[:=]\s*"?'?([^\s"',;&}{\]\[]+)`, 1, true, "passw", "passphrase", "secret", "token", "key", "credential"),
+	}
+})
 
 func (p *pattern) mayMatch(s, lower string) bool {
 	t := s
@@ -137,8 +142,9 @@ func String(s string) string {
 func redactString(s string) (string, bool) {
 	changed := false
 	lower := strings.ToLower(s)
-	for i := range patterns {
-		p := &patterns[i]
+	pats := patterns()
+	for i := range pats {
+		p := &pats[i]
 		if !p.mayMatch(s, lower) || !p.re.MatchString(s) {
 			continue
 		}

@@ -59,7 +59,7 @@ func (f *framer) write(p []byte, ts time.Time) {
 		if i >= 0 {
 			seg = p[:i]
 		}
-		f.feed(seg)
+		f.feed(seg, i >= 0)
 		if i < 0 {
 			return
 		}
@@ -68,16 +68,39 @@ func (f *framer) write(p []byte, ts time.Time) {
 	}
 }
 
-func (f *framer) feed(seg []byte) {
+// feed takes the next bytes of the current line; ends says the line's
+// newline follows them.
+func (f *framer) feed(seg []byte, ends bool) {
 	if len(seg) == 0 {
 		return
 	}
 	if room := f.cap - len(f.prefix); room > 0 {
-		f.prefix = append(f.prefix, seg[:min(room, len(seg))]...)
+		f.keep(seg[:min(room, len(seg))], ends)
 	}
 	f.n += int64(len(seg))
 	f.lastCR = seg[len(seg)-1] == '\r'
 	f.sc.write(seg)
+}
+
+// keep appends b to the prefix. This copy runs on the relay goroutine
+// between reads, so it must not grow the way append does: a 1 MiB line
+// arriving in 64 KiB reads was reallocated and copied at every read up to
+// the cap (700 KB allocated per line instead of 256 KiB). A line that ends in this chunk gets exactly its size; one that goes
+// on is at least this big and usually far bigger, so it gets room for four
+// times as much (up to the cap) at once, and finish gives back what stayed
+// unused.
+func (f *framer) keep(b []byte, ends bool) {
+	need := len(f.prefix) + len(b)
+	if need > cap(f.prefix) {
+		size := need
+		if !ends {
+			size = min(f.cap, 4*need)
+		}
+		grown := make([]byte, len(f.prefix), size)
+		copy(grown, f.prefix)
+		f.prefix = grown
+	}
+	f.prefix = append(f.prefix, b...)
 }
 
 // flush ends a last line that had no newline.
@@ -104,6 +127,11 @@ func (f *framer) finish(ts time.Time) {
 	prefix := f.prefix
 	if int64(len(prefix)) > size {
 		prefix = prefix[:size]
+	}
+	if c := cap(prefix); c-len(prefix) > len(prefix)/4 {
+		// The queue and the pipeline bound memory by len, so a prefix
+		// that was given room it did not use is cut to size.
+		prefix = append(make([]byte, 0, len(prefix)), prefix...)
 	}
 	l := &line{dir: f.dir, ts: ts, size: size, prefix: prefix, valid: f.sc.valid(), batch: f.sc.top == '['}
 	if l.valid {

@@ -256,11 +256,66 @@ func (s *scanner) write(p []byte) {
 		case sString:
 			p = p[s.scanString(p):]
 			continue
+		case sNumber:
+			// Runs of digits and blanks are most of what structured
+			// content has outside strings; taking them whole keeps the
+			// per-byte step off them.
+			if i := numberRun(p); i > 0 {
+				s.capture(p[:i])
+				s.pos += int64(i)
+				p = p[i:]
+				continue
+			}
+		case sValue, sValueOrEnd, sKeyOrEnd, sKey, sColon, sAfterValue, sDone:
+			if i := spaceRun(p); i > 0 {
+				s.pos += int64(i)
+				p = p[i:]
+				continue
+			}
 		}
 		s.step(p[0])
 		s.pos++
 		p = p[1:]
 	}
+}
+
+func isNumberByte(c byte) bool {
+	return c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9')
+}
+
+func numberRun(p []byte) int {
+	i := 0
+	for i < len(p) && isNumberByte(p[i]) {
+		i++
+	}
+	return i
+}
+
+func spaceRun(p []byte) int {
+	i := 0
+	for i < len(p) && isSpace(p[i]) {
+		i++
+	}
+	return i
+}
+
+// keyWanted reports whether a key opening now, in the innermost open
+// object, can be on the path to a wanted field (see beginValue and
+// fieldOf). Other keys are never looked at, so they are neither kept nor
+// classified: in a big result that is nearly all of them.
+func (s *scanner) keyWanted() bool {
+	rel := len(s.stack) - s.msgDepth
+	if s.cur == nil || rel < 1 || rel > 4 {
+		return false
+	}
+	if rel == 1 {
+		return true
+	}
+	switch s.keys[s.msgDepth] {
+	case kParams, kResult, kError:
+		return true
+	}
+	return false
 }
 
 // scanString consumes string bytes up to and including the closing quote,
@@ -395,7 +450,8 @@ func (s *scanner) step(c byte) {
 		case isSpace(c):
 		case c == '"':
 			s.strIsKey, s.bsRun = true, 0
-			s.keyBuf, s.keyLong = s.keyBuf[:0], false
+			// An unwanted key counts as too long: not kept, kOther.
+			s.keyBuf, s.keyLong = s.keyBuf[:0], !s.keyWanted()
 			s.state = sString
 		case c == '}' && s.state == sKeyOrEnd:
 			s.endContainer()
@@ -424,7 +480,7 @@ func (s *scanner) step(c byte) {
 			s.invalid()
 		}
 	case sNumber:
-		if c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
+		if isNumberByte(c) {
 			s.capture([]byte{c})
 			return
 		}

@@ -48,32 +48,6 @@ func kindOf(line []byte) lineKind {
 	return lineUnknown
 }
 
-// appendEventLine encodes e as a line (with its newline) onto buf.
-func appendEventLine(buf *bytes.Buffer, e *event.Event) error {
-	payload := e.Payload
-	m := *e
-	m.Payload = nil
-	meta, err := json.Marshal(&m)
-	if err != nil {
-		return fmt.Errorf("encode event %s: %w", e.ID, err)
-	}
-	buf.Write(prefixEvent)
-	buf.Write(meta)
-	if len(payload) > 0 {
-		buf.WriteString(`,"p":`)
-		n := buf.Len()
-		if err := json.Compact(buf, payload); err != nil {
-			// Not JSON after all: keep it, as a JSON string, so the line
-			// stays one valid line.
-			buf.Truncate(n)
-			s, _ := json.Marshal(string(payload))
-			buf.Write(s)
-		}
-	}
-	buf.WriteString("}\n")
-	return nil
-}
-
 // appendSessionLine encodes s as a line (with its newline) onto buf.
 func appendSessionLine(buf *bytes.Buffer, s *event.Session) error {
 	b, err := json.Marshal(s)
@@ -132,6 +106,9 @@ func decodeSession(line []byte) (event.Session, error) {
 	return rec.S, err
 }
 
+// scanBufSize is scanLines' read buffer.
+const scanBufSize = 64 << 10
+
 // errStop ends a scan early without error.
 var errStop = errors.New("stop scan")
 
@@ -152,7 +129,10 @@ func scanLines(ctx context.Context, path string, from int64, fn func(off int64, 
 			return from, fmt.Errorf("seek %s: %w", path, err)
 		}
 	}
-	br := bufio.NewReaderSize(f, 256<<10)
+	// 64 KiB: the shipping monitor scans the spool for every batch it
+	// claims, and a bigger buffer per scan is garbage that raises its peak
+	// RSS; lines longer than the buffer are still read whole, below.
+	br := bufio.NewReaderSize(f, scanBufSize)
 	off := from
 	var long []byte
 	for n := 0; ; n++ {

@@ -123,6 +123,7 @@ func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
 			return partial(i+1, err)
 		}
 	}
+	w.shrinkBuf()
 	w.scheduleFlush()
 	return nil
 }
@@ -214,6 +215,18 @@ func (w *Writer) usable() error {
 		return err
 	}
 	return nil
+}
+
+// maxKeptBuf is the most line buffer a Writer keeps between calls.
+const maxKeptBuf = 64 << 10
+
+// shrinkBuf lets go of a line buffer that one large event grew: kept, it
+// would count as live heap for the rest of the session and raise the
+// heap size at which the next collection starts.
+func (w *Writer) shrinkBuf() {
+	if w.buf.Cap() > maxKeptBuf {
+		w.buf = bytes.Buffer{}
+	}
 }
 
 // write appends w.buf, one whole line, to the segment.
