@@ -311,7 +311,7 @@ func testRecovers(t *testing.T, bins map[string]string, moto *dbconfigtest.Moto)
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := dbconfigtest.NewRelay(t, cfg.Host+":"+strconv.Itoa(int(cfg.Port)), false)
+	relay := testenv.NewTCPRelay(t, cfg.Host+":"+strconv.Itoa(int(cfg.Port)), false)
 	relayHost, relayPort, _ := strings.Cut(relay.Addr(), ":")
 
 	rt := runtimetest.New(t)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/kilometers-ai/kilometers/shared/dbconfig/dbconfigtest"
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 	"github.com/kilometers-ai/kilometers/shared/testenv"
@@ -141,7 +140,7 @@ func start(t *testing.T, bin string, env []string, args ...string) *proc {
 func TestLocal_Postgres(t *testing.T) {
 	bin := buildLocal(t)
 	dsn := pgtest.MustCreateDatabase(t)
-	relay := dbconfigtest.NewRelay(t, hostPort(t, dsn), true)
+	relay := testenv.NewTCPRelay(t, hostPort(t, dsn), true)
 	viaRelay := strings.Replace(dsn, hostPort(t, dsn), relay.Addr(), 1)
 	if viaRelay == dsn {
 		t.Fatalf("cannot route %s through the relay", dsn)

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -279,9 +277,9 @@ func (p *panicky) Activity(context.Context, string, activity.Query) (activity.Pa
 // lets it back.
 func TestHealthDownAndRecovery(t *testing.T) {
 	pgURL := testenv.DatabaseURL(t)
-	relay := newRelay(t, hostOf(t, pgURL))
+	relay := testenv.NewTCPRelay(t, testenv.DatabaseAddr(t, pgURL), true)
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, strings.Replace(pgURL, hostOf(t, pgURL), relay.addr(), 1))
+	db, err := postgres.Open(ctx, testenv.DSNVia(t, pgURL, relay.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,79 +295,9 @@ func TestHealthDownAndRecovery(t *testing.T) {
 		}
 	}
 	check(200, `{"status":"ok","database":"ok"}`)
-	relay.setUp(false)
+	relay.SetUp(false)
 	check(503, `{"status":"unavailable","database":"unreachable","error":{"code":"unavailable"`)
 	check(503, `{"status":"unavailable"`)
-	relay.setUp(true)
+	relay.SetUp(true)
 	check(200, `{"status":"ok","database":"ok"}`)
-}
-
-func hostOf(t *testing.T, dsn string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(dsn, "@")
-	if !ok {
-		t.Fatalf("DATABASE_URL %q has no host part", dsn)
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	return host
-}
-
-// relay forwards TCP connections to target while up; when down it closes
-// every connection and refuses new ones.
-type relay struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	up     bool
-	conns  []net.Conn
-}
-
-func newRelay(t *testing.T, target string) *relay {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln, target: target, up: true}
-	t.Cleanup(func() { ln.Close(); r.setUp(false) })
-	go r.serve()
-	return r
-}
-
-func (r *relay) addr() string { return r.ln.Addr().String() }
-
-func (r *relay) setUp(up bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.up = up
-	if !up {
-		for _, c := range r.conns {
-			c.Close()
-		}
-		r.conns = nil
-	}
-}
-
-func (r *relay) serve() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		if !r.up {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", r.target)
-		if err != nil {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		r.conns = append(r.conns, c, up)
-		r.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
-	}
 }

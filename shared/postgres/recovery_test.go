@@ -3,18 +3,13 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/url"
 	"reflect"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
@@ -25,131 +20,6 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
-// tcpProxy stands between the store and PostgreSQL so a test can cut the
-// network: down closes the listener and every open connection at once (as
-// a database restart or a dropped link does), up listens again on the same
-// address.
-type tcpProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{t: t, target: target, addr: "127.0.0.1:0", conns: map[net.Conn]struct{}{}}
-	p.up()
-	t.Cleanup(func() {
-		p.down()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *tcpProxy) up() {
-	p.t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("proxy listen: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.serve(c)
-			}()
-		}
-	}()
-}
-
-func (p *tcpProxy) serve(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil { // went down while dialling
-		p.mu.Unlock()
-		c.Close()
-		s.Close()
-		return
-	}
-	p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src) //nolint:errcheck // ends when either side closes
-		done <- struct{}{}
-	}
-	go pipe(s, c)
-	go pipe(c, s)
-	<-done
-	c.Close()
-	s.Close()
-	<-done
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, s)
-	p.mu.Unlock()
-}
-
-// down cuts every connection and refuses new ones. The server side of
-// each cut connection ends too, which rolls back whatever transaction it
-// had open.
-func (p *tcpProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0) //nolint:errcheck // best effort: reset, not FIN
-		}
-		c.Close()
-	}
-}
-
-// proxiedDSN returns dsn with its host and port replaced by the proxy's.
-func proxiedDSN(t *testing.T, dsn, addr string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = addr
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func serverAddr(t *testing.T, dsn string) string {
-	t.Helper()
-	cfg, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
-}
-
 // TestRecoveryAfterOutage_Postgres cuts the network between a store in use
 // and PostgreSQL: while it is down every call fails with EUNAVAILABLE and
 // a batch sent then stores nothing; when it is back the same store (no
@@ -159,8 +29,8 @@ func TestRecoveryAfterOutage_Postgres(t *testing.T) {
 	ctx := context.Background()
 	tenant := mustTenant(t, direct, "acme")
 
-	proxy := startProxy(t, serverAddr(t, dsn))
-	db, err := postgres.Open(ctx, proxiedDSN(t, dsn, proxy.addr))
+	relay := testenv.NewTCPRelay(t, testenv.DatabaseAddr(t, dsn), true)
+	db, err := postgres.Open(ctx, testenv.DSNVia(t, dsn, relay.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +54,7 @@ func TestRecoveryAfterOutage_Postgres(t *testing.T) {
 	}
 	wg.Wait()
 
-	proxy.down()
+	relay.SetUp(false)
 	if err := db.Ping(ctx); backend.ErrorCode(err) != backend.EUNAVAILABLE {
 		t.Errorf("Ping during the outage: got %v, want EUNAVAILABLE", err)
 	}
@@ -197,7 +67,7 @@ func TestRecoveryAfterOutage_Postgres(t *testing.T) {
 		t.Errorf("Stats during the outage: got %v, want EUNAVAILABLE", err)
 	}
 
-	proxy.up()
+	relay.SetUp(true)
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("Ping after the outage: %v", err)
 	}

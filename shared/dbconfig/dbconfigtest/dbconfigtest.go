@@ -6,9 +6,7 @@ package dbconfigtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -154,76 +152,6 @@ func (m *Moto) PutSecret(tb testing.TB, id, value string) {
 	})
 	if err != nil {
 		tb.Fatalf("put secret %s: %v", id, err)
-	}
-}
-
-// Relay forwards TCP connections to a target (PostgreSQL) while up; when
-// down it closes every connection and refuses new ones, as a database
-// that went away would.
-type Relay struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	up    bool
-	conns []net.Conn
-}
-
-// NewRelay listens on a free loopback port; it starts up when up is true.
-// It stops at cleanup.
-func NewRelay(tb testing.TB, target string, up bool) *Relay {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := &Relay{ln: ln, target: target, up: up}
-	tb.Cleanup(func() { ln.Close(); r.SetUp(false) })
-	go r.serve()
-	return r
-}
-
-// Addr is host:port to connect to instead of the target.
-func (r *Relay) Addr() string { return r.ln.Addr().String() }
-
-// SetUp restores (true) or cuts (false) the relay.
-func (r *Relay) SetUp(up bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.up = up
-	if !up {
-		for _, c := range r.conns {
-			c.Close()
-		}
-		r.conns = nil
-	}
-}
-
-func (r *Relay) serve() {
-	for {
-		c, err := r.ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			continue
-		}
-		r.mu.Lock()
-		if !r.up {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", r.target)
-		if err != nil {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		r.conns = append(r.conns, c, up)
-		r.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
 	}
 }
 
