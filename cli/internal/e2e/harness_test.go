@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -147,7 +146,7 @@ type api struct {
 	addr string
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 func (e *env) startAPI(t *testing.T, addr string) *api {
@@ -155,7 +154,7 @@ func (e *env) startAPI(t *testing.T, addr string) *api {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	a := &api{t: t, e: e, logs: &syncBuffer{}}
+	a := &api{t: t, e: e, logs: &testenv.Buffer{}}
 	a.start(addr)
 	t.Cleanup(a.stop)
 	return a
@@ -329,7 +328,7 @@ func (u *user) sessionVia(t *testing.T, wrapper []string, fn func(cs *mcp.Client
 	cmd := exec.Command(argv[0], argv[1:]...)
 	dieWithTest(cmd)
 	cmd.Env = append(append([]string{}, u.env...), serverEnv+"=1")
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
 	client := mcp.NewClient(&mcp.Implementation{Name: "e2e-client", Version: "1.0.0"}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -374,28 +373,3 @@ func toolStats(s stats.Stats, name string) stats.Tool {
 	}
 	return stats.Tool{Tool: name}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) WriteString(p string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -114,7 +114,7 @@ func (h *home) activity(t *testing.T) []event.Event {
 // one of exits (0 when none are given).
 func (h *home) session(t *testing.T, cmd *exec.Cmd, fn func(cs *mcp.ClientSession), exits ...int) string {
 	t.Helper()
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -381,21 +381,4 @@ func TestMonitorBinary(t *testing.T) {
 			t.Errorf("recorded %v, want 4 requests, 3 responses and the cut line as invalid", kinds)
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
 // Region is the region every test secret lives in.
@@ -46,7 +46,7 @@ func StartMoto(tb testing.TB) *Moto {
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out lockedWriter
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start moto_server: %v", err)
@@ -153,22 +153,4 @@ func (m *Moto) PutSecret(tb testing.TB, id, value string) {
 	if err != nil {
 		tb.Fatalf("put secret %s: %v", id, err)
 	}
-}
-
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	return len(p), nil
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.buf)
 }

@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
 // APIVersion is the Runtime API version in every path.
@@ -87,7 +88,7 @@ type Runtime struct {
 	initErrCh chan struct{}
 	exited    chan struct{}
 	exitErr   error
-	stderr    lockedBuffer
+	stderr    testenv.Buffer
 }
 
 // New starts a Runtime API server on loopback; it stops at cleanup.
@@ -447,23 +448,4 @@ func newRequestID() string {
 	}
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// lockedBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
