@@ -20,7 +20,7 @@ func frameAll(dir event.Direction, stream []byte, chunk, payloadCap int) []*line
 	var out []*line
 	tick := t0
 	now := func() time.Time { tick = tick.Add(time.Millisecond); return tick }
-	f := newFramer(dir, payloadCap, now, func(l *line) { out = append(out, l) })
+	f := newFramer(dir, payloadCap, nil, now, func(l *line) { out = append(out, l) })
 	if chunk <= 0 {
 		chunk = len(stream) + 1
 	}

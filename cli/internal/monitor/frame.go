@@ -23,6 +23,9 @@ type line struct {
 	size int64
 	// prefix holds the line's first bytes, at most the payload cap.
 	prefix []byte
+	// pooled says prefix came from the prefix pool: it goes back there
+	// once the line's events are recorded.
+	pooled bool
 	valid  bool
 	// batch is set when the line is a JSON array (a JSON-RPC batch).
 	batch bool
@@ -40,13 +43,18 @@ type framer struct {
 	now    func() time.Time
 	emit   func(*line)
 	sc     scanner
+	pool   *prefixPool // nil: large prefixes are allocated each time
 	prefix []byte
+	pooled bool  // prefix is the pool's
 	n      int64 // bytes of the current line so far
 	lastCR bool  // the line so far ends in '\r'
 }
 
-func newFramer(dir event.Direction, payloadCap int, now func() time.Time, emit func(*line)) *framer {
-	f := &framer{dir: dir, cap: payloadCap, now: now, emit: emit}
+func newFramer(dir event.Direction, payloadCap int, pool *prefixPool, now func() time.Time, emit func(*line)) *framer {
+	if pool != nil && pool.size != payloadCap {
+		pool = nil
+	}
+	f := &framer{dir: dir, cap: payloadCap, pool: pool, now: now, emit: emit}
 	f.sc.reset()
 	return f
 }
@@ -85,10 +93,11 @@ func (f *framer) feed(seg []byte, ends bool) {
 // keep appends b to the prefix. This copy runs on the relay goroutine
 // between reads, so it must not grow the way append does: a 1 MiB line
 // arriving in 64 KiB reads was reallocated and copied at every read up to
-// the cap (700 KB allocated per line instead of 256 KiB). A line that ends in this chunk gets exactly its size; one that goes
-// on is at least this big and usually far bigger, so it gets room for four
-// times as much (up to the cap) at once, and finish gives back what stayed
-// unused.
+// the cap (700 KB allocated per line instead of 256 KiB). A line that ends
+// in this chunk gets exactly its size; one that goes on is at least this big
+// and usually far bigger, so it gets room for four times as much at once.
+// When that reaches the cap the buffer comes from the pool. finish gives
+// back what stayed unused.
 func (f *framer) keep(b []byte, ends bool) {
 	need := len(f.prefix) + len(b)
 	if need > cap(f.prefix) {
@@ -96,9 +105,16 @@ func (f *framer) keep(b []byte, ends bool) {
 		if !ends {
 			size = min(f.cap, 4*need)
 		}
-		grown := make([]byte, len(f.prefix), size)
-		copy(grown, f.prefix)
-		f.prefix = grown
+		var grown []byte
+		pooled := size == f.cap && !ends && f.pool != nil
+		if pooled {
+			grown = f.pool.get()
+		} else {
+			grown = make([]byte, 0, size)
+		}
+		grown = append(grown, f.prefix...)
+		f.release()
+		f.prefix, f.pooled = grown, pooled
 	}
 	f.prefix = append(f.prefix, b...)
 }
@@ -113,29 +129,39 @@ func (f *framer) flush() {
 func (f *framer) finish(ts time.Time) {
 	defer func() {
 		f.sc.reset()
-		f.prefix, f.n, f.lastCR = nil, 0, false
+		f.prefix, f.pooled, f.n, f.lastCR = nil, false, 0, false
 	}()
 	if f.sc.blank() {
 		// Blank lines are relayed like everything else but are not
 		// messages, so they make no event.
+		f.release()
 		return
 	}
 	size := f.n
 	if f.lastCR {
 		size--
 	}
-	prefix := f.prefix
+	prefix, pooled := f.prefix, f.pooled
 	if int64(len(prefix)) > size {
 		prefix = prefix[:size]
 	}
 	if c := cap(prefix); c-len(prefix) > len(prefix)/4 {
 		// The queue and the pipeline bound memory by len, so a prefix
 		// that was given room it did not use is cut to size.
-		prefix = append(make([]byte, 0, len(prefix)), prefix...)
+		prefix, pooled = append(make([]byte, 0, len(prefix)), prefix...), false
+		f.release()
 	}
-	l := &line{dir: f.dir, ts: ts, size: size, prefix: prefix, valid: f.sc.valid(), batch: f.sc.top == '['}
+	l := &line{dir: f.dir, ts: ts, size: size, prefix: prefix, pooled: pooled, valid: f.sc.valid(), batch: f.sc.top == '['}
 	if l.valid {
 		l.msgs = f.sc.msgs
 	}
 	f.emit(l)
+}
+
+// release gives a pooled prefix that no line took back to the pool.
+func (f *framer) release() {
+	if f.pooled {
+		f.pool.put(f.prefix)
+		f.pooled = false
+	}
 }

@@ -44,7 +44,15 @@ func BenchmarkFramer1MiB(b *testing.B) {
 		msg := benchResults()[name]
 		b.Run(name, func(b *testing.B) {
 			var got *line
-			f := newFramer(s2c, DefaultPayloadCap, time.Now, func(l *line) { got = l })
+			// The pool gets each prefix back at once, as the pipeline does
+			// after recording the line's events.
+			pool := newPrefixPool(DefaultPayloadCap, prefixPoolBuffers)
+			f := newFramer(s2c, DefaultPayloadCap, pool, time.Now, func(l *line) {
+				got = l
+				if l.pooled {
+					pool.put(l.prefix)
+				}
+			})
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -11,7 +11,7 @@ import (
 // (cycled, each 1-256 bytes).
 func frameChunks(stream, cuts []byte, payloadCap int) []*line {
 	var out []*line
-	f := newFramer(c2s, payloadCap, func() time.Time { return t0 }, func(l *line) { out = append(out, l) })
+	f := newFramer(c2s, payloadCap, nil, func() time.Time { return t0 }, func(l *line) { out = append(out, l) })
 	for i := 0; len(stream) > 0; i++ {
 		n := len(stream)
 		if len(cuts) > 0 {
@@ -86,7 +86,7 @@ func TestFramerPrefixFitsLine(t *testing.T) {
 		for _, chunk := range []int{100, 4096, relayBufSize, 2 << 20} {
 			msg := append(append([]byte{'['}, bytes.Repeat([]byte{'7'}, size-2)...), ']')
 			var got []*line
-			f := newFramer(s2c, DefaultPayloadCap, func() time.Time { return t0 }, func(l *line) { got = append(got, l) })
+			f := newFramer(s2c, DefaultPayloadCap, nil, func() time.Time { return t0 }, func(l *line) { got = append(got, l) })
 			for p := append(msg, '\n'); len(p) > 0; {
 				n := min(len(p), chunk)
 				f.write(p[:n], t0)

@@ -198,7 +198,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Analysis != nil {
 		an = *cfg.Analysis
 	}
-	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID, an)
+	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
+	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID, an, pool)
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
 	go func() {
@@ -211,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var closeStdin sync.Once
 	closeChildStdin := func() { closeStdin.Do(func() { stdinW.Close() }) }
 	go func() {
-		fr := newFramer(event.ClientToServer, cfg.PayloadCap, cfg.Now, p.offer)
+		fr := newFramer(event.ClientToServer, cfg.PayloadCap, pool, cfg.Now, p.offer)
 		if err := relay(stdinW, cfg.Stdin, cfg.Now, fr.write, false); err != nil {
 			cfg.Logger.Debug("client to server relay ended", "err", err)
 		}
@@ -221,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	relayed := make(chan struct{})
 	go func() {
 		defer close(relayed)
-		fr := newFramer(event.ServerToClient, cfg.PayloadCap, cfg.Now, p.offer)
+		fr := newFramer(event.ServerToClient, cfg.PayloadCap, pool, cfg.Now, p.offer)
 		if err := relay(cfg.Stdout, stdoutR, cfg.Now, fr.write, true); err != nil {
 			cfg.Logger.Debug("server to client relay ended", "err", err)
 		}

@@ -14,7 +14,9 @@ import (
 // Recorder keeps what the monitor captures. The local store's Writer
 // implements it.
 type Recorder interface {
-	// Record appends events of the session.
+	// Record appends events of the session. It must not keep evs, or
+	// slices of their payloads, after it returns: the monitor reuses the
+	// memory of large payloads for the next messages.
 	Record(ctx context.Context, evs []event.Event) error
 	// RecordSession upserts the session record; the monitor calls it at
 	// start, after the handshake and at the end.
@@ -60,6 +62,7 @@ type pipeline struct {
 	log  *slog.Logger
 	an   *analysis.Session
 	b    *builder
+	pool *prefixPool // where recorded lines' prefixes go back; may be nil
 	sess event.Session
 	// fallback labels the server when it does not name itself.
 	fallback string
@@ -79,12 +82,15 @@ type pipeline struct {
 	heldBytes int
 	holdUntil time.Time
 	out       []event.Event
-	recErr    bool // a Record failure was already logged
+	// spent are pooled prefixes of lines already turned into events: they
+	// go back to the pool once those events are recorded.
+	spent  [][]byte
+	recErr bool // a Record failure was already logged
 }
 
-func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, fallback string, newID func() string, an analysis.Options) *pipeline {
+func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, fallback string, newID func() string, an analysis.Options, pool *prefixPool) *pipeline {
 	return &pipeline{
-		rec: rec, log: log, sess: sess, fallback: fallback,
+		rec: rec, log: log, sess: sess, fallback: fallback, pool: pool,
 		an:    analysis.NewSession(an),
 		b:     newBuilder(sess.ID, newID),
 		lines: make(chan *line, queueLines),
@@ -109,6 +115,9 @@ func (p *pipeline) offer(l *line) {
 }
 
 func (p *pipeline) drop(l *line) {
+	if l.pooled {
+		p.pool.put(l.prefix)
+	}
 	n := int64(1)
 	if l.valid && len(l.msgs) > 1 {
 		n = int64(len(l.msgs))
@@ -232,6 +241,9 @@ func (p *pipeline) unpark(now time.Time, force bool) {
 // build turns a line into events. Until the server's label is known they
 // are held, so every event of the session carries the same label.
 func (p *pipeline) build(l *line) {
+	if l.pooled {
+		p.spent = append(p.spent, l.prefix)
+	}
 	for _, bt := range p.b.events(l) {
 		if p.labelSet {
 			p.finish(bt)
@@ -283,6 +295,7 @@ func (p *pipeline) flush(ctx context.Context) {
 		}
 	}
 	if len(p.out) == 0 {
+		p.recycle()
 		return
 	}
 	n := int64(len(p.out))
@@ -304,4 +317,19 @@ func (p *pipeline) flush(ctx context.Context) {
 		p.recorded.Add(n)
 	}
 	p.out = nil
+	p.recycle()
+}
+
+// recycle gives spent prefixes back to the pool once no event made from
+// them is waiting: recorded events are not kept by the recorder, but held
+// ones still point into their line.
+func (p *pipeline) recycle() {
+	if len(p.held) > 0 || len(p.out) > 0 {
+		return
+	}
+	for i, b := range p.spent {
+		p.pool.put(b)
+		p.spent[i] = nil
+	}
+	p.spent = p.spent[:0]
 }

@@ -1,11 +1,13 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +27,12 @@ type memRecorder struct {
 func (r *memRecorder) Record(_ context.Context, evs []event.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.evs = append(r.evs, evs...)
+	// Recorders must not keep payloads (the monitor reuses their memory),
+	// so a recorder that keeps events keeps copies.
+	for _, e := range evs {
+		e.Payload = bytes.Clone(e.Payload)
+		r.evs = append(r.evs, e)
+	}
 	return nil
 }
 
@@ -64,7 +71,8 @@ func startPipeline(t *testing.T) *pipelineRun {
 	pr := &pipelineRun{rec: rec, stop: make(chan sessionEnd, 1), done: make(chan struct{})}
 	pr.p = newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", Server: "srv", StartedAt: t0}, "srv",
-		func() string { n++; return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n) }, analysis.DefaultOptions())
+		func() string { n++; return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n) }, analysis.DefaultOptions(),
+		newPrefixPool(DefaultPayloadCap, prefixPoolBuffers))
 	go func() {
 		defer close(pr.done)
 		pr.p.run(context.Background(), pr.stop)
@@ -175,8 +183,8 @@ func TestReplySplitAtEveryOffset(t *testing.T) {
 			for j := i; j <= len(tt.reply); j++ {
 				var ls []*line
 				emit := func(l *line) { ls = append(ls, l) }
-				newFramer(c2s, DefaultPayloadCap, now, emit).write([]byte(tt.req), t0)
-				f := newFramer(s2c, DefaultPayloadCap, now, emit)
+				newFramer(c2s, DefaultPayloadCap, nil, now, emit).write([]byte(tt.req), t0)
+				f := newFramer(s2c, DefaultPayloadCap, nil, now, emit)
 				f.write([]byte(tt.reply[:i]), t0)
 				f.write([]byte(tt.reply[i:j]), t0)
 				f.write([]byte(tt.reply[j:]), t0)
@@ -237,7 +245,7 @@ func TestFlushCountsPartialRecordFailure(t *testing.T) {
 			rec := &failingRecorder{err: tc.err}
 			p := newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
 				event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}, "srv",
-				func() string { return "0196f1c2-7a3b-7c11-9d2e-000000000001" }, analysis.DefaultOptions())
+				func() string { return "0196f1c2-7a3b-7c11-9d2e-000000000001" }, analysis.DefaultOptions(), nil)
 			p.out = make([]event.Event, 3)
 			p.flush(context.Background())
 			if got, want := p.recorded.Load(), tc.wantRecorded; got != want {
@@ -247,5 +255,70 @@ func TestFlushCountsPartialRecordFailure(t *testing.T) {
 				t.Errorf("dropped = %d, want %d", got, want)
 			}
 		})
+	}
+}
+
+// Large prefixes go back to the pool once their events are recorded and
+// are reused for later lines. A buffer recycled too early would show up
+// here as a payload holding another message's bytes.
+func TestRecycledPrefixesKeepPayloadsIntact(t *testing.T) {
+	pr := startPipeline(t)
+	seen := map[*byte]int{}
+	f := newFramer(s2c, DefaultPayloadCap, pr.p.pool, func() time.Time { return t0 }, func(l *line) {
+		if l.pooled {
+			seen[&l.prefix[:1][0]]++
+		}
+		pr.p.offer(l)
+	})
+	var want []string
+	send := func(i int) {
+		// Whole within the cap, so the payload is the prefix itself, and
+		// over a relay read, so the prefix comes from the pool. A
+		// notification, because a reply would wait for its request.
+		text := strings.Repeat(string(rune('a'+i%26)), DefaultPayloadCap-200)
+		msg := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"n":%d,"data":%q}}`, i, text)
+		want = append(want, msg)
+		for p := []byte(msg + "\n"); len(p) > 0; {
+			k := min(len(p), relayBufSize)
+			f.write(p[:k], t0)
+			p = p[k:]
+		}
+	}
+	// One at a time, each recorded before the next needs a buffer: the
+	// buffers must come round again.
+	const slow, burst = 6, 16
+	for i := range slow {
+		send(i)
+		for deadline := time.Now().Add(30 * time.Second); len(pr.rec.events()) < i+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("line %d was never recorded", i)
+			}
+		}
+	}
+	reused := 0
+	for _, k := range seen {
+		reused += k - 1
+	}
+	if len(seen) == 0 || reused == 0 {
+		t.Errorf("%d distinct pooled buffers for %d lines: the pool was never used again", len(seen), slow)
+	}
+	// Then all at once, faster than the pipeline records: buffers of lines
+	// not yet recorded must not be handed out again.
+	for i := slow; i < slow+burst; i++ {
+		send(i)
+	}
+	pr.end()
+	evs := pr.rec.events()
+	if len(evs) != slow+burst {
+		t.Fatalf("%d events, want %d", len(evs), slow+burst)
+	}
+	for i, e := range evs {
+		if string(e.Payload) != want[i] {
+			got := string(e.Payload)
+			if j := strings.Index(got, `"n":`); j >= 0 {
+				got = got[j:min(len(got), j+12)]
+			}
+			t.Errorf("event %d: payload of %d bytes holds %q: not its own message", i, len(e.Payload), got)
+		}
 	}
 }
