@@ -15,13 +15,13 @@
 package ship
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -29,7 +29,6 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
-	"github.com/kilometers-ai/kilometers/shared/redact"
 )
 
 // Spool is what shipping needs from the store.
@@ -133,9 +132,7 @@ type Shipper struct {
 	sender Sender
 	opts   Options
 
-	// The gzip writer is reused from batch to batch: a deflate writer is
-	// several hundred KiB, too much to allocate per batch in a monitor that
-	// ships for hours.
+	// The gzip writer is reused from batch to batch (newGzipWriter).
 	gzMu sync.Mutex
 	gz   *gzip.Writer
 }
@@ -210,36 +207,41 @@ func (s *Shipper) progress(r Report) {
 // send prepares a claim for the wire and posts it, split in parts if its
 // body would exceed the API's limits.
 func (s *Shipper) send(ctx context.Context, c Claim) (backend.IngestResult, error) {
-	b := Prepare(c.Sessions(), c.Events(), s.opts.CaptureMode)
 	var total backend.IngestResult
-	err := s.sendParts(ctx, &b, func(r backend.IngestResult) {
+	err := s.sendParts(ctx, c.Sessions(), c.Events(), func(r backend.IngestResult) {
 		total.Accepted += r.Accepted
 		total.Duplicates += r.Duplicates
 	})
 	return total, err
 }
 
-func (s *Shipper) sendParts(ctx context.Context, b *event.Batch, done func(backend.IngestResult)) error {
-	raw, err := json.Marshal(b)
+func (s *Shipper) sendParts(ctx context.Context, sessions []event.Session, events []event.Event, done func(backend.IngestResult)) error {
+	limit := backend.MaxBodyBytes * 9 / 10
+	if len(events) <= 1 {
+		// Nothing left to split: let the API judge it.
+		limit = math.MaxInt
+	}
+	hint := 0
+	for i := range events {
+		hint += len(events[i].Payload) + 320
+	}
+	gz, err := []byte(nil), errBodyTooBig
+	if len(events) <= backend.MaxBatchEvents {
+		s.gzMu.Lock()
+		gz, err = s.gzipBatch(sessions, events, limit, hint)
+		s.gzMu.Unlock()
+	}
+	if errors.Is(err, errBodyTooBig) {
+		half := len(events) / 2
+		if err := s.sendParts(ctx, sessions, events[:half], done); err != nil {
+			return err
+		}
+		return s.sendParts(ctx, nil, events[half:], done)
+	}
 	if err != nil {
 		return fmt.Errorf("encode batch: %w", err)
 	}
-	if (len(raw) > backend.MaxBodyBytes*9/10 || len(b.Events) > backend.MaxBatchEvents) && len(b.Events) > 1 {
-		half := len(b.Events) / 2
-		first := event.Batch{Sessions: b.Sessions, Events: b.Events[:half]}
-		second := event.Batch{Events: b.Events[half:]}
-		if err := s.sendParts(ctx, &first, done); err != nil {
-			return err
-		}
-		return s.sendParts(ctx, &second, done)
-	}
-	s.gzMu.Lock()
-	defer s.gzMu.Unlock()
-	body, err := s.gzip(raw)
-	if err != nil {
-		return err
-	}
-	r, err := s.sender.IngestEncoded(ctx, body)
+	r, err := s.sender.IngestEncoded(ctx, gz)
 	if err != nil {
 		return err
 	}
@@ -247,66 +249,14 @@ func (s *Shipper) sendParts(ctx context.Context, b *event.Batch, done func(backe
 	return nil
 }
 
-// gzip compresses an encoded batch as apiclient.EncodeBatch does (gzip at
-// BestSpeed of the JSON and a newline) without encoding the batch a second
-// time. The output is a new buffer each time: an HTTP transport may still
-// read a request body after the response came back. The caller holds gzMu.
-func (s *Shipper) gzip(raw []byte) ([]byte, error) {
-	out := bytes.NewBuffer(make([]byte, 0, len(raw)/4+64))
-	if s.gz == nil {
-		zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		s.gz = zw
-	} else {
-		s.gz.Reset(out)
-	}
-	if _, err := s.gz.Write(raw); err != nil {
+// newGzipWriter is the compression apiclient.EncodeBatch uses: gzip at
+// BestSpeed. The shipper keeps one and resets it for each batch: a deflate
+// writer is several hundred KiB, too much to allocate per batch in a
+// monitor that ships for hours.
+func newGzipWriter(w io.Writer) (*gzip.Writer, error) {
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	if _, err := s.gz.Write([]byte{'\n'}); err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	if err := s.gz.Close(); err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return out.Bytes(), nil
-}
-
-// Prepare returns the batch as it may leave the machine under a capture
-// mode: full keeps payloads, redacted (and any unknown mode) redacts them,
-// metadata drops them. Session command lines are redacted unless the mode
-// is full. The inputs are not modified.
-func Prepare(sessions []event.Session, events []event.Event, mode string) event.Batch {
-	b := event.Batch{Events: make([]event.Event, len(events))}
-	copy(b.Events, events)
-	if len(sessions) > 0 {
-		b.Sessions = make([]event.Session, len(sessions))
-		copy(b.Sessions, sessions)
-	}
-	if mode == config.CaptureFull {
-		return b
-	}
-	for i := range b.Sessions {
-		b.Sessions[i].Command = redact.Args(b.Sessions[i].Command)
-	}
-	for i := range b.Events {
-		e := &b.Events[i]
-		if mode == config.CaptureMetadata || len(e.Payload) == 0 {
-			e.Payload = nil
-			e.PayloadTruncated = false
-			continue
-		}
-		out, _, err := redact.JSON(e.Payload)
-		if err != nil {
-			// Not JSON (a capped payload cut mid-value): no way to
-			// redact it reliably, so it does not leave the machine.
-			e.Payload = nil
-			e.PayloadTruncated = true
-			continue
-		}
-		e.Payload = out
-	}
-	return b
+	return zw, nil
 }

@@ -4,10 +4,12 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -355,31 +357,98 @@ func TestPrepareKeepsMetadata(t *testing.T) {
 	}
 }
 
-// The shipper gzips the JSON it already encoded instead of encoding the
-// batch twice; the body must be what apiclient.EncodeBatch makes, batch
-// after batch with the reused gzip writer.
-func TestGzipMatchesEncodeBatch(t *testing.T) {
+// The shipper streams each batch onto the wire (writeBatch) instead of
+// preparing and encoding it whole; the API must get what Prepare says may
+// leave the machine, in every capture mode, batch after batch with the
+// reused gzip writer.
+func TestWireMatchesPrepare(t *testing.T) {
+	lat, code, yes := 3.5, -32602, true
+	sid := "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"
+	sessions := []event.Session{{ID: sid, Server: "files", StartedAt: time.Date(2026, 11, 23, 1, 2, 3, 0, time.UTC),
+		Command: []string{"srv", "--token=" + "ghp_" + "1234567890abcdefghijABCDEFGHIJklmnop", "--dir", "/tmp"}}}
+	evs := []event.Event{
+		{ID: "plain", SessionID: sid, Seq: 1, Kind: event.KindRequest, Method: "tools/call", Tool: "echo", Size: 60,
+			Payload: json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`)},
+		{ID: "secret", SessionID: sid, Seq: 2, Kind: event.KindRequest, Payload: json.RawMessage(secretPayload)},
+		{ID: "html and unicode", SessionID: sid, Seq: 3, Kind: event.KindResponse, LatencyMS: &lat, IsError: &yes,
+			Risk: &event.Risk{Score: 40, Level: event.LevelMedium, Reasons: []string{"size"}}, CostUSD: 0.000305,
+			Payload: json.RawMessage(`{"r":"<b>&amp; \u2028 é \"q\""}`)},
+		{ID: "cut", SessionID: sid, Seq: 4, Kind: event.KindInvalid, PayloadTruncated: true, Payload: json.RawMessage(`"a cut string"`)},
+		{ID: "damaged", SessionID: sid, Seq: 5, Kind: event.KindError, ErrorCode: &code, Payload: json.RawMessage(`{"a":`)},
+		{ID: "no payload", SessionID: sid, Seq: 6, Kind: event.KindNotification},
+		{ID: "truncated but valid", SessionID: sid, Seq: 7, PayloadTruncated: true, Payload: json.RawMessage(`{"password":"hunter2"}`)},
+	}
+	// normal decodes a batch body and re-encodes every payload through
+	// encoding/json, so that equal JSON compares equal whatever its escapes.
+	normal := func(t *testing.T, body []byte) event.Batch {
+		t.Helper()
+		var b event.Batch
+		if err := json.Unmarshal(body, &b); err != nil {
+			t.Fatalf("body is not a batch: %v\n%s", err, body)
+		}
+		for i, e := range b.Events {
+			if e.Payload == nil {
+				continue
+			}
+			var v any
+			if err := json.Unmarshal(e.Payload, &v); err != nil {
+				t.Fatalf("event %s: payload is not JSON: %s", e.ID, e.Payload)
+			}
+			b.Events[i].Payload, _ = json.Marshal(v)
+		}
+		return b
+	}
+	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted, config.CaptureMetadata} {
+		s := New(nil, nil, Options{CaptureMode: mode})
+		for round, batch := range [][]event.Event{evs, evs[:1], nil, evs[2:]} {
+			ses := sessions
+			if round == 1 {
+				ses = nil
+			}
+			gz, err := s.gzipBatch(ses, batch, backend.MaxBodyBytes, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRaw, err := json.Marshal(Prepare(ses, batch, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := normal(t, []byte(gunzip(t, gz))), normal(t, wantRaw)
+			if !reflect.DeepEqual(got, want) {
+				g, _ := json.Marshal(got)
+				w, _ := json.Marshal(want)
+				t.Errorf("%s, batch %d:\n got %s\nwant %s", mode, round, g, w)
+			}
+		}
+	}
+	// What must never leave, whatever the encoding.
 	s := New(nil, nil, Options{})
-	for i, n := range []int{0, 1, 300} {
-		b := event.Batch{Events: make([]event.Event, n)}
-		for j := range b.Events {
-			b.Events[j] = event.Event{ID: fmt.Sprintf("e%d-%d", i, j), Method: "tools/call", Payload: json.RawMessage(`{"a":"<b>&"}`)}
+	gz, err := s.gzipBatch(sessions, evs, backend.MaxBodyBytes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := gunzip(t, gz)
+	for _, secret := range []string{"sekrit-0123456789", "hunter2", "ghp_1234567890"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("redacted body holds %q", secret)
 		}
-		raw, err := json.Marshal(&b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.gzip(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := apiclient.EncodeBatch(&b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g, w := gunzip(t, got), gunzip(t, want); g != w {
-			t.Fatalf("batch %d: body %q, want %q", i, g, w)
-		}
+	}
+	if !strings.HasSuffix(body, "]}\n") {
+		t.Errorf("body does not end the way apiclient.EncodeBatch ends it: %q", body[max(0, len(body)-10):])
+	}
+}
+
+// A body over the limit stops being written at once, so the shipper can
+// split the batch rather than build a body the API would refuse.
+func TestWriteBatchStopsAtTheLimit(t *testing.T) {
+	evs := makeEvents(50, secretPayload)
+	var sb strings.Builder
+	err := writeBatch(&sb, nil, evs, config.CaptureRedacted, 1000)
+	if !errors.Is(err, errBodyTooBig) {
+		t.Fatalf("err = %v, want errBodyTooBig", err)
+	}
+	if sb.Len() > 1000 {
+		t.Errorf("wrote %d bytes past a limit of 1000", sb.Len())
 	}
 }
 

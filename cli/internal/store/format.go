@@ -71,6 +71,16 @@ func eventMeta(line []byte) ([]byte, bool) {
 	return line[len(prefixEvent) : len(line)-1], true
 }
 
+// eventPayload returns the payload of an event line as written, nil when it
+// has none.
+func eventPayload(line []byte) []byte {
+	i := bytes.Index(line, payloadSep)
+	if i < 0 || line[len(line)-1] != '}' {
+		return nil
+	}
+	return line[i+len(payloadSep) : len(line)-1]
+}
+
 // decodeEventMeta decodes an event line's fields except the payload into e,
 // which it resets first.
 func decodeEventMeta(line []byte, e *event.Event) error {

@@ -1,0 +1,175 @@
+package event
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends e as a JSON object without its payload, byte for byte
+// what json.Marshal writes for e with a nil Payload (field order,
+// omitempty, HTML-safe string escapes, float format), about three times
+// faster and without allocating: it is how the CLI writes every event to its
+// store and onto the wire. It reports false, having appended nothing
+// useful, for values json.Marshal fails on (a time outside years 0-9999, a
+// NaN or infinite float); use json.Marshal for its error then.
+func AppendJSON(b []byte, e *Event) ([]byte, bool) {
+	b = append(b, `{"id":`...)
+	b = AppendJSONString(b, e.ID)
+	b = append(b, `,"session_id":`...)
+	b = AppendJSONString(b, e.SessionID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"ts":"`...)
+	var err error
+	if b, err = e.TS.AppendText(b); err != nil {
+		return b, false
+	}
+	b = append(b, `","direction":`...)
+	b = AppendJSONString(b, string(e.Direction))
+	b = append(b, `,"kind":`...)
+	b = AppendJSONString(b, string(e.Kind))
+	if e.Server != "" {
+		b = append(b, `,"server":`...)
+		b = AppendJSONString(b, e.Server)
+	}
+	if e.RPCID != "" {
+		b = append(b, `,"rpc_id":`...)
+		b = AppendJSONString(b, e.RPCID)
+	}
+	if e.Method != "" {
+		b = append(b, `,"method":`...)
+		b = AppendJSONString(b, e.Method)
+	}
+	if e.Tool != "" {
+		b = append(b, `,"tool":`...)
+		b = AppendJSONString(b, e.Tool)
+	}
+	ok := true
+	if e.LatencyMS != nil {
+		b = append(b, `,"latency_ms":`...)
+		if b, ok = appendJSONFloat(b, *e.LatencyMS); !ok {
+			return b, false
+		}
+	}
+	if e.ErrorCode != nil {
+		b = append(b, `,"error_code":`...)
+		b = strconv.AppendInt(b, int64(*e.ErrorCode), 10)
+	}
+	if e.IsError != nil {
+		b = append(b, `,"is_error":`...)
+		b = strconv.AppendBool(b, *e.IsError)
+	}
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, e.Size, 10)
+	if r := e.Risk; r != nil {
+		b = append(b, `,"risk":{"score":`...)
+		b = strconv.AppendInt(b, int64(r.Score), 10)
+		b = append(b, `,"level":`...)
+		b = AppendJSONString(b, string(r.Level))
+		if len(r.Reasons) > 0 {
+			b = append(b, `,"reasons":[`...)
+			for i, s := range r.Reasons {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = AppendJSONString(b, s)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	if e.CostUSD != 0 {
+		b = append(b, `,"cost_usd":`...)
+		if b, ok = appendJSONFloat(b, e.CostUSD); !ok {
+			return b, false
+		}
+	}
+	if e.Tokens != 0 {
+		b = append(b, `,"tokens":`...)
+		b = strconv.AppendInt(b, e.Tokens, 10)
+	}
+	if e.PayloadTruncated {
+		b = append(b, `,"payload_truncated":true`...)
+	}
+	b = append(b, '}')
+	return b, true
+}
+
+// appendJSONFloat appends f as encoding/json formats a float64: the
+// shortest representation, in exponent form only for very small or large
+// magnitudes, with a one-digit negative exponent unpadded. NaN and the
+// infinities have no JSON form.
+func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 -> e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// AppendJSONString appends s as a JSON string the way encoding/json does by
+// default: HTML-significant characters, U+2028 and U+2029 escaped, invalid
+// UTF-8 replaced by U+FFFD.
+func AppendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
