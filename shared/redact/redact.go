@@ -13,13 +13,10 @@
 package redact
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Marker replaces a secret.
@@ -45,18 +42,59 @@ var notSensitive = map[string]bool{
 // SensitiveKey reports whether an object key or variable name names a
 // secret.
 func SensitiveKey(k string) bool {
-	n := normalize(k)
-	if n == "" || notSensitive[n] {
-		return false
+	return sensitiveKey(k)
+}
+
+// keyTail is how much of a normalized key sensitiveKey keeps: enough for
+// the longest suffix and the longest notSensitive key
+// (TestKeyTailIsLongEnough).
+const keyTail = 16
+
+// sensitiveKey is SensitiveKey for a key as a string or as the bytes of a
+// JSON document. Keys are checked once per object member on every payload and
+// are almost always short ASCII, so those are normalized into a buffer on
+// the stack, from the end: only the last keyTail normalized bytes can take
+// part in a suffix match, and a longer key cannot be in notSensitive.
+// Anything else goes through normalize, whose Unicode lower-casing is the
+// definition.
+func sensitiveKey[T string | []byte](k T) bool {
+	var tail [keyTail]byte
+	n := 0
+	for i := len(k) - 1; i >= 0 && n < keyTail; i-- {
+		c := k[i]
+		if c >= utf8.RuneSelf {
+			return sensitiveNormalized(normalize(string(k)))
+		}
+		switch c {
+		case '-', '_', '.', ' ':
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		n++
+		tail[keyTail-n] = c
 	}
+	return sensitiveNormalized(string(tail[keyTail-n:]))
+}
+
+// sensitiveNormalized is SensitiveKey on a normalized key, or on its last
+// keyTail bytes when it is longer.
+func sensitiveNormalized(n string) bool {
+	// The map lookup costs more than the suffixes, and only matters when a
+	// suffix matched: every notSensitive key ends like a secret.
 	for _, s := range sensitiveSuffixes {
-		if strings.HasSuffix(n, s) {
-			return true
+		// The last byte first: a call to compare strings costs more than
+		// the loop.
+		if len(n) >= len(s) && n[len(n)-1] == s[len(s)-1] && n[len(n)-len(s):] == s {
+			return !notSensitive[n]
 		}
 	}
 	return false
 }
 
+// normalize lower-cases k and drops the separators that spell the same
+// name differently (api_key, api-key, api.key, "api key").
 func normalize(k string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(k) {
@@ -120,18 +158,10 @@ var patterns = sync.OnceValue(func() []pattern {
 	}
 })
 
-func (p *pattern) mayMatch(s, lower string) bool {
-	t := s
-	if p.fold {
-		t = lower
-	}
-	for _, n := range p.needles {
-		if strings.Contains(t, n) {
-			return true
-		}
-	}
-	return false
-}
+// needles are the needle index of patterns, built with them.
+var needles = sync.OnceValue(func() *needleIndex {
+	return newNeedleIndex(patterns())
+})
 
 // String redacts secrets in free text.
 func String(s string) string {
@@ -139,13 +169,33 @@ func String(s string) string {
 	return out
 }
 
+// redactString redacts s and reports whether anything was replaced. Almost
+// no text contains a needle, so one pass of the needle index usually
+// settles it without a copy or a regexp.
 func redactString(s string) (string, bool) {
+	mask := needleMask(needles(), s)
+	if mask == 0 {
+		return s, false
+	}
+	return redactMasked(patterns(), mask, s)
+}
+
+// redactMasked runs the patterns of mask, the needle mask of s, over s.
+//
+// A pattern runs when one of its needles is in the text: folded needles are
+// looked for in the text as it came in, plain needles in the text as the
+// patterns before left it. The mask answers both until a pattern changes
+// the text; after that plain needles are looked for again. JSON relies on
+// this function's exact results, so the rule must not drift.
+func redactMasked(pats []pattern, mask uint64, s string) (string, bool) {
 	changed := false
-	lower := strings.ToLower(s)
-	pats := patterns()
 	for i := range pats {
 		p := &pats[i]
-		if !p.mayMatch(s, lower) || !p.re.MatchString(s) {
+		run := mask&(1<<i) != 0
+		if changed && !p.fold {
+			run = containsAny(s, p.needles)
+		}
+		if !run || !p.re.MatchString(s) {
 			continue
 		}
 		if p.group == 0 {
@@ -169,6 +219,51 @@ func redactString(s string) (string, bool) {
 		s = b.String()
 	}
 	return s, changed
+}
+
+// wouldChange reports what redactMasked(pats, mask, string(s)) would
+// report, without building the result. Until a pattern changes the text
+// every pattern sees the text as it came in, so the first pattern that
+// would change it decides, and the order does not matter.
+func wouldChange(pats []pattern, mask uint64, s []byte) bool {
+	for i := range pats {
+		if mask&(1<<i) == 0 {
+			continue
+		}
+		p := &pats[i]
+		if !p.re.Match(s) {
+			continue
+		}
+		if p.group == 0 {
+			return true
+		}
+		// The first matches of FindAll(s, n) are those of FindAll(s, -1),
+		// and the first match nearly always decides: ask for more only
+		// while they are all already redacted, instead of finding every
+		// match of a large text.
+		for n := 1; ; n *= 2 {
+			ms := p.re.FindAllSubmatchIndex(s, n)
+			for _, m := range ms {
+				start, end := m[2*p.group], m[2*p.group+1]
+				if start >= 0 && string(s[start:end]) != Marker {
+					return true
+				}
+			}
+			if len(ms) < n {
+				break
+			}
+		}
+	}
+	return false
+}
+
+func containsAny(s string, needles []string) bool {
+	for _, n := range needles {
+		if strings.Contains(s, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Args redacts a command line: values of secret-named flags (--token=x and
@@ -196,132 +291,4 @@ func isSecretFlag(a string) bool {
 	}
 	name := strings.TrimLeft(a, "-")
 	return name != "" && SensitiveKey(name)
-}
-
-// JSON redacts a JSON document: values under secret keys are replaced by
-// Marker and every string is scanned with String. It reports whether
-// anything changed; an input that is not valid JSON is returned as an error.
-func JSON(raw []byte) ([]byte, bool, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	w := &writer{dec: dec, buf: &buf}
-	if err := w.value(false); err != nil {
-		return nil, false, fmt.Errorf("redact: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false, fmt.Errorf("redact: trailing data after JSON value")
-	}
-	if !w.changed {
-		return raw, false, nil
-	}
-	return buf.Bytes(), true, nil
-}
-
-// writer re-emits a token stream, rewriting as it goes.
-type writer struct {
-	dec     *json.Decoder
-	buf     *bytes.Buffer
-	changed bool
-	// enc writes strings into scratch without HTML escaping: a payload
-	// with <, > or & should come out as it went in, not as \u003c.
-	enc     *json.Encoder
-	scratch bytes.Buffer
-}
-
-func (w *writer) value(secret bool) error {
-	tok, err := w.dec.Token()
-	if err != nil {
-		return err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			return w.object()
-		case '[':
-			return w.array(secret)
-		}
-		return fmt.Errorf("unexpected %v", t)
-	case string:
-		if secret && t != "" {
-			w.changed = true
-			w.str(Marker)
-			return nil
-		}
-		s, changed := redactString(t)
-		w.changed = w.changed || changed
-		w.str(s)
-	case json.Number:
-		if secret {
-			w.changed = true
-			w.str(Marker)
-			return nil
-		}
-		w.buf.WriteString(t.String())
-	case bool:
-		if t {
-			w.buf.WriteString("true")
-		} else {
-			w.buf.WriteString("false")
-		}
-	case nil:
-		w.buf.WriteString("null")
-	}
-	return nil
-}
-
-func (w *writer) object() error {
-	w.buf.WriteByte('{')
-	for i := 0; w.dec.More(); i++ {
-		tok, err := w.dec.Token()
-		if err != nil {
-			return err
-		}
-		k, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("object key is not a string")
-		}
-		if i > 0 {
-			w.buf.WriteByte(',')
-		}
-		w.str(k)
-		w.buf.WriteByte(':')
-		if err := w.value(SensitiveKey(k)); err != nil {
-			return err
-		}
-	}
-	if _, err := w.dec.Token(); err != nil { // '}'
-		return err
-	}
-	w.buf.WriteByte('}')
-	return nil
-}
-
-func (w *writer) array(secret bool) error {
-	w.buf.WriteByte('[')
-	for i := 0; w.dec.More(); i++ {
-		if i > 0 {
-			w.buf.WriteByte(',')
-		}
-		if err := w.value(secret); err != nil {
-			return err
-		}
-	}
-	if _, err := w.dec.Token(); err != nil { // ']'
-		return err
-	}
-	w.buf.WriteByte(']')
-	return nil
-}
-
-func (w *writer) str(s string) {
-	if w.enc == nil {
-		w.enc = json.NewEncoder(&w.scratch)
-		w.enc.SetEscapeHTML(false)
-	}
-	w.scratch.Reset()
-	_ = w.enc.Encode(s) // a string always encodes
-	w.buf.Write(bytes.TrimSuffix(w.scratch.Bytes(), []byte{'\n'}))
 }

@@ -1,10 +1,15 @@
 package redact
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Fake secrets in the formats the patterns know. They are built from parts
@@ -224,29 +229,630 @@ func FuzzJSON(f *testing.F) {
 	})
 }
 
-func BenchmarkJSONLarge(b *testing.B) {
-	in := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("abcdefgh ", 100<<10/9) + `"}]}}`)
+func BenchmarkJSONLarge(b *testing.B) { benchJSON(b, JSON, largePayload()) }
+
+// BenchmarkJSONLargeManySecrets is the worst realistic case: a large result
+// that is mostly secrets and secret-looking words (a dumped .env or a
+// credentials file), so every pattern matches many times.
+func BenchmarkJSONLargeManySecrets(b *testing.B) { benchJSON(b, JSON, manySecretsPayload(b)) }
+
+func BenchmarkJSONToolsCallRequest(b *testing.B) { benchJSON(b, JSON, toolsCallRequest()) }
+func BenchmarkJSONToolsCallResult(b *testing.B)  { benchJSON(b, JSON, toolsCallResult()) }
+func BenchmarkJSONToolsList(b *testing.B)        { benchJSON(b, JSON, []byte(toolsListResult)) }
+
+// BenchmarkJSONFetchWithAuthorization is the rare case of a small payload
+// that does hold secrets.
+func BenchmarkJSONFetchWithAuthorization(b *testing.B) { benchJSON(b, JSON, []byte(fetchRequest)) }
+
+// The same payloads through the implementation JSON replaced.
+func BenchmarkJSONReferenceLarge(b *testing.B) { benchJSON(b, jsonReference, largePayload()) }
+func BenchmarkJSONReferenceLargeManySecrets(b *testing.B) {
+	benchJSON(b, jsonReference, manySecretsPayload(b))
+}
+func BenchmarkJSONReferenceToolsCallRequest(b *testing.B) {
+	benchJSON(b, jsonReference, toolsCallRequest())
+}
+func BenchmarkJSONReferenceToolsCallResult(b *testing.B) {
+	benchJSON(b, jsonReference, toolsCallResult())
+}
+func BenchmarkJSONReferenceToolsList(b *testing.B) {
+	benchJSON(b, jsonReference, []byte(toolsListResult))
+}
+
+func BenchmarkJSONReferenceFetchWithAuthorization(b *testing.B) {
+	benchJSON(b, jsonReference, []byte(fetchRequest))
+}
+
+func benchJSON(b *testing.B, redact func([]byte) ([]byte, bool, error), in []byte) {
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		if _, _, err := JSON(in); err != nil {
+		if _, _, err := redact(in); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// BenchmarkJSONLargeManySecrets is the worst realistic case: a large result
-// that is mostly secrets and secret-looking words (a dumped .env or a
-// credentials file), so every pattern matches many times.
-func BenchmarkJSONLargeManySecrets(b *testing.B) {
+func largePayload() []byte {
+	return []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("abcdefgh ", 100<<10/9) + `"}]}}`)
+}
+
+func manySecretsPayload(b *testing.B) []byte {
 	line := "API_TOKEN=" + ghToken + " password: hunter2 Authorization: Bearer " + kmKey + " https://u:p@h/ " + jwt + "\n"
 	in, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "result": map[string]any{"content": []any{map[string]any{"type": "text", "text": strings.Repeat(line, 1<<20/len(line))}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(len(in)))
-	for b.Loop() {
-		if _, _, err := JSON(in); err != nil {
-			b.Fatal(err)
+	return in
+}
+
+// toolsCallRequest and toolsCallResult are the most common MCP messages,
+// padded to 256 bytes.
+func toolsCallRequest() []byte {
+	return padded(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"text":"`, `"}}}`, 256)
+}
+func toolsCallResult() []byte {
+	return padded(`{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"`, `"}],"isError":false}}`, 256)
+}
+
+func padded(head, tail string, size int) []byte {
+	return []byte(head + strings.Repeat("x", size-len(head)-len(tail)) + tail)
+}
+
+const fetchRequest = `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"https://api.example.com/v1/items?page=2","headers":{"Authorization":"Bearer abcdef0123456789xyz","X-Api-Key":"k-123-456-789","Accept":"application/json"}}}}`
+
+// toolsListResult is a tools/list result of about 2 KB as MCP servers
+// built on the TypeScript SDK send it, $schema URLs included.
+const toolsListResult = `{"jsonrpc":"2.0","id":1,"result":{"tools":[` +
+	`{"name":"read_file","description":"Read the complete contents of a file from the file system. Handles various text encodings and provides detailed error messages if the file cannot be read. Only works within allowed directories.","inputSchema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}},` +
+	`{"name":"write_file","description":"Create a new file or completely overwrite an existing file with new content.\nUse with caution as it will overwrite existing files without warning.","inputSchema":{"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}},` +
+	`{"name":"list_directory","description":"Get a detailed listing of all files and directories in a specified path. Results distinguish between files and directories with [FILE] and [DIR] prefixes.","inputSchema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}},` +
+	`{"name":"search_files","description":"Recursively search for files and directories matching a pattern. Searches through all subdirectories from the starting path.","inputSchema":{"type":"object","properties":{"path":{"type":"string"},"pattern":{"type":"string"},"excludePatterns":{"type":"array","items":{"type":"string"},"default":[]}},"required":["path","pattern"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}},` +
+	`{"name":"fetch","description":"Fetches a URL from the internet and optionally extracts its contents as markdown.","inputSchema":{"type":"object","properties":{"url":{"type":"string","format":"uri","description":"URL to fetch"},"max_length":{"type":"integer","default":5000,"exclusiveMinimum":0,"exclusiveMaximum":1000000,"description":"Maximum number of characters to return."},"start_index":{"type":"integer","default":0,"minimum":0},"raw":{"type":"boolean","default":false}},"required":["url"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}}` +
+	`]}}`
+
+// jsonReference is JSON as it was before the byte scanner replaced it:
+// encoding/json's Decoder token by token, every string re-encoded. JSON
+// must give exactly its results, which the tests below compare.
+func jsonReference(raw []byte) ([]byte, bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	w := &referenceWriter{dec: dec, buf: &buf}
+	if err := w.value(false); err != nil {
+		return nil, false, fmt.Errorf("redact: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, fmt.Errorf("redact: trailing data after JSON value")
+	}
+	if !w.changed {
+		return raw, false, nil
+	}
+	return buf.Bytes(), true, nil
+}
+
+type referenceWriter struct {
+	dec     *json.Decoder
+	buf     *bytes.Buffer
+	changed bool
+	enc     *json.Encoder
+	scratch bytes.Buffer
+}
+
+func (w *referenceWriter) value(secret bool) error {
+	tok, err := w.dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			return w.object()
+		case '[':
+			return w.array(secret)
 		}
+		return fmt.Errorf("unexpected %v", t)
+	case string:
+		if secret && t != "" {
+			w.changed = true
+			w.str(Marker)
+			return nil
+		}
+		s, changed := redactStringReference(t)
+		w.changed = w.changed || changed
+		w.str(s)
+	case json.Number:
+		if secret {
+			w.changed = true
+			w.str(Marker)
+			return nil
+		}
+		w.buf.WriteString(t.String())
+	case bool:
+		if t {
+			w.buf.WriteString("true")
+		} else {
+			w.buf.WriteString("false")
+		}
+	case nil:
+		w.buf.WriteString("null")
+	}
+	return nil
+}
+
+func (w *referenceWriter) object() error {
+	w.buf.WriteByte('{')
+	for i := 0; w.dec.More(); i++ {
+		tok, err := w.dec.Token()
+		if err != nil {
+			return err
+		}
+		k, ok := tok.(string)
+		if !ok {
+			return fmt.Errorf("object key is not a string")
+		}
+		if i > 0 {
+			w.buf.WriteByte(',')
+		}
+		w.str(k)
+		w.buf.WriteByte(':')
+		if err := w.value(sensitiveKeyReference(k)); err != nil {
+			return err
+		}
+	}
+	if _, err := w.dec.Token(); err != nil { // '}'
+		return err
+	}
+	w.buf.WriteByte('}')
+	return nil
+}
+
+func (w *referenceWriter) array(secret bool) error {
+	w.buf.WriteByte('[')
+	for i := 0; w.dec.More(); i++ {
+		if i > 0 {
+			w.buf.WriteByte(',')
+		}
+		if err := w.value(secret); err != nil {
+			return err
+		}
+	}
+	if _, err := w.dec.Token(); err != nil { // ']'
+		return err
+	}
+	w.buf.WriteByte(']')
+	return nil
+}
+
+func (w *referenceWriter) str(s string) {
+	if w.enc == nil {
+		w.enc = json.NewEncoder(&w.scratch)
+		w.enc.SetEscapeHTML(false)
+	}
+	w.scratch.Reset()
+	_ = w.enc.Encode(s) // a string always encodes
+	w.buf.Write(bytes.TrimSuffix(w.scratch.Bytes(), []byte{'\n'}))
+}
+
+// redactStringReference is redactString as it was: a lower-cased copy of
+// every text, and strings.Contains per needle.
+func redactStringReference(s string) (string, bool) {
+	changed := false
+	lower := strings.ToLower(s)
+	pats := patterns()
+	for i := range pats {
+		p := &pats[i]
+		if !mayMatchReference(p, s, lower) || !p.re.MatchString(s) {
+			continue
+		}
+		if p.group == 0 {
+			s = p.re.ReplaceAllLiteralString(s, Marker)
+			changed = true
+			continue
+		}
+		var b strings.Builder
+		last := 0
+		for _, m := range p.re.FindAllStringSubmatchIndex(s, -1) {
+			start, end := m[2*p.group], m[2*p.group+1]
+			if start < 0 || s[start:end] == Marker {
+				continue
+			}
+			b.WriteString(s[last:start])
+			b.WriteString(Marker)
+			last = end
+			changed = true
+		}
+		b.WriteString(s[last:])
+		s = b.String()
+	}
+	return s, changed
+}
+
+func mayMatchReference(p *pattern, s, lower string) bool {
+	t := s
+	if p.fold {
+		t = lower
+	}
+	for _, n := range p.needles {
+		if strings.Contains(t, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// sensitiveKeyReference is SensitiveKey as it was.
+func sensitiveKeyReference(k string) bool {
+	n := normalizeReference(k)
+	if n == "" || notSensitive[n] {
+		return false
+	}
+	for _, s := range sensitiveSuffixes {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func normalizeReference(k string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(k) {
+		switch r {
+		case '-', '_', '.', ' ':
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// checkJSONMatchesReference fails t unless JSON and jsonReference agree on
+// in: error or not, changed, output bytes, and an unchanged input comes
+// back as the very same slice.
+func checkJSONMatchesReference(t *testing.T, in []byte) {
+	t.Helper()
+	got, gotChanged, gotErr := JSON(in)
+	want, wantChanged, wantErr := jsonReference(in)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("JSON(%q): error %v, reference error %v", in, gotErr, wantErr)
+	}
+	if gotErr != nil {
+		if got != nil || gotChanged {
+			t.Fatalf("JSON(%q) = %q, %v with error %v", in, got, gotChanged, gotErr)
+		}
+		return
+	}
+	if gotChanged != wantChanged || !bytes.Equal(got, want) {
+		t.Fatalf("JSON(%q)\n got %v %q\nwant %v %q", in, gotChanged, got, wantChanged, want)
+	}
+	if !gotChanged && (len(got) != len(in) || len(in) > 0 && &got[0] != &in[0]) {
+		t.Fatalf("JSON(%q) unchanged but not returned as is", in)
+	}
+}
+
+// trickyJSON are inputs where a byte scanner could easily part from
+// encoding/json: each is a case of the rules JSON documents or of what
+// decoding and re-encoding does to strings.
+var trickyJSON = []string{
+	// Escapes in keys: the decoded key decides.
+	`{"pass\u0077ord":"hunter2"}`,
+	`{"\u0070assword":1,"a":"b"}`,
+	`{"pass\"word":"x"}`,
+	`{"a\"b":"c","d\\e":"f"}`,
+	`{"api\u005fkey":"x"}`,
+	`{"progress\u0054oken":"x","progressToken":7}`,
+	`{"x\/token":"y"}`,
+	// Secrets split by escapes, or needles made by them.
+	`{"t":"Bearer abc\u0064efghijklmnop"}`,
+	`{"t":"\u0042earer abcdefghijklmnop"}`,
+	`{"t":"to\u006ben=abcdef"}`,
+	`{"t":"tok\nen=abcdef"}`,
+	`{"t":"gh\u0070_1234567890abcdefghijABCDEFGHIJklmnop"}`,
+	`{"t":"https:\/\/user:pa55word@example.com\/"}`,
+	`{"t":"https:\/\/example.com\/"}`,
+	`{"t":"\npm_abcdefghijklmnopqrstuvwxyz0123456789"}`,
+	`{"t":"a\tpassword=hunter2\tb"}`,
+	`{"t":"sk\u002dabcdefghijklmnopqrstuvwxyz012345"}`,
+	`{"t":"\u003ca href=\u0022https://u:p@h/\u0022\u003e"}`,
+	`{"t":"\"Bearer\" abcdefghijklmnop"}`,
+	// Invalid UTF-8, alone and in a document that changes.
+	"{\"a\":\"\xff token=abcdef\"}",
+	"{\"a\":\"\xff\xfe plain\"}",
+	"{\"pass\xffword\":\"x\"}",
+	"{\"password\xff\":\"x\"}",
+	"{\"password\":\"x\",\"b\":\"\xff\xfe\xc3\",\"\xe2\x84\":1}",
+	"{\"token\":\"\xed\xa0\x80\"}",
+	"\"\xc3\xa9\xa9 Bearer abcdefghijkl\"",
+	// Runes outside ASCII that lower to needle bytes, and ones that do not.
+	"{\"t\":\"TO\u212aEN=abcdef\"}",
+	"{\"to\u212aen\":\"x\"}",
+	`{"to\u212aen":"x"}`,
+	"{\"t\":\"d\u0130gest abcdefghijkl\"}",
+	"{\"t\":\"\u017fecret=abcdef\"}",
+	"{\"s\u0130gnature\":\"x\"}",
+	"{\"\u00e9token\":\"x\"}",
+	// The folded needles are looked for in the text as it came in: once the
+	// ghp_ token is gone, "secret" is still found and (?i) matches ſecret.
+	"{\"t\":\"ghp_secret1234567890abcdefghijABCDEFGHIJ \u017fecret=xyz\"}",
+	// Arrays under a secret key, deep ones too.
+	`{"token":[[[["a",1,true,null,"",{"k":"v","password":"p"}]]]]}`,
+	`{"token":[` + strings.Repeat(`[`, 20000) + `"x"` + strings.Repeat(`]`, 20000) + `]}`,
+	`{"a":` + strings.Repeat(`[`, 20000) + `"x"` + strings.Repeat(`]`, 20000) + `}`,
+	strings.Repeat(`{"a":`, 5000) + `"Bearer abcdefghijkl"` + strings.Repeat(`}`, 5000),
+	`{"token":[1,"b",[2,"c"],{"d":"e"},"f"],"g":"h"}`,
+	// Numbers, empty strings, null and booleans under secret keys.
+	`{"password":-1.5e10,"token":0,"secret":1E+2,"auth":0.000}`,
+	`{"a":{"password":12345678901234567890123456789},"b":1e999999}`,
+	`{"password":""}`,
+	`{"password":["",""]}`,
+	`{"password":null,"token":true,"secret":false}`,
+	`{"password":{}}`,
+	`{"password":[]}`,
+	`{"password":{"a":"b","token":"c"}}`,
+	`{"password":"[REDACTED]"}`,
+	`{"u":"https://a:[REDACTED]@h/"}`,
+	// Duplicate keys.
+	`{"a":1,"a":2,"token":"x","token":"y"}`,
+	`{"token":"","token":""}`,
+	// Whitespace everywhere.
+	" \t\n\r{ \"a\" : [ 1 , \"token=abcdef\" , { } , [ ] ] , \"password\" : \"x\" } \r\n\t ",
+	" \t\n{ \"a\" : [ 1 , \"plain\" , { } , [ ] ] } \n",
+	// What re-encoding does to strings that did not change.
+	`{"password":"x","h":"<a href='x'>&amp;</a>"}`,
+	`{"password":"x","c":"\u0001\b\f\n\r\t\u007f\u001f\/"}`,
+	"{\"password\":\"x\",\"c\":\"\x7f\u2028\u2029\u2027\"}",
+	`{"password":"x","c":"\u2028\u2029"}`,
+	`{"password":"x","s":"\ud83d\ude00 \ud800 \udc00 \ud800\u0041 \ud800\ud800\udc00 \udbff\udfff \ud800\\"}`,
+	`{"password":"x","s":"\uD83D\uDE00\uFFFD\u0000"}`,
+	`{"password":"x","k\u00e9y\u2028":"v"}`,
+	// Keys longer than what SensitiveKey keeps.
+	`{"my_very_long_prefix_for_a_password":"x","_-._-._-.-_-._-._-. token":"y"}`,
+	`{"xxxxxxxxxxxxxxxxxxxxprogresstoken":"x","progress_token":"y","PROGRESS-TOKEN":"z","next.page.token":"w"}`,
+	`{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":"x","":"y","-":"z"}`,
+	// Trailing garbage and several top-level values.
+	`{"a":1} x`,
+	`{"a":1},`,
+	`{"a":1}]`,
+	`{"a":1}}`,
+	`{"password":"x"}garbage`,
+	`{"a":1}{"b":2}`,
+	`1 2`,
+	`"a" "b"`,
+	`[] []`,
+	`1x`,
+	`truex`,
+	`nulll`,
+	`"a"1`,
+	"1\x00",
+	// Values at the top other than objects.
+	`"Bearer abcdefghijklmnop"`,
+	`"plain"`,
+	`123`,
+	` 42 `,
+	`-0.5e-3`,
+	`true`,
+	`false`,
+	`null`,
+	`[]`,
+	`{}`,
+	`["token=abcdef"]`,
+	`[1,"x",null]`,
+	// Not JSON.
+	``,
+	` `,
+	`{`,
+	`[`,
+	`"`,
+	`{"a"}`,
+	`{"a":}`,
+	`{"a" 1}`,
+	`{"a"::1}`,
+	`{,}`,
+	`{"a":1,}`,
+	`{"a":1 "b":2}`,
+	`[1,]`,
+	`[,1]`,
+	`[1 2]`,
+	`[}`,
+	`{]`,
+	`{1:2}`,
+	`{{}:1}`,
+	`[01]`,
+	`-`,
+	`-a`,
+	`1.`,
+	`.5`,
+	`1e`,
+	`1e+`,
+	`+1`,
+	`tru`,
+	`nul`,
+	`NaN`,
+	"\"\x01\"",
+	"\"\t\"",
+	`"\u12"`,
+	`"\u12g4"`,
+	`"\q"`,
+	`"\'"`,
+	`"abc`,
+	`"abc\`,
+	`{"password":"x"`,
+	"\xef\xbb\xbf{}",
+	"\x00",
+}
+
+func TestJSONMatchesReference(t *testing.T) {
+	in := append([]string{}, trickyJSON...)
+	in = append(in, string(toolsCallRequest()), string(toolsCallResult()), toolsListResult, fetchRequest)
+	for _, s := range in {
+		name := s
+		if len(name) > 60 {
+			name = name[:60]
+		}
+		t.Run(name, func(t *testing.T) { checkJSONMatchesReference(t, []byte(s)) })
+	}
+}
+
+// fuzzSeeds are the tricky inputs small enough to seed a fuzzer: the
+// fuzzer minimizes every input that finds new code, one byte at a time, and
+// stalls for many seconds on the deeply nested ones.
+func fuzzSeeds() []string {
+	var seeds []string
+	for _, s := range trickyJSON {
+		if len(s) <= 4096 {
+			seeds = append(seeds, s)
+		}
+	}
+	return seeds
+}
+
+func FuzzJSONMatchesReference(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(toolsListResult))
+	f.Add([]byte(`{"a":"Bearer abcdefghijkl","password":1}`))
+	f.Add([]byte(`{"env":{"GITHUB_TOKEN":"` + ghToken + `","x":"` + awsKey + ` ` + jwt + ` ` + pemKey + `"}}`))
+	f.Add([]byte(`{"c":"curl -H 'X-Api-Key: abcd1234efgh' -u admin:hunter2 https://svc.local/ && mysql --password=p4ssw0rd db"}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkJSONMatchesReference(t, in)
+	})
+}
+
+// FuzzStringMatchesReference compares String and SensitiveKey, which also
+// run on command lines, with what they were.
+func FuzzStringMatchesReference(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	for _, s := range []string{"DATABASE_URL=postgres://app:s3cretpw@db/app", "Authorization: Bearer " + kmKey, pemKey, "x-api-key", "progressToken", "ghp_secret1234567890abcdefghijABCDEFGHIJ \u017fecret=xyz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, gotChanged := redactString(in)
+		want, wantChanged := redactStringReference(in)
+		if got != want || gotChanged != wantChanged {
+			t.Fatalf("redactString(%q)\n got %v %q\nwant %v %q", in, gotChanged, got, wantChanged, want)
+		}
+		if got, want := SensitiveKey(in), sensitiveKeyReference(in); got != want {
+			t.Fatalf("SensitiveKey(%q) = %v, reference %v", in, got, want)
+		}
+		checkNeedleMask(t, in)
+	})
+}
+
+// checkNeedleMask compares needleMask, on the text as a string and as
+// bytes, with looking for every needle the way redactString used to.
+func checkNeedleMask(t *testing.T, s string) {
+	t.Helper()
+	lower := strings.ToLower(s)
+	var want uint64
+	for i := range patterns() {
+		if mayMatchReference(&patterns()[i], s, lower) {
+			want |= 1 << i
+		}
+	}
+	if got := needleMask(needles(), s); got != want {
+		t.Fatalf("needleMask(%q) = %b, want %b", s, got, want)
+	}
+	if got := needleMask(needles(), []byte(s)); got != want {
+		t.Fatalf("needleMask([]byte(%q)) = %b, want %b", s, got, want)
+	}
+}
+
+func TestStringMatchesReference(t *testing.T) {
+	for _, s := range append(append([]string{}, trickyJSON...), "TOKEN=abcdef", "K", "\u212a", "to\u212a", "p\u0130", "Digest abcdefgh", "d\u0130GEST abcdefghij") {
+		got, gotChanged := redactString(s)
+		want, wantChanged := redactStringReference(s)
+		if got != want || gotChanged != wantChanged {
+			t.Errorf("redactString(%q)\n got %v %q\nwant %v %q", s, gotChanged, got, wantChanged, want)
+		}
+		if got, want := SensitiveKey(s), sensitiveKeyReference(s); got != want {
+			t.Errorf("SensitiveKey(%q) = %v, reference %v", s, got, want)
+		}
+		checkNeedleMask(t, s)
+	}
+}
+
+// TestNeedleMaskEveryOffset puts every needle, in every spelling the
+// folding allows, at odd and even offsets and at both ends of a text.
+func TestNeedleMaskEveryOffset(t *testing.T) {
+	for _, p := range patterns() {
+		for _, n := range p.needles {
+			spelled := []string{n}
+			if p.fold {
+				// Also with the runes outside ASCII that lower to k and i.
+				spelled = append(spelled, strings.ToUpper(n),
+					strings.NewReplacer("k", "\u212a", "i", "\u0130").Replace(n))
+			}
+			for _, sp := range spelled {
+				for pad := range 4 {
+					for _, s := range []string{sp, strings.Repeat("x", pad) + sp, sp + strings.Repeat("x", pad), strings.Repeat("é", pad) + sp + "y"} {
+						checkNeedleMask(t, s)
+						if needleMask(needles(), s) == 0 {
+							t.Errorf("needle %q not found in %q", n, s)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestNonASCIILower checks nonASCIILower against the Unicode tables: the
+// needle index would miss a folded needle spelled with a rune it does not
+// know.
+func TestNonASCIILower(t *testing.T) {
+	found := map[byte]string{}
+	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
+		if l := unicode.ToLower(r); l < utf8.RuneSelf {
+			if found[byte(l)] != "" {
+				t.Errorf("both %q and %q lower to %q", found[byte(l)], r, l)
+			}
+			found[byte(l)] = string(r)
+		}
+	}
+	for c := range byte(utf8.RuneSelf) {
+		if got := nonASCIILower(c); got != found[c] {
+			t.Errorf("nonASCIILower(%q) = %q, Unicode says %q", c, got, found[c])
+		}
+	}
+}
+
+func TestKeyTailIsLongEnough(t *testing.T) {
+	for _, s := range sensitiveSuffixes {
+		if len(s) > keyTail {
+			t.Errorf("suffix %q is longer than keyTail %d", s, keyTail)
+		}
+	}
+	for k := range notSensitive {
+		if len(k) >= keyTail {
+			t.Errorf("notSensitive key %q is not shorter than keyTail %d", k, keyTail)
+		}
+	}
+}
+
+// TestJSONDoesNotAllocate keeps the common case cheap: a payload with
+// nothing to redact is scanned and returned as it is.
+func TestJSONDoesNotAllocate(t *testing.T) {
+	for name, in := range map[string][]byte{
+		"tools/call request": toolsCallRequest(),
+		"tools/call result":  toolsCallResult(),
+		"tools/list result":  []byte(toolsListResult),
+		"initialize":         []byte(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"roots":{"listChanged":true}},"clientInfo":{"name":"claude-desktop","version":"0.10.1"}}}`),
+	} {
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, changed, err := JSON(in); err != nil || changed {
+				t.Fatalf("%s: changed %v, error %v", name, changed, err)
+			}
+		})
+		if allocs != 0 && !raceEnabled {
+			t.Errorf("%s: %v allocations per call, want 0", name, allocs)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { SensitiveKey("Authorization") }); allocs != 0 {
+		t.Errorf("SensitiveKey: %v allocations per call, want 0", allocs)
 	}
 }
