@@ -276,7 +276,35 @@ type user struct {
 
 func (e *env) user(t *testing.T, kv ...string) *user {
 	home := t.TempDir()
+	// Registered after TempDir, so it runs before the home is removed:
+	// monitors leave background shippers behind them, which end on their
+	// own once the spool is empty or they fail.
+	t.Cleanup(func() { awaitShippers(t, home) })
 	return &user{e: e, home: home, env: append(append(cleanEnv(), "KILOMETERS_HOME="+home, "KILOMETERS_FLUSH_INTERVAL=200ms"), kv...)}
+}
+
+// awaitShippers waits for the background shippers of home to end, and
+// kills those still there after a while (a test that stopped the API for
+// good leaves them retrying).
+func awaitShippers(t *testing.T, home string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pids := shippersOf(home)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			}
+			t.Logf("killed background shippers %v still running", pids)
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // run runs the CLI and returns stdout, stderr and its exit code.

@@ -7,119 +7,141 @@ import (
 	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
-	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 )
 
-// maxRetryWait bounds the wait between attempts after a failure in Run.
+// maxRetryWait bounds the wait after failed deliveries before the next try.
 const maxRetryWait = 5 * time.Minute
 
-// Run ships in the background until ctx ends. A batch leaves when it is
-// full (BatchSize events or about MaxBytes) or when its oldest event has
-// waited FlushInterval. After a failure it waits with exponential backoff
-// and jitter (at least the API's Retry-After) and tries again, forever:
-// events stay in the spool meanwhile. Run never blocks its caller's work; it
-// only reads the spool and talks to the API.
-func (s *Shipper) Run(ctx context.Context) {
-	failures := 0
-	for ctx.Err() == nil {
-		wait, err := s.step(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			failures++
-			wait = apiclient.Jitter(s.opts.FlushInterval, maxRetryWait, failures-1)
-			if e, ok := apiclient.AsError(err); ok && e.RetryAfter > wait {
-				wait = min(e.RetryAfter, maxRetryWait)
-			}
-			level := s.opts.Logger.Debug
-			if failures == 1 {
-				level = s.opts.Logger.Warn
-			}
-			level("ship: cannot reach the API; events stay in the spool", "err", err, "retry_in", wait.Round(time.Millisecond), "failures", failures)
-		case failures > 0:
-			s.opts.Logger.Info("ship: API reachable again", "after_failures", failures)
-			failures = 0
-		}
-		if wait <= 0 {
-			continue
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+// BackgroundMaxBytes is MaxBytes of background shipping: batches small
+// enough that a shipper running next to the user's MCP client for hours
+// stays small; a few more requests are cheap.
+const BackgroundMaxBytes = 512 << 10
+
+// Launch starts one background shipper: a separate process (`kilometers
+// sync --background`) that ships everything pending from the store and
+// exits. It returns a function that waits for the process to exit and
+// reports whether it delivered. final marks the launch at the session's
+// end, which nobody waits for: the monitor exits at once and the process
+// finishes on its own.
+type Launch func(final bool) (wait func() error, err error)
+
+// SideOptions configure shipping beside a monitored session.
+type SideOptions struct {
+	// Interval is the least time between launches (the configured flush
+	// interval).
+	Interval time.Duration
+	// Recorded counts the events of the session that a shipper can read
+	// (in the store's files, not in a write buffer).
+	Recorded func() int64
+	Launch   Launch
+	Logger   *slog.Logger
 }
 
-// step ships at most one batch, if one is due, and says how long to wait
-// before the next step.
-func (s *Shipper) step(ctx context.Context) (time.Duration, error) {
-	poll := min(max(s.opts.FlushInterval/5, 100*time.Millisecond), time.Second)
-	c, err := s.spool.Claim(ctx, s.opts.BatchSize, s.opts.MaxBytes)
-	if err != nil || c == nil {
-		return poll, err
+// Beside ships a session's events while it runs, from processes of their
+// own. The monitor relays an MCP server's stdio; shipping in the same
+// process put the shipper's CPU time, its garbage collections and its
+// memory (a gzip writer, HTTP client, batch buffers: about 2.5 MiB) into the
+// process whose latency and footprint matter most. Instead, at most every
+// Interval, when the session recorded events since the last launch and no
+// shipper of this session is running, Beside launches one. A failed one
+// (API down, bad key) delays the next launch with exponential backoff and
+// jitter; events wait in the spool meanwhile.
+//
+// The returned stop, to call once after the session's last event is in the
+// store, launches a final shipper for what is left and returns without
+// waiting for it.
+func Beside(ctx context.Context, o SideOptions) (stop func()) {
+	if o.Interval <= 0 {
+		o.Interval = DefaultFlushInterval
 	}
-	full := s.full(c)
-	if !full && !s.due(c) {
-		return poll, c.Release()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := s.settle(ctx, c); err != nil {
-		return poll, err
-	}
-	if full {
-		return 0, nil // more may be waiting
-	}
-	return poll, nil
-}
-
-func (s *Shipper) full(c Claim) bool {
-	evs := c.Events()
-	if len(evs) >= s.opts.BatchSize {
-		return true
-	}
-	var n int64
-	for i := range evs {
-		n += int64(len(evs[i].Payload)) + 256
-	}
-	return n >= int64(s.opts.MaxBytes)*3/4
-}
-
-func (s *Shipper) due(c Claim) bool {
-	evs := c.Events()
-	if len(evs) == 0 {
-		return true // session records only
-	}
-	oldest := evs[0].TS
-	for i := range evs {
-		if evs[i].TS.Before(oldest) {
-			oldest = evs[i].TS
-		}
-	}
-	return time.Since(oldest) >= s.opts.FlushInterval
-}
-
-// Start runs Run in a goroutine. The returned stop ends it, then spends at
-// most grace flushing what is left (what does not make it stays in the spool
-// for the next run or `kilometers sync`), and returns that flush's report.
-// Call stop once, after the last event was written to the store.
-func (s *Shipper) Start(ctx context.Context) (stop func(grace time.Duration) (Report, error)) {
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
+	b := &beside{o: o}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		s.Run(runCtx)
+		defer close(done)
+		t := time.NewTicker(o.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				b.tick(time.Now())
+			}
+		}
 	}()
-	return func(grace time.Duration) (Report, error) {
+	return func() {
 		cancel()
-		wg.Wait()
-		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
-		defer fcancel()
-		return s.Flush(fctx)
+		<-done
+		b.final()
+	}
+}
+
+type beside struct {
+	o SideOptions
+
+	mu       sync.Mutex
+	running  bool
+	launched int64 // Recorded() when the last shipper started
+	failures int   // consecutive failed shippers
+	retryAt  time.Time
+	warned   bool
+}
+
+func (b *beside) tick(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.o.Recorded()
+	if b.running || n == b.launched || now.Before(b.retryAt) {
+		return
+	}
+	wait, err := b.o.Launch(false)
+	if err != nil {
+		b.failed(now, err)
+		return
+	}
+	b.running, b.launched = true, n
+	go func() {
+		err := wait()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.running = false
+		if err != nil {
+			b.failed(time.Now(), err)
+			return
+		}
+		if b.failures > 0 {
+			b.o.Logger.Info("ship: delivering again", "after_failures", b.failures)
+		}
+		b.failures = 0
+	}()
+}
+
+// failed notes a shipper that did not deliver. The first failure of a
+// session is a warning; the rest are repeats of it.
+func (b *beside) failed(now time.Time, err error) {
+	b.failures++
+	b.retryAt = now.Add(apiclient.Jitter(b.o.Interval, maxRetryWait, b.failures-1))
+	level := b.o.Logger.Debug
+	if !b.warned {
+		b.warned = true
+		level = b.o.Logger.Warn
+	}
+	level("ship: events not delivered; they stay in the spool for the next try, monitor or `kilometers sync`", "err", err, "failures", b.failures)
+}
+
+func (b *beside) final() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.o.Recorded() == b.launched && b.failures == 0 {
+		return // everything recorded went to a shipper that delivered or still runs
+	}
+	if _, err := b.o.Launch(true); err != nil {
+		b.o.Logger.Warn("ship: cannot start the final delivery; events stay in the spool", "err", err)
 	}
 }
 
@@ -134,40 +156,4 @@ func (p storeSpool) Claim(ctx context.Context, maxEvents, maxBytes int) (Claim, 
 		return nil, err // never a typed nil in the interface
 	}
 	return c, err
-}
-
-// FinalFlushGrace bounds how long the end of a monitor session may wait for
-// its last events to ship. The client is waiting for the monitor to exit
-// and the events are durable in the spool already (the next monitor or
-// `kilometers sync` ships them), so the wait is short.
-const FinalFlushGrace = 500 * time.Millisecond
-
-// BackgroundMaxBytes is MaxBytes of the monitor's shipper. A batch is held
-// in memory several times over (stored lines, decoded events, redacted
-// payloads, the JSON body, its gzip): with DefaultMaxBytes a monitor
-// shipping large results grew to ~50 MiB. The monitor lives next to the
-// user's MCP client for hours; smaller batches cost a few more requests.
-const BackgroundMaxBytes = 512 << 10
-
-// Background starts shipping from st when c configures an API, for the
-// monitor: events ship while the session runs, and the returned stop (to
-// call once, after the session's last event is written to the store) ends
-// shipping with a final flush of at most FinalFlushGrace. Whatever does not
-// make it stays in the spool for the next run or `kilometers sync`. With no
-// API configured it does nothing and stop returns at once.
-func Background(ctx context.Context, c *config.Config, st *store.Store, logger *slog.Logger, userAgent string) (stop func()) {
-	client := apiclient.FromConfig(c, userAgent)
-	if client == nil {
-		return func() {}
-	}
-	opts := OptionsFromConfig(c)
-	opts.Logger = logger
-	opts.MaxBytes = BackgroundMaxBytes
-	s := New(FromStore(st), client, opts)
-	halt := s.Start(ctx)
-	return func() {
-		if _, err := halt(FinalFlushGrace); err != nil && logger != nil {
-			logger.Debug("ship: final flush incomplete; the rest stays in the spool", "err", err)
-		}
-	}
 }

@@ -302,31 +302,6 @@ func TestStoreSpool(t *testing.T) {
 	}
 }
 
-func TestRunShipsInBackground(t *testing.T) {
-	api, client := newAPI(t, func(n int) int {
-		if n <= 2 {
-			return http.StatusServiceUnavailable // an outage first
-		}
-		return 200
-	})
-	sp := &fakeSpool{events: makeEvents(7, `{}`)}
-	s := New(sp, client, Options{BatchSize: 5, FlushInterval: 100 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := s.Start(ctx)
-	for sp.pending() > 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stop(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	api.mu.Lock()
-	defer api.mu.Unlock()
-	if len(api.ids) != 7 {
-		t.Errorf("API has %d events, want 7", len(api.ids))
-	}
-}
-
 // TestPrepareKeepsMetadata: whatever the capture mode, only payloads (and
 // command lines) change on the way out; the fields stats count (kind,
 // is_error, error_code, latency, risk, cost) leave exactly as recorded.

@@ -120,15 +120,20 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 			}
 			c.arena = make([]byte, 0, min(want, 16<<20))
 		}
-		var evs []event.Event
+		if c.events == nil {
+			c.events = make([]event.Event, 0, min(maxEvents, 1024))
+		}
+		// This segment's events go straight into c.events, from start;
+		// they are cut off again if the segment ends up not claimed.
+		start := len(c.events)
 		var sess []event.Session
 		var sessOffs []int64
 		lastEvent := acked // end of the last event line taken
 		end, err := scanLines(ctx, s.path(sg.id, ".jsonl"), acked, func(off int64, line []byte) error {
 			switch kindOf(line) {
 			case lineEvent:
-				if len(c.events)+len(evs) >= maxEvents ||
-					(maxBytes > 0 && bytesTaken+len(line) > maxBytes && len(c.events)+len(evs) > 0) {
+				if len(c.events) >= maxEvents ||
+					(maxBytes > 0 && bytesTaken+len(line) > maxBytes && len(c.events) > 0) {
 					full = true
 					return errStop
 				}
@@ -139,7 +144,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 					return nil
 				}
 				bytesTaken += len(line)
-				evs = append(evs, e)
+				c.events = append(c.events, e)
 			case lineSession:
 				rec, err := decodeSession(line)
 				if err != nil {
@@ -160,6 +165,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 			}
 		}
 		if errors.Is(err, fs.ErrNotExist) {
+			c.events = c.events[:start]
 			lock.Unlock()
 			continue
 		}
@@ -169,11 +175,12 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 			return nil, err
 		}
 		if end <= acked {
+			c.events = c.events[:start]
 			lock.Unlock()
 			continue
 		}
 		c.parts = append(c.parts, claimPart{seg: sg.id, lock: lock, from: acked, to: end})
-		c.events = append(c.events, evs...)
+		evs := c.events[start:]
 		// The session records that precede the range: a sealed segment's
 		// index has them; a live one is read up to the range.
 		if needSessions(evs, sessions, sess) {
@@ -476,4 +483,20 @@ func (s *Store) Pending(ctx context.Context) (PendingInfo, error) {
 	}
 	sort.Slice(info.SetAside, func(i, j int) bool { return info.SetAside[i].Path < info.SetAside[j].Path })
 	return info, nil
+}
+
+// LockShipping waits, until ctx ends, to be the one background shipper of
+// this store, and returns the function that lets the next one in. Claims
+// already keep two processes from shipping the same events; this keeps the
+// shippers that monitors launch from running side by side for nothing.
+func (s *Store) LockShipping(ctx context.Context) (unlock func() error, err error) {
+	lock := flock.New(filepath.Join(s.dir, "ship.lock"), flock.SetPermissions(filePerm))
+	ok, err := lock.TryLockContext(ctx, 50*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("wait for the shipping lock: %w", err)
+	}
+	if !ok {
+		return nil, errors.New("wait for the shipping lock: not acquired")
+	}
+	return lock.Unlock, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -32,7 +33,15 @@ type Writer struct {
 	timer  *time.Timer
 	closed bool
 	err    error // a failed background flush, reported by the next call
+	// buffered counts events appended since the last sync; durable those
+	// synced before.
+	buffered int64
+	durable  atomic.Int64
 }
+
+// Durable is how many of the events recorded so far are in the segment
+// files, where a shipper in another process can read them.
+func (w *Writer) Durable() int64 { return w.durable.Load() }
 
 // liveSegment is the segment a Writer is appending to.
 type liveSegment struct {
@@ -118,6 +127,7 @@ func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
 			m.MaxTS = ts
 		}
 		m.Events++
+		w.buffered++
 		if err := w.maybeRotate(); err != nil {
 			// The event's line is in the sealed segment already.
 			return partial(i+1, err)
@@ -251,6 +261,8 @@ func (w *Writer) sync() error {
 		return fmt.Errorf("sync segment %s: %w", seg.meta.ID, err)
 	}
 	seg.dirty = false
+	w.durable.Add(w.buffered)
+	w.buffered = 0
 	return nil
 }
 

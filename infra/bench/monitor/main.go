@@ -202,7 +202,10 @@ type varResult struct {
 	RSS      *rssSplit     `json:"rss_at_end,omitempty"`
 	Messages int           `json:"messages"`
 	Exit     time.Duration `json:"exit_ns,omitempty"`
-	Stderr   string        `json:"stderr,omitempty"`
+	// Shippers are the background shipper processes a monitor with
+	// shipping on launched during the run.
+	Shippers *childStats `json:"shippers,omitempty"`
+	Stderr   string      `json:"stderr,omitempty"`
 }
 
 type check struct {
@@ -305,7 +308,7 @@ func bench(ctx context.Context, o options) (*Results, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read the API's stats: %w", err)
 			}
-			res.Shipped = &eventCount{Events: n, Expected: want, Note: "stored by the API when the monitors had exited; the rest waits in the spool for the next run or `kilometers sync`"}
+			res.Shipped = &eventCount{Events: n, Expected: want, Note: "stored by the API once the monitors and their background shippers had exited; the rest waits in the spool for the next run or `kilometers sync`"}
 		}
 	}
 	return res, nil
@@ -316,6 +319,7 @@ func bench(ctx context.Context, o options) (*Results, error) {
 func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*variant, trips map[string]int) (*phaseResult, error) {
 	server := []string{echo, fmt.Sprint(spec.Size)}
 	procs := make([]*proc, len(variants))
+	trackers := make([]*childTracker, len(variants))
 	defer func() {
 		for _, p := range procs {
 			if p != nil && p.cmd.ProcessState == nil {
@@ -329,6 +333,9 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 			return nil, fmt.Errorf("%s: %w", spec.Name, err)
 		}
 		procs[i] = p
+		if v.monitor {
+			trackers[i] = trackChildren(p.cmd.Process.Pid)
+		}
 	}
 	for i := 0; i < spec.Warmup; i++ {
 		for _, p := range procs {
@@ -364,6 +371,12 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 		}
 		if v.wrapper {
 			vr.PeakKB, vr.Exit, vr.RSS = peak, exit, &split
+		}
+		if trackers[i] != nil {
+			// The last shipper runs on after the monitor exits.
+			if st := trackers[i].finish(v.home, time.Minute); st.Count > 0 {
+				vr.Shippers = &st
+			}
 		}
 		if s := procs[i].stderr.String(); s != "" {
 			vr.Stderr = s
@@ -524,6 +537,14 @@ func (r *Results) print(w io.Writer) {
 			}
 		}
 	}
+	for _, ph := range r.Phases {
+		for _, name := range r.Variants {
+			if sh := ph.Results[name].Shippers; sh != nil {
+				fmt.Fprintf(w, "%s (%s): %d background shipper processes, the largest peaking at %.1f MiB RSS, %s CPU in all\n",
+					labels[name], ph.Spec.Name, sh.Count, float64(sh.PeakKB)/1024, sh.CPU.Round(time.Millisecond))
+			}
+		}
+	}
 	fmt.Fprintln(w)
 	for _, name := range r.Variants {
 		if ec, ok := r.Recorded[name]; ok {
@@ -531,7 +552,7 @@ func (r *Results) print(w io.Writer) {
 		}
 	}
 	if r.Shipped != nil {
-		fmt.Fprintf(w, "monitor + shipping: API stored %d events of %d when the monitors exited\n", r.Shipped.Events, r.Shipped.Expected)
+		fmt.Fprintf(w, "monitor + shipping: API stored %d events of %d once the monitors and their shippers had exited\n", r.Shipped.Events, r.Shipped.Expected)
 	}
 	for _, ph := range r.Phases {
 		for _, name := range r.Variants {

@@ -30,6 +30,9 @@ type Options struct {
 	// OpenRecorder opens where the session's events go; nil means the
 	// local store in Home.
 	OpenRecorder func(ctx context.Context, sessionID string) (mon.Recorder, error)
+	// Shipper launches background shippers for the store in home (nil:
+	// `kilometers sync --background` processes of this executable).
+	Shipper func(home string) ship.Launch
 
 	// Name labels the server when it does not name itself.
 	Name string
@@ -88,13 +91,21 @@ func Run(ctx context.Context, opts *Options) error {
 	open := opts.OpenRecorder
 	if open == nil {
 		open = func(ctx context.Context, sessionID string) (mon.Recorder, error) {
-			w, st, cfg, err := openStore(ctx, opts, log, sessionID)
-			if err == nil {
-				// With an API configured, ship from the store in the
-				// background while the session runs.
-				stopShip = ship.Background(ctx, cfg, st, log, "kilometers")
+			w, cfg, err := openStore(ctx, opts, log, sessionID)
+			if err != nil {
+				return nil, err
 			}
-			return w, err
+			if cfg.ShippingEnabled() {
+				// With an API configured, ship from the store beside
+				// the session, in processes of their own.
+				launch := opts.Shipper
+				if launch == nil {
+					launch = shipperProcess
+				}
+				stopShip = ship.Beside(ctx, ship.SideOptions{Interval: cfg.FlushInterval, Recorded: w.Durable,
+					Launch: launch(cfg.Home), Logger: log})
+			}
+			return w, nil
 		}
 	}
 	rec, err := open(ctx, sessionID)
@@ -118,8 +129,8 @@ func Run(ctx context.Context, opts *Options) error {
 		Logger:    log,
 		Analysis:  &an,
 	})
-	// The session's events are durable now: a last, bounded flush; what
-	// does not make it waits in the spool.
+	// The session's events are durable now: a last shipper takes what is
+	// left, without the monitor waiting for it.
 	stopShip()
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
@@ -154,27 +165,27 @@ func analysisOptions(opts *Options, log *slog.Logger) analysis.Options {
 	return an
 }
 
-func openStore(ctx context.Context, opts *Options, log *slog.Logger, sessionID string) (mon.Recorder, *store.Store, *config.Config, error) {
+func openStore(ctx context.Context, opts *Options, log *slog.Logger, sessionID string) (*store.Writer, *config.Config, error) {
 	home, err := opts.Home()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	cfg, err := opts.Config()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load configuration: %w", err)
+		return nil, nil, fmt.Errorf("load configuration: %w", err)
 	}
 	so := store.OptionsFromConfig(cfg)
 	so.Logger = log
 	so.Now = opts.Now
 	st, err := store.Open(ctx, home, so)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open the event store: %w", err)
+		return nil, nil, fmt.Errorf("open the event store: %w", err)
 	}
 	w, err := st.NewWriter(ctx, sessionID)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open the event store: %w", err)
+		return nil, nil, fmt.Errorf("open the event store: %w", err)
 	}
-	return w, st, cfg, nil
+	return w, cfg, nil
 }
 
 // monitorGCPercent is the monitor's GOGC. The monitor runs in front of a

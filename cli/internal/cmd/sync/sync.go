@@ -34,6 +34,9 @@ type Options struct {
 	// Wait bounds how long sync waits for events another process holds
 	// (a monitor shipping them right now).
 	Wait time.Duration
+	// Background is the mode monitors launch: silent, one shipper per
+	// store at a time, small batches, bounded in time (RunBackground).
+	Background bool
 }
 
 // NewCmd builds the command; runF replaces the run function in tests.
@@ -62,13 +65,58 @@ file there once you have dealt with it).`,
 			if len(runF) > 0 {
 				return runF[0](cmd.Context(), opts)
 			}
+			if opts.Background {
+				return RunBackground(cmd.Context(), opts)
+			}
 			return Run(cmd.Context(), opts)
 		},
 	}
 	opts.Flags = config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the outcome as JSON")
 	cmd.Flags().BoolVar(&opts.Progress, "progress", false, "print progress to stderr even when it is not a terminal")
+	// Not for people: what `kilometers monitor` runs beside a session.
+	cmd.Flags().BoolVar(&opts.Background, "background", false, "ship silently as a monitor's background shipper")
+	_ = cmd.Flags().MarkHidden("background")
 	return cmd
+}
+
+// backgroundLimit bounds a background shipper's life: a stuck API must not
+// leave processes behind. What it did not ship stays in the spool.
+const backgroundLimit = 2 * time.Minute
+
+// RunBackground is one background shipper, as `kilometers monitor` launches
+// them: it waits its turn behind any other background shipper of the same
+// store, ships everything pending in background-sized batches, and exits;
+// it writes nothing (its streams are not the user's). It fails, for the
+// monitor to back off, when something could not be delivered.
+func RunBackground(ctx context.Context, opts *Options) error {
+	c, err := opts.Config()
+	if err != nil {
+		return err
+	}
+	if err := opts.Flags.Apply(c); err != nil {
+		return &cmdutil.FlagError{Err: err}
+	}
+	if !c.ShippingEnabled() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, backgroundLimit)
+	defer cancel()
+	st, err := store.Open(ctx, c.Home, store.OptionsFromConfig(c))
+	if err != nil {
+		return err
+	}
+	unlock, err := st.LockShipping(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sopts := ship.OptionsFromConfig(c)
+	sopts.MaxBytes = ship.BackgroundMaxBytes
+	// Few retries: the monitor launches the next shipper with backoff.
+	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
+	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
+	return err
 }
 
 // Output is the --json shape.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,5 +148,79 @@ func TestSyncOutage(t *testing.T) {
 	_, _, err := run(t, home, srv.URL)
 	if err == nil || !strings.Contains(err.Error(), "10 events not delivered") || !strings.Contains(err.Error(), "unknown API key") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A background shipper waits its turn behind another one of the same
+// store, then ships everything silently; it fails (for the monitor to back
+// off) when the API does not take the events.
+func TestSyncBackground(t *testing.T) {
+	var mu sync.Mutex
+	shipped, status := 0, http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if status != http.StatusOK {
+			w.WriteHeader(status)
+			w.Write([]byte(`{"error":{"code":"unavailable","message":"down"}}`))
+			return
+		}
+		zr, _ := gzip.NewReader(r.Body)
+		var b event.Batch
+		json.NewDecoder(zr).Decode(&b)
+		shipped += len(b.Events)
+		json.NewEncoder(w).Encode(backend.IngestResult{Accepted: len(b.Events)})
+	}))
+	defer srv.Close()
+	home := t.TempDir()
+	record(t, home, 700)
+
+	st, err := store.Open(context.Background(), home, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := st.LockShipping(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var out, errOut string
+	go func() {
+		var err error
+		out, errOut, err = run(t, home, srv.URL, "--background")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("background shipper ran beside another one (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	mu.Lock()
+	if shipped != 0 {
+		t.Errorf("%d events shipped while another shipper held the store", shipped)
+	}
+	mu.Unlock()
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("background shipper: %v", err)
+	}
+	mu.Lock()
+	if shipped != 700 || out != "" || errOut != "" {
+		t.Errorf("shipped %d of 700; wrote %q and %q, want nothing", shipped, out, errOut)
+	}
+	mu.Unlock()
+
+	record(t, home, 10)
+	mu.Lock()
+	status = http.StatusServiceUnavailable
+	mu.Unlock()
+	if _, _, err := run(t, home, srv.URL, "--background"); err == nil {
+		t.Error("background shipper succeeded with the API down")
+	}
+	p, err := st.Pending(context.Background())
+	if err != nil || p.Events != 10 {
+		t.Errorf("pending after the outage: %+v, %v; want the 10 events kept", p, err)
 	}
 }
