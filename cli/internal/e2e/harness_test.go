@@ -289,7 +289,7 @@ func (e *env) user(t *testing.T, kv ...string) *user {
 func awaitShippers(t *testing.T, home string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		pids := shippersOf(home)
+		pids := testenv.Shippers(home)
 		if len(pids) == 0 {
 			return
 		}

@@ -7,8 +7,3 @@ import "os/exec"
 // dieWithTest has no portable equivalent off Linux; cleanups stop the
 // processes of tests that end normally.
 func dieWithTest(cmd *exec.Cmd) {}
-
-// shippersOf needs /proc; elsewhere background shippers end on their own.
-func shippersOf(home string) []int { return nil }
-
-const canFindShippers = false

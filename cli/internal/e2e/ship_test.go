@@ -22,6 +22,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
 // Fake secrets, built from parts so scanners leave this file alone.
@@ -265,10 +266,10 @@ func TestKill9DuringBatch(t *testing.T) {
 		}
 		// The API stored the batch; the monitor and the shipper it
 		// launched die before they hear so.
-		if !canFindShippers {
+		if !testenv.CanFindShippers {
 			t.Skip("finding the background shipper needs /proc")
 		}
-		shippers := shippersOf(u.home)
+		shippers := testenv.Shippers(u.home)
 		if len(shippers) == 0 {
 			t.Fatal("no background shipper is running, yet a batch is held")
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
 // childStats describe the processes a wrapper started besides its server:
@@ -116,7 +118,7 @@ func (t *childTracker) allGone() bool {
 // so it is looked for by the store it works on too.
 func (t *childTracker) finish(home string, wait time.Duration) childStats {
 	t.mu.Lock()
-	for _, pid := range shippersOf(home) {
+	for _, pid := range testenv.Shippers(home) {
 		if t.seen[pid] == nil {
 			t.seen[pid] = &childSample{}
 		}
@@ -187,27 +189,4 @@ func cpuTicks(pid int) (int64, bool) {
 		return 0, false
 	}
 	return utime + stime, true
-}
-
-// shippersOf lists the running background shippers of the store in home,
-// by their command lines and environments.
-func shippersOf(home string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), "\x00sync\x00--background") {
-			continue
-		}
-		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !strings.Contains("\x00"+string(environ), "\x00KILOMETERS_HOME="+home+"\x00") {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
 }

@@ -90,12 +90,9 @@ const backgroundLimit = 2 * time.Minute
 // it writes nothing (its streams are not the user's). It fails, for the
 // monitor to back off, when something could not be delivered.
 func RunBackground(ctx context.Context, opts *Options) error {
-	c, err := opts.Config()
+	c, err := loadConfig(opts)
 	if err != nil {
 		return err
-	}
-	if err := opts.Flags.Apply(c); err != nil {
-		return &cmdutil.FlagError{Err: err}
 	}
 	if !c.ShippingEnabled() {
 		return nil
@@ -132,12 +129,9 @@ type Output struct {
 
 // Run ships what is pending.
 func Run(ctx context.Context, opts *Options) error {
-	c, err := opts.Config()
+	c, err := loadConfig(opts)
 	if err != nil {
 		return err
-	}
-	if err := opts.Flags.Apply(c); err != nil {
-		return &cmdutil.FlagError{Err: err}
 	}
 	if !c.ShippingEnabled() {
 		return errors.New("no API configured: run 'kilometers init' (or set KILOMETERS_API_URL and KILOMETERS_API_KEY)")
@@ -226,6 +220,18 @@ func Run(ctx context.Context, opts *Options) error {
 		return failure
 	}
 	return nil
+}
+
+// loadConfig is the configuration with the command's flags applied.
+func loadConfig(opts *Options) (*config.Config, error) {
+	c, err := opts.Config()
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.Flags.Apply(c); err != nil {
+		return nil, &cmdutil.FlagError{Err: err}
+	}
+	return c, nil
 }
 
 // isTerminal reports whether w is a terminal; progress lines are for people.
