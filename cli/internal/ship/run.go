@@ -2,6 +2,7 @@ package ship
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,6 +18,11 @@ const maxRetryWait = 5 * time.Minute
 // enough that a shipper running next to the user's MCP client for hours
 // stays small; a few more requests are cheap.
 const BackgroundMaxBytes = 512 << 10
+
+// ErrBusy is what a launched shipper's wait returns when it found another
+// shipper of the same store at work and left it the work: not a failure;
+// the next tick launches again.
+var ErrBusy = errors.New("another shipper is at work")
 
 // Launch starts one background shipper: a separate process (`kilometers
 // sync --background`) that ships everything pending from the store and
@@ -104,12 +110,19 @@ func (b *beside) tick(now time.Time) {
 		b.failed(now, err)
 		return
 	}
+	before := b.launched
 	b.running, b.launched = true, n
 	go func() {
 		err := wait()
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.running = false
+		if errors.Is(err, ErrBusy) {
+			// Another session's shipper is at work; it may take these
+			// events too, but nothing says so: launch again next time.
+			b.launched = before
+			return
+		}
 		if err != nil {
 			b.failed(time.Now(), err)
 			return

@@ -88,6 +88,36 @@ func TestBesideLaunchesOneShipperAtATimeForNewEvents(t *testing.T) {
 	}
 }
 
+// A shipper that found another at work leaves no failure behind and does
+// not count as having taken the events: the next tick launches again.
+func TestBesideLaunchesAgainAfterBusy(t *testing.T) {
+	const interval = 5 * time.Millisecond
+	var recorded atomic.Int64
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	f := newFakeLaunches()
+	stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
+	recorded.Add(4)
+	eventually(t, "a shipper", func() bool { n, _ := f.counts(); return n == 1 })
+	f.exit <- ErrBusy
+	eventually(t, "a second shipper for the same events", func() bool { n, _ := f.counts(); return n == 2 })
+	f.exit <- nil
+	stop()
+	if _, final := f.counts(); final != 0 {
+		t.Errorf("final shipper launched although the second one took everything")
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("warned about a busy shipper:\n%s", logs.String())
+	}
+}
+
 func TestBesideFinalShipperTakesWhatIsLeft(t *testing.T) {
 	var recorded atomic.Int64
 	f := newFakeLaunches()

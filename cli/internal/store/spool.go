@@ -485,18 +485,29 @@ func (s *Store) Pending(ctx context.Context) (PendingInfo, error) {
 	return info, nil
 }
 
-// LockShipping waits, until ctx ends, to be the one background shipper of
-// this store, and returns the function that lets the next one in. Claims
-// already keep two processes from shipping the same events; this keeps the
-// shippers that monitors launch from running side by side for nothing.
-func (s *Store) LockShipping(ctx context.Context) (unlock func() error, err error) {
+// ErrShippingBusy is LockShipping's answer, when told not to wait, while
+// another background shipper holds the store.
+var ErrShippingBusy = errors.New("another shipper is at work on this store")
+
+// LockShipping makes the caller the one background shipper of this store
+// and returns the function that lets the next one in. With wait it waits
+// until ctx ends; without, it fails at once with ErrShippingBusy when
+// another holds the lock. Claims already keep two processes from shipping
+// the same events; this keeps the shippers that monitors launch from
+// running side by side for nothing.
+func (s *Store) LockShipping(ctx context.Context, wait bool) (unlock func() error, err error) {
 	lock := flock.New(filepath.Join(s.dir, "ship.lock"), flock.SetPermissions(filePerm))
-	ok, err := lock.TryLockContext(ctx, 50*time.Millisecond)
+	var ok bool
+	if wait {
+		ok, err = lock.TryLockContext(ctx, 50*time.Millisecond)
+	} else {
+		ok, err = lock.TryLock()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("wait for the shipping lock: %w", err)
+		return nil, fmt.Errorf("take the shipping lock: %w", err)
 	}
 	if !ok {
-		return nil, errors.New("wait for the shipping lock: not acquired")
+		return nil, ErrShippingBusy
 	}
 	return lock.Unlock, nil
 }

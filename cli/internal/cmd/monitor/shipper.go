@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 
+	synccmd "github.com/kilometers-ai/kilometers/cli/internal/cmd/sync"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 )
 
@@ -21,7 +22,11 @@ func shipperProcess(home string) ship.Launch {
 		if err != nil {
 			return nil, fmt.Errorf("find the kilometers executable: %w", err)
 		}
-		cmd := exec.Command(self, "sync", "--background")
+		args := []string{"sync", "--background"}
+		if final {
+			args = append(args, "--last")
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Env = append(os.Environ(), "KILOMETERS_HOME="+home)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
 		detach(cmd)
@@ -36,6 +41,9 @@ func shipperProcess(home string) ship.Launch {
 			err := cmd.Wait()
 			var exit *exec.ExitError
 			if errors.As(err, &exit) {
+				if exit.ExitCode() == synccmd.ExitBusy {
+					return ship.ErrBusy
+				}
 				return fmt.Errorf("background shipper exited with %d", exit.ExitCode())
 			}
 			return err

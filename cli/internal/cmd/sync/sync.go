@@ -37,6 +37,10 @@ type Options struct {
 	// Background is the mode monitors launch: silent, one shipper per
 	// store at a time, small batches, bounded in time (RunBackground).
 	Background bool
+	// Last marks the shipper launched at the end of a session: it waits
+	// its turn behind another shipper of the store instead of stepping
+	// aside.
+	Last bool
 }
 
 // NewCmd builds the command; runF replaces the run function in tests.
@@ -76,7 +80,9 @@ file there once you have dealt with it).`,
 	cmd.Flags().BoolVar(&opts.Progress, "progress", false, "print progress to stderr even when it is not a terminal")
 	// Not for people: what `kilometers monitor` runs beside a session.
 	cmd.Flags().BoolVar(&opts.Background, "background", false, "ship silently as a monitor's background shipper")
+	cmd.Flags().BoolVar(&opts.Last, "last", false, "with --background: wait for the store's running shipper instead of leaving it the work")
 	_ = cmd.Flags().MarkHidden("background")
+	_ = cmd.Flags().MarkHidden("last")
 	return cmd
 }
 
@@ -84,11 +90,18 @@ file there once you have dealt with it).`,
 // leave processes behind. What it did not ship stays in the spool.
 const backgroundLimit = 2 * time.Minute
 
+// ExitBusy is a background shipper's exit code when another shipper of the
+// same store is at work (EX_TEMPFAIL): not a failure, a "try later".
+const ExitBusy = 75
+
 // RunBackground is one background shipper, as `kilometers monitor` launches
-// them: it waits its turn behind any other background shipper of the same
-// store, ships everything pending in background-sized batches, and exits;
-// it writes nothing (its streams are not the user's). It fails, for the
-// monitor to back off, when something could not be delivered.
+// them: it ships everything pending in background-sized batches and exits;
+// it writes nothing (its streams are not the user's). When another
+// background shipper of the store is at work it leaves it the work and
+// exits with ExitBusy at once, so shippers never queue up behind a lock,
+// unless it is a session's last (Last): that one waits its turn, since the
+// running one may have passed the session's last events already. It fails,
+// for the monitor to back off, when something could not be delivered.
 func RunBackground(ctx context.Context, opts *Options) error {
 	c, err := loadConfig(opts)
 	if err != nil {
@@ -103,7 +116,10 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := st.LockShipping(ctx)
+	unlock, err := st.LockShipping(ctx, opts.Last)
+	if errors.Is(err, store.ErrShippingBusy) {
+		return &cmdutil.ExitError{Code: ExitBusy}
+	}
 	if err != nil {
 		return err
 	}

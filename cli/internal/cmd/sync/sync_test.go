@@ -151,9 +151,10 @@ func TestSyncOutage(t *testing.T) {
 	}
 }
 
-// A background shipper waits its turn behind another one of the same
-// store, then ships everything silently; it fails (for the monitor to back
-// off) when the API does not take the events.
+// A background shipper leaves the work to another one of the same store
+// that is already at it (exit 75, at once); a session's last one waits its
+// turn instead, then ships everything silently. Both fail, for the monitor
+// to back off, when the API does not take the events.
 func TestSyncBackground(t *testing.T) {
 	var mu sync.Mutex
 	shipped, status := 0, http.StatusOK
@@ -179,20 +180,24 @@ func TestSyncBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := st.LockShipping(context.Background())
+	unlock, err := st.LockShipping(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, errOut, err := run(t, home, srv.URL, "--background")
+	if code, ok := cmdutil.IsExit(err); !ok || code != ExitBusy || out != "" || errOut != "" {
+		t.Fatalf("background shipper beside a busy one: err %v, wrote %q %q; want exit %d and nothing written", err, out, errOut, ExitBusy)
+	}
+
 	done := make(chan error, 1)
-	var out, errOut string
 	go func() {
 		var err error
-		out, errOut, err = run(t, home, srv.URL, "--background")
+		out, errOut, err = run(t, home, srv.URL, "--background", "--last")
 		done <- err
 	}()
 	select {
 	case err := <-done:
-		t.Fatalf("background shipper ran beside another one (err %v)", err)
+		t.Fatalf("last shipper did not wait for the running one (err %v)", err)
 	case <-time.After(200 * time.Millisecond):
 	}
 	mu.Lock()
@@ -204,7 +209,7 @@ func TestSyncBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("background shipper: %v", err)
+		t.Fatalf("last shipper: %v", err)
 	}
 	mu.Lock()
 	if shipped != 700 || out != "" || errOut != "" {
@@ -218,6 +223,8 @@ func TestSyncBackground(t *testing.T) {
 	mu.Unlock()
 	if _, _, err := run(t, home, srv.URL, "--background"); err == nil {
 		t.Error("background shipper succeeded with the API down")
+	} else if code, ok := cmdutil.IsExit(err); ok && code == ExitBusy {
+		t.Errorf("background shipper said busy with nobody else at work")
 	}
 	p, err := st.Pending(context.Background())
 	if err != nil || p.Events != 10 {
