@@ -93,13 +93,7 @@ func TestBesideLaunchesOneShipperAtATimeForNewEvents(t *testing.T) {
 func TestBesideLaunchesAgainAfterBusy(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	var recorded atomic.Int64
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return logs.Write(p)
-	}), nil))
+	log, logged := captureLog()
 	f := newFakeLaunches()
 	stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
 	recorded.Add(4)
@@ -111,10 +105,8 @@ func TestBesideLaunchesAgainAfterBusy(t *testing.T) {
 	if _, final := f.counts(); final != 0 {
 		t.Errorf("final shipper launched although the second one took everything")
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
-	if strings.Contains(logs.String(), "level=WARN") {
-		t.Errorf("warned about a busy shipper:\n%s", logs.String())
+	if out := logged(); strings.Contains(out, "level=WARN") {
+		t.Errorf("warned about a busy shipper:\n%s", out)
 	}
 }
 
@@ -133,13 +125,7 @@ func TestBesideFinalShipperTakesWhatIsLeft(t *testing.T) {
 func TestBesideBacksOffAfterFailureAndWarnsOnce(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	var recorded atomic.Int64
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return logs.Write(p)
-	}), nil))
+	log, logged := captureLog()
 	f := newFakeLaunches()
 	stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
 	for i := 1; i <= 3; i++ {
@@ -153,9 +139,7 @@ func TestBesideBacksOffAfterFailureAndWarnsOnce(t *testing.T) {
 	if _, final := f.counts(); final != 1 {
 		t.Errorf("%d final shippers after a failure, want 1", final)
 	}
-	logMu.Lock()
-	out := logs.String()
-	logMu.Unlock()
+	out := logged()
 	if w := strings.Count(out, "level=WARN"); w != 1 {
 		t.Errorf("%d warnings for 3 failures, want 1:\n%s", w, out)
 	}
@@ -179,6 +163,23 @@ func TestBesideBackoffDelaysTheNextLaunch(t *testing.T) {
 		t.Fatalf("no launch once the backoff was over")
 	}
 	f.exit <- nil
+}
+
+// captureLog is a logger and what it has written so far; safe for
+// concurrent use.
+func captureLog() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	return log, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
 }
 
 type writerFunc func([]byte) (int, error)
