@@ -57,8 +57,9 @@ type Sender interface {
 
 // Defaults of Options.
 const (
-	DefaultBatchSize     = 500
-	DefaultMaxBytes      = 4 << 20
+	DefaultBatchSize = 500
+	DefaultMaxBytes  = 4 << 20
+	// DefaultFlushInterval is SideOptions.Interval's default.
 	DefaultFlushInterval = 5 * time.Second
 )
 
@@ -69,8 +70,6 @@ type Options struct {
 	// MaxBytes bounds the stored size of one batch's events; the body is
 	// split further if it would exceed the API's limit.
 	MaxBytes int
-	// FlushInterval is the longest an event waits for its batch to fill up.
-	FlushInterval time.Duration
 	// CaptureMode is config.CaptureFull, CaptureRedacted (default) or
 	// CaptureMetadata.
 	CaptureMode string
@@ -88,9 +87,6 @@ func (o *Options) fill() {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = DefaultFlushInterval
-	}
 	if o.CaptureMode == "" {
 		o.CaptureMode = config.CaptureRedacted
 	}
@@ -101,7 +97,7 @@ func (o *Options) fill() {
 
 // OptionsFromConfig returns the options the configuration asks for.
 func OptionsFromConfig(c *config.Config) Options {
-	return Options{BatchSize: c.BatchSize, FlushInterval: c.FlushInterval, CaptureMode: c.CaptureMode}
+	return Options{BatchSize: c.BatchSize, CaptureMode: c.CaptureMode}
 }
 
 // Report counts what a shipping run did.

@@ -69,6 +69,9 @@ file there once you have dealt with it).`,
 			if len(runF) > 0 {
 				return runF[0](cmd.Context(), opts)
 			}
+			if opts.Last && !opts.Background {
+				return cmdutil.FlagErrorf("--last only applies with --background")
+			}
 			if opts.Background {
 				return RunBackground(cmd.Context(), opts)
 			}

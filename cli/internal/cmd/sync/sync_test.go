@@ -184,6 +184,9 @@ func TestSyncBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := run(t, home, srv.URL, "--last"); err == nil || !strings.Contains(err.Error(), "--last only applies with --background") {
+		t.Errorf("--last alone: err %v, want a flag error", err)
+	}
 	out, errOut, err := run(t, home, srv.URL, "--background")
 	if code, ok := cmdutil.IsExit(err); !ok || code != ExitBusy || out != "" || errOut != "" {
 		t.Fatalf("background shipper beside a busy one: err %v, wrote %q %q; want exit %d and nothing written", err, out, errOut, ExitBusy)
