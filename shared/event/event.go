@@ -74,12 +74,20 @@ type Event struct {
 	// found by correlation on direction and id.
 	Method string `json:"method,omitempty"`
 	// Tool is the tool name of a tools/call request and its response.
-	Tool      string   `json:"tool,omitempty"`
-	LatencyMS *float64 `json:"latency_ms,omitempty"`
-	ErrorCode *int     `json:"error_code,omitempty"`
+	Tool string `json:"tool,omitempty"`
+	// Prompt is the prompt name of a prompts/get request and its response.
+	Prompt string `json:"prompt,omitempty"`
+	// ResourceURI is the uri of a resources/read request and its response.
+	ResourceURI string   `json:"resource_uri,omitempty"`
+	LatencyMS   *float64 `json:"latency_ms,omitempty"`
+	ErrorCode   *int     `json:"error_code,omitempty"`
 	// IsError is the tool result's isError flag, present on tools/call
 	// responses only.
 	IsError *bool `json:"is_error,omitempty"`
+	// ErrorMessage says why a reply failed: the JSON-RPC error's message,
+	// or the first text content of a tool result with isError set; capped
+	// at MaxErrorMessage bytes.
+	ErrorMessage string `json:"error_message,omitempty"`
 	// Size is the message's size in bytes on the wire, without the newline.
 	Size    int64   `json:"size"`
 	Risk    *Risk   `json:"risk,omitempty"`
@@ -109,7 +117,13 @@ type Session struct {
 	// DroppedEvents counts events the monitor could not record (a slow or
 	// failing store); the relay itself never drops bytes.
 	DroppedEvents int64 `json:"dropped_events,omitempty"`
+	// Warnings are problems the monitor worked around during the session
+	// (an invalid setting replaced by its default, say), in plain words.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// MaxErrorMessage caps Event.ErrorMessage, in bytes.
+const MaxErrorMessage = 512
 
 // Batch is the body of POST /api/events/batch.
 type Batch struct {
