@@ -29,6 +29,9 @@ type Query struct {
 	Method    string
 	Tool      string
 	Kind      event.Kind
+	// Failed keeps failed replies only (event.Event.Failed): JSON-RPC
+	// errors and tool results with isError set.
+	Failed bool
 	// MinRisk keeps events at this risk level or above.
 	MinRisk event.Level
 	Since   time.Time // inclusive
@@ -104,6 +107,7 @@ func (q *Query) Match(e *event.Event) bool {
 		q.Method != "" && e.Method != q.Method,
 		q.Tool != "" && e.Tool != q.Tool,
 		q.Kind != "" && e.Kind != q.Kind,
+		q.Failed && !e.Failed(),
 		!q.Since.IsZero() && e.TS.Before(q.Since),
 		!q.Until.IsZero() && !e.TS.Before(q.Until),
 		q.MinRisk != "" && LevelRank(e.RiskLevel()) < LevelRank(q.MinRisk),
@@ -125,7 +129,7 @@ func LevelRank(l event.Level) int {
 }
 
 // ParseQuery reads a query from URL parameters (session, server, method,
-// tool, kind, risk, since, until, limit, cursor). Times are RFC 3339 or a
+// tool, kind, failed, risk, since, until, limit, cursor). Times are RFC 3339 or a
 // duration back from now ("1h", "30m", "7d").
 func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	q := Query{
@@ -136,6 +140,13 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 		Kind:      event.Kind(v.Get("kind")),
 		MinRisk:   event.Level(v.Get("risk")),
 		Limit:     DefaultLimit,
+	}
+	switch v.Get("failed") {
+	case "", "false", "0":
+	case "true", "1":
+		q.Failed = true
+	default:
+		return q, fmt.Errorf("failed: must be true or false")
 	}
 	if q.SessionID != "" {
 		if _, err := uuid.Parse(q.SessionID); err != nil {
@@ -184,6 +195,9 @@ func (q *Query) Values() url.Values {
 	set("tool", q.Tool)
 	set("kind", string(q.Kind))
 	set("risk", string(q.MinRisk))
+	if q.Failed {
+		v.Set("failed", "true")
+	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
