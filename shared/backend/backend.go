@@ -21,6 +21,7 @@ type Code string
 const (
 	EINVALID      Code = "invalid"      // 400
 	EUNAUTHORIZED Code = "unauthorized" // 401
+	EFORBIDDEN    Code = "forbidden"    // 403
 	ENOTFOUND     Code = "not_found"    // 404
 	ETOOLARGE     Code = "too_large"    // 413
 	ERATELIMIT    Code = "rate_limited" // 429
@@ -35,6 +36,9 @@ const (
 type Error struct {
 	Code    Code
 	Message string
+	// RetryAfter, when set on an ERATELIMIT or EUNAVAILABLE error, is how
+	// long the caller should wait; the HTTP layer sends it as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
@@ -68,6 +72,7 @@ type Tenant struct {
 	ID        string    `json:"tenant_id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	Settings  Settings  `json:"settings"`
 }
 
 // APIKey describes a key; the secret itself is shown once at creation and
@@ -76,6 +81,7 @@ type APIKey struct {
 	ID         string     `json:"key_id"`
 	TenantID   string     `json:"tenant_id"`
 	Prefix     string     `json:"prefix"`
+	Scopes     []Scope    `json:"scopes"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
@@ -93,17 +99,16 @@ type Store interface {
 	// Ping checks the database; EUNAVAILABLE when it cannot be reached.
 	Ping(ctx context.Context) error
 
-	// Authenticate maps a raw API key to its tenant. Unknown or revoked
-	// keys are EUNAUTHORIZED.
-	Authenticate(ctx context.Context, rawKey string) (tenantID string, err error)
+	// Authenticate maps a raw API key to its tenant, its scopes and its
+	// tenant's read rate limit. Unknown or revoked keys are EUNAUTHORIZED.
+	// Whether the key may use a route is the caller's rule (Key.Allows).
+	Authenticate(ctx context.Context, rawKey string) (Key, error)
+	// CountRead counts one read request of key k in the fixed one-minute
+	// window holding now, shared by every process on the database, and
+	// returns the window's state. Callers skip it when k.ReadLimit is 0.
+	CountRead(ctx context.Context, k Key, now time.Time) (ReadWindow, error)
 
-	// CreateTenant creates a tenant and its first key (admin only).
-	CreateTenant(ctx context.Context, name string) (Tenant, string, error)
-	// CreateKey adds a key to a tenant (admin only); ENOTFOUND for an
-	// unknown tenant.
-	CreateKey(ctx context.Context, tenantID string) (APIKey, string, error)
-	// RevokeKey revokes a key (admin only); ENOTFOUND for an unknown key.
-	RevokeKey(ctx context.Context, keyID string) error
+	Admin
 
 	// Ingest stores a validated batch, idempotent on (tenant, event id):
 	// events already stored count as duplicates and change nothing. It

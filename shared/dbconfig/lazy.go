@@ -63,38 +63,6 @@ func (l *LazyStore) Ping(ctx context.Context) error {
 	return s.Ping(ctx)
 }
 
-func (l *LazyStore) Authenticate(ctx context.Context, rawKey string) (string, error) {
-	s, err := l.get(ctx)
-	if err != nil {
-		return "", err
-	}
-	return s.Authenticate(ctx, rawKey)
-}
-
-func (l *LazyStore) CreateTenant(ctx context.Context, name string) (backend.Tenant, string, error) {
-	s, err := l.get(ctx)
-	if err != nil {
-		return backend.Tenant{}, "", err
-	}
-	return s.CreateTenant(ctx, name)
-}
-
-func (l *LazyStore) CreateKey(ctx context.Context, tenantID string) (backend.APIKey, string, error) {
-	s, err := l.get(ctx)
-	if err != nil {
-		return backend.APIKey{}, "", err
-	}
-	return s.CreateKey(ctx, tenantID)
-}
-
-func (l *LazyStore) RevokeKey(ctx context.Context, keyID string) error {
-	s, err := l.get(ctx)
-	if err != nil {
-		return err
-	}
-	return s.RevokeKey(ctx, keyID)
-}
-
 func (l *LazyStore) Ingest(ctx context.Context, tenantID string, b event.Batch) (backend.IngestResult, error) {
 	s, err := l.get(ctx)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/backend"
 )
@@ -29,6 +31,8 @@ func StatusOf(code backend.Code) int {
 		return http.StatusBadRequest
 	case backend.EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case backend.EFORBIDDEN:
+		return http.StatusForbidden
 	case backend.ENOTFOUND:
 		return http.StatusNotFound
 	case backend.EMETHOD:
@@ -63,7 +67,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch status {
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", retryAfterSeconds)
+		retry := retryAfterSeconds
+		if e.RetryAfter > 0 {
+			retry = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+		}
+		w.Header().Set("Retry-After", retry)
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kilometers"`)
 	}

@@ -3,9 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/kilometers-ai/kilometers/shared/activity"
@@ -95,92 +93,6 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-// CreateTenantRequest is the body of POST /api/admin/tenants.
-type CreateTenantRequest struct {
-	Name string `json:"name"`
-}
-
-// CreateTenantResponse answers POST /api/admin/tenants. APIKey is shown
-// this once.
-type CreateTenantResponse struct {
-	TenantID string `json:"tenant_id"`
-	Name     string `json:"name"`
-	APIKey   string `json:"api_key"`
-}
-
-// CreateKeyResponse answers POST /api/admin/tenants/{id}/keys.
-type CreateKeyResponse struct {
-	KeyID     string    `json:"key_id"`
-	TenantID  string    `json:"tenant_id"`
-	Prefix    string    `json:"prefix"`
-	CreatedAt time.Time `json:"created_at"`
-	APIKey    string    `json:"api_key"`
-}
-
-// RevokeKeyResponse answers DELETE /api/admin/keys/{id}.
-type RevokeKeyResponse struct {
-	KeyID   string `json:"key_id"`
-	Revoked bool   `json:"revoked"`
-}
-
-// maxTenantName bounds a tenant name, in bytes.
-const maxTenantName = 256
-
-func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
-	body, release, err := s.bodies.readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var req CreateTenantRequest
-	err = decodeJSON(body, &req)
-	release()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > maxTenantName || !utf8.ValidString(name) {
-		s.writeError(w, r, backend.Errorf(backend.EINVALID, "name: want 1-%d bytes of text", maxTenantName))
-		return
-	}
-	t, key, err := s.store.CreateTenant(r.Context(), name)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, CreateTenantResponse{TenantID: t.ID, Name: t.Name, APIKey: key})
-}
-
-func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !isUUID(id) {
-		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no tenant %q (tenant ids are UUIDs)", id))
-		return
-	}
-	k, raw, err := s.store.CreateKey(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, CreateKeyResponse{
-		KeyID: k.ID, TenantID: k.TenantID, Prefix: k.Prefix, CreatedAt: k.CreatedAt, APIKey: raw,
-	})
-}
-
-func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !isUUID(id) {
-		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no key %q (key ids are UUIDs)", id))
-		return
-	}
-	if err := s.store.RevokeKey(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, RevokeKeyResponse{KeyID: id, Revoked: true})
 }
 
 func isUUID(s string) bool {

@@ -9,9 +9,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,8 +32,7 @@ const (
 	Activity
 	// Stats is GET /api/stats.
 	Stats
-	// Admin is POST /api/admin/tenants, POST /api/admin/tenants/{id}/keys
-	// and DELETE /api/admin/keys/{id}.
+	// Admin is every route under /api/admin/ (tenants, keys, audit).
 	Admin
 
 	// All is every route, as functions/local serves them.
@@ -105,8 +106,8 @@ func New(cfg Config) *Server {
 		s.mux.Handle("/health", methods{http.MethodGet: s.handleHealth})
 	}
 	if routes&Ingest != 0 {
-		s.mux.Handle("/api/events", methods{http.MethodPost: s.authed(s.handleEvent)})
-		s.mux.Handle("/api/events/batch", methods{http.MethodPost: s.authed(s.handleBatch)})
+		s.mux.Handle("/api/events", methods{http.MethodPost: s.ingestAuthed(s.handleEvent)})
+		s.mux.Handle("/api/events/batch", methods{http.MethodPost: s.ingestAuthed(s.handleBatch)})
 	}
 	if routes&Activity != 0 {
 		s.mux.Handle("/api/activity", methods{http.MethodGet: s.authed(s.handleActivity)})
@@ -115,9 +116,21 @@ func New(cfg Config) *Server {
 		s.mux.Handle("/api/stats", methods{http.MethodGet: s.authed(s.handleStats)})
 	}
 	if routes&Admin != 0 {
-		s.mux.Handle("/api/admin/tenants", methods{http.MethodPost: s.admin(s.handleCreateTenant)})
-		s.mux.Handle("/api/admin/tenants/{id}/keys", methods{http.MethodPost: s.admin(s.handleCreateKey)})
+		s.mux.Handle("/api/admin/tenants", methods{
+			http.MethodGet:  s.admin(s.handleListTenants),
+			http.MethodPost: s.admin(s.handleCreateTenant),
+		})
+		s.mux.Handle("/api/admin/tenants/{id}", methods{
+			http.MethodGet:    s.admin(s.handleGetTenant),
+			http.MethodPatch:  s.admin(s.handleUpdateTenant),
+			http.MethodDelete: s.admin(s.handleDeleteTenant),
+		})
+		s.mux.Handle("/api/admin/tenants/{id}/keys", methods{
+			http.MethodGet:  s.admin(s.handleListKeys),
+			http.MethodPost: s.admin(s.handleCreateKey),
+		})
 		s.mux.Handle("/api/admin/keys/{id}", methods{http.MethodDelete: s.admin(s.handleRevokeKey)})
+		s.mux.Handle("/api/admin/audit", methods{http.MethodGet: s.admin(s.handleAudit)})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
@@ -191,13 +204,16 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-type tenantKey struct{}
+type keyKey struct{}
 
-// tenantOf returns the tenant authenticated by authed.
-func tenantOf(ctx context.Context) string {
-	t, _ := ctx.Value(tenantKey{}).(string)
-	return t
+// keyOf returns the key authenticated by authed or ingestAuthed.
+func keyOf(ctx context.Context) backend.Key {
+	k, _ := ctx.Value(keyKey{}).(backend.Key)
+	return k
 }
+
+// tenantOf returns the tenant of the authenticated key.
+func tenantOf(ctx context.Context) string { return keyOf(ctx).TenantID }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.
 func bearer(r *http.Request) (string, bool) {
@@ -209,21 +225,81 @@ func bearer(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// authed requires a valid API key and puts its tenant in the context.
+// authed guards a read route: it requires an API key with the read scope
+// and counts the request against the key's read rate limit. Every data
+// route is a read unless it is registered with ingestAuthed, so a new
+// route that reads gets the scope and the limit by being registered here.
 func (s *Server) authed(next http.HandlerFunc) http.HandlerFunc {
+	return s.keyed(backend.ScopeRead, next)
+}
+
+// ingestAuthed guards the routes that post events: it requires an API key
+// with the ingest scope. (Ingest volume is limited per tenant, not here.)
+func (s *Server) ingestAuthed(next http.HandlerFunc) http.HandlerFunc {
+	return s.keyed(backend.ScopeIngest, next)
+}
+
+// keyed requires a valid API key with scope and puts it in the context.
+func (s *Server) keyed(scope backend.Scope, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key, ok := bearer(r)
+		raw, ok := bearer(r)
 		if !ok {
 			s.writeError(w, r, backend.Errorf(backend.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key>"))
 			return
 		}
-		tenant, err := s.store.Authenticate(r.Context(), key)
+		k, err := s.store.Authenticate(r.Context(), raw)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
+		if !k.Allows(scope) {
+			s.writeError(w, r, errScope(k, scope))
+			return
+		}
+		if scope == backend.ScopeRead && k.ReadLimit > 0 {
+			if err := s.countRead(w, r, k); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), keyKey{}, k)))
 	}
+}
+
+func errScope(k backend.Key, need backend.Scope) error {
+	have := make([]string, len(k.Scopes))
+	for i, sc := range k.Scopes {
+		have[i] = string(sc)
+	}
+	what := "read this tenant's data"
+	if need == backend.ScopeIngest {
+		what = "post events"
+	}
+	return backend.Errorf(backend.EFORBIDDEN, "this API key may not %s: it has scope %s, and this route needs %q (an admin can create a key with that scope)",
+		what, strings.Join(have, ", "), need)
+}
+
+// countRead counts the request in the key's read window, says where the
+// window stands in RateLimit-* headers, and refuses the request with
+// ERATELIMIT, naming when to retry, once the window is full.
+func (s *Server) countRead(w http.ResponseWriter, r *http.Request, k backend.Key) error {
+	now := s.now()
+	win, err := s.store.CountRead(r.Context(), k, now)
+	if err != nil {
+		return err
+	}
+	wait := win.Reset.Sub(now)
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(win.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(max(0, win.Limit-win.Used)))
+	h.Set("RateLimit-Reset", strconv.Itoa(secs))
+	if !win.Exceeded() {
+		return nil
+	}
+	e := backend.Errorf(backend.ERATELIMIT, "this API key made more than %d read requests this minute (the tenant's read_requests_per_minute); retry in %d s", win.Limit, secs)
+	e.RetryAfter = time.Duration(secs) * time.Second
+	return e
 }
 
 // admin requires the admin token. With no token configured the admin
@@ -256,8 +332,27 @@ func (s *Server) admin(next http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, backend.Errorf(backend.EUNAUTHORIZED, "invalid admin token"))
 			return
 		}
-		next(w, r)
+		a := backend.Actor{Admin: backend.Fingerprint(got), Address: clientAddress(r)}
+		next(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, a)))
 	}
+}
+
+type actorKey struct{}
+
+// actorOf returns who is performing an admin request, for the audit trail.
+func actorOf(ctx context.Context) backend.Actor {
+	a, _ := ctx.Value(actorKey{}).(backend.Actor)
+	return a
+}
+
+// clientAddress is the caller's IP: RemoteAddr without its port. Behind
+// API Gateway the adapter sets RemoteAddr to the gateway's source IP;
+// X-Forwarded-For is not trusted, as anyone can send it.
+func clientAddress(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 func errAdminDisabled() error {

@@ -213,11 +213,11 @@ type fakeStore struct {
 }
 
 func (f *fakeStore) Ping(context.Context) error { return f.pingErr }
-func (f *fakeStore) Authenticate(_ context.Context, key string) (string, error) {
+func (f *fakeStore) Authenticate(_ context.Context, key string) (backend.Key, error) {
 	if key != "good" {
-		return "", backend.Errorf(backend.EUNAUTHORIZED, "unknown key")
+		return backend.Key{}, backend.Errorf(backend.EUNAUTHORIZED, "unknown key")
 	}
-	return "t1", nil
+	return backend.Key{ID: "k1", TenantID: "t1", Scopes: backend.DefaultScopes()}, nil
 }
 func (f *fakeStore) Ingest(_ context.Context, _ string, b event.Batch) (backend.IngestResult, error) {
 	f.mu.Lock()

@@ -214,28 +214,29 @@ func TestTenantsAndKeys(t *testing.T) {
 		t.Errorf("tenant = %+v", tenant)
 	}
 	got, err := db.Authenticate(ctx, key)
-	if err != nil || got != tenant.ID {
-		t.Fatalf("Authenticate(first key) = %q, %v; want %q", got, err, tenant.ID)
+	if err != nil || got.TenantID != tenant.ID || !got.Allows(backend.ScopeIngest) || !got.Allows(backend.ScopeRead) || got.ReadLimit != 600 {
+		t.Fatalf("Authenticate(first key) = %+v, %v; want tenant %q with both scopes and the default read limit", got, err, tenant.ID)
 	}
 
-	k2, key2, err := db.CreateKey(ctx, tenant.ID)
+	admin := backend.Actor{Admin: "test"}
+	k2, key2, err := db.CreateKey(ctx, admin, tenant.ID, []backend.Scope{backend.ScopeRead})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k2.TenantID != tenant.ID || key2[:len(k2.Prefix)] != k2.Prefix || key2 == key {
+	if k2.TenantID != tenant.ID || key2[:len(k2.Prefix)] != k2.Prefix || key2 == key || !slices.Equal(k2.Scopes, []backend.Scope{backend.ScopeRead}) {
 		t.Errorf("CreateKey = %+v, %q", k2, key2)
 	}
-	if got, err := db.Authenticate(ctx, key2); err != nil || got != tenant.ID {
-		t.Errorf("Authenticate(second key) = %q, %v", got, err)
+	if got, err := db.Authenticate(ctx, key2); err != nil || got.TenantID != tenant.ID || got.ID != k2.ID || got.Allows(backend.ScopeIngest) || !got.Allows(backend.ScopeRead) {
+		t.Errorf("Authenticate(read-only key) = %+v, %v", got, err)
 	}
-	if err := db.RevokeKey(ctx, k2.ID); err != nil {
+	if _, err := db.RevokeKey(ctx, admin, k2.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Authenticate(ctx, key2); backend.ErrorCode(err) != backend.EUNAUTHORIZED {
 		t.Errorf("revoked key: got %v, want EUNAUTHORIZED", err)
 	}
-	if got, err := db.Authenticate(ctx, key); err != nil || got != tenant.ID {
-		t.Errorf("first key after revoking the second = %q, %v", got, err)
+	if got, err := db.Authenticate(ctx, key); err != nil || got.TenantID != tenant.ID {
+		t.Errorf("first key after revoking the second = %+v, %v", got, err)
 	}
 
 	for _, bad := range []string{"", "km_live_", key[:len(key)-1] + "!", "Bearer " + key, key + "x"} {
@@ -243,13 +244,13 @@ func TestTenantsAndKeys(t *testing.T) {
 			t.Errorf("Authenticate(%q): got %v, want EUNAUTHORIZED", bad, err)
 		}
 	}
-	if _, _, err := db.CreateKey(ctx, newID(t)); backend.ErrorCode(err) != backend.ENOTFOUND {
+	if _, _, err := db.CreateKey(ctx, admin, newID(t), nil); backend.ErrorCode(err) != backend.ENOTFOUND {
 		t.Errorf("CreateKey(unknown): got %v, want ENOTFOUND", err)
 	}
-	if _, _, err := db.CreateKey(ctx, "nope"); backend.ErrorCode(err) != backend.ENOTFOUND {
+	if _, _, err := db.CreateKey(ctx, admin, "nope", nil); backend.ErrorCode(err) != backend.ENOTFOUND {
 		t.Errorf("CreateKey(malformed): got %v, want ENOTFOUND", err)
 	}
-	if err := db.RevokeKey(ctx, newID(t)); backend.ErrorCode(err) != backend.ENOTFOUND {
+	if _, err := db.RevokeKey(ctx, admin, newID(t)); backend.ErrorCode(err) != backend.ENOTFOUND {
 		t.Errorf("RevokeKey(unknown): got %v, want ENOTFOUND", err)
 	}
 }
@@ -721,8 +722,8 @@ func TestPingAndRecovery(t *testing.T) {
 	}
 
 	events := genEvents(t, rand.New(rand.NewPCG(1, 1)), 10, base, time.Hour, newSessions(t, 1), []string{"fs"})
-	if got, err := db.Authenticate(ctx, key); err != nil || got != tenant.ID {
-		t.Errorf("Authenticate after the backends were terminated: %q, %v", got, err)
+	if got, err := db.Authenticate(ctx, key); err != nil || got.TenantID != tenant.ID {
+		t.Errorf("Authenticate after the backends were terminated: %+v, %v", got, err)
 	}
 	if res, err := db.Ingest(ctx, tenant.ID, event.Batch{Events: events}); err != nil || res.Accepted != len(events) {
 		t.Errorf("Ingest after the backends were terminated: %+v, %v", res, err)

@@ -1,0 +1,345 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/backend"
+)
+
+// The admin routes (docs/api.md, "Admin"). Each handler passes the actor
+// (admin fingerprint and address) to the store, which writes the audit
+// entry in the action's transaction.
+
+// CreateTenantRequest is the body of POST /api/admin/tenants. Scopes of the
+// first key default to backend.DefaultScopes.
+type CreateTenantRequest struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// CreateTenantResponse answers POST /api/admin/tenants. APIKey is shown
+// this once; KeyID names it for listing and revoking.
+type CreateTenantResponse struct {
+	TenantID  string           `json:"tenant_id"`
+	Name      string           `json:"name"`
+	CreatedAt time.Time        `json:"created_at"`
+	Settings  backend.Settings `json:"settings"`
+	KeyID     string           `json:"key_id"`
+	Prefix    string           `json:"prefix"`
+	Scopes    []backend.Scope  `json:"scopes"`
+	APIKey    string           `json:"api_key"`
+}
+
+// CreateKeyRequest is the optional body of POST /api/admin/tenants/{id}/keys.
+type CreateKeyRequest struct {
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// CreateKeyResponse answers POST /api/admin/tenants/{id}/keys.
+type CreateKeyResponse struct {
+	KeyID     string          `json:"key_id"`
+	TenantID  string          `json:"tenant_id"`
+	Prefix    string          `json:"prefix"`
+	Scopes    []backend.Scope `json:"scopes"`
+	CreatedAt time.Time       `json:"created_at"`
+	APIKey    string          `json:"api_key"`
+}
+
+// RevokeKeyResponse answers DELETE /api/admin/keys/{id}.
+type RevokeKeyResponse struct {
+	KeyID     string     `json:"key_id"`
+	TenantID  string     `json:"tenant_id"`
+	Revoked   bool       `json:"revoked"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// KeysResponse answers GET /api/admin/tenants/{id}/keys.
+type KeysResponse struct {
+	Keys []backend.APIKey `json:"keys"`
+}
+
+// DeleteTenantResponse answers DELETE /api/admin/tenants/{id}.
+type DeleteTenantResponse struct {
+	TenantID string `json:"tenant_id"`
+	Deleted  bool   `json:"deleted"`
+}
+
+// UpdateTenantRequest is the body of PATCH /api/admin/tenants/{id}: the
+// fields to change, in the shape GET answers; absent (or null) fields are
+// kept. Unknown fields are refused, so a misspelt setting is not silently
+// ignored.
+type UpdateTenantRequest struct {
+	Name     *string         `json:"name"`
+	Settings *SettingsUpdate `json:"settings"`
+}
+
+// SettingsUpdate is the settings part of UpdateTenantRequest.
+type SettingsUpdate struct {
+	EventRetentionDays    *int   `json:"event_retention_days"`
+	RollupRetentionDays   *int   `json:"rollup_retention_days"`
+	IngestEventsPerMinute *int64 `json:"ingest_events_per_minute"`
+	IngestEventsPerDay    *int64 `json:"ingest_events_per_day"`
+	ReadRequestsPerMinute *int   `json:"read_requests_per_minute"`
+}
+
+// Update converts the request for the store.
+func (req UpdateTenantRequest) Update() backend.TenantUpdate {
+	u := backend.TenantUpdate{Name: req.Name}
+	if st := req.Settings; st != nil {
+		u.EventRetentionDays, u.RollupRetentionDays = st.EventRetentionDays, st.RollupRetentionDays
+		u.IngestEventsPerMinute, u.IngestEventsPerDay = st.IngestEventsPerMinute, st.IngestEventsPerDay
+		u.ReadRequestsPerMinute = st.ReadRequestsPerMinute
+	}
+	if u.Name != nil {
+		name := strings.TrimSpace(*u.Name)
+		u.Name = &name
+	}
+	return u
+}
+
+// readOptionalJSON decodes a body into v; an empty body leaves v as it is.
+func (s *Server) readOptionalJSON(r *http.Request, v any) error {
+	body, release, err := s.bodies.readBody(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return decodeJSON(body, v)
+}
+
+func parseScopes(names []string) ([]backend.Scope, error) {
+	if names == nil {
+		return nil, nil
+	}
+	return backend.ParseScopes(names)
+}
+
+func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
+	body, release, err := s.bodies.readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req CreateTenantRequest
+	err = decodeJSON(body, &req)
+	release()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := strings.TrimSpace(req.Name)
+	if err := backend.ValidateTenantName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	scopes, err := parseScopes(req.Scopes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, k, raw, err := s.store.AddTenant(r.Context(), actorOf(r.Context()), name, scopes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, CreateTenantResponse{
+		TenantID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Settings: t.Settings,
+		KeyID: k.ID, Prefix: k.Prefix, Scopes: k.Scopes, APIKey: raw,
+	})
+}
+
+// pageQuery reads limit and cursor.
+func pageQuery(v url.Values) (backend.PageQuery, error) {
+	q := backend.PageQuery{Limit: backend.DefaultPageLimit, Cursor: v.Get("cursor")}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > backend.MaxPageLimit {
+			return q, backend.Errorf(backend.EINVALID, "limit: want 1-%d, got %q", backend.MaxPageLimit, l)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+func (s *Server) handleListTenants(w http.ResponseWriter, r *http.Request) {
+	q, err := pageQuery(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := s.store.ListTenants(r.Context(), actorOf(r.Context()), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// tenantID returns the {id} of the path, or answers 404 when it cannot be
+// a tenant's.
+func (s *Server) pathID(w http.ResponseWriter, r *http.Request, what string) (string, bool) {
+	id := r.PathValue("id")
+	if !isUUID(id) {
+		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no %s %q (%s ids are UUIDs)", what, id, what))
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) handleGetTenant(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r, "tenant")
+	if !ok {
+		return
+	}
+	t, err := s.store.GetTenant(r.Context(), actorOf(r.Context()), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) handleUpdateTenant(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r, "tenant")
+	if !ok {
+		return
+	}
+	body, release, err := s.bodies.readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req UpdateTenantRequest
+	err = decodeJSON(body, &req)
+	if err == nil {
+		err = refuseUnknownFields(body, &UpdateTenantRequest{})
+	}
+	release()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u := req.Update()
+	if u.Empty() {
+		s.writeError(w, r, backend.Errorf(backend.EINVALID, "nothing to change: send name and/or settings (see GET /api/admin/tenants/{id} for the fields)"))
+		return
+	}
+	if err := u.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.store.UpdateTenant(r.Context(), actorOf(r.Context()), id, u)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// refuseUnknownFields decodes body (already known to be valid JSON of the
+// right types) again, refusing fields v does not have.
+func refuseUnknownFields(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := err.Error()
+		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			return backend.Errorf(backend.EINVALID, "unknown field %s", f)
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return backend.Errorf(backend.EINVALID, "%s: wrong type", typeErr.Field)
+		}
+		return backend.Errorf(backend.EINVALID, "body: %s", strings.TrimPrefix(msg, "json: "))
+	}
+	return nil
+}
+
+func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r, "tenant")
+	if !ok {
+		return
+	}
+	if err := s.store.DeleteTenant(r.Context(), actorOf(r.Context()), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, DeleteTenantResponse{TenantID: id, Deleted: true})
+}
+
+func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r, "tenant")
+	if !ok {
+		return
+	}
+	keys, err := s.store.ListKeys(r.Context(), actorOf(r.Context()), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, KeysResponse{Keys: keys})
+}
+
+func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r, "tenant")
+	if !ok {
+		return
+	}
+	var req CreateKeyRequest
+	if err := s.readOptionalJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	scopes, err := parseScopes(req.Scopes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	k, raw, err := s.store.CreateKey(r.Context(), actorOf(r.Context()), id, scopes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, CreateKeyResponse{
+		KeyID: k.ID, TenantID: k.TenantID, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt, APIKey: raw,
+	})
+}
+
+func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r, "key")
+	if !ok {
+		return
+	}
+	k, err := s.store.RevokeKey(r.Context(), actorOf(r.Context()), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RevokeKeyResponse{KeyID: k.ID, TenantID: k.TenantID, Revoked: true, RevokedAt: k.RevokedAt})
+}
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	pq, err := pageQuery(v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := backend.AuditQuery{PageQuery: pq, TenantID: v.Get("tenant")}
+	page, err := s.store.Audit(r.Context(), actorOf(r.Context()), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
