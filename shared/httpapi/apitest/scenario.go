@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ const Rounds = 20
 // Tenant is a tenant made through the admin API.
 type Tenant struct {
 	TenantID string `json:"tenant_id"`
+	KeyID    string `json:"key_id"`
 	APIKey   string `json:"api_key"`
 }
 
@@ -31,7 +33,7 @@ func CreateTenant(tb testing.TB, do Doer, adminToken, name string) Tenant {
 	}
 	var t Tenant
 	a.Decode(tb, &t)
-	if t.TenantID == "" || t.APIKey == "" {
+	if t.TenantID == "" || t.APIKey == "" || t.KeyID == "" {
 		tb.Fatalf("create tenant answered %s", a.Body)
 	}
 	return t
@@ -41,7 +43,8 @@ func CreateTenant(tb testing.TB, do Doer, adminToken, name string) Tenant {
 // health, a tenant made with the admin token, a batch posted plain and
 // again gzipped (all duplicates), activity read page by page and with
 // filters, stats checked number by number, another tenant that sees
-// nothing, and a second key that stops working once revoked.
+// nothing, a second key that stops working once revoked, then keys
+// scoped to ingest or read alone, and every other admin route (AdminScenario).
 func Scenario(t *testing.T, do Doer, adminToken string) {
 	t.Helper()
 	now := time.Now().UTC()
@@ -218,5 +221,133 @@ func Scenario(t *testing.T, do Doer, adminToken string) {
 	}
 	if a = do(t, Request{Method: "GET", Path: "/api/stats", Token: acme.APIKey}); a.Status != 200 {
 		t.Errorf("first key after revoking the second: %d %s", a.Status, a.Body)
+	}
+
+	AdminScenario(t, do, adminToken, acme, other, key.KeyID)
+}
+
+// Key is a key made through POST /api/admin/tenants/{id}/keys.
+type Key struct {
+	KeyID    string          `json:"key_id"`
+	TenantID string          `json:"tenant_id"`
+	Prefix   string          `json:"prefix"`
+	Scopes   []backend.Scope `json:"scopes"`
+	APIKey   string          `json:"api_key"`
+}
+
+// CreateKey makes a key for tenantID with body (nil: no body, the default
+// scopes).
+func CreateKey(tb testing.TB, do Doer, adminToken, tenantID string, body []byte) Key {
+	tb.Helper()
+	a := do(tb, Request{Method: "POST", Path: "/api/admin/tenants/" + tenantID + "/keys", Token: adminToken, Body: body})
+	if a.Status != 201 {
+		tb.Fatalf("create key %s: %d %s", body, a.Status, a.Body)
+	}
+	var k Key
+	a.Decode(tb, &k)
+	if k.KeyID == "" || k.APIKey == "" || k.TenantID != tenantID {
+		tb.Fatalf("create key answered %s", a.Body)
+	}
+	return k
+}
+
+// AdminScenario checks key scopes and the admin routes on tenant acme
+// (which has stored the sample batch, and whose key revoked was revoked)
+// and tenant other, which it deletes.
+func AdminScenario(t *testing.T, do Doer, adminToken string, acme, other Tenant, revoked string) {
+	t.Helper()
+	expect := func(r Request, status int, code string) Answer {
+		t.Helper()
+		a := do(t, r)
+		if a.Status != status || (code != "" && a.ErrorCode(t) != code) {
+			t.Fatalf("%s %s: %d %s, want %d %s", r.Method, r.Path, a.Status, a.Body, status, code)
+		}
+		return a
+	}
+	one := MustJSON(t, SampleBatch(time.Now(), 1).Events[0])
+
+	// Scopes: a read-only key cannot post, an ingest-only key cannot read.
+	reader := CreateKey(t, do, adminToken, acme.TenantID, []byte(`{"scopes":["read"]}`))
+	writer := CreateKey(t, do, adminToken, acme.TenantID, []byte(`{"scopes":["ingest"]}`))
+	if !slices.Equal(reader.Scopes, []backend.Scope{backend.ScopeRead}) || !slices.Equal(writer.Scopes, []backend.Scope{backend.ScopeIngest}) {
+		t.Fatalf("scoped keys: %+v %+v", reader, writer)
+	}
+	expect(Request{Method: "POST", Path: "/api/events", Token: reader.APIKey, Body: one}, 403, "forbidden")
+	expect(Request{Method: "POST", Path: "/api/events/batch", Token: reader.APIKey, Body: MustJSON(t, SampleBatch(time.Now(), 1))}, 403, "forbidden")
+	expect(Request{Method: "GET", Path: "/api/activity?limit=1", Token: reader.APIKey}, 200, "")
+	expect(Request{Method: "GET", Path: "/api/stats", Token: reader.APIKey}, 200, "")
+	expect(Request{Method: "GET", Path: "/api/activity", Token: writer.APIKey}, 403, "forbidden")
+	expect(Request{Method: "GET", Path: "/api/stats", Token: writer.APIKey}, 403, "forbidden")
+	expect(Request{Method: "POST", Path: "/api/events", Token: writer.APIKey, Body: one}, 200, "")
+	expect(Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken, Body: []byte(`{"scopes":["admin"]}`)}, 400, "invalid")
+	expect(Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken, Body: []byte(`{"scopes":[]}`)}, 400, "invalid")
+
+	// Tenants: list, one, rename and settings.
+	var page backend.TenantPage
+	expect(Request{Method: "GET", Path: "/api/admin/tenants", Token: adminToken}, 200, "").Decode(t, &page)
+	ids := map[string]bool{}
+	for _, tn := range page.Tenants {
+		ids[tn.ID] = true
+	}
+	if !ids[acme.TenantID] || !ids[other.TenantID] {
+		t.Errorf("tenant list %+v lacks acme or other", page)
+	}
+	var tn backend.Tenant
+	expect(Request{Method: "GET", Path: "/api/admin/tenants/" + acme.TenantID, Token: adminToken}, 200, "").Decode(t, &tn)
+	if tn.ID != acme.TenantID || tn.Name != "acme" || tn.Settings.EventRetentionDays != 30 || tn.Settings.ReadRequestsPerMinute != 600 {
+		t.Errorf("GET tenant = %+v", tn)
+	}
+	expect(Request{Method: "PATCH", Path: "/api/admin/tenants/" + acme.TenantID, Token: adminToken,
+		Body: []byte(`{"name":"acme corp","settings":{"rollup_retention_days":800,"ingest_events_per_day":5000000}}`)}, 200, "").Decode(t, &tn)
+	if tn.Name != "acme corp" || tn.Settings.RollupRetentionDays != 800 || tn.Settings.IngestEventsPerDay != 5000000 || tn.Settings.EventRetentionDays != 30 {
+		t.Errorf("PATCH tenant = %+v", tn)
+	}
+	expect(Request{Method: "PATCH", Path: "/api/admin/tenants/" + acme.TenantID, Token: adminToken, Body: []byte(`{"settings":{"retention":7}}`)}, 400, "invalid")
+
+	// Keys: every key with its scopes, the revoked one marked.
+	var keys struct {
+		Keys []backend.APIKey `json:"keys"`
+	}
+	expect(Request{Method: "GET", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken}, 200, "").Decode(t, &keys)
+	byID := map[string]backend.APIKey{}
+	for _, k := range keys.Keys {
+		byID[k.ID] = k
+	}
+	if len(keys.Keys) != 4 || byID[acme.KeyID].RevokedAt != nil || byID[acme.KeyID].LastUsedAt == nil || byID[revoked].RevokedAt == nil ||
+		!slices.Equal(byID[reader.KeyID].Scopes, []backend.Scope{backend.ScopeRead}) || byID[writer.KeyID].Prefix != writer.Prefix {
+		t.Errorf("keys of acme = %s", MustJSON(t, keys))
+	}
+	// The first key, known by the id its tenant's creation answered, can
+	// be revoked like any other.
+	expect(Request{Method: "DELETE", Path: "/api/admin/keys/" + reader.KeyID, Token: adminToken}, 200, "")
+	expect(Request{Method: "GET", Path: "/api/stats", Token: reader.APIKey}, 401, "unauthorized")
+
+	// Delete a tenant with its data.
+	expect(Request{Method: "DELETE", Path: "/api/admin/tenants/" + other.TenantID, Token: adminToken}, 200, "")
+	expect(Request{Method: "GET", Path: "/api/admin/tenants/" + other.TenantID, Token: adminToken}, 404, "not_found")
+	expect(Request{Method: "GET", Path: "/api/activity", Token: other.APIKey}, 401, "unauthorized")
+	expect(Request{Method: "DELETE", Path: "/api/admin/tenants/" + other.TenantID, Token: adminToken}, 404, "not_found")
+
+	// The audit trail names every action, the credential by fingerprint.
+	var audit backend.AuditPage
+	expect(Request{Method: "GET", Path: "/api/admin/audit?tenant=" + acme.TenantID + "&limit=1000", Token: adminToken}, 200, "").Decode(t, &audit)
+	seen := map[string]bool{}
+	for _, e := range audit.Entries {
+		seen[e.Action] = true
+		if e.Admin != backend.Fingerprint(adminToken) || e.Address == "" || e.TenantID != acme.TenantID {
+			t.Errorf("audit entry %+v: want the admin's fingerprint, an address and the tenant", e)
+		}
+		if strings.Contains(string(MustJSON(t, e)), adminToken) {
+			t.Errorf("audit entry shows the admin token: %+v", e)
+		}
+	}
+	for _, action := range []string{backend.ActionTenantCreate, backend.ActionTenantGet, backend.ActionTenantUpdate, backend.ActionKeyCreate, backend.ActionKeyList, backend.ActionKeyRevoke} {
+		if !seen[action] {
+			t.Errorf("audit of acme lacks %s: %s", action, MustJSON(t, audit))
+		}
+	}
+	expect(Request{Method: "GET", Path: "/api/admin/audit?tenant=" + other.TenantID, Token: adminToken}, 200, "").Decode(t, &audit)
+	if len(audit.Entries) == 0 || audit.Entries[0].Action != backend.ActionTenantDelete {
+		t.Errorf("audit of the deleted tenant: %s", MustJSON(t, audit))
 	}
 }
