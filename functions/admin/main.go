@@ -1,6 +1,6 @@
-// Command admin is the Lambda function that serves the admin routes (POST /api/admin/tenants,
-// POST /api/admin/tenants/{id}/keys, DELETE /api/admin/keys/{id})
-// behind an API Gateway HTTP API (payload 2.0). Configuration, the store
+// Command admin is the Lambda function that serves the admin routes
+// (everything under /api/admin/: tenants, their settings and keys, the
+// audit trail) behind an API Gateway HTTP API (payload 2.0). Configuration, the store
 // and the handler are wired by lambdafn.API (see docs/api.md). Build it as
 // bootstrap for provided.al2023:
 //

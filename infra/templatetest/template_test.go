@@ -18,9 +18,15 @@ var routes = map[string]string{
 	"POST /api/events/batch":            "IngestFunction",
 	"GET /api/activity":                 "ActivityFunction",
 	"GET /api/stats":                    "StatsFunction",
+	"GET /api/admin/tenants":            "AdminFunction",
 	"POST /api/admin/tenants":           "AdminFunction",
+	"GET /api/admin/tenants/{id}":       "AdminFunction",
+	"PATCH /api/admin/tenants/{id}":     "AdminFunction",
+	"DELETE /api/admin/tenants/{id}":    "AdminFunction",
+	"GET /api/admin/tenants/{id}/keys":  "AdminFunction",
 	"POST /api/admin/tenants/{id}/keys": "AdminFunction",
 	"DELETE /api/admin/keys/{id}":       "AdminFunction",
+	"GET /api/admin/audit":              "AdminFunction",
 }
 
 // deployed lists the functions/<name> folders the template must deploy;
