@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/backend"
 )
@@ -16,93 +15,6 @@ import (
 // The admin routes (docs/api.md, "Admin"). Each handler passes the actor
 // (admin fingerprint and address) to the store, which writes the audit
 // entry in the action's transaction.
-
-// CreateTenantRequest is the body of POST /api/admin/tenants. Scopes of the
-// first key default to backend.DefaultScopes.
-type CreateTenantRequest struct {
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes,omitempty"`
-}
-
-// CreateTenantResponse answers POST /api/admin/tenants. APIKey is shown
-// this once; KeyID names it for listing and revoking.
-type CreateTenantResponse struct {
-	TenantID  string           `json:"tenant_id"`
-	Name      string           `json:"name"`
-	CreatedAt time.Time        `json:"created_at"`
-	Settings  backend.Settings `json:"settings"`
-	KeyID     string           `json:"key_id"`
-	Prefix    string           `json:"prefix"`
-	Scopes    []backend.Scope  `json:"scopes"`
-	APIKey    string           `json:"api_key"`
-}
-
-// CreateKeyRequest is the optional body of POST /api/admin/tenants/{id}/keys.
-type CreateKeyRequest struct {
-	Scopes []string `json:"scopes,omitempty"`
-}
-
-// CreateKeyResponse answers POST /api/admin/tenants/{id}/keys.
-type CreateKeyResponse struct {
-	KeyID     string          `json:"key_id"`
-	TenantID  string          `json:"tenant_id"`
-	Prefix    string          `json:"prefix"`
-	Scopes    []backend.Scope `json:"scopes"`
-	CreatedAt time.Time       `json:"created_at"`
-	APIKey    string          `json:"api_key"`
-}
-
-// RevokeKeyResponse answers DELETE /api/admin/keys/{id}.
-type RevokeKeyResponse struct {
-	KeyID     string     `json:"key_id"`
-	TenantID  string     `json:"tenant_id"`
-	Revoked   bool       `json:"revoked"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-}
-
-// KeysResponse answers GET /api/admin/tenants/{id}/keys.
-type KeysResponse struct {
-	Keys []backend.APIKey `json:"keys"`
-}
-
-// DeleteTenantResponse answers DELETE /api/admin/tenants/{id}.
-type DeleteTenantResponse struct {
-	TenantID string `json:"tenant_id"`
-	Deleted  bool   `json:"deleted"`
-}
-
-// UpdateTenantRequest is the body of PATCH /api/admin/tenants/{id}: the
-// fields to change, in the shape GET answers; absent (or null) fields are
-// kept. Unknown fields are refused, so a misspelt setting is not silently
-// ignored.
-type UpdateTenantRequest struct {
-	Name     *string         `json:"name"`
-	Settings *SettingsUpdate `json:"settings"`
-}
-
-// SettingsUpdate is the settings part of UpdateTenantRequest.
-type SettingsUpdate struct {
-	EventRetentionDays    *int   `json:"event_retention_days"`
-	RollupRetentionDays   *int   `json:"rollup_retention_days"`
-	IngestEventsPerMinute *int64 `json:"ingest_events_per_minute"`
-	IngestEventsPerDay    *int64 `json:"ingest_events_per_day"`
-	ReadRequestsPerMinute *int   `json:"read_requests_per_minute"`
-}
-
-// Update converts the request for the store.
-func (req UpdateTenantRequest) Update() backend.TenantUpdate {
-	u := backend.TenantUpdate{Name: req.Name}
-	if st := req.Settings; st != nil {
-		u.EventRetentionDays, u.RollupRetentionDays = st.EventRetentionDays, st.RollupRetentionDays
-		u.IngestEventsPerMinute, u.IngestEventsPerDay = st.IngestEventsPerMinute, st.IngestEventsPerDay
-		u.ReadRequestsPerMinute = st.ReadRequestsPerMinute
-	}
-	if u.Name != nil {
-		name := strings.TrimSpace(*u.Name)
-		u.Name = &name
-	}
-	return u
-}
 
 // readOptionalJSON decodes a body into v; an empty body leaves v as it is.
 func (s *Server) readOptionalJSON(r *http.Request, v any) error {
@@ -130,7 +42,7 @@ func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req CreateTenantRequest
+	var req backend.CreateTenantRequest
 	err = decodeJSON(body, &req)
 	release()
 	if err != nil {
@@ -152,7 +64,7 @@ func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, CreateTenantResponse{
+	writeJSON(w, http.StatusCreated, backend.CreateTenantResponse{
 		TenantID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Settings: t.Settings,
 		KeyID: k.ID, Prefix: k.Prefix, Scopes: k.Scopes, APIKey: raw,
 	})
@@ -219,10 +131,10 @@ func (s *Server) handleUpdateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req UpdateTenantRequest
+	var req backend.UpdateTenantRequest
 	err = decodeJSON(body, &req)
 	if err == nil {
-		err = refuseUnknownFields(body, &UpdateTenantRequest{})
+		err = refuseUnknownFields(body, &backend.UpdateTenantRequest{})
 	}
 	release()
 	if err != nil {
@@ -274,7 +186,7 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, DeleteTenantResponse{TenantID: id, Deleted: true})
+	writeJSON(w, http.StatusOK, backend.DeleteTenantResponse{TenantID: id, Deleted: true})
 }
 
 func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
@@ -287,7 +199,7 @@ func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, KeysResponse{Keys: keys})
+	writeJSON(w, http.StatusOK, backend.KeysResponse{Keys: keys})
 }
 
 func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +207,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req CreateKeyRequest
+	var req backend.CreateKeyRequest
 	if err := s.readOptionalJSON(r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -310,7 +222,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, CreateKeyResponse{
+	writeJSON(w, http.StatusCreated, backend.CreateKeyResponse{
 		KeyID: k.ID, TenantID: k.TenantID, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt, APIKey: raw,
 	})
 }
@@ -325,7 +237,7 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RevokeKeyResponse{KeyID: k.ID, TenantID: k.TenantID, Revoked: true, RevokedAt: k.RevokedAt})
+	writeJSON(w, http.StatusOK, backend.RevokeKeyResponse{KeyID: k.ID, TenantID: k.TenantID, Revoked: true, RevokedAt: k.RevokedAt})
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
