@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/admin"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
@@ -47,6 +48,7 @@ are also shipped to a Kilometers backend.`,
 		sync.NewCmd(f),
 		initcmd.NewCmd(f),
 		configcmd.NewCmd(f),
+		admin.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 	return cmd
