@@ -17,6 +17,12 @@ CREATE TABLE admin_audit (
 );
 CREATE INDEX admin_audit_tenant ON admin_audit (tenant_id, id DESC);
 
+-- Like every table, under row-level security: the admin role sees every
+-- entry (it administers every tenant); the app role has no policy, and no
+-- grant either.
+ALTER TABLE admin_audit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE admin_audit FORCE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON admin_audit TO kilometers_admin USING (true) WITH CHECK (true);
 REVOKE ALL ON admin_audit FROM PUBLIC;
 REVOKE ALL ON admin_audit FROM kilometers_app, kilometers_admin;
 GRANT SELECT, INSERT ON admin_audit TO kilometers_admin;

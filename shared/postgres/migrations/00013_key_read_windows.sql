@@ -12,6 +12,9 @@ CREATE UNLOGGED TABLE key_read_windows (
     window_start timestamptz NOT NULL,
     requests     integer NOT NULL
 ) WITH (fillfactor = 50);
+ALTER TABLE key_read_windows ENABLE ROW LEVEL SECURITY;
+ALTER TABLE key_read_windows FORCE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON key_read_windows TO kilometers_admin USING (true) WITH CHECK (true);
 REVOKE ALL ON key_read_windows FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON key_read_windows TO kilometers_admin;
 
