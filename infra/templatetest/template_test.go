@@ -441,3 +441,18 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRouteIsDocumented checks that docs/api.md, the API's contract,
+// names every route the template wires.
+func TestEveryRouteIsDocumented(t *testing.T) {
+	_, root := load(t)
+	data, err := os.ReadFile(filepath.Join(root, "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rt := range routes {
+		if !strings.Contains(string(data), "`"+rt+"`") {
+			t.Errorf("docs/api.md does not document %s", rt)
+		}
+	}
+}
