@@ -16,8 +16,9 @@ import (
 // (admin fingerprint and address) to the store, which writes the audit
 // entry in the action's transaction.
 
-// readOptionalJSON decodes a body into v; an empty body leaves v as it is.
-func (s *Server) readOptionalJSON(r *http.Request, v any) error {
+// readOptionalJSON decodes a body into v, refusing fields v does not have;
+// an empty body leaves v as it is.
+func (s *Server) readOptionalJSON(r *http.Request, v, fresh any) error {
 	body, release, err := s.bodies.readBody(r)
 	if err != nil {
 		return err
@@ -26,7 +27,10 @@ func (s *Server) readOptionalJSON(r *http.Request, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	return decodeJSON(body, v)
+	if err := decodeJSON(body, v); err != nil {
+		return err
+	}
+	return refuseUnknownFields(body, fresh)
 }
 
 func parseScopes(names []string) ([]backend.Scope, error) {
@@ -44,6 +48,10 @@ func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	var req backend.CreateTenantRequest
 	err = decodeJSON(body, &req)
+	if err == nil {
+		// A misspelt "scopes" must not yield a key with every scope.
+		err = refuseUnknownFields(body, &backend.CreateTenantRequest{})
+	}
 	release()
 	if err != nil {
 		s.writeError(w, r, err)
@@ -208,7 +216,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req backend.CreateKeyRequest
-	if err := s.readOptionalJSON(r, &req); err != nil {
+	if err := s.readOptionalJSON(r, &req, &backend.CreateKeyRequest{}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
