@@ -246,9 +246,14 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 }
 
 // CheckKey verifies that the API accepts the key, with the cheapest
-// authorized call.
+// authorized call. A key with the ingest scope alone is accepted: the
+// read it is checked with answers 403 forbidden, which proves the key
+// valid (an unknown or revoked key answers 401).
 func (c *Client) CheckKey(ctx context.Context) error {
 	_, err := c.Activity(ctx, activity.Query{Limit: 1})
+	if e, ok := AsError(err); ok && e.Code == backend.EFORBIDDEN {
+		return nil
+	}
 	return err
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/shared/backend"
@@ -288,6 +289,27 @@ func TestFlags(t *testing.T) {
 		err := execute(NewCmd(f), args)
 		if err == nil || strings.Contains(err.Error(), "connection refused") {
 			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestCheckKeyScopes checks that the key check of `kilometers init`
+// accepts a key of either scope and refuses a revoked one.
+func TestCheckKeyScopes(t *testing.T) {
+	api := server(t)
+	c := newCLI(t, api)
+	var tenant backend.CreateTenantResponse
+	c.json(&tenant, "tenants", "create", "scoped")
+	for _, scopes := range []string{"ingest", "read", "ingest,read"} {
+		var k backend.CreateKeyResponse
+		c.json(&k, "keys", "create", tenant.TenantID, "--scopes", scopes)
+		if err := apiclient.New(api, k.APIKey, apiclient.Options{RetryMax: -1}).CheckKey(context.Background()); err != nil {
+			t.Errorf("CheckKey with scopes %s: %v", scopes, err)
+		}
+		c.run("", "keys", "revoke", k.KeyID)
+		err := apiclient.New(api, k.APIKey, apiclient.Options{RetryMax: -1}).CheckKey(context.Background())
+		if e, ok := apiclient.AsError(err); !ok || e.Status != 401 {
+			t.Errorf("CheckKey with a revoked %s key: %v, want 401", scopes, err)
 		}
 	}
 }
