@@ -99,8 +99,8 @@ func (db *DB) Authenticate(ctx context.Context, rawKey string) (backend.Key, err
 func (db *DB) CountRead(ctx context.Context, k backend.Key, now time.Time) (backend.ReadWindow, error) {
 	w := backend.ReadWindow{Limit: k.ReadLimit}
 	start := now.UTC().Truncate(time.Minute)
-	// Not retried (sendTx retries once): a repeated count only errs
-	// towards refusing one request early.
+	// sendTx may run this twice after a broken connection; counting a
+	// request twice only errs towards refusing one request early.
 	err := db.sendTx(ctx, "count read", roleAdmin, "", func(b *pgx.Batch) {
 		b.Queue(`
 			INSERT INTO key_read_windows AS w (key_id, window_start, requests) VALUES ($1, $2, 1)
