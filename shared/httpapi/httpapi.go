@@ -234,7 +234,8 @@ func (s *Server) authed(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // ingestAuthed guards the routes that post events: it requires an API key
-// with the ingest scope. (Ingest volume is limited per tenant, not here.)
+// with the ingest scope. Ingest volume is not rate limited per key: its
+// limits are per tenant (tenant settings).
 func (s *Server) ingestAuthed(next http.HandlerFunc) http.HandlerFunc {
 	return s.keyed(backend.ScopeIngest, next)
 }
