@@ -38,9 +38,15 @@ EXPECTED_ROUTES = {
     "POST /api/events/batch",
     "GET /api/activity",
     "GET /api/stats",
+    "GET /api/admin/tenants",
     "POST /api/admin/tenants",
+    "GET /api/admin/tenants/{id}",
+    "PATCH /api/admin/tenants/{id}",
+    "DELETE /api/admin/tenants/{id}",
+    "GET /api/admin/tenants/{id}/keys",
     "POST /api/admin/tenants/{id}/keys",
     "DELETE /api/admin/keys/{id}",
+    "GET /api/admin/audit",
 }
 API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction"}
 
