@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -164,5 +166,41 @@ func TestAuditRecordsWhoAndWhere(t *testing.T) {
 	if e.Action != "tenant.create" || e.Admin != backend.Fingerprint(adminToken) || len(e.Admin) != 12 ||
 		e.Address != "127.0.0.1" || e.KeyID != tenant.KeyID || time.Since(e.At) > time.Minute {
 		t.Errorf("entry = %+v", e)
+	}
+}
+
+// limitedStore is fakeStore with a read limit whose counter fails.
+type limitedStore struct {
+	fakeStore
+	countErr error
+}
+
+func (l *limitedStore) Authenticate(ctx context.Context, raw string) (backend.Key, error) {
+	k, err := l.fakeStore.Authenticate(ctx, raw)
+	k.ReadLimit = 10
+	return k, err
+}
+
+func (l *limitedStore) CountRead(context.Context, backend.Key, time.Time) (backend.ReadWindow, error) {
+	return backend.ReadWindow{}, l.countErr
+}
+
+// TestReadCountFails checks that a read whose count cannot be kept is
+// refused, not let through uncounted.
+func TestReadCountFails(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{backend.Errorf(backend.EUNAVAILABLE, "database unavailable"), 503, "unavailable"},
+		{errors.New("pq: something at 10.0.0.7"), 500, "internal"},
+	} {
+		srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: &limitedStore{countErr: tc.err}}))
+		a := apitest.HTTP(srv.URL)(t, apitest.Request{Method: "GET", Path: "/api/stats", Token: "good"})
+		srv.Close()
+		if a.Status != tc.status || a.ErrorCode(t) != tc.code || strings.Contains(string(a.Body), "10.0.0.7") {
+			t.Errorf("count fails with %v: %d %s, want %d %s", tc.err, a.Status, a.Body, tc.status, tc.code)
+		}
 	}
 }
