@@ -31,7 +31,7 @@ done
 as_root=()
 if [ "$(id -u)" != 0 ]; then
   sudo -n true 2>/dev/null || die "installing with dpkg needs root or passwordless sudo"
-  as_root=(sudo -n --preserve-env=APT_CONFIG)
+  as_root=(sudo -n)
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/km-apt.XXXXXX")
@@ -142,7 +142,7 @@ Acquire::Retries "0";
 DPkg::Options { "--root=$r"; "--log=$r/var/log/dpkg.log"; "--force-bad-path"; };
 CONF
 }
-apt() { APT_CONFIG="$1/apt.conf" "${as_root[@]}" apt-get -q -y "${@:2}"; }
+apt() { "${as_root[@]}" env APT_CONFIG="$1/apt.conf" apt-get -q -y "${@:2}"; }
 
 # ------------------------------------------------------------- install
 r=$tmp/root
