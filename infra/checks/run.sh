@@ -7,10 +7,10 @@
 #   4. goreleaser check, then a snapshot release into a temporary dist
 #      directory, and the result inspected: the amd64 .deb unpacked and its
 #      binary run, completions and man page present, .rpm files, archives
-#      with README and LICENSE, checksums that verify; then the apt
-#      repository built from its .deb files (infra/release/apt-repo.sh) and
-#      installed from, upgraded, and refused when wrongly signed
-#      (infra/checks/apt_install.sh);
+#      with README and LICENSE, checksums that verify; then the apt and
+#      rpm repositories built from its packages (infra/release/apt-repo.sh,
+#      rpm-repo.sh), installed from, upgraded (apt), and refused when
+#      wrongly signed (infra/checks/repo_install.sh);
 #   5. infra/smoke.sh against a real functions/local on a free port.
 # No AWS account, package repository or PyPI is needed. Pinned Go tools are
 # installed into $(go env GOPATH)/bin when missing.
@@ -202,8 +202,8 @@ want="kilometers $version (commit $commit, built $date)"
 KILOMETERS_HOME="$tmp/home" "$root/usr/bin/kilometers" stats --json >/dev/null || die "kilometers stats --json failed on an empty store"
 echo "deb: binary, completions (bash, zsh, fish), man pages and copyright present; binary runs"
 
-step "apt repository from the snapshot: install, upgrade, wrong key (infra/checks/apt_install.sh)"
-infra/checks/apt_install.sh "$dist"
+step "apt and rpm repositories from the snapshot: install, upgrade, wrong key (infra/checks/repo_install.sh)"
+infra/checks/repo_install.sh "$dist"
 fi
 
 # -------------------------------------------------------------------- smoke
