@@ -193,7 +193,8 @@ mkroot "$w" wrong
 if apt "$w" update >"$tmp/wrong.log" 2>&1; then
   die "apt-get update accepted a repository signed by another key: $(cat "$tmp/wrong.log")"
 fi
-grep -q "NO_PUBKEY ${wrongkey: -16}" "$tmp/wrong.log" ||
+# gpgv names the key by its long id, sqv (newer apt) by its fingerprint.
+grep -qE "NO_PUBKEY ${wrongkey: -16}|$wrongkey" "$tmp/wrong.log" ||
   die "apt-get update failed, but not for the signature: $(cat "$tmp/wrong.log")"
 if apt "$w" install kilometers >"$tmp/wrong-install.log" 2>&1; then
   die "apt-get installed kilometers from a repository signed by another key"
