@@ -39,7 +39,7 @@ if [ "$(id -u)" != 0 ]; then
   as_root=(sudo -n)
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/km-apt.XXXXXX")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/km-repos.XXXXXX")
 server=
 cleanup() {
   [ -z "$server" ] || kill "$server" 2>/dev/null || true
@@ -125,7 +125,7 @@ done
   die "the second repository does not hold both versions"
 cp "$www/v1/kilometers-archive-keyring.gpg" "$tmp/archive-keyring.gpg"
 ln -s v1 "$www/apt"
-say "repositories: $version, then $next as well, and one signed by the other key"
+say "apt repositories: $version, then $next as well, and one signed by the other key"
 
 
 # ---------------------------------------------------------------- a root
