@@ -64,6 +64,22 @@ wrongkey=$(newkey "Someone else <other@kilometers.invalid>")
 if [ -z "$key" ] || [ -z "$wrongkey" ]; then die "gpg made no keys"; fi
 say "throwaway keys: archive $key, other $wrongkey"
 
+# The scripts refuse to write an unsigned or empty repository.
+mkdir -p "$tmp/empty"
+for script in apt-repo.sh rpm-repo.sh; do
+  for bad in "no key id|" "an unknown key|0123456789ABCDEF0123456789ABCDEF01234567" "no packages|$key"; do
+    what=${bad%%|*} id=${bad#*|} from=$dist
+    [ "$what" != "no packages" ] || from=$tmp/empty
+    if APT_KEY_ID=$id RPM_KEY_ID=$id "$here/infra/release/$script" "$from" "$tmp/refused" >"$tmp/refused.log" 2>&1; then
+      die "$script wrote a repository with $what: $(cat "$tmp/refused.log")"
+    fi
+    if [ -e "$tmp/refused/dists" ] || [ -e "$tmp/refused/repodata" ]; then
+      die "$script left a repository behind with $what"
+    fi
+  done
+done
+say "apt-repo.sh and rpm-repo.sh refuse no key id, an unknown key and no packages"
+
 # -------------------------------------------------------------- server
 www=$tmp/www
 mkdir -p "$www"
