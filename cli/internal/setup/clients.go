@@ -12,7 +12,9 @@ package setup
 
 import (
 	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -49,7 +51,7 @@ func NewEnv(getenv func(string) string, kmHome string) (Env, error) {
 	if err != nil {
 		return Env{}, err
 	}
-	exe, err := os.Executable()
+	exe, err := executable()
 	if err != nil {
 		return Env{}, err
 	}
@@ -58,6 +60,27 @@ func NewEnv(getenv func(string) string, kmHome string) (Env, error) {
 		GOOS: goos(), UserHome: home, Getenv: getenv, ProjectDir: wd, Home: kmHome,
 		Executable: exe, Processes: processNames, Now: time.Now,
 	}, nil
+}
+
+// executable is the path wrapped commands should run: the one the user
+// invoked when it is the same file as the running binary (a symlink on PATH
+// survives upgrades that move the real binary, as Homebrew's do), else the
+// running binary's own path.
+func executable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			a, errA := os.Stat(abs)
+			b, errB := os.Stat(exe)
+			if errA == nil && errB == nil && os.SameFile(a, b) {
+				return abs, nil
+			}
+		}
+	}
+	return exe, nil
 }
 
 // Format is a config file's syntax.

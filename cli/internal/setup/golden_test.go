@@ -43,7 +43,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.loc.Path = tc.file
-			doc, err := parseDocument(tc.loc, in)
+			doc, err := parseDocument(tc.loc, in, tc.exe)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestGolden(t *testing.T) {
 
 			// The written file parses, every wrap runs the original
 			// command with its original args, and nothing else moved.
-			again, err := parseDocument(tc.loc, out)
+			again, err := parseDocument(tc.loc, out, tc.exe)
 			if err != nil {
 				t.Fatalf("wrapped file does not parse: %v", err)
 			}

@@ -36,11 +36,13 @@ func (e *ParseError) Error() string {
 
 var errNotWrapped = errors.New("not wrapped by kilometers")
 
-func parseDocument(loc Location, b []byte) (document, error) {
+// parseDocument parses a file of loc's format; self is the kilometers
+// binary's path, so entries that run it count as wrapped.
+func parseDocument(loc Location, b []byte, self string) (document, error) {
 	if loc.Format == TOML {
-		return parseTOML(loc, b)
+		return parseTOML(loc, b, self)
 	}
-	return parseJSONC(loc, b)
+	return parseJSONC(loc, b, self)
 }
 
 // jsonDoc is a JSON (or JSON with comments) file held as hujson's exact
@@ -48,17 +50,18 @@ func parseDocument(loc Location, b []byte) (document, error) {
 // setup replaced.
 type jsonDoc struct {
 	loc   Location
+	self  string
 	root  hujson.Value
 	empty bool
 }
 
 var hujsonPos = regexp.MustCompile(`^hujson: line (\d+), column (\d+): (.*)$`)
 
-func parseJSONC(loc Location, b []byte) (*jsonDoc, error) {
+func parseJSONC(loc Location, b []byte, self string) (*jsonDoc, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		// An empty file is what some clients create before any server
 		// is added: nothing to list, nothing to edit.
-		return &jsonDoc{loc: loc, empty: true}, nil
+		return &jsonDoc{loc: loc, self: self, empty: true}, nil
 	}
 	// hujson aliases its input; parse a copy so later reads of b stay
 	// independent of the tree.
@@ -76,7 +79,7 @@ func parseJSONC(loc Location, b []byte) (*jsonDoc, error) {
 		line, col := lineCol(b, v.StartOffset)
 		return nil, &ParseError{Path: loc.Path, Line: line, Column: col, Msg: "the file is not a JSON object"}
 	}
-	return &jsonDoc{loc: loc, root: v}, nil
+	return &jsonDoc{loc: loc, self: self, root: v}, nil
 }
 
 func lineCol(b []byte, off int) (int, int) {
@@ -184,12 +187,12 @@ func stringArray(v *hujson.Value) ([]string, bool) {
 func (d *jsonDoc) servers() []Server {
 	var out []Server
 	for _, e := range d.entries() {
-		out = append(out, inspectJSON(e))
+		out = append(out, inspectJSON(e, d.self))
 	}
 	return out
 }
 
-func inspectJSON(e jsonEntry) Server {
+func inspectJSON(e jsonEntry, self string) Server {
 	s := Server{Section: e.section, Name: e.name, Transport: TransportStdio}
 	obj, ok := e.value.Value.(*hujson.Object)
 	if !ok {
@@ -222,7 +225,7 @@ func inspectJSON(e jsonEntry) Server {
 		s.Unwrappable = "args is not a list of strings"
 	}
 	if s.Unwrappable == "" {
-		_, s.Wrapped = splitWrapped(s.Command, s.Args)
+		_, s.Wrapped = splitWrapped(self, s.Command, s.Args)
 	}
 	return s
 }
@@ -230,7 +233,7 @@ func inspectJSON(e jsonEntry) Server {
 func (d *jsonDoc) find(ref Ref) (*hujson.Object, Server, error) {
 	for _, e := range d.entries() {
 		if e.section == ref.Section && e.name == ref.Name {
-			s := inspectJSON(e)
+			s := inspectJSON(e, d.self)
 			if s.Unwrappable != "" {
 				return nil, s, fmt.Errorf("server %q: %s", ref.Name, s.Unwrappable)
 			}
@@ -307,7 +310,7 @@ func (d *jsonDoc) unwrap(ref Ref, removeArgs bool) error {
 	if err != nil {
 		return err
 	}
-	dd, ok := splitWrapped(s.Command, s.Args)
+	dd, ok := splitWrapped(d.self, s.Command, s.Args)
 	if !ok {
 		return errNotWrapped
 	}

@@ -95,7 +95,7 @@ func Scan(env Env, f Filter) ([]File, error) {
 			out = append(out, file)
 			continue
 		}
-		doc, err := parseDocument(loc, data)
+		doc, err := parseDocument(loc, data, env.Executable)
 		if err != nil {
 			file.Error = err.Error()
 			out = append(out, file)
@@ -265,7 +265,7 @@ func locationOf(env Env, fr *FileRecord) (Location, bool) {
 func planWrap(env Env, c *Change, data []byte) {
 	c.Before, c.After, c.Changed, c.Notes, c.Err = data, data, nil, nil, nil
 	c.argsAdded = map[Ref]bool{}
-	doc, err := parseDocument(c.File.Location, data)
+	doc, err := parseDocument(c.File.Location, data, env.Executable)
 	if err != nil {
 		c.Err = err
 		return
@@ -321,7 +321,7 @@ func planUndo(env Env, c *Change, fr *FileRecord) {
 
 func undoBytes(env Env, c *Change, fr *FileRecord, data []byte) {
 	c.Before, c.After, c.Changed, c.Notes, c.forget, c.Err, c.Restored = data, data, nil, nil, nil, nil, false
-	doc, err := parseDocument(c.File.Location, data)
+	doc, err := parseDocument(c.File.Location, data, env.Executable)
 	if err != nil {
 		c.Err = err
 		return

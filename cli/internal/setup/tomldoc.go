@@ -16,6 +16,7 @@ import (
 // `args` and setup replaces exactly those bytes, then parses again.
 type tomlDoc struct {
 	loc     Location
+	self    string
 	data    []byte
 	entries []*tomlEntry
 }
@@ -45,7 +46,7 @@ type tomlElem struct {
 	isStr      bool
 }
 
-func parseTOML(loc Location, b []byte) (*tomlDoc, error) {
+func parseTOML(loc Location, b []byte, self string) (*tomlDoc, error) {
 	// Decoding checks what the parser alone does not (duplicate keys and
 	// tables) and reports line and column.
 	var anyDoc map[string]any
@@ -58,7 +59,7 @@ func parseTOML(loc Location, b []byte) (*tomlDoc, error) {
 		}
 		return nil, pe
 	}
-	d := &tomlDoc{loc: loc, data: bytes.Clone(b)}
+	d := &tomlDoc{loc: loc, self: self, data: bytes.Clone(b)}
 	if err := d.index(); err != nil {
 		return nil, &ParseError{Path: loc.Path, Line: 1, Column: 1, Msg: err.Error()}
 	}
@@ -181,12 +182,12 @@ func valueStart(b []byte, off int) int {
 func (d *tomlDoc) servers() []Server {
 	out := make([]Server, 0, len(d.entries))
 	for _, e := range d.entries {
-		out = append(out, e.server())
+		out = append(out, e.server(d.self))
 	}
 	return out
 }
 
-func (e *tomlEntry) server() Server {
+func (e *tomlEntry) server(self string) Server {
 	s := Server{Name: e.name, URL: e.url, Transport: transportOf(e.typ, e.url, e.command != nil)}
 	argsOK := true
 	if e.command != nil {
@@ -210,7 +211,7 @@ func (e *tomlEntry) server() Server {
 		s.Unwrappable = "args is not a list of strings"
 	}
 	if s.Unwrappable == "" {
-		_, s.Wrapped = splitWrapped(s.Command, s.Args)
+		_, s.Wrapped = splitWrapped(self, s.Command, s.Args)
 	}
 	return s
 }
@@ -218,7 +219,7 @@ func (e *tomlEntry) server() Server {
 func (d *tomlDoc) find(ref Ref) (*tomlEntry, Server, error) {
 	for _, e := range d.entries {
 		if e.name == ref.Name && ref.Section == "" {
-			s := e.server()
+			s := e.server(d.self)
 			if s.Unwrappable != "" {
 				return nil, s, fmt.Errorf("server %q: %s", ref.Name, s.Unwrappable)
 			}
@@ -240,7 +241,7 @@ func (d *tomlDoc) apply(spans []span) error {
 	for _, s := range spans {
 		out = append(out[:s.start:s.start], append([]byte(s.text), out[s.end:]...)...)
 	}
-	nd, err := parseTOML(d.loc, out)
+	nd, err := parseTOML(d.loc, out, d.self)
 	if err != nil {
 		// Only a bug here could produce invalid TOML; refuse the edit.
 		return fmt.Errorf("edit would break the file: %w", err)
@@ -304,7 +305,7 @@ func (d *tomlDoc) unwrap(ref Ref, removeArgs bool) error {
 	if err != nil {
 		return err
 	}
-	dd, ok := splitWrapped(s.Command, s.Args)
+	dd, ok := splitWrapped(d.self, s.Command, s.Args)
 	if !ok {
 		return errNotWrapped
 	}

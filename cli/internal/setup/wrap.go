@@ -59,8 +59,8 @@ func takesValue(flag string) bool {
 // splitWrapped reports whether command and args are a kilometers monitor
 // wrap, and if so the index of the "--" that ends the monitor's flags and
 // the index of the original command (dd+1).
-func splitWrapped(command string, args []string) (dd int, ok bool) {
-	if !isKilometers(command) || len(args) < 3 || args[0] != "monitor" {
+func splitWrapped(self, command string, args []string) (dd int, ok bool) {
+	if !isKilometers(self, command) || len(args) < 3 || args[0] != "monitor" {
 		return 0, false
 	}
 	for i := 1; i < len(args); i++ {
@@ -76,9 +76,13 @@ func splitWrapped(command string, args []string) (dd int, ok bool) {
 	return 0, false
 }
 
-// isKilometers reports whether command runs a kilometers binary, by name,
-// whatever the directory: the binary may have moved since setup ran.
-func isKilometers(command string) bool {
+// isKilometers reports whether command runs a kilometers binary: this one
+// (self), or one named kilometers wherever it is, as the binary may have
+// moved since setup ran.
+func isKilometers(self, command string) bool {
+	if self != "" && command == self {
+		return true
+	}
 	base := path.Base(strings.ReplaceAll(command, `\`, "/"))
 	base = strings.TrimSuffix(strings.ToLower(base), ".exe")
 	return base == "kilometers"
