@@ -53,6 +53,7 @@ type jsonDoc struct {
 	self  string
 	root  hujson.Value
 	empty bool
+	raw   []byte // the file, for an empty one
 }
 
 var hujsonPos = regexp.MustCompile(`^hujson: line (\d+), column (\d+): (.*)$`)
@@ -61,7 +62,7 @@ func parseJSONC(loc Location, b []byte, self string) (*jsonDoc, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		// An empty file is what some clients create before any server
 		// is added: nothing to list, nothing to edit.
-		return &jsonDoc{loc: loc, self: self, empty: true}, nil
+		return &jsonDoc{loc: loc, self: self, empty: true, raw: bytes.Clone(b)}, nil
 	}
 	// hujson aliases its input; parse a copy so later reads of b stay
 	// independent of the tree.
@@ -87,7 +88,12 @@ func lineCol(b []byte, off int) (int, int) {
 	return line, 1 + off - (bytes.LastIndexByte(b[:off], '\n') + 1)
 }
 
-func (d *jsonDoc) bytes() []byte { return d.root.Pack() }
+func (d *jsonDoc) bytes() []byte {
+	if d.empty {
+		return bytes.Clone(d.raw)
+	}
+	return d.root.Pack()
+}
 
 type jsonEntry struct {
 	section, name string

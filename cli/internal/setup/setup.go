@@ -163,7 +163,9 @@ type Change struct {
 func (c *Change) Diff() string { return unifiedDiff(c.File.Path, c.Before, c.After) }
 
 // Pending is true when applying the change would write the file.
-func (c *Change) Pending() bool { return c.Err == nil && !bytes.Equal(c.Before, c.After) }
+func (c *Change) Pending() bool {
+	return c.Err == nil && !bytes.Equal(c.Before, c.After) && (c.Undo || len(c.Changed) > 0)
+}
 
 // RestartNote says what the user must do for the client to see the change.
 func (c *Change) RestartNote() string {
@@ -421,7 +423,7 @@ func apply(env Env, rec *Record, c *Change, now time.Time) error {
 		}
 		c.Notes = append(c.Notes, "the file changed while setup ran; planned again from what is there now")
 	}
-	if bytes.Equal(c.Before, c.After) {
+	if bytes.Equal(c.Before, c.After) || (!c.Undo && len(c.Changed) == 0) {
 		return forget(env, rec, c, fr)
 	}
 	bk, err := backup(env.Home, now, c.File.Client, c.File.Path, cur)
