@@ -105,13 +105,13 @@ type Client struct {
 // knownClients are the clients setup knows, in the order they are listed.
 func knownClients() []Client {
 	return []Client{
-	{ID: "claude-desktop", Name: "Claude Desktop", Processes: []string{"claude-desktop", "Claude"}},
-	{ID: "claude-code", Name: "Claude Code", Processes: []string{"claude"}, RewritesConfig: true},
-	{ID: "cursor", Name: "Cursor", Processes: []string{"cursor", "Cursor"}},
-	{ID: "vscode", Name: "VS Code", Processes: []string{"code", "Code"}},
-	{ID: "windsurf", Name: "Windsurf", Processes: []string{"windsurf", "Windsurf"}},
-	{ID: "codex", Name: "Codex", Processes: []string{"codex"}},
-	{ID: "zed", Name: "Zed", Processes: []string{"zed", "zed-editor", "Zed"}},
+		{ID: "claude-desktop", Name: "Claude Desktop", Processes: []string{"claude-desktop", "Claude"}},
+		{ID: "claude-code", Name: "Claude Code", Processes: []string{"claude"}, RewritesConfig: true},
+		{ID: "cursor", Name: "Cursor", Processes: []string{"cursor", "Cursor"}},
+		{ID: "vscode", Name: "VS Code", Processes: []string{"code", "Code"}},
+		{ID: "windsurf", Name: "Windsurf", Processes: []string{"windsurf", "Windsurf"}},
+		{ID: "codex", Name: "Codex", Processes: []string{"codex"}},
+		{ID: "zed", Name: "Zed", Processes: []string{"zed", "zed-editor", "Zed"}},
 	}
 }
 
