@@ -346,7 +346,10 @@ func printOutcome(opts *Options, changes []*setup.Change, applied bool, pending 
 			fmt.Fprintf(w, "  %s\n", n)
 		}
 	}
-	if restart {
-		fmt.Fprintln(w, "Restart the clients to load the change. Undo with 'kilometers setup --undo'.")
+	switch {
+	case restart && opts.Undo:
+		fmt.Fprintln(w, "Restart the clients to load the change.")
+	case restart:
+		fmt.Fprintln(w, "Restart the clients to load the change. Undo it with 'kilometers setup --undo'.")
 	}
 }
