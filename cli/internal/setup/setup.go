@@ -296,7 +296,11 @@ func planWrap(env Env, c *Change, data []byte) {
 	c.After = doc.bytes()
 }
 
-func label(r Ref) string {
+func label(r Ref) string { return r.String() }
+
+// String names the entry for people: its key, and its project for
+// ~/.claude.json's per-project entries.
+func (r Ref) String() string {
 	if r.Section != "" {
 		return r.Name + " (project " + r.Section + ")"
 	}

@@ -337,7 +337,7 @@ func printOutcome(opts *Options, changes []*setup.Change, applied bool, pending 
 			}
 			names := make([]string, len(c.Changed))
 			for i, r := range c.Changed {
-				names[i] = r.Name
+				names[i] = r.String()
 			}
 			fmt.Fprintf(w, "%s %s in %s (copy of the previous file: %s).\n", verb, strings.Join(names, ", "), c.File.Path, c.Backup)
 			restart = true
