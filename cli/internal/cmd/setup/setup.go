@@ -117,6 +117,9 @@ func Run(ctx context.Context, opts *Options) error {
 	if opts.Server != "" && opts.Client == "" {
 		return cmdutil.FlagErrorf("--server needs --client")
 	}
+	if _, ok := setup.ClientByID(opts.Client); opts.Client != "" && !ok {
+		return cmdutil.FlagErrorf("unknown client %q (known: %s)", opts.Client, strings.Join(setup.ClientIDs(), ", "))
+	}
 	changing := opts.All || opts.Client != "" || opts.Undo
 	if !changing && (opts.DryRun || opts.Yes) {
 		return cmdutil.FlagErrorf("say what to change: --all, --client NAME or --undo")
@@ -142,7 +145,7 @@ func Run(ctx context.Context, opts *Options) error {
 func list(opts *Options, env setup.Env, filter setup.Filter) error {
 	files, err := setup.Scan(env, filter)
 	if err != nil {
-		return &cmdutil.FlagError{Err: err}
+		return err
 	}
 	if opts.JSON {
 		if files == nil {

@@ -130,7 +130,8 @@ func TestFlagMistakes(t *testing.T) {
 			t.Errorf("%+v: %v, want a usage error", opts, err)
 		}
 	}
-	if err := m.run(Options{Client: "nope", Yes: true}, "", false); err == nil || !strings.Contains(err.Error(), "unknown client \"nope\" (known: claude-desktop, claude-code, cursor, vscode, windsurf, codex, zed)") {
+	var fe *cmdutil.FlagError
+	if err := m.run(Options{Client: "nope", Yes: true}, "", false); !asFlagError(err, &fe) || !strings.Contains(err.Error(), "unknown client \"nope\" (known: claude-desktop, claude-code, cursor, vscode, windsurf, codex, zed)") {
 		t.Errorf("unknown client: %v", err)
 	}
 }
