@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
+	"strings"
 
 	"github.com/tailscale/hujson"
 )
@@ -56,8 +55,6 @@ type jsonDoc struct {
 	raw   []byte // the file, for an empty one
 }
 
-var hujsonPos = regexp.MustCompile(`^hujson: line (\d+), column (\d+): (.*)$`)
-
 func parseJSONC(loc Location, b []byte, self string) (*jsonDoc, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		// An empty file is what some clients create before any server
@@ -68,11 +65,14 @@ func parseJSONC(loc Location, b []byte, self string) (*jsonDoc, error) {
 	// independent of the tree.
 	v, err := hujson.Parse(bytes.Clone(b))
 	if err != nil {
+		// hujson says "hujson: line L, column C: message".
 		pe := &ParseError{Path: loc.Path, Line: 1, Column: 1, Msg: err.Error()}
-		if m := hujsonPos.FindStringSubmatch(err.Error()); m != nil {
-			pe.Line, _ = strconv.Atoi(m[1])
-			pe.Column, _ = strconv.Atoi(m[2])
-			pe.Msg = m[3]
+		var line, col int
+		if _, serr := fmt.Sscanf(err.Error(), "hujson: line %d, column %d:", &line, &col); serr == nil {
+			pe.Line, pe.Column = line, col
+			if _, msg, ok := strings.Cut(err.Error(), fmt.Sprintf("column %d: ", col)); ok {
+				pe.Msg = msg
+			}
 		}
 		return nil, pe
 	}

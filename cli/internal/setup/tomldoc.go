@@ -2,18 +2,17 @@ package setup
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // tomlDoc is a TOML file (Codex's config.toml). No TOML library edits a
 // document in place, so go-toml's parser locates the spans of `command` and
-// `args` and setup replaces exactly those bytes, then parses again.
+// `args` and setup replaces exactly those bytes, then parses and checks the
+// result again.
 type tomlDoc struct {
 	loc     Location
 	self    string
@@ -47,17 +46,9 @@ type tomlElem struct {
 }
 
 func parseTOML(loc Location, b []byte, self string) (*tomlDoc, error) {
-	// Decoding checks what the parser alone does not (duplicate keys and
-	// tables) and reports line and column.
-	var anyDoc map[string]any
-	if err := toml.Unmarshal(b, &anyDoc); err != nil {
-		pe := &ParseError{Path: loc.Path, Line: 1, Column: 1, Msg: err.Error()}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			pe.Line, pe.Column = de.Position()
-			pe.Msg = strings.TrimPrefix(de.Error(), "toml: ")
-		}
-		return nil, pe
+	if off, err := checkTOML(b); err != nil {
+		line, col := lineCol(b, off)
+		return nil, &ParseError{Path: loc.Path, Line: line, Column: col, Msg: err.Error()}
 	}
 	d := &tomlDoc{loc: loc, self: self, data: bytes.Clone(b)}
 	if err := d.index(); err != nil {
