@@ -171,23 +171,25 @@ func list(opts *Options, env setup.Env, filter setup.Filter) error {
 			fmt.Fprintln(w, "  no servers")
 			continue
 		}
-		t := output.NewTable(&cmdutil.IOStreams{Out: w}, "  SERVER", "TRANSPORT", "STATUS")
+		t := output.NewTable(opts.IO, "  SERVER", "TRANSPORT", "STATUS")
+		var why []string
 		for _, s := range f.Servers {
-			name := s.Name
-			if s.Section != "" {
-				name += " (project " + s.Section + ")"
-			}
+			name := s.Ref().String()
 			status := "not wrapped"
 			switch {
 			case s.Wrapped:
 				status = "wrapped"
 			case s.Unwrappable != "":
-				status = "not wrappable: " + s.Unwrappable
+				status = "not wrappable"
+				why = append(why, fmt.Sprintf("  %s: %s", name, s.Unwrappable))
 			}
 			t.AddRow("  "+name, s.Transport, status)
 		}
 		if err := t.Render(); err != nil {
 			return err
+		}
+		for _, line := range why {
+			fmt.Fprintln(w, line)
 		}
 	}
 	return nil

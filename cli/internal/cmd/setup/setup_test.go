@@ -91,7 +91,7 @@ func TestList(t *testing.T) {
 	}
 	out := m.out.String()
 	for _, want := range []string{
-		"Cursor (user) " + m.cursorPath, "fs", "not wrapped", "web", "http", "not wrappable: remote server",
+		"Cursor (user) " + m.cursorPath, "fs", "not wrapped", "web", "http", "not wrappable", "web: remote server",
 		"Codex (user)", "wrapped",
 		"VS Code (project)", "cannot read it: " + filepath.Join(m.env.ProjectDir, ".vscode", "mcp.json") + ":1:3: ",
 	} {
