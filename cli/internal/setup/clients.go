@@ -71,16 +71,24 @@ func executable() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if p, err := exec.LookPath(os.Args[0]); err == nil {
-		if abs, err := filepath.Abs(p); err == nil {
-			a, errA := os.Stat(abs)
-			b, errB := os.Stat(exe)
-			if errA == nil && errB == nil && os.SameFile(a, b) {
-				return abs, nil
-			}
-		}
+	return preferredExecutable(os.Args[0], exe), nil
+}
+
+func preferredExecutable(argv0, exe string) string {
+	p, err := exec.LookPath(argv0)
+	if err != nil {
+		return exe
 	}
-	return exe, nil
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return exe
+	}
+	a, errA := os.Stat(abs)
+	b, errB := os.Stat(exe)
+	if errA == nil && errB == nil && os.SameFile(a, b) {
+		return abs
+	}
+	return exe
 }
 
 // Format is a config file's syntax.
