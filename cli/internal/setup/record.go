@@ -24,6 +24,12 @@ type Record struct {
 type FileRecord struct {
 	Path   string `json:"path"`
 	Client string `json:"client"`
+	Scope  Scope  `json:"scope"`
+	Format Format `json:"format"`
+	// Key and Projects say where the servers are in the file, so undo
+	// reads it the way setup did even if the environment changed since.
+	Key      string `json:"key"`
+	Projects bool   `json:"projects,omitempty"`
 	// Backup is the copy of the file taken before setup's first change.
 	Backup string `json:"backup"`
 	// Exact is true while the file holds nothing but Backup plus setup's
@@ -60,6 +66,10 @@ func (r *Record) drop(path string) {
 			return
 		}
 	}
+}
+
+func (f *FileRecord) location() Location {
+	return Location{Client: f.Client, Scope: f.Scope, Path: f.Path, Format: f.Format, Key: f.Key, Projects: f.Projects}
 }
 
 func (f *FileRecord) wrap(ref Ref) *WrapRecord {

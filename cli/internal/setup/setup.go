@@ -201,11 +201,7 @@ func Plan(env Env, undo bool, f Filter) ([]*Change, error) {
 			if f.Client != "" && fr.Client != f.Client {
 				continue
 			}
-			loc, ok := locationOf(env, fr)
-			if !ok {
-				continue
-			}
-			c := &Change{File: newFile(loc, running), Undo: true, filter: f}
+			c := &Change{File: newFile(fr.location(), running), Undo: true, filter: f}
 			planUndo(env, c, fr)
 			changes = append(changes, c)
 		}
@@ -240,28 +236,6 @@ func clientsPhrase(id string) string {
 		return c.Name + "'s config files"
 	}
 	return "any client's config files"
-}
-
-// locationOf finds the Location a record names, so an undo edits the file
-// with the syntax and keys it was wrapped with.
-func locationOf(env Env, fr *FileRecord) (Location, bool) {
-	for _, loc := range Locations(env) {
-		if loc.Path == fr.Path && loc.Client == fr.Client {
-			return loc, true
-		}
-	}
-	// A project file wrapped from another directory: rebuild its
-	// Location from that project's.
-	for _, proj := range []string{filepath.Dir(fr.Path), filepath.Dir(filepath.Dir(fr.Path))} {
-		e := env
-		e.ProjectDir = proj
-		for _, loc := range Locations(e) {
-			if loc.Path == fr.Path && loc.Client == fr.Client {
-				return loc, true
-			}
-		}
-	}
-	return Location{}, false
 }
 
 func planWrap(env Env, c *Change, data []byte) {
@@ -451,7 +425,8 @@ func apply(env Env, rec *Record, c *Change, now time.Time) error {
 	}
 	if fr == nil || len(fr.Servers) == 0 {
 		rec.drop(c.File.Path)
-		rec.Files = append(rec.Files, FileRecord{Path: c.File.Path, Client: c.File.Client, Backup: bk, Exact: true})
+		l := c.File.Location
+		rec.Files = append(rec.Files, FileRecord{Path: l.Path, Client: l.Client, Scope: l.Scope, Format: l.Format, Key: l.Key, Projects: l.Projects, Backup: bk, Exact: true})
 		fr = &rec.Files[len(rec.Files)-1]
 	} else if fr.Written != sum(cur) {
 		fr.Exact = false

@@ -577,3 +577,22 @@ func TestWriteAtomicLeavesNoTemporaryFile(t *testing.T) {
 		t.Errorf("content %q", b)
 	}
 }
+
+func TestUndoWorksFromTheRecordWhenTheEnvironmentChanged(t *testing.T) {
+	m := newMachine(t)
+	xdg := filepath.Join(m.user, "xdg")
+	m.env.Getenv = mapEnv(map[string]string{"XDG_CONFIG_HOME": xdg})
+	vscode := `{
+	// comments survive
+	"servers": {"a": {"type": "stdio", "command": "uvx", "args": ["x"]}},
+}
+`
+	p := m.write(t, filepath.Join(xdg, "Code", "User", "mcp.json"), vscode, 0o644)
+	m.run(t, false, Filter{})
+	m.env.Getenv = mapEnv(nil) // XDG_CONFIG_HOME unset since
+	m.env.ProjectDir = ""
+	undo := m.run(t, true, Filter{})
+	if len(undo) != 1 || undo[0].Err != nil || read(t, p) != vscode {
+		t.Errorf("undo: %+v\n%s", undo, read(t, p))
+	}
+}
