@@ -227,6 +227,8 @@ func inspectJSON(e jsonEntry, self string) Server {
 		s.Unwrappable = "no command (a server an extension provides, or an incomplete entry)"
 	case !cmdOK:
 		s.Unwrappable = "command is not a string"
+	case s.Command == "":
+		s.Unwrappable = "command is empty"
 	case !argsOK:
 		s.Unwrappable = "args is not a list of strings"
 	}

@@ -596,3 +596,30 @@ func TestUndoWorksFromTheRecordWhenTheEnvironmentChanged(t *testing.T) {
 		t.Errorf("undo: %+v\n%s", undo, read(t, p))
 	}
 }
+
+func TestOddEntriesAreLeftAlone(t *testing.T) {
+	m := newMachine(t)
+	odd := `{"mcpServers": {
+  "empty": {"command": ""},
+  "number": {"command": 42},
+  "badargs": {"command": "x", "args": "not a list"},
+  "mixed": {"command": "x", "args": ["a", 1]},
+  "list": ["not", "an", "object"],
+  "nested": {"command": {"path": "x", "args": []}}
+}}`
+	p := m.write(t, filepath.Join(m.user, ".cursor", "mcp.json"), odd, 0o644)
+	toml := "[mcp_servers.e]\ncommand = \"\"\n[mcp_servers.n]\ncommand = 1\n[mcp_servers.a]\ncommand = \"x\"\nargs = [1]\n[mcp_servers.s]\ncommand = \"x\"\nargs = \"y\"\n[mcp_servers.none]\ncwd = \"/\"\n"
+	q := m.write(t, filepath.Join(m.user, ".codex", "config.toml"), toml, 0o644)
+	changes := m.run(t, false, Filter{})
+	for _, c := range changes {
+		if c.Err != nil || len(c.Changed) != 0 || c.Pending() {
+			t.Errorf("%s: err %v, changed %v", c.File.Path, c.Err, c.Changed)
+		}
+		if len(c.Notes) != len(c.File.Servers) {
+			t.Errorf("%s: notes %q for %d servers", c.File.Path, c.Notes, len(c.File.Servers))
+		}
+	}
+	if read(t, p) != odd || read(t, q) != toml {
+		t.Error("a file with only odd entries was written")
+	}
+}

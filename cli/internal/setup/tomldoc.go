@@ -198,6 +198,8 @@ func (e *tomlEntry) server(self string) Server {
 		s.Unwrappable = "no command"
 	case e.badCommand:
 		s.Unwrappable = "command is not a string"
+	case s.Command == "":
+		s.Unwrappable = "command is empty"
 	case !argsOK:
 		s.Unwrappable = "args is not a list of strings"
 	}
