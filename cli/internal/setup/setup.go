@@ -223,8 +223,10 @@ func Plan(env Env, undo bool, f Filter) ([]*Change, error) {
 		}
 		changes = append(changes, c)
 	}
+	// A file that could not be read may hold the server: its refusal is
+	// the report then.
 	if f.Server != "" && !slices.ContainsFunc(changes, func(c *Change) bool {
-		return slices.ContainsFunc(c.File.Servers, func(s Server) bool { return s.Name == f.Server })
+		return c.Err != nil || slices.ContainsFunc(c.File.Servers, func(s Server) bool { return s.Name == f.Server })
 	}) {
 		return changes, fmt.Errorf("no server named %q in %s", f.Server, clientsPhrase(f.Client))
 	}
