@@ -349,7 +349,11 @@ func lineBreakLike(extra []byte) []byte {
 		if len(bytes.TrimLeft(indent, " \t")) != 0 {
 			indent = nil
 		}
-		return append([]byte("\n"), indent...)
+		eol := "\n"
+		if i > 0 && extra[i-1] == '\r' {
+			eol = "\r\n"
+		}
+		return append([]byte(eol), indent...)
 	}
 	return whitespaceOr(extra, " ")
 }

@@ -69,6 +69,9 @@ func TestProperties(t *testing.T) {
 				first := m.run(t, false, Filter{})
 				wrapped := read(t, path)
 				checkWrapped(t, m, loc, before, wrapped, text)
+				if strings.Contains(text, "\r\n") && strings.Count(wrapped, "\n") != strings.Count(wrapped, "\r\n") {
+					t.Errorf("a CRLF file got a bare LF:\n%q", wrapped)
+				}
 				if !first[0].Pending() && wrapped != text {
 					t.Fatal("a change without a pending plan")
 				}

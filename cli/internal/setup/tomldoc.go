@@ -266,11 +266,16 @@ func (d *tomlDoc) wrap(ref Ref, exe string) (bool, error) {
 				indent = nil
 			}
 			line := string(indent) + cmd.keyPrefix + "args = " + list
+			// The new line ends as the file's lines do.
+			eol := "\n"
+			if bytes.Contains(d.data, []byte("\r\n")) {
+				eol = "\r\n"
+			}
 			if le := bytes.IndexByte(d.data[cmd.end:], '\n'); le >= 0 {
 				at := cmd.end + le + 1
-				spans = append(spans, span{at, at, line + "\n"})
+				spans = append(spans, span{at, at, line + eol})
 			} else {
-				spans = append(spans, span{len(d.data), len(d.data), "\n" + line})
+				spans = append(spans, span{len(d.data), len(d.data), eol + line})
 			}
 		}
 		return true, d.apply(spans)
@@ -342,6 +347,9 @@ func (d *tomlDoc) argsRemoval(cmd, args *tomlKV) (span, bool) {
 	}
 	if le >= 0 {
 		return span{ls, args.end + le + 1, ""}, true
+	}
+	if ls > 1 && d.data[ls-2] == '\r' {
+		return span{ls - 2, len(d.data), ""}, true
 	}
 	if ls > 0 {
 		return span{ls - 1, len(d.data), ""}, true
