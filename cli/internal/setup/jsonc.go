@@ -38,11 +38,26 @@ var errNotWrapped = errors.New("not wrapped by kilometers")
 // parseDocument parses a file of loc's format; self is the kilometers
 // binary's path, so entries that run it count as wrapped.
 func parseDocument(loc Location, b []byte, self string) (document, error) {
+	// Windows editors (Notepad) start UTF-8 files with a byte order mark
+	// that neither parser takes; it is kept as it was.
+	if rest, ok := bytes.CutPrefix(b, utf8BOM); ok {
+		d, err := parseDocument(loc, rest, self)
+		if err != nil {
+			return nil, err
+		}
+		return bomDoc{d}, nil
+	}
 	if loc.Format == TOML {
 		return parseTOML(loc, b, self)
 	}
 	return parseJSONC(loc, b, self)
 }
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+type bomDoc struct{ document }
+
+func (d bomDoc) bytes() []byte { return append(bytes.Clone(utf8BOM), d.document.bytes()...) }
 
 // jsonDoc is a JSON (or JSON with comments) file held as hujson's exact
 // syntax tree, so packing it back gives the same bytes but for the values

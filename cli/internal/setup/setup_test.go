@@ -623,3 +623,22 @@ func TestOddEntriesAreLeftAlone(t *testing.T) {
 		t.Error("a file with only odd entries was written")
 	}
 }
+
+func TestByteOrderMarkIsKept(t *testing.T) {
+	m := newMachine(t)
+	bom := "\ufeff"
+	j := m.write(t, filepath.Join(m.user, ".cursor", "mcp.json"), bom+cursorFile, 0o644)
+	k := m.write(t, filepath.Join(m.user, ".codex", "config.toml"), bom+codexFile, 0o644)
+	for _, c := range m.run(t, false, Filter{}) {
+		if c.Err != nil || len(c.Changed) != 1 {
+			t.Errorf("%s: %v %v", c.File.Path, c.Err, c.Changed)
+		}
+	}
+	if !strings.HasPrefix(read(t, j), bom+"{") || !strings.HasPrefix(read(t, k), bom+"# codex") {
+		t.Error("the byte order mark was lost")
+	}
+	m.run(t, true, Filter{})
+	if read(t, j) != bom+cursorFile || read(t, k) != bom+codexFile {
+		t.Error("undo did not restore the files")
+	}
+}
