@@ -147,10 +147,12 @@ func myers(x, y []string) []diffOp {
 	maxD := n + m
 	off := maxD + 1
 	v := make([]int, 2*maxD+3)
+	// trace[d] keeps v as step d found it, for k in [-d-1, d+1] only:
+	// memory grows with D², not with D times the file's length.
 	var trace [][]int
 	found := false
 	for d := 0; d <= maxD && !found; d++ {
-		trace = append(trace, append([]int(nil), v...))
+		trace = append(trace, append([]int(nil), v[off-d-1:off+d+2]...))
 		for k := -d; k <= d; k += 2 {
 			var xi int
 			if k == -d || (k != d && v[off+k-1] < v[off+k+1]) {
@@ -174,15 +176,15 @@ func myers(x, y []string) []diffOp {
 	var rev []diffOp
 	xi, yi := n, m
 	for d := len(trace) - 1; d >= 0; d-- {
-		vd := trace[d]
+		vd := func(k int) int { return trace[d][k+d+1] }
 		k := xi - yi
 		var prevK int
-		if k == -d || (k != d && vd[off+k-1] < vd[off+k+1]) {
+		if k == -d || (k != d && vd(k-1) < vd(k+1)) {
 			prevK = k + 1
 		} else {
 			prevK = k - 1
 		}
-		prevX := vd[off+prevK]
+		prevX := vd(prevK)
 		prevY := prevX - prevK
 		for xi > prevX && yi > prevY {
 			xi--

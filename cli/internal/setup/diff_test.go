@@ -162,3 +162,26 @@ func parseRange(s string) (start, n int) {
 	n, _ = strconv.Atoi(b)
 	return start, n
 }
+
+// ~/.claude.json can hold tens of thousands of lines between two servers:
+// the diff stays two small hunks and cheap.
+func TestDiffOfALargeFile(t *testing.T) {
+	var a []string
+	for i := range 60000 {
+		a = append(a, fmt.Sprintf("    \"line %d\",\n", i))
+	}
+	b := append([]string(nil), a[:10]...)
+	b = append(b, "added 1\n", "added 2\n")
+	b = append(b, a[10:59990]...)
+	b = append(b, "added 3\n")
+	b = append(b, a[59991:]...)
+	ab, bb := []byte(strings.Join(a, "")), []byte(strings.Join(b, ""))
+	d := unifiedDiff("f", ab, bb)
+	if n := strings.Count(d, "\n@@ "); n != 2 {
+		t.Errorf("%d hunks:\n%s", n, d)
+	}
+	got, err := applyDiff(ab, d)
+	if err != nil || !bytes.Equal(got, bb) {
+		t.Errorf("the diff does not apply: %v", err)
+	}
+}
