@@ -19,6 +19,8 @@ type document interface {
 	// unwrap restores the entry's own command and args; removeArgs drops
 	// args when it ends up empty (setup added it).
 	unwrap(ref Ref, removeArgs bool) error
+	// setCommand replaces the command of a wrapped entry.
+	setCommand(ref Ref, command string) error
 	bytes() []byte
 }
 
@@ -316,6 +318,15 @@ func (d *jsonDoc) wrap(ref Ref, exe string) (bool, error) {
 	spaceOut(added, first, sep)
 	arr.Elements = append(added, arr.Elements...)
 	return false, nil
+}
+
+func (d *jsonDoc) setCommand(ref Ref, command string) error {
+	obj, _, err := d.find(ref)
+	if err != nil {
+		return err
+	}
+	obj.Members[memberIndex(obj, "command")].Value.Value = hujson.String(command)
+	return nil
 }
 
 func spaceOut(vals []hujson.Value, first, sep []byte) {

@@ -219,7 +219,7 @@ func Plan(env Env, undo bool, f Filter) ([]*Change, error) {
 		if err != nil {
 			c.Err = err
 		} else {
-			planWrap(env, c, data)
+			planWrap(env, rec, c, data)
 		}
 		changes = append(changes, c)
 	}
@@ -240,7 +240,7 @@ func clientsPhrase(id string) string {
 	return "any client's config files"
 }
 
-func planWrap(env Env, c *Change, data []byte) {
+func planWrap(env Env, rec *Record, c *Change, data []byte) {
 	c.Before, c.After, c.Changed, c.Notes, c.Err = data, data, nil, nil, nil
 	c.argsAdded = map[Ref]bool{}
 	doc, err := parseDocument(c.File.Location, data, env.Executable)
@@ -257,6 +257,15 @@ func planWrap(env Env, c *Change, data []byte) {
 		switch {
 		case s.Unwrappable != "":
 			c.Notes = append(c.Notes, fmt.Sprintf("%s: not wrapped: %s", label(s.Ref()), s.Unwrappable))
+		case s.Wrapped && s.Command != env.Executable && recorded(rec, c.File.Path, s.Ref()) && !exists(s.Command):
+			// Setup's own wrap, pointing at a kilometers binary that has
+			// gone (moved, reinstalled elsewhere): point it at this one.
+			if err := doc.setCommand(s.Ref(), env.Executable); err != nil {
+				c.Err = fmt.Errorf("%s: %w", c.File.Path, err)
+				return
+			}
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: wrapped by %s, which is gone; now %s", label(s.Ref()), s.Command, env.Executable))
+			c.Changed = append(c.Changed, s.Ref())
 		case s.Wrapped:
 			c.Notes = append(c.Notes, fmt.Sprintf("%s: already wrapped", label(s.Ref())))
 		default:
@@ -273,6 +282,16 @@ func planWrap(env Env, c *Change, data []byte) {
 }
 
 func label(r Ref) string { return r.String() }
+
+func recorded(rec *Record, path string, ref Ref) bool {
+	fr := rec.file(path)
+	return fr != nil && fr.wrap(ref) != nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
 
 // String names the entry for people: its key, and its project for
 // ~/.claude.json's per-project entries.
@@ -396,7 +415,7 @@ func apply(env Env, rec *Record, c *Change, now time.Time) error {
 		if c.Undo {
 			undoBytes(env, c, fr, cur)
 		} else {
-			planWrap(env, c, cur)
+			planWrap(env, rec, c, cur)
 		}
 		if c.Err != nil {
 			return c.Err

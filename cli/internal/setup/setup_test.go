@@ -642,3 +642,41 @@ func TestByteOrderMarkIsKept(t *testing.T) {
 		t.Error("undo did not restore the files")
 	}
 }
+
+func TestWrapsOfAGoneBinaryArePointedAtThisOne(t *testing.T) {
+	m := newMachine(t)
+	old := m.write(t, filepath.Join(m.user, "old", "kilometers"), "#!/bin/sh\n", 0o755)
+	m.env.Executable = old
+	p := m.write(t, filepath.Join(m.user, ".cursor", "mcp.json"), cursorFile, 0o644)
+	q := m.write(t, filepath.Join(m.user, ".codex", "config.toml"), codexFile, 0o644)
+	m.run(t, false, Filter{})
+	// Still there: another install, not setup's business.
+	m.env.Executable = "/opt/new/kilometers"
+	for _, c := range m.run(t, false, Filter{}) {
+		if c.Pending() || len(c.Changed) != 0 {
+			t.Errorf("%s changed while the old binary exists", c.File.Path)
+		}
+	}
+	os.Remove(old)
+	changes := m.run(t, false, Filter{})
+	for _, c := range changes {
+		if c.Err != nil || len(c.Changed) != 1 || !strings.Contains(strings.Join(c.Notes, "\n"), "which is gone; now /opt/new/kilometers") {
+			t.Errorf("%s: err %v, changed %v, notes %q", c.File.Path, c.Err, c.Changed, c.Notes)
+		}
+	}
+	if !strings.Contains(read(t, p), `"command": "/opt/new/kilometers", "args": ["monitor", "--name", "fs", "--", "npx"`) ||
+		!strings.Contains(read(t, q), "command = \"/opt/new/kilometers\"\nargs = [\"monitor\", \"--name\", \"time\", \"--\", \"uvx\"") {
+		t.Errorf("not re-pointed:\n%s\n%s", read(t, p), read(t, q))
+	}
+	// A hand-made wrap of a gone binary is not setup's to change.
+	hand := `{"mcpServers": {"h": {"command": "/gone/kilometers", "args": ["monitor", "--", "x"]}}}`
+	w := m.write(t, filepath.Join(m.user, ".codeium", "windsurf", "mcp_config.json"), hand, 0o644)
+	m.run(t, false, Filter{Client: "windsurf"})
+	if read(t, w) != hand {
+		t.Error("a wrap setup did not make was changed")
+	}
+	m.run(t, true, Filter{})
+	if read(t, p) != cursorFile || read(t, q) != codexFile {
+		t.Errorf("undo after re-pointing:\n%s\n%s", read(t, p), read(t, q))
+	}
+}

@@ -298,6 +298,14 @@ func (d *tomlDoc) wrap(ref Ref, exe string) (bool, error) {
 	return false, d.apply(spans)
 }
 
+func (d *tomlDoc) setCommand(ref Ref, command string) error {
+	e, _, err := d.find(ref)
+	if err != nil {
+		return err
+	}
+	return d.apply([]span{{e.command.valueStart, e.command.end, tomlQuote(command)}})
+}
+
 func (d *tomlDoc) unwrap(ref Ref, removeArgs bool) error {
 	e, s, err := d.find(ref)
 	if err != nil {
