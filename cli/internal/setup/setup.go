@@ -153,6 +153,9 @@ type Change struct {
 	Restored bool
 	// Backup is the copy taken before writing.
 	Backup string
+	// Replanned is true when the file changed between Plan and Apply (a
+	// client wrote it) and the change was worked out again from it.
+	Replanned bool
 
 	argsAdded map[Ref]bool
 	forget    []Ref // recorded entries that are no longer wrapped
@@ -420,7 +423,7 @@ func apply(env Env, rec *Record, c *Change, now time.Time) error {
 		if c.Err != nil {
 			return c.Err
 		}
-		c.Notes = append(c.Notes, "the file changed while setup ran; planned again from what is there now")
+		c.Replanned = true
 	}
 	if bytes.Equal(c.Before, c.After) || (!c.Undo && len(c.Changed) == 0) {
 		return forget(env, rec, c, fr)

@@ -204,9 +204,12 @@ type FileResult struct {
 	Diff     string   `json:"diff,omitempty"`
 	Applied  bool     `json:"applied"`
 	Restored bool     `json:"restored_byte_for_byte,omitempty"`
-	Backup   string   `json:"backup,omitempty"`
-	Restart  string   `json:"restart,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	// Replanned is true when the file changed between the diff and the
+	// write, so what was written is not exactly the diff shown.
+	Replanned bool   `json:"changed_meanwhile,omitempty"`
+	Backup    string `json:"backup,omitempty"`
+	Restart   string `json:"restart,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // ChangeOutput is the --json shape of a change.
@@ -260,7 +263,7 @@ func change(opts *Options, env setup.Env, filter setup.Filter) error {
 		out := ChangeOutput{OK: !refused, DryRun: opts.DryRun, Undo: opts.Undo, Files: []FileResult{}}
 		for _, c := range changes {
 			r := FileResult{Path: c.File.Path, Client: c.File.Client, Changed: []string{}, Notes: c.Notes,
-				Diff: c.Diff(), Applied: apply && c.Err == nil && len(c.Changed) > 0, Restored: c.Restored && apply, Backup: c.Backup, Restart: c.RestartNote()}
+				Diff: c.Diff(), Applied: apply && c.Err == nil && len(c.Changed) > 0, Restored: c.Restored && apply, Replanned: c.Replanned, Backup: c.Backup, Restart: c.RestartNote()}
 			for _, ref := range c.Changed {
 				r.Changed = append(r.Changed, ref.Name)
 			}
@@ -346,6 +349,9 @@ func printOutcome(opts *Options, changes []*setup.Change, applied bool, pending 
 			}
 			fmt.Fprintf(w, "%s %s in %s (copy of the previous file: %s).\n", verb, strings.Join(names, ", "), c.File.Path, c.Backup)
 			restart = true
+		}
+		if c.Replanned {
+			fmt.Fprintf(w, "  %s changed while setup ran (a client wrote it?); the change was worked out again from what is there now.\n", c.File.Path)
 		}
 		if n := c.RestartNote(); n != "" && c.Err == nil && len(c.Changed) > 0 {
 			fmt.Fprintf(w, "  %s\n", n)

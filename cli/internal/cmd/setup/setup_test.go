@@ -285,3 +285,29 @@ func TestCommandFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestFileChangedBetweenDiffAndWrite(t *testing.T) {
+	m := newMachine(t)
+	// The clock is read right before each file is written: the moment a
+	// client writes the file in this test.
+	edited := strings.Replace(cursorJSON, `"web"`, `"new": {"command": "node"},
+    "web"`, 1)
+	once := false
+	m.env.Now = func() time.Time {
+		if !once {
+			once = true
+			m.write(m.cursorPath, edited)
+		}
+		return time.Now()
+	}
+	if err := m.run(Options{All: true, Yes: true}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.out.String(), m.cursorPath+" changed while setup ran") {
+		t.Errorf("output:\n%s", m.out.String())
+	}
+	got := m.read(m.cursorPath)
+	if !strings.Contains(got, `"--name", "new", "--", "node"`) || !strings.Contains(got, `"--name", "fs"`) {
+		t.Errorf("file:\n%s", got)
+	}
+}
