@@ -3,7 +3,7 @@
 //
 // The same types are written by the CLI's monitor, kept in the local store,
 // shipped to the API, stored by the backend and printed by --json output, so
-// their JSON encoding is a public contract (see PRODUCT.md): snake_case names,
+// their JSON encoding is a public contract (see docs/api.md): snake_case names,
 // and fields that do not apply are left out.
 package event
 
