@@ -86,12 +86,6 @@ func (c *Cursor) After(s *event.Session) bool {
 	return SessionLess(&event.Session{StartedAt: c.TS, ID: c.ID}, s)
 }
 
-// CountsToward reports what e adds to its session's row: a tools/call
-// request is a call, a failed reply a failure.
-func CountsToward(e *event.Event) (call, failed bool) {
-	return e.IsToolCall(), e.Failed()
-}
-
 // Answers reports whether reply answers req, the way the monitor pairs
 // them: same session, opposite directions, the same JSON-RPC id, and the
 // reply later. When an id is reused, a reply answers the latest request

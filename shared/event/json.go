@@ -54,6 +54,9 @@ func AppendJSON(b []byte, e *Event) ([]byte, bool) {
 		b = append(b, `,"resource_uri":`...)
 		b = AppendJSONString(b, e.ResourceURI)
 	}
+	if e.Retry {
+		b = append(b, `,"retry":true`...)
+	}
 	ok := true
 	if e.LatencyMS != nil {
 		b = append(b, `,"latency_ms":`...)

@@ -23,7 +23,7 @@ var stagingColumns = []string{
 	"id", "session_id", "seq", "ts", "direction", "kind", "server", "rpc_id", "method", "tool",
 	"latency_ms", "latency_bucket", "error_code", "is_error", "failed", "size",
 	"risk_score", "risk_level", "risk_rank", "risk_reasons", "cost_usd", "tokens",
-	"payload", "payload_truncated", "error_message", "prompt", "resource_uri",
+	"payload", "payload_truncated", "error_message", "prompt", "resource_uri", "retry",
 }
 
 const createStaging = `
@@ -34,10 +34,11 @@ CREATE TEMP TABLE km_staging (
     failed boolean, size bigint, risk_score integer, risk_level text, risk_rank smallint,
     risk_reasons text[], cost_usd double precision, tokens bigint,
     payload jsonb, payload_truncated boolean,
-    error_message text NOT NULL DEFAULT '', prompt text NOT NULL DEFAULT '', resource_uri text NOT NULL DEFAULT ''
+    error_message text NOT NULL DEFAULT '', prompt text NOT NULL DEFAULT '', resource_uri text NOT NULL DEFAULT '',
+    retry boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP`
 
-// unnestSource turns the column arrays Ingest sends as parameters $2..$31
+// unnestSource turns the column arrays Ingest sends as parameters $2..$32
 // (see batchColumns.args) back into rows with the columns of km_staging.
 // One statement with array parameters costs one round trip and no catalog
 // work, where a temporary table plus COPY cost three round trips and the
@@ -63,7 +64,7 @@ const unnestSource = `src AS (
         risk_rank,
         CASE WHEN reasons_len >= 0 THEN ($22::text[])[reasons_off + 1 : reasons_off + reasons_len] END AS risk_reasons,
         cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated,
-        error_message, prompt, resource_uri
+        error_message, prompt, resource_uri, retry
     FROM (SELECT unnest($2::uuid[]) AS id, unnest($3::uuid[]) AS session_id, unnest($4::int8[]) AS seq,
         unnest($5::timestamptz[]) AS ts, unnest($6::text[]) AS direction, unnest($7::text[]) AS kind,
         unnest($8::text[]) AS server, unnest($9::text[]) AS rpc_id, unnest($10::text[]) AS method,
@@ -73,7 +74,8 @@ const unnestSource = `src AS (
         unnest($20::text[]) AS risk_level, unnest($21::int4[]) AS reasons_off, unnest($23::int4[]) AS reasons_len,
         unnest($24::float8[]) AS cost_usd, unnest($25::int8[]) AS tokens, unnest($26::text[]) AS payload,
         unnest($27::bool[]) AS payload_truncated, unnest($28::int2[]) AS risk_rank,
-        unnest($29::text[]) AS error_message, unnest($30::text[]) AS prompt, unnest($31::text[]) AS resource_uri) AS s
+        unnest($29::text[]) AS error_message, unnest($30::text[]) AS prompt, unnest($31::text[]) AS resource_uri,
+        unnest($32::bool[]) AS retry) AS s
 )`
 
 // insertEventsFrom moves the staged events into events, skipping ids the tenant
@@ -93,20 +95,20 @@ ins AS (
     INSERT INTO events (tenant_id, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         latency_ms, latency_bucket, error_code, is_error, failed, size,
         risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
-        error_message, prompt, resource_uri)
+        error_message, prompt, resource_uri, retry)
     SELECT $1, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         latency_ms, latency_bucket, error_code, is_error, failed, size,
         risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
-        error_message, prompt, resource_uri
+        error_message, prompt, resource_uri, retry
     FROM %s
     ON CONFLICT (tenant_id, id) DO NOTHING
-    RETURNING ts, session_id, server, method, tool, kind, failed, size, cost_usd, tokens,
+    RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket
 ), g AS (
     SELECT date_trunc('minute', ts, 'UTC') AS minute, server, method, tool, latency_bucket,
         count(*) AS events,
-        count(*) FILTER (WHERE kind = 'request') AS requests,
-        count(*) FILTER (WHERE kind IN ('request', 'notification')) AS calls,
+        count(*) FILTER (WHERE kind = 'request' AND NOT retry) AS requests,
+        count(*) FILTER (WHERE (kind = 'request' AND NOT retry) OR kind = 'notification') AS calls,
         count(*) FILTER (WHERE failed) AS errors,
         sum(size) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
         count(*) FILTER (WHERE risk_rank = 1) AS risk_medium,
@@ -257,7 +259,7 @@ type batchColumns struct {
 	latencyMS, costUSD                                  []float64
 	bucket, reasonsOff, reasonsLen                      []int32
 	isError, rank                                       []int16
-	failed, hasRisk, truncated                          []bool
+	failed, hasRisk, truncated, retry                   []bool
 }
 
 const noErrorCode = math.MinInt64
@@ -277,7 +279,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		latencyMS: make([]float64, n), costUSD: make([]float64, n),
 		bucket: make([]int32, n), reasonsOff: make([]int32, n), reasonsLen: make([]int32, n),
 		isError: make([]int16, n), rank: make([]int16, n),
-		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n),
+		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n), retry: make([]bool, n),
 	}
 	for i := range events {
 		e := &events[i]
@@ -313,7 +315,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 				c.isError[i] = 1
 			}
 		}
-		c.failed[i], c.truncated[i] = e.Failed(), e.PayloadTruncated
+		c.failed[i], c.truncated[i], c.retry[i] = e.Failed(), e.PayloadTruncated, e.Retry
 		c.rank[i] = int16(activity.LevelRank(e.RiskLevel()))
 		c.reasonsLen[i] = -1
 		if e.Risk != nil {
@@ -335,7 +337,7 @@ func (c *batchColumns) args(tenantID string) []any {
 	return []any{tenantID, c.id, c.sessionID, c.seq, c.ts, c.direction, c.kind, c.server, c.rpcID, c.method, c.tool,
 		c.latencyMS, c.bucket, c.errorCode, c.isError, c.failed, c.size,
 		c.hasRisk, c.score, c.level, c.reasonsOff, c.reasons, c.reasonsLen, c.costUSD, c.tokens, c.payload,
-		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI}
+		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI, c.retry}
 }
 
 // pgText replaces NUL, which a text column cannot store, with U+FFFD: a

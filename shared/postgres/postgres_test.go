@@ -50,7 +50,8 @@ func newID(t testing.TB) string {
 // servers, methods and tools, replies with latencies, failures, risk and
 // cost, and timestamps that repeat so (ts, id) ordering is exercised.
 func genEvents(tb testing.TB, r *rand.Rand, n int, from time.Time, span time.Duration, sessions []string, servers []string) []event.Event {
-	methods := []string{"tools/call", "tools/call", "tools/call", "resources/read", "tools/list", "initialize", "notifications/initialized", ""}
+	methods := []string{"tools/call", "tools/call", "tools/call", "resources/read", "tools/list", "initialize", "notifications/initialized", "",
+		"server/discover"}
 	tools := []string{"read_file", "write_file", "run_shell", "search"}
 	kinds := []event.Kind{event.KindRequest, event.KindResponse, event.KindError, event.KindNotification, event.KindInvalid}
 	out := make([]event.Event, n)
@@ -89,8 +90,14 @@ func genEvents(tb testing.TB, r *rand.Rand, n int, from time.Time, span time.Dur
 			e.IsError = &b
 		}
 		if e.Kind == event.KindError {
-			c := -32602
+			// A discover probe answered "method not found" is negotiation,
+			// not failure: some are, some are not.
+			c := []int{-32602, -32601}[r.IntN(2)]
 			e.ErrorCode = &c
+			e.ErrorMessage = fmt.Sprintf("error %d", i)
+		}
+		if e.Kind == event.KindRequest && r.IntN(5) == 0 {
+			e.Retry = true // repeats a request answered input_required
 		}
 		if r.IntN(3) > 0 {
 			score := r.IntN(101)
@@ -345,7 +352,7 @@ func TestEventRoundTrip(t *testing.T) {
 		ID: newID(t), SessionID: newID(t), Seq: 42, TS: base.Add(123456 * time.Microsecond),
 		Direction: event.ServerToClient, Kind: event.KindError, Server: "fs", RPCID: "17",
 		Method: "tools/call", Tool: "read_file", Prompt: "greet", ResourceURI: "file:///a%20b", LatencyMS: &lat, ErrorCode: &code,
-		IsError: &isErr, ErrorMessage: "no such file: a\x00b", Size: 312, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
+		IsError: &isErr, ErrorMessage: "no such file: a\x00b", Retry: true, Size: 312, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
 		CostUSD: 0.000305, Tokens: 77, Payload: json.RawMessage(`{"id": 17, "jsonrpc": "2.0", "nul": "a\u0000b"}`),
 		PayloadTruncated: true,
 	}

@@ -15,15 +15,16 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
-// sessionCounts adds each session's tool calls and failed replies. It reads
-// events_session_counts alone, whose predicate it repeats: within it, an
-// event that did not fail is a tools/call request (a request never fails,
-// see event.Event.Failed), so the counts need no other column.
+// sessionCounts adds each session's tool calls (stats.NewCall) and failed
+// replies. It reads events_session_counts alone, whose predicate it
+// repeats: within it, an event that did not fail is a tools/call request
+// that is no retry (a request never fails, see event.Event.Failed), so the
+// counts need no other column.
 const sessionCounts = `CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE NOT e.failed) AS calls, count(*) FILTER (WHERE e.failed) AS failed
     FROM events e
     WHERE e.tenant_id = s.tenant_id AND e.session_id = s.id
-        AND (e.failed OR (e.kind = 'request' AND e.method = 'tools/call'))
+        AND (e.failed OR (e.kind = 'request' AND e.method = 'tools/call' AND NOT e.retry))
 ) AS c`
 
 // Sessions pages through a tenant's sessions newest start first, each with

@@ -14,6 +14,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
+	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
 func allSessions(t *testing.T, db *postgres.DB, tenant string, q activity.SessionQuery) []activity.SessionRow {
@@ -39,7 +40,8 @@ func allSessions(t *testing.T, db *postgres.DB, tenant string, q activity.Sessio
 
 // TestSessionsPageAndCount holds GET /api/sessions to the reference: the
 // sessions matching the query newest first, each with its counts as
-// activity.CountsToward adds them up over the session's events.
+// stats.NewCall and event.Event.Failed add them up over the session's
+// events.
 func TestSessionsPageAndCount(t *testing.T) {
 	db := pgtest.MustOpenDB(t)
 	tenant := mustTenant(t, db, "acme")
@@ -64,12 +66,11 @@ func TestSessionsPageAndCount(t *testing.T) {
 
 	counts := map[string][2]int64{}
 	for i := range events {
-		call, failed := activity.CountsToward(&events[i])
 		c := counts[events[i].SessionID]
-		if call {
+		if stats.NewCall(&events[i]) {
 			c[0]++
 		}
-		if failed {
+		if events[i].Failed() {
 			c[1]++
 		}
 		counts[events[i].SessionID] = c

@@ -133,6 +133,7 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			name = capName(unquote(m.vals[fURI]))
 		}
 		named(&ev, name)
+		ev.Retry = kind == event.KindRequest && m.has[fRetry]
 		if kind == event.KindRequest {
 			b.remember(corrKey{l.dir, ev.RPCID}, pendingReq{method: ev.Method, name: name, ts: l.ts})
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,6 +297,10 @@ func TestNamesAndReasons(t *testing.T) {
 			{c2s, `{"jsonrpc":"2.0","id":8,"method":"resources/read","params":{"uri":"file:///tmp/a b.txt"}}` + "\n"},
 			{s2c, `{"jsonrpc":"2.0","id":8,"result":{"contents":[{"uri":"file:///tmp/other","text":"hi"}]}}` + "\n"},
 		}, []want{{uri: "file:///tmp/a b.txt"}, {uri: "file:///tmp/a b.txt"}}},
+		{"discover answered method not found is negotiation", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}` + "\n"},
+		}, []want{{}, {msg: "Method not found"}}},
 		{"uri of another method is not a resource read", []exchange{
 			{c2s, `{"jsonrpc":"2.0","id":9,"method":"resources/subscribe","params":{"uri":"file:///x"}}` + "\n"},
 		}, []want{{}}},
@@ -309,6 +314,9 @@ func TestNamesAndReasons(t *testing.T) {
 				}
 				for i, w := range tt.want {
 					e := evs[i]
+					if e.Method == "server/discover" && e.IsReply() && (e.Failed() || !e.Negotiation()) {
+						t.Errorf("event %d: a discover probe's answer counts as a failure", i)
+					}
 					got := want{e.Prompt, e.ResourceURI, e.ErrorMessage}
 					if got != w {
 						t.Errorf("event %d: got %+q, want %+q", i, got, w)
@@ -376,5 +384,26 @@ func TestNoAllocationForReasonsOfSuccesses(t *testing.T) {
 	}
 	if a, b := count(ok), count(plain); a != b {
 		t.Errorf("scanning a text result allocates %v times, one without text %v", a, b)
+	}
+}
+
+// A request repeated after an input_required answer carries what the server
+// asked for (inputResponses, or only requestState when it was shedding
+// load); the monitor marks it so stats count the call once.
+func TestRetryAfterInputRequired(t *testing.T) {
+	evs, _ := eventsOf(t, []exchange{
+		{c2s, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask"}}` + "\n"},
+		{s2c, `{"jsonrpc":"2.0","id":2,"result":{"resultType":"input_required","inputRequests":{"input":{"method":"elicitation/create","params":{}}}}}` + "\n"},
+		{c2s, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask","inputResponses":{"input":{"action":"accept"}}}}` + "\n"},
+		{s2c, `{"jsonrpc":"2.0","id":3,"result":{"content":[],"resultType":"complete"}}` + "\n"},
+		{c2s, `{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"p","requestState":"abc"}}` + "\n"},
+		{c2s, `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":{"inputResponses":1}}}` + "\n"},
+	}, 3, DefaultPayloadCap)
+	var got []bool
+	for _, e := range evs {
+		got = append(got, e.Retry)
+	}
+	if want := []bool{false, false, true, false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("retry flags %v, want %v", got, want)
 	}
 }

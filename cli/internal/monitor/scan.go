@@ -36,6 +36,7 @@ const (
 	fServerName
 	fServerVersion
 	fURI
+	fRetry // presence only: params.inputResponses or params.requestState
 	// The two reason texts are spans, not captures (see msgInfo.reason).
 	fErrorMessage // error.message
 	fContentText  // result.content[].text
@@ -66,6 +67,7 @@ const (
 	kContent
 	kText
 	kURI
+	kRetryState // inputResponses, requestState
 )
 
 func keyOf(k []byte) keyID {
@@ -100,6 +102,8 @@ func keyOf(k []byte) keyID {
 		return kText
 	case "uri":
 		return kURI
+	case "inputResponses", "requestState":
+		return kRetryState
 	}
 	// The 2026-07-28 revision moves the handshake into _meta under
 	// namespaced keys ("io.modelcontextprotocol/clientInfo"), so match by
@@ -149,6 +153,8 @@ func fieldOf(path []keyID) field {
 			return fErrorMessage
 		case top == kParams && rest[0] == kURI:
 			return fURI
+		case top == kParams && rest[0] == kRetryState:
+			return fRetry
 		case top == kResult && rest[0] == kIsError:
 			return fIsError
 		case top == kParams && rest[0] == kName:
@@ -584,7 +590,7 @@ func (s *scanner) beginValue(c byte) {
 		return
 	}
 	s.cur.has[f] = true
-	if f == fResult || f == fError || c == '{' || c == '[' {
+	if f == fResult || f == fError || f == fRetry || c == '{' || c == '[' {
 		return
 	}
 	s.capField, s.capBuf, s.capLong = f, s.capBuf[:0], false

@@ -71,6 +71,8 @@ func (d *metaDecoder) eventField(key []byte, e *event.Event) bool {
 		e.Prompt, ok = d.str(true)
 	case "resource_uri":
 		e.ResourceURI, ok = d.str(false)
+	case "retry":
+		e.Retry, ok = d.bool()
 	case "error_message":
 		e.ErrorMessage, ok = d.str(false)
 	case "latency_ms":
