@@ -88,7 +88,10 @@ const unnestSource = `src AS (
 // of line, and an UPDATE that leaves it unchanged keeps it where it is, so
 // most batches rewrite a small row instead of kilobytes of histogram (the
 // benchmark measured the rewrite as the largest cost of ingest after the
-// events themselves). Stats reads at most 256 tail entries per row. ORDER BY keeps the rollup rows locked in one order so
+// events themselves). Stats reads at most 256 tail entries per row. Each row
+// also keeps its latencies' range and, while it has at most
+// stats.ExactSample of them, the latencies themselves (samples; NULL beyond),
+// so stats.Sample answers as the local Aggregator does. ORDER BY keeps the rollup rows locked in one order so
 // concurrent batches of a tenant queue instead of deadlocking.
 const insertEventsFrom = `
 ins AS (
@@ -100,10 +103,10 @@ ins AS (
         latency_ms, latency_bucket, error_code, is_error, failed, size,
         risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
         error_message, prompt, resource_uri, retry
-    FROM %s
+    FROM %[1]s
     ON CONFLICT (tenant_id, id) DO NOTHING
     RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
-        risk_score, risk_rank, latency_bucket
+        risk_score, risk_rank, latency_bucket, latency_ms
 ), g AS (
     SELECT date_trunc('minute', ts, 'UTC') AS minute, server, method, tool, latency_bucket,
         count(*) AS events,
@@ -113,21 +116,27 @@ ins AS (
         sum(size) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
         count(*) FILTER (WHERE risk_rank = 1) AS risk_medium,
         count(*) FILTER (WHERE risk_rank = 2) AS risk_high,
-        max(coalesce(risk_score, 0)) AS max_score
+        max(coalesce(risk_score, 0)) AS max_score,
+        min(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS min_ms,
+        max(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS max_ms,
+        array_agg(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS samples
     FROM ins GROUP BY 1, 2, 3, 4, 5
 ), gh AS (
     SELECT date_trunc('hour', minute, 'UTC') AS hour, server, method, tool, latency_bucket,
         sum(events) AS events, sum(requests) AS requests, sum(calls) AS calls, sum(errors) AS errors,
         sum(bytes) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
-        sum(risk_medium) AS risk_medium, sum(risk_high) AS risk_high, max(max_score) AS max_score
+        sum(risk_medium) AS risk_medium, sum(risk_high) AS risk_high, max(max_score) AS max_score,
+        min(min_ms) AS min_ms, max(max_ms) AS max_ms, km_array_cat(samples) AS samples
     FROM g GROUP BY 1, 2, 3, 4, 5
 ), um AS (
     INSERT INTO rollup_minute AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
-        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist)
+        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
     SELECT $1, minute, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
         sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
         coalesce(array_agg((latency_bucket::bigint << 40) | events ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}')
+            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
+        min(min_ms), max(max_ms),
+        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
     FROM g GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
@@ -138,14 +147,22 @@ ins AS (
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
         hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN '{}' ELSE r.hist_tail || excluded.hist END
+                    THEN '{}' ELSE r.hist_tail || excluded.hist END,
+        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[2]d
+                    THEN r.samples || excluded.samples END,
+        min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
+        max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END
 ), uh AS (
     INSERT INTO rollup_hour AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
-        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist)
+        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
     SELECT $1, hour, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
         sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
         coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}')
+            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
+        min(min_ms), max(max_ms),
+        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
     FROM gh GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
@@ -156,7 +173,13 @@ ins AS (
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
         hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN '{}' ELSE r.hist_tail || excluded.hist END
+                    THEN '{}' ELSE r.hist_tail || excluded.hist END,
+        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[2]d
+                    THEN r.samples || excluded.samples END,
+        min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
+        max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END
 ), ss AS (
     INSERT INTO series_minute AS r (tenant_id, bucket, server, events, errors)
     SELECT $1, minute, server, sum(events), sum(errors) FROM g GROUP BY 2, 3 ORDER BY 2, 3
@@ -177,8 +200,8 @@ SELECT count(*) FROM ins`
 // parameters of Ingest. Both share every word of the insert and the rollup
 // upkeep, so generated and shipped events are counted alike.
 var (
-	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging")
-	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src")
+	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", stats.ExactSample)
+	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", stats.ExactSample)
 )
 
 // upsertSession records a session; a later report of the same session

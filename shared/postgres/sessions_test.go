@@ -174,3 +174,50 @@ func TestCallPairsBothHalves(t *testing.T) {
 		}
 	}
 }
+
+// The backend reads percentiles by the Aggregator's rule: twelve replies
+// between 1199 and 1219 ms, sent in two batches, give their exact nearest
+// ranks, and a tool with more replies than rollup rows keep stays within
+// its observed range.
+func TestPercentilesExactForSmallSamples(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "acme")
+	sid := newID(t)
+	var events []event.Event
+	reply := func(i int, tool string, ms float64) event.Event {
+		return event.Event{ID: newID(t), SessionID: sid, Seq: int64(i), TS: base.Add(time.Duration(i) * time.Second),
+			Direction: event.ServerToClient, Kind: event.KindResponse, Server: "fs", Method: "tools/call", Tool: tool,
+			LatencyMS: &ms, Size: 10}
+	}
+	for i, ms := range []float64{1211, 1199, 1203.5, 1219, 1207, 1200, 1215, 1209, 1201.25, 1213, 1205, 1217} {
+		events = append(events, reply(i, "slow", ms))
+	}
+	for i := range stats.ExactSample + 50 {
+		events = append(events, reply(100+i, "busy", 1199+float64(i%21)))
+	}
+	ingest(t, db, tenant, event.Batch{Events: events[:5]})
+	ingest(t, db, tenant, event.Batch{Events: events[5:]})
+	q := stats.Query{Since: base.Add(-time.Hour), Until: base.Add(time.Hour)}.Align(base)
+	got, err := db.Stats(ctx, tenant, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := aggregate(events, q); !reflect.DeepEqual(got, want) {
+		t.Errorf("stats differ from the Aggregator:\n got %+v\nwant %+v", got.Tools, want.Tools)
+	}
+	for _, tool := range got.Tools {
+		switch tool.Tool {
+		case "slow":
+			if tool.Percentiles != (stats.Percentiles{P50: 1207, P95: 1219, P99: 1219}) {
+				t.Errorf("slow: %+v, want the exact nearest ranks 1207, 1219, 1219", tool.Percentiles)
+			}
+		case "busy":
+			for _, p := range []float64{tool.P50, tool.P95, tool.P99} {
+				if p < 1199 || p > 1219 {
+					t.Errorf("busy: %+v, outside the data [1199, 1219]", tool.Percentiles)
+				}
+			}
+		}
+	}
+}

@@ -172,7 +172,7 @@ type Aggregator struct {
 
 	totals   Totals
 	sessions map[string]struct{}
-	latency  Histogram
+	latency  *Sample
 	tools    map[string]*toolAcc
 	methods  map[string]*methodAcc
 	levels   RiskLevels
@@ -181,7 +181,7 @@ type Aggregator struct {
 
 type toolAcc struct {
 	Tool
-	hist     Histogram
+	hist     *Sample
 	maxScore int
 	high     int64
 	medium   int64
@@ -189,7 +189,7 @@ type toolAcc struct {
 
 type methodAcc struct {
 	Method
-	hist Histogram
+	hist *Sample
 }
 
 // NewAggregator returns an Aggregator for an aligned window (see AlignWindow)
@@ -199,7 +199,7 @@ func NewAggregator(since, until time.Time, server string) *Aggregator {
 		since: since, until: until, server: server,
 		step:     SeriesStep(since, until),
 		sessions: map[string]struct{}{},
-		latency:  Histogram{},
+		latency:  NewSample(),
 		tools:    map[string]*toolAcc{},
 		methods:  map[string]*methodAcc{},
 		series:   map[time.Time]*Point{},
@@ -249,7 +249,7 @@ func (a *Aggregator) Add(e *event.Event) {
 	if e.Method != "" {
 		m := a.methods[e.Method]
 		if m == nil {
-			m = &methodAcc{Method: Method{Method: e.Method}, hist: Histogram{}}
+			m = &methodAcc{Method: Method{Method: e.Method}, hist: NewSample()}
 			a.methods[e.Method] = m
 		}
 		if newRequest || e.Kind == event.KindNotification {
@@ -266,7 +266,7 @@ func (a *Aggregator) Add(e *event.Event) {
 	if e.Tool != "" && e.Method == "tools/call" {
 		tl := a.tools[e.Tool]
 		if tl == nil {
-			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: Histogram{}}
+			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: NewSample()}
 			a.tools[e.Tool] = tl
 		}
 		if NewCall(e) {

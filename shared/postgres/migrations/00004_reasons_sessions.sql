@@ -21,7 +21,26 @@ CREATE INDEX sessions_started ON sessions (tenant_id, started_at DESC, id DESC);
 CREATE INDEX events_session_counts ON events (tenant_id, session_id, failed)
     WHERE failed OR (kind = 'request' AND method = 'tools/call' AND NOT retry);
 
+-- Percentiles are exact for small samples (stats.Sample): a rollup row
+-- keeps its latencies as they are while it has at most stats.ExactSample of
+-- them (NULL beyond, or for rows older than this column), and the range of
+-- all of them, so histogram answers stay within the data.
+ALTER TABLE rollup_minute
+    ADD COLUMN samples double precision[],
+    ADD COLUMN min_ms double precision,
+    ADD COLUMN max_ms double precision;
+ALTER TABLE rollup_hour
+    ADD COLUMN samples double precision[],
+    ADD COLUMN min_ms double precision,
+    ADD COLUMN max_ms double precision;
+-- Concatenates arrays, for the samples of the rows a batch adds to.
+CREATE AGGREGATE km_array_cat(double precision[]) (SFUNC = array_cat, STYPE = double precision[], INITCOND = '{}');
+GRANT EXECUTE ON FUNCTION km_array_cat(double precision[]) TO kilometers_app;
+
 -- +goose Down
+DROP AGGREGATE km_array_cat(double precision[]);
+ALTER TABLE rollup_hour DROP COLUMN samples, DROP COLUMN min_ms, DROP COLUMN max_ms;
+ALTER TABLE rollup_minute DROP COLUMN samples, DROP COLUMN min_ms, DROP COLUMN max_ms;
 DROP INDEX events_session_counts;
 DROP INDEX sessions_started;
 DROP INDEX events_failed_ts;
