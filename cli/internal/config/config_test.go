@@ -87,8 +87,15 @@ func TestInvalid(t *testing.T) {
 		"bad interval": {"KILOMETERS_FLUSH_INTERVAL": "soon"},
 		"bad mode":     {"KILOMETERS_CAPTURE_MODE": "everything"},
 	} {
-		if _, err := Load(t.TempDir(), env(m)); err == nil {
-			t.Errorf("%s: Load succeeded", name)
+		c, err := Load(t.TempDir(), env(m))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.Check(Keys...); err == nil {
+			t.Errorf("%s: Check succeeded", name)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: the stand-in values are invalid: %v", name, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -310,6 +312,44 @@ func TestMonitorBinary(t *testing.T) {
 		}
 		if probes != 1 || initialized != 1 {
 			t.Errorf("%d discover probes refused and %d initialize answers, want the SDK's fallback: 1 and 1", probes, initialized)
+		}
+	})
+
+	t.Run("a bad setting records with the default and says so", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		conf := "{\n  \"capture_mode\": \"ful\",\n  \"captur_mode\": \"full\"\n}\n"
+		if err := os.WriteFile(filepath.Join(h.dir, "config.json"), []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stderr := h.session(t, h.child("mcp"), func(cs *mcp.ClientSession) {
+			call(t, cs, "echo", map[string]any{"text": "hi"}, 2)
+		})
+		file := filepath.Join(h.dir, "config.json")
+		want := []string{
+			file + `:2:19: capture_mode: must be full, redacted or metadata, got "ful"; using redacted (the default)`,
+			file + `:3:3: unknown setting "captur_mode"; did you mean "capture_mode"?`,
+		}
+		for _, w := range want {
+			if !strings.Contains(stderr, "kilometers monitor: warning: "+w+"\n") {
+				t.Errorf("stderr lacks %q:\n%s", w, stderr)
+			}
+		}
+		// Reading commands do not use capture_mode: they work.
+		s := h.stats(t)
+		if got := toolStats(s, "echo"); got.Calls != 2 {
+			t.Errorf("echo recorded %d times, want 2", got.Calls)
+		}
+		st, err := store.Open(context.Background(), h.dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions, err := st.Sessions(context.Background())
+		if err != nil || len(sessions) != 1 {
+			t.Fatalf("sessions %+v, %v", sessions, err)
+		}
+		if !slices.Equal(sessions[0].Warnings, want) {
+			t.Errorf("session warnings %q, want %q", sessions[0].Warnings, want)
 		}
 	})
 

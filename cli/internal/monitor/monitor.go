@@ -83,6 +83,9 @@ type Config struct {
 	// tool definitions kept across sessions; nil means
 	// analysis.DefaultOptions() with definitions kept within the session.
 	Analysis *analysis.Options
+	// Warnings are problems worked around before the session started (a
+	// bad setting replaced by its default); they go in the session record.
+	Warnings []string
 }
 
 // Result is how a monitored session ended.
@@ -194,7 +197,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		sessionID = newUUID()
 	}
 	sess := event.Session{ID: sessionID, Server: Label(cfg.Name, cfg.Command), Command: capCommand(cfg.Command),
-		Host: capName(cfg.Host), StartedAt: startedAt.UTC()}
+		Host: capName(cfg.Host), StartedAt: startedAt.UTC(), Warnings: capWarnings(cfg.Warnings)}
 	an := analysis.DefaultOptions()
 	if cfg.Analysis != nil {
 		an = *cfg.Analysis
@@ -322,6 +325,17 @@ func capCommand(cmd []string) []string {
 	out := make([]string, 0, min(len(cmd), 256))
 	for _, a := range cmd[:min(len(cmd), 256)] {
 		out = append(out, capName(a))
+	}
+	return out
+}
+
+// capWarnings keeps warnings within what a session may hold.
+func capWarnings(ws []string) []string {
+	var out []string
+	for _, w := range ws[:min(len(ws), event.MaxWarnings)] {
+		if w = capText(w, event.MaxErrorMessage); w != "" {
+			out = append(out, w)
+		}
 	}
 	return out
 }

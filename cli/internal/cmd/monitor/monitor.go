@@ -87,6 +87,14 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	// A bad setting never stops recording: it has been replaced by its
+	// default, and the session says so (as does stderr, which MCP clients
+	// keep in their logs).
+	var warnings []string
+	if cfg, err := opts.Config(); err == nil {
+		warnings = cfg.Warnings()
+		cfg.Warn(opts.IO.ErrOut, "kilometers monitor")
+	}
 	stopShip := func() {}
 	open := opts.OpenRecorder
 	if open == nil {
@@ -128,6 +136,7 @@ func Run(ctx context.Context, opts *Options) error {
 		Now:       opts.Now,
 		Logger:    log,
 		Analysis:  &an,
+		Warnings:  warnings,
 	})
 	// The session's events are durable now: a last shipper takes what is
 	// left, without the monitor waiting for it.
