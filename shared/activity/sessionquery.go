@@ -81,8 +81,9 @@ func SessionLess(a, b *event.Session) bool {
 // SessionCursor is the cursor that continues after s.
 func SessionCursor(s *event.Session) Cursor { return Cursor{TS: s.StartedAt, ID: s.ID} }
 
-// After reports whether s comes after the cursor in page order.
-func (c *Cursor) After(s *event.Session) bool {
+// SessionBefore is Before for sessions: whether s sorts after the cursor
+// in newest-first order, that is, belongs on a later page.
+func (c *Cursor) SessionBefore(s *event.Session) bool {
 	return SessionLess(&event.Session{StartedAt: c.TS, ID: c.ID}, s)
 }
 

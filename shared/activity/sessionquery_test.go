@@ -62,7 +62,7 @@ func TestSessionMatchAndOrder(t *testing.T) {
 		t.Error("until is exclusive")
 	}
 	cur := SessionCursor(&b)
-	if !cur.After(&a) || cur.After(&b) || cur.After(&c) {
+	if !cur.SessionBefore(&a) || cur.SessionBefore(&b) || cur.SessionBefore(&c) {
 		t.Error("a cursor after b lets a through only")
 	}
 }
