@@ -297,3 +297,25 @@ func TestEveryEventFieldIsStored(t *testing.T) {
 		t.Errorf("stored and read back:\n got %s\nwant %s", g, w)
 	}
 }
+
+// TestEverySessionFieldIsStored is the same for event.Session through
+// GET /api/sessions.
+func TestEverySessionFieldIsStored(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	tenant := mustTenant(t, db, "acme")
+	var s event.Session
+	fillNonZero(t, reflect.ValueOf(&s).Elem(), "session")
+	s.ID = newID(t)
+	end := base.Add(time.Minute)
+	s.EndedAt = &end
+	if err := s.Validate(base); err != nil {
+		t.Fatalf("the filled session is invalid: %v", err)
+	}
+	ingest(t, db, tenant, event.Batch{Sessions: []event.Session{s}})
+	got := allSessions(t, db, tenant, activity.SessionQuery{})
+	if len(got) != 1 || !reflect.DeepEqual(got[0].Session, s) {
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(s)
+		t.Errorf("stored and read back:\n got %s\nwant %s", g, w)
+	}
+}
