@@ -315,6 +315,30 @@ func TestMonitorBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("--name wins over the server's own name", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		cmd := exec.Command(h.bin, "monitor", "--name", "memory", "--", os.Args[0])
+		cmd.Env = append(append([]string{}, h.env...), childEnv+"=mcp")
+		h.session(t, cmd, func(cs *mcp.ClientSession) {
+			call(t, cs, "echo", map[string]any{"text": "hi"}, 3)
+		})
+		out, errOut, code := h.run(t, "stats", "--json", "--since", "1h", "--server", "memory")
+		var s stats.Stats
+		if code != 0 || json.Unmarshal([]byte(out), &s) != nil {
+			t.Fatalf("stats --server memory: exit %d\n%s\n%s", code, out, errOut)
+		}
+		if got := toolStats(s, "echo"); got.Calls != 3 || s.Totals.Sessions != 1 {
+			t.Errorf("stats --server memory: echo %+v, %d sessions; want 3 calls in 1 session", got, s.Totals.Sessions)
+		}
+		for _, e := range h.activity(t) {
+			if e.Server != "memory" {
+				t.Errorf("event %s labelled %q, want memory", e.ID, e.Server)
+				break
+			}
+		}
+	})
+
 	t.Run("a bad setting records with the default and says so", func(t *testing.T) {
 		t.Parallel()
 		h := newHome(t, bin)
