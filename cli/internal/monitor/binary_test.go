@@ -377,6 +377,36 @@ func TestMonitorBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("npm server-filesystem, a healthy session has no errors", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var read callResults
+		h.session(t, h.monitor(testenv.NPMServer(t, "mcp-server-filesystem", root)), func(cs *mcp.ClientSession) {
+			read = call(t, cs, "read_text_file", map[string]any{"path": filepath.Join(root, "a.txt")}, 3)
+		}, 0, 128+int(syscall.SIGTERM))
+		if read.ok != 3 {
+			t.Fatalf("read_text_file: %+v", read)
+		}
+		// The SDK's refused server/discover probe is the only error reply
+		// on the wire, and it is negotiation.
+		if s := h.stats(t); s.Totals.Errors != 0 || s.Totals.ErrorRate != 0 {
+			t.Errorf("totals %+v, want no errors", s.Totals)
+		}
+		var probes int
+		for _, e := range h.activity(t) {
+			if e.Negotiation() {
+				probes++
+			}
+		}
+		if probes != 1 {
+			t.Errorf("%d refused discover probes recorded, want the SDK's one", probes)
+		}
+	})
+
 	t.Run("input_required and the retry are one call", func(t *testing.T) {
 		t.Parallel()
 		h := newHome(t, bin)
