@@ -46,8 +46,9 @@ func outgoing(e *event.Event, mode string) (json.RawMessage, bool) {
 	}
 	out, _, err := redact.JSON(e.Payload)
 	if err != nil {
-		// Not JSON (a capped payload cut mid-value, a damaged line): no
-		// way to redact it reliably, so it does not leave the machine.
+		// Not JSON (a damaged store line; the monitor keeps a message
+		// over its cap as a JSON string): no way to redact it reliably,
+		// so it does not leave the machine.
 		return nil, true
 	}
 	return out, e.PayloadTruncated

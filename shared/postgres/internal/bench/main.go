@@ -23,7 +23,8 @@
 //
 // It works in a database of its own, created on the server of DATABASE_URL
 // and dropped at the end (unless -keep). It prints a table (or, with -json,
-// one JSON document) and PASS/FAIL against the floors of issue 3, and
+// one JSON document) and PASS/FAIL against the floors docs/performance.md
+// states, and
 // exits 1 when a required floor is missed, 2 when the run itself fails.
 //
 //	go run ./shared/postgres/internal/bench              # the full run (minutes)
@@ -71,7 +72,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
-// Floors from issue 3. Required ones decide the exit code; aims are
+// Floors (docs/performance.md). Required ones decide the exit code; aims are
 // reported only.
 const (
 	requiredIngestRatio = 0.30
