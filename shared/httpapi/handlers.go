@@ -142,8 +142,8 @@ func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > maxTenantName || !utf8.ValidString(name) {
-		s.writeError(w, r, backend.Errorf(backend.EINVALID, "name: want 1-%d bytes of text", maxTenantName))
+	if name == "" || len(name) > maxTenantName || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+		s.writeError(w, r, backend.Errorf(backend.EINVALID, "name: want 1-%d bytes of text without NUL characters", maxTenantName))
 		return
 	}
 	t, key, err := s.store.CreateTenant(r.Context(), name)

@@ -101,7 +101,7 @@ func scanEvent(row pgx.CollectableRow) (event.Event, error) {
 		e         event.Event
 		ts        time.Time
 		dir, kind string
-		errCode   *int32
+		errCode   *int64
 		score     *int32
 		level     *string
 		reasons   []string
