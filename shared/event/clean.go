@@ -26,8 +26,9 @@ import (
 //     full (as jsonb prints them: 1e300 is 301 digits) is dropped, and
 //     payload_truncated set.
 //
-// Clean never changes a value that needed no cleaning, and cleaning twice
-// changes nothing more.
+// Clean never changes a value that needed no cleaning, cleaning twice
+// changes nothing more, and slices and payload bytes the event shares with
+// a copy of it are replaced, never written to.
 func (e *Event) Clean() {
 	e.Server = cleanText(e.Server, MaxNameLen)
 	e.RPCID = cleanText(e.RPCID, MaxNameLen)
@@ -37,8 +38,10 @@ func (e *Event) Clean() {
 	e.ResourceURI = cleanText(e.ResourceURI, MaxURILen)
 	e.ErrorMessage = cleanText(e.ErrorMessage, MaxErrorMessage)
 	if e.Risk != nil {
-		for i, r := range e.Risk.Reasons {
-			e.Risk.Reasons[i] = cleanText(r, MaxNameLen)
+		if r := cleanTexts(e.Risk.Reasons, MaxNameLen); r != nil {
+			risk := *e.Risk
+			risk.Reasons = r
+			e.Risk = &risk
 		}
 	}
 	if len(e.Payload) > 0 {
@@ -63,12 +66,28 @@ func (s *Session) Clean() {
 	s.ClientVersion = cleanText(s.ClientVersion, MaxNameLen)
 	s.ProtocolVersion = cleanText(s.ProtocolVersion, MaxNameLen)
 	s.Host = cleanText(s.Host, MaxNameLen)
-	for i, a := range s.Command {
-		s.Command[i] = cleanText(a, MaxArgLen)
+	if c := cleanTexts(s.Command, MaxArgLen); c != nil {
+		s.Command = c
 	}
-	for i, w := range s.Warnings {
-		s.Warnings[i] = cleanText(w, MaxWarningLen)
+	if w := cleanTexts(s.Warnings, MaxWarningLen); w != nil {
+		s.Warnings = w
 	}
+}
+
+// cleanTexts returns a cleaned copy of list, or nil when no element needs
+// cleaning: a copied event or session may share its slices with the
+// original, which Clean leaves as it was.
+func cleanTexts(list []string, max int) []string {
+	var out []string
+	for i, s := range list {
+		if c := cleanText(s, max); c != s || out != nil {
+			if out == nil {
+				out = append(make([]string, 0, len(list)), list[:i]...)
+			}
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // MaxArgLen caps one argument of Session.Command, in bytes.
