@@ -21,7 +21,29 @@ import (
 const (
 	DefaultLimit = 50
 	MaxLimit     = 1000
+	// MaxPageBytes bounds a page in bytes as EventBytes counts them: a
+	// page ends early, with a next_cursor, before it would pass this, so
+	// an answer stays well under the 6 MB a Lambda function may return.
+	// A page holds at least one event, and one event is at most about
+	// event.MaxPayloadBytes plus its bounded fields.
+	MaxPageBytes = 4 << 20
 )
+
+// EventBytes is an upper bound on the size of e in a page's JSON: its
+// payload as stored plus every text field escaped at worst, plus the
+// fixed fields.
+func EventBytes(e *event.Event) int {
+	n := 512 + len(e.Payload)
+	for _, s := range []string{e.ID, e.SessionID, e.Server, e.RPCID, e.Method, e.Tool, e.Prompt, e.ResourceURI, e.ErrorMessage} {
+		n += 6 * len(s)
+	}
+	if e.Risk != nil {
+		for _, r := range e.Risk.Reasons {
+			n += 3 + 6*len(r)
+		}
+	}
+	return n
+}
 
 // Query selects events. Zero fields do not filter.
 type Query struct {

@@ -16,8 +16,9 @@ const eventColumns = `id::text, session_id::text, seq, ts, direction, kind, serv
 	latency_ms, error_code, is_error, size, risk_score, risk_level, risk_reasons, cost_usd, tokens,
 	payload, payload_truncated`
 
-// Activity pages through a tenant's events newest first. It fetches one
-// event more than the page holds to know whether a next page exists.
+// Activity pages through a tenant's events newest first. It reads one
+// event more than the page holds to know whether a next page exists, and
+// ends a page early at activity.MaxPageBytes.
 func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (activity.Page, error) {
 	if err := tenantUUID(tenantID); err != nil {
 		return activity.Page{}, err
@@ -71,24 +72,12 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 
 	var page activity.Page
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return dbError("activity", err)
-		}
-		events, err := pgx.CollectRows(rows, scanEvent)
-		if err != nil {
-			return dbError("activity", err)
-		}
-		page = activity.Page{Events: events}
-		return nil
+		var err error
+		page, err = fetchPage(ctx, tx, sql, args, limit)
+		return err
 	})
 	if err != nil {
 		return activity.Page{}, err
-	}
-	if len(page.Events) > limit {
-		page.Events = page.Events[:limit]
-		last := page.Events[limit-1]
-		page.NextCursor = activity.Cursor{TS: last.TS, ID: last.ID}.Encode()
 	}
 	if page.Events == nil {
 		page.Events = []event.Event{}
@@ -96,7 +85,68 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	return page, nil
 }
 
-func scanEvent(row pgx.CollectableRow) (event.Event, error) {
+// fetchFirst is how many rows the first fetch of a page asks for: a
+// default page in one round trip.
+const fetchFirst = activity.DefaultLimit + 1
+
+// fetchPage reads the page from a cursor over query, in fetches sized to
+// what the byte budget (activity.MaxPageBytes) has left, so that a page of
+// large payloads ends early without the database sending, or this process
+// holding, the rows past the budget.
+func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit int) (activity.Page, error) {
+	if _, err := tx.Exec(ctx, "DECLARE km_page NO SCROLL CURSOR FOR "+query, args...); err != nil {
+		return activity.Page{}, dbError("activity", err)
+	}
+	var page activity.Page
+	used, done := 0, false
+	more := func() { // the page ends after its last event, with a cursor
+		last := page.Events[len(page.Events)-1]
+		page.NextCursor = activity.Cursor{TS: last.TS, ID: last.ID}.Encode()
+		done = true
+	}
+	for !done {
+		n := fetchFirst
+		if len(page.Events) > 0 {
+			// As many rows as the budget left holds at the mean size so
+			// far, at least one.
+			n = max(1, (activity.MaxPageBytes-used)/(used/len(page.Events)+1))
+		}
+		n = min(n, limit+1-len(page.Events))
+		rows, err := tx.Query(ctx, fmt.Sprintf("FETCH %d FROM km_page", n))
+		if err != nil {
+			return activity.Page{}, dbError("activity", err)
+		}
+		got := 0
+		for rows.Next() && !done {
+			got++
+			e, err := scanEvent(rows)
+			if err != nil {
+				rows.Close()
+				return activity.Page{}, dbError("activity", err)
+			}
+			size := activity.EventBytes(&e)
+			switch {
+			case len(page.Events) == limit:
+				more() // the one row past the limit: there is a next page
+			case len(page.Events) > 0 && used+size > activity.MaxPageBytes:
+				more()
+			default:
+				page.Events = append(page.Events, e)
+				used += size
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return activity.Page{}, dbError("activity", err)
+		}
+		if got < n {
+			done = true // the query has no more rows
+		}
+	}
+	return page, nil
+}
+
+func scanEvent(row pgx.Rows) (event.Event, error) {
 	var (
 		e         event.Event
 		ts        time.Time

@@ -1,0 +1,91 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/backend"
+	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
+)
+
+// A page of large payloads ends at activity.MaxPageBytes with a cursor,
+// and the pages together still hold every event once.
+func TestActivityPagesAreBoundedInBytes(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	tenant := mustTenant(t, db, "big")
+	sid := newID(t)
+	big := json.RawMessage(`{"s":"` + strings.Repeat("<x>", 300_000) + `"}`) // 900 KB
+	var b event.Batch
+	for i := range 12 {
+		b.Events = append(b.Events, event.Event{ID: newID(t), SessionID: sid, Seq: int64(i), TS: base.Add(time.Duration(i) * time.Second),
+			Direction: event.ClientToServer, Kind: event.KindRequest, Size: int64(len(big)), Payload: big})
+	}
+	ingest(t, db, tenant, b)
+	p, err := db.Activity(context.Background(), tenant, activity.Query{Limit: activity.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NextCursor == "" || len(p.Events) == 0 || len(p.Events) >= 12 {
+		t.Fatalf("first page: %d events, cursor %q", len(p.Events), p.NextCursor)
+	}
+	// Encoded as the API answers: without HTML escapes.
+	var enc bytes.Buffer
+	e := json.NewEncoder(&enc)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(p); err != nil {
+		t.Fatal(err)
+	}
+	if enc.Len() > activity.MaxPageBytes {
+		t.Errorf("page is %d bytes, over %d", enc.Len(), activity.MaxPageBytes)
+	}
+	if all := allActivity(t, db, tenant, activity.Query{Limit: activity.MaxLimit}); len(all) != 12 {
+		t.Errorf("pages hold %d events, want 12", len(all))
+	}
+}
+
+// Concurrent batches that carry the same events in different orders
+// never fail: ingest writes rows in one order, so they queue instead of
+// deadlocking.
+func TestConcurrentOverlappingBatches(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	tenant := mustTenant(t, db, "overlap")
+	sessions := []string{newID(t), newID(t), newID(t)}
+	events := genEvents(t, rand.New(rand.NewPCG(7, 8)), 400, base, time.Hour, sessions, []string{"a", "b"})
+	var ss []event.Session
+	for _, s := range sessions {
+		ss = append(ss, event.Session{ID: s, StartedAt: base.Add(-time.Hour)})
+	}
+	const writers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*3)
+	for w := range writers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 3 {
+				evs := append([]event.Event(nil), events...)
+				r.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+				sess := append([]event.Session(nil), ss...)
+				r.Shuffle(len(sess), func(i, j int) { sess[i], sess[j] = sess[j], sess[i] })
+				if _, err := db.Ingest(context.Background(), tenant, event.Batch{Sessions: sess, Events: evs}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent ingest failed (%s): %v", backend.ErrorCode(err), err)
+	}
+	if got := allActivity(t, db, tenant, activity.Query{Limit: activity.MaxLimit}); len(got) != len(events) {
+		t.Errorf("stored %d events, want %d", len(got), len(events))
+	}
+}
