@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/jackc/pgx/v5"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 )
 
@@ -87,5 +90,85 @@ func TestConcurrentOverlappingBatches(t *testing.T) {
 	}
 	if got := allActivity(t, db, tenant, activity.Query{Limit: activity.MaxLimit}); len(got) != len(events) {
 		t.Errorf("stored %d events, want %d", len(got), len(events))
+	}
+}
+
+// One tenant's slow queries take at most half the pool: past that it is
+// answered EUNAVAILABLE at once, while another tenant is served and Ping
+// tells the busy pool from a dead database.
+func TestPerTenantBoundAndBusyPing(t *testing.T) {
+	_, dsn := pgtest.MustOpenDBDSN(t)
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, dsn+"&pool_max_conns=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	flood, other, third := mustTenant(t, db, "flood"), mustTenant(t, db, "other"), mustTenant(t, db, "third")
+
+	// A lock the test holds makes the flooding tenant's query wait, as a
+	// slow query would.
+	locker, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(ctx)
+	if _, err := locker.Exec(ctx, `SELECT pg_advisory_lock(42)`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	started := make(chan struct{}, 2)
+	for _, tenant := range []string{flood, third} {
+		wg.Go(func() {
+			err := db.SendTxAsApp(ctx, tenant, func(b *pgx.Batch) {
+				started <- struct{}{}
+				b.Queue(`SELECT pg_advisory_xact_lock_shared(42)`)
+			})
+			if err != nil {
+				t.Errorf("blocked query: %v", err)
+			}
+		})
+	}
+	<-started
+	<-started
+	// Both pooled connections are now waiting on the lock.
+	waitFor(t, func() bool { return db.Pool().Stat().AcquiredConns() == 2 })
+
+	_, err = db.Activity(ctx, flood, activity.Query{})
+	if backend.ErrorCode(err) != backend.EUNAVAILABLE {
+		t.Errorf("a second query of the flooding tenant: %v, want EUNAVAILABLE", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.Ping(pctx); err != nil {
+		t.Errorf("Ping with a busy pool: %v", err)
+	}
+	if _, err := locker.Exec(ctx, `SELECT pg_advisory_unlock(42)`); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if _, err := db.Activity(ctx, other, activity.Query{}); err != nil {
+		t.Errorf("other tenant: %v", err)
+	}
+	// The statement timeout travels with every transaction.
+	var timeout string
+	err = db.SendTxAsApp(ctx, other, func(b *pgx.Batch) {
+		b.Queue(`SHOW statement_timeout`).QueryRow(func(r pgx.Row) error { return r.Scan(&timeout) })
+	})
+	if err != nil || timeout != "5s" {
+		t.Errorf("statement_timeout = %q, %v; want 5s", timeout, err)
+	}
+}
+
+// waitFor polls cond (a state of the database, not a timer) for up to ten
+// seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		runtime.Gosched()
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,7 +53,16 @@ const (
 // warm invocations).
 type DB struct {
 	pool *pgxpool.Pool
+	// perTenant bounds the transactions one tenant runs at once, so that
+	// its slow queries cannot hold every pooled connection.
+	perTenant int
+	mu        sync.Mutex
+	inFlight  map[string]int // by tenant id
 }
+
+// StatementTimeout bounds every statement of a request; a query that
+// takes longer is cancelled and answered 503 (backend.EUNAVAILABLE).
+const StatementTimeout = 5 * time.Second
 
 var _ backend.Store = (*DB)(nil)
 
@@ -79,7 +89,29 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, perTenant: max(1, int(cfg.MaxConns)/2), inFlight: map[string]int{}}, nil
+}
+
+// enter takes one of tenantID's slots (see DB.perTenant), or fails with
+// EUNAVAILABLE at once: a client told to retry later does better than one
+// queued behind its own slow queries.
+func (db *DB) enter(tenantID string) (leave func(), err error) {
+	if tenantID == "" {
+		return func() {}, nil
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.inFlight[tenantID] >= db.perTenant {
+		return nil, backend.Errorf(backend.EUNAVAILABLE, "too many concurrent requests for this tenant (at most %d); retry shortly", db.perTenant)
+	}
+	db.inFlight[tenantID]++
+	return func() {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		if db.inFlight[tenantID]--; db.inFlight[tenantID] == 0 {
+			delete(db.inFlight, tenantID)
+		}
+	}, nil
 }
 
 // dsnHas reports whether the DSN sets param itself, so explicit settings
@@ -116,8 +148,19 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers. When every pooled connection is
+// busy (slow queries, not a dead database), it asks on a connection of its
+// own instead of queueing behind them, so a busy pool never reads as an
+// unreachable database.
 func (db *DB) Ping(ctx context.Context) error {
+	if st := db.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+		conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return dbError("ping", err)
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		return dbError("ping", conn.Ping(ctx))
+	}
 	return db.retry(ctx, func() error {
 		if err := db.pool.Ping(ctx); err != nil {
 			return dbError("ping", err)
@@ -152,6 +195,9 @@ func retryable(err error) bool {
 	if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
 		return true
 	}
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" {
+		return false // a statement timeout: the same query would time out again
+	}
 	return backend.ErrorCode(err) == backend.EUNAVAILABLE
 }
 
@@ -159,6 +205,11 @@ func retryable(err error) bool {
 // tenantID (empty for the admin role), retrying once on a broken
 // connection or a deadlock. f must be safe to repeat.
 func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) error) error {
+	leave, err := db.enter(tenantID)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	return db.retry(ctx, func() error {
 		// set_config(..., true) ends with the transaction, so a pooled (or
 		// RDS Proxy multiplexed) connection never carries one tenant's
@@ -166,7 +217,8 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 		// round trip; both values are ours (a role constant and a parsed
 		// UUID), quoted all the same.
 		tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SELECT set_config('role', " +
-			quoteLiteral(role) + ", true), set_config('app.tenant_id', " + quoteLiteral(tenantID) + ", true)"})
+			quoteLiteral(role) + ", true), set_config('app.tenant_id', " + quoteLiteral(tenantID) + ", true), " +
+			"set_config('statement_timeout', " + quoteLiteral(statementTimeout) + ", true)"})
 		if err != nil {
 			return dbError("begin", err)
 		}
@@ -184,7 +236,11 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 // setIdentity starts every pipelined transaction (see sendTx): the role and
 // tenant travel as parameters, and set_config(..., true) ends with the
 // transaction like SET LOCAL.
-const setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)`
+var setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true),
+	set_config('statement_timeout', '` + statementTimeout + `', true)`
+
+// statementTimeout is StatementTimeout as PostgreSQL reads it.
+var statementTimeout = fmt.Sprintf("%dms", StatementTimeout.Milliseconds())
 
 // sendTx runs the statements queue adds to a batch as role with
 // app.tenant_id set to tenantID, in one round trip: the identity, the
@@ -198,6 +254,11 @@ const setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant
 // reset what they fill. Like inTx, it retries once on a broken connection
 // or a deadlock; the work must be safe to repeat.
 func (db *DB) sendTx(ctx context.Context, op, role, tenantID string, queue func(*pgx.Batch)) error {
+	leave, err := db.enter(tenantID)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	return db.retry(ctx, func() error {
 		var b pgx.Batch
 		b.Queue(setIdentity, role, tenantID)
@@ -228,6 +289,11 @@ func dbError(op string, err error) error {
 	var be *backend.Error
 	if errors.As(err, &be) {
 		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: the statement timeout
+		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE,
+			"the query took longer than %s; narrow it (since, until, session) or retry later", StatementTimeout), err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE, "database unavailable"), err)
