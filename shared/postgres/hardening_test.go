@@ -93,8 +93,8 @@ func TestConcurrentOverlappingBatches(t *testing.T) {
 	}
 }
 
-// One tenant's slow queries take at most half the pool: past that it is
-// answered EUNAVAILABLE at once, while another tenant is served and Ping
+// One tenant's slow queries take at most half the pool: past that and a
+// short queue it is answered EUNAVAILABLE at once, while another tenant is served and Ping
 // tells the busy pool from a dead database.
 func TestPerTenantBoundAndBusyPing(t *testing.T) {
 	_, dsn := pgtest.MustOpenDBDSN(t)
@@ -104,6 +104,7 @@ func TestPerTenantBoundAndBusyPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	db.SetTenantQueue(0) // one running request per tenant, none waiting
 	flood, other, third := mustTenant(t, db, "flood"), mustTenant(t, db, "other"), mustTenant(t, db, "third")
 
 	// A lock the test holds makes the flooding tenant's query wait, as a

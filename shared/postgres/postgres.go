@@ -55,9 +55,10 @@ type DB struct {
 	pool *pgxpool.Pool
 	// perTenant bounds the transactions one tenant runs at once, so that
 	// its slow queries cannot hold every pooled connection.
-	perTenant int
-	mu        sync.Mutex
-	inFlight  map[string]int // by tenant id
+	perTenant      int
+	perTenantQueue int
+	mu             sync.Mutex
+	inFlight       map[string]*tenantGate // by tenant id
 }
 
 // StatementTimeout bounds every statement of a request; a query that
@@ -89,29 +90,52 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	return &DB{pool: pool, perTenant: max(1, int(cfg.MaxConns)/2), inFlight: map[string]int{}}, nil
+	perTenant := max(1, int(cfg.MaxConns)/2)
+	return &DB{pool: pool, perTenant: perTenant, perTenantQueue: 8 * perTenant, inFlight: map[string]*tenantGate{}}, nil
 }
 
-// enter takes one of tenantID's slots (see DB.perTenant), or fails with
-// EUNAVAILABLE at once: a client told to retry later does better than one
-// queued behind its own slow queries.
-func (db *DB) enter(tenantID string) (leave func(), err error) {
+// enter takes one of tenantID's slots (see DB.perTenant), waiting for one
+// while the tenant has fewer than perTenantQueue requests waiting already;
+// past that it fails with EUNAVAILABLE at once: a client told to retry
+// later does better than one queued behind its own slow queries.
+func (db *DB) enter(ctx context.Context, tenantID string) (leave func(), err error) {
 	if tenantID == "" {
 		return func() {}, nil
 	}
 	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.inFlight[tenantID] >= db.perTenant {
-		return nil, backend.Errorf(backend.EUNAVAILABLE, "too many concurrent requests for this tenant (at most %d); retry shortly", db.perTenant)
+	g := db.inFlight[tenantID]
+	if g == nil {
+		g = &tenantGate{slots: make(chan struct{}, db.perTenant)}
+		db.inFlight[tenantID] = g
 	}
-	db.inFlight[tenantID]++
-	return func() {
+	if g.users >= db.perTenant+db.perTenantQueue {
+		db.mu.Unlock()
+		return nil, backend.Errorf(backend.EUNAVAILABLE, "too many concurrent requests for this tenant (%d at a time, %d waiting); retry shortly",
+			db.perTenant, db.perTenantQueue)
+	}
+	g.users++
+	db.mu.Unlock()
+	release := func() {
 		db.mu.Lock()
 		defer db.mu.Unlock()
-		if db.inFlight[tenantID]--; db.inFlight[tenantID] == 0 {
+		if g.users--; g.users == 0 {
 			delete(db.inFlight, tenantID)
 		}
-	}, nil
+	}
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, fmt.Errorf("postgres: wait for a tenant slot: %w", ctx.Err())
+	}
+	return func() { <-g.slots; release() }, nil
+}
+
+// tenantGate is one tenant's share of the pool: slots holds a token per
+// running request, users counts running and waiting ones.
+type tenantGate struct {
+	slots chan struct{}
+	users int
 }
 
 // dsnHas reports whether the DSN sets param itself, so explicit settings
@@ -205,7 +229,7 @@ func retryable(err error) bool {
 // tenantID (empty for the admin role), retrying once on a broken
 // connection or a deadlock. f must be safe to repeat.
 func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) error) error {
-	leave, err := db.enter(tenantID)
+	leave, err := db.enter(ctx, tenantID)
 	if err != nil {
 		return err
 	}
@@ -254,7 +278,7 @@ var statementTimeout = fmt.Sprintf("%dms", StatementTimeout.Milliseconds())
 // reset what they fill. Like inTx, it retries once on a broken connection
 // or a deadlock; the work must be safe to repeat.
 func (db *DB) sendTx(ctx context.Context, op, role, tenantID string, queue func(*pgx.Batch)) error {
-	leave, err := db.enter(tenantID)
+	leave, err := db.enter(ctx, tenantID)
 	if err != nil {
 		return err
 	}
