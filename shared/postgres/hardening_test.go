@@ -58,7 +58,13 @@ func TestActivityPagesAreBoundedInBytes(t *testing.T) {
 // never fail: ingest writes rows in one order, so they queue instead of
 // deadlocking.
 func TestConcurrentOverlappingBatches(t *testing.T) {
-	db := pgtest.MustOpenDB(t)
+	_, dsn := pgtest.MustOpenDBDSN(t)
+	// A pool wide enough for every writer to run at once.
+	db, err := postgres.Open(context.Background(), dsn+"&pool_max_conns=16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	tenant := mustTenant(t, db, "overlap")
 	sessions := []string{newID(t), newID(t), newID(t)}
 	events := genEvents(t, rand.New(rand.NewPCG(7, 8)), 400, base, time.Hour, sessions, []string{"a", "b"})
@@ -68,11 +74,11 @@ func TestConcurrentOverlappingBatches(t *testing.T) {
 	}
 	const writers = 8
 	var wg sync.WaitGroup
-	errs := make(chan error, writers*3)
+	errs := make(chan error, writers*6)
 	for w := range writers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 1))
-			for range 3 {
+			for range 6 {
 				evs := append([]event.Event(nil), events...)
 				r.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 				sess := append([]event.Session(nil), ss...)
