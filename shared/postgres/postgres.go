@@ -59,6 +59,12 @@ type DB struct {
 	perTenantQueue int
 	mu             sync.Mutex
 	inFlight       map[string]*tenantGate // by tenant id
+
+	// refresh, when set, reads the DSN again after an authentication
+	// failure; user and password are then what new connections use.
+	refresh        DSNFunc
+	credsMu        sync.Mutex
+	user, password string
 }
 
 // StatementTimeout bounds every statement of a request; a query that
@@ -70,6 +76,28 @@ var _ backend.Store = (*DB)(nil)
 // Open connects to dsn. It does not fail when the database is down: the pool
 // connects lazily, and Ping reports EUNAVAILABLE until it is back.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return open(ctx, dsn, nil)
+}
+
+// DSNFunc returns the DSN to connect with; fresh asks for it to be read
+// again from where it is kept (a secret), not from a cache, because the
+// database refused the credentials it had.
+type DSNFunc func(ctx context.Context, fresh bool) (string, error)
+
+// OpenRefreshing is Open over a DSN that can change its credentials (RDS
+// rotates the password in its secret): when the database refuses a new
+// connection's credentials, the DSN is read again, fresh, and the work
+// tried once more with what it says, so a rotation costs one slow request
+// instead of failures until the next cold start.
+func OpenRefreshing(ctx context.Context, dsn DSNFunc) (*DB, error) {
+	s, err := dsn(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, s, dsn)
+}
+
+func open(ctx context.Context, dsn string, refresh DSNFunc) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
@@ -86,12 +114,47 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	perTenant := max(1, int(cfg.MaxConns)/2)
+	db := &DB{perTenant: perTenant, perTenantQueue: 8 * perTenant, inFlight: map[string]*tenantGate{}, refresh: refresh}
+	if refresh != nil {
+		cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+			db.credsMu.Lock()
+			defer db.credsMu.Unlock()
+			if db.user != "" {
+				cc.User, cc.Password = db.user, db.password
+			}
+			return nil
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	perTenant := max(1, int(cfg.MaxConns)/2)
-	return &DB{pool: pool, perTenant: perTenant, perTenantQueue: 8 * perTenant, inFlight: map[string]*tenantGate{}}, nil
+	db.pool = pool
+	return db, nil
+}
+
+// reloadCredentials reads the DSN afresh and makes new connections log in
+// with its user and password.
+func (db *DB) reloadCredentials(ctx context.Context) error {
+	dsn, err := db.refresh(ctx, true)
+	if err != nil {
+		return fmt.Errorf("postgres: read the credentials again: %w", err)
+	}
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("postgres: parse the refreshed dsn: %w", err)
+	}
+	db.credsMu.Lock()
+	db.user, db.password = cc.User, cc.Password
+	db.credsMu.Unlock()
+	return nil
+}
+
+// authFailed reports the database refusing a connection's credentials.
+func authFailed(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
 }
 
 // enter takes one of tenantID's slots (see DB.perTenant), waiting for one
@@ -178,7 +241,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 // unreachable database.
 func (db *DB) Ping(ctx context.Context) error {
 	if st := db.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
-		conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+		cc := db.pool.Config().ConnConfig.Copy()
+		db.credsMu.Lock()
+		if db.user != "" {
+			cc.User, cc.Password = db.user, db.password
+		}
+		db.credsMu.Unlock()
+		conn, err := pgx.ConnectConfig(ctx, cc)
 		if err != nil {
 			return dbError("ping", err)
 		}
@@ -208,6 +277,15 @@ func (db *DB) retry(ctx context.Context, f func() error) error {
 		}
 		err = f()
 	}
+	// Refused credentials (perhaps met only on the fresh connection of the
+	// retry above): read them again and try once more.
+	if err != nil && authFailed(err) && db.refresh != nil && ctx.Err() == nil {
+		if rerr := db.reloadCredentials(ctx); rerr != nil {
+			return fmt.Errorf("%w (and %w)", err, rerr)
+		}
+		db.pool.Reset()
+		err = f()
+	}
 	return err
 }
 
@@ -221,6 +299,9 @@ func retryable(err error) bool {
 	}
 	if errors.As(err, &pgErr) && pgErr.Code == "57014" {
 		return false // a statement timeout: the same query would time out again
+	}
+	if authFailed(err) {
+		return false // the same credentials would be refused again
 	}
 	return backend.ErrorCode(err) == backend.EUNAVAILABLE
 }
@@ -318,6 +399,9 @@ func dbError(op string, err error) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: the statement timeout
 		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE,
 			"the query took longer than %s; narrow it (since, until, session) or retry later", StatementTimeout), err)
+	}
+	if authFailed(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE, "database unavailable (credentials refused)"), err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE, "database unavailable"), err)
