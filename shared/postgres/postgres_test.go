@@ -587,8 +587,9 @@ func TestTenantIsolation(t *testing.T) {
 		return n
 	}
 	asTenant(a, func(tx pgx.Tx) {
-		for table, want := range map[string]int{"events": 50, "sessions": 1, "rollup_minute": -1, "session_hour": -1, "tenants": 1} {
-			if n := count(tx, "SELECT count(*) FROM "+table+" WHERE "+map[bool]string{true: "id", false: "tenant_id"}[table == "tenants"]+" = $1", b); n != 0 {
+		// tenants is not readable by the app role at all (TestLeastPrivilege).
+		for table, want := range map[string]int{"events": 50, "sessions": 1, "rollup_minute": -1, "session_hour": -1} {
+			if n := count(tx, "SELECT count(*) FROM "+table+" WHERE tenant_id = $1", b); n != 0 {
 				t.Errorf("%s: tenant a reads %d rows of tenant b", table, n)
 			}
 			if n := count(tx, "SELECT count(*) FROM "+table); want >= 0 && n != want {
