@@ -27,6 +27,11 @@ const (
 	// A page holds at least one event, and one event is at most about
 	// event.MaxPayloadBytes plus its bounded fields.
 	MaxPageBytes = 4 << 20
+	// MaxScanRows bounds how many events (newest first, within session,
+	// since, until and cursor) one page walks to find those matching its
+	// other filters; a page that walked this far ends there, with a
+	// next_cursor, even with fewer events than its limit, or none.
+	MaxScanRows = 20000
 )
 
 // EventBytes is an upper bound on the size of e in a page's JSON: its

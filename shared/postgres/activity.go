@@ -32,14 +32,19 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	// The explicit tenant_id lets the planner use the (tenant_id, ...)
 	// indexes; the row-level security policy would reject other tenants'
 	// rows anyway.
+	// where holds the bounds an index walks (tenant, session, time,
+	// cursor); filters the conditions tested on each row walked.
 	where := []string{"tenant_id = $1"}
+	var filters []string
 	args := []any{tenantID}
-	add := func(cond string, v any) {
+	param := func(cond string, v any) string {
 		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+		return strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args)))
 	}
+	bound := func(cond string, v any) { where = append(where, param(cond, v)) }
+	add := func(cond string, v any) { filters = append(filters, param(cond, v)) }
 	if q.SessionID != "" {
-		add("session_id = ?::uuid", q.SessionID)
+		bound("session_id = ?::uuid", q.SessionID)
 	}
 	if q.Server != "" {
 		add("server = ?", q.Server)
@@ -57,18 +62,30 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 		add("risk_rank >= ?", int16(activity.LevelRank(q.MinRisk)))
 	}
 	if !q.Since.IsZero() {
-		add("ts >= ?", q.Since)
+		bound("ts >= ?", q.Since)
 	}
 	if !q.Until.IsZero() {
-		add("ts < ?", q.Until)
+		bound("ts < ?", q.Until)
 	}
 	if c := q.Cursor; c != nil {
 		args = append(args, c.TS, c.ID)
 		where = append(where, fmt.Sprintf("(ts, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
 	}
 	args = append(args, limit+1)
-	sql := fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY ts DESC, id DESC LIMIT $%d",
+	sql := fmt.Sprintf("SELECT %s, true FROM events WHERE %s ORDER BY ts DESC, id DESC LIMIT $%d",
 		eventColumns, strings.Join(where, " AND "), len(args))
+	if len(filters) > 0 {
+		// A filter that matches little would walk the tenant's whole
+		// history: the walk stops after activity.MaxScanRows rows, and
+		// the last row walked, matched or not, comes out flagged so the
+		// page can end there with a cursor.
+		sql = fmt.Sprintf(`SELECT %[1]s, matched FROM (
+				SELECT *, %[2]s AS matched, row_number() OVER (ORDER BY ts DESC, id DESC) AS walked
+				FROM (SELECT * FROM events WHERE %[3]s ORDER BY ts DESC, id DESC LIMIT %[4]d) AS w
+			) AS m
+			WHERE matched OR walked = %[4]d ORDER BY ts DESC, id DESC LIMIT $%[5]d`,
+			eventColumns, strings.Join(filters, " AND "), strings.Join(where, " AND "), activity.MaxScanRows, len(args))
+	}
 
 	var page activity.Page
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
@@ -119,13 +136,18 @@ func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit i
 		got := 0
 		for rows.Next() && !done {
 			got++
-			e, err := scanEvent(rows)
+			var matched bool
+			e, err := scanEventAnd(rows, &matched)
 			if err != nil {
 				rows.Close()
 				return activity.Page{}, dbError("activity", err)
 			}
 			size := activity.EventBytes(&e)
 			switch {
+			case !matched:
+				// The end of the walk: the next page starts past it.
+				page.NextCursor = activity.Cursor{TS: e.TS, ID: e.ID}.Encode()
+				done = true
 			case len(page.Events) == limit:
 				more() // the one row past the limit: there is a next page
 			case len(page.Events) > 0 && used+size > activity.MaxPageBytes:
@@ -146,7 +168,11 @@ func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit i
 	return page, nil
 }
 
-func scanEvent(row pgx.Rows) (event.Event, error) {
+func scanEvent(row pgx.CollectableRow) (event.Event, error) { return scanEventAnd(row) }
+
+// scanEventAnd is scanEvent for rows with more columns after the event's,
+// scanned into extra.
+func scanEventAnd(row pgx.CollectableRow, extra ...any) (event.Event, error) {
 	var (
 		e         event.Event
 		ts        time.Time
@@ -157,9 +183,9 @@ func scanEvent(row pgx.Rows) (event.Event, error) {
 		reasons   []string
 		payload   []byte
 	)
-	err := row.Scan(&e.ID, &e.SessionID, &e.Seq, &ts, &dir, &kind, &e.Server, &e.RPCID, &e.Method, &e.Tool,
+	err := row.Scan(append([]any{&e.ID, &e.SessionID, &e.Seq, &ts, &dir, &kind, &e.Server, &e.RPCID, &e.Method, &e.Tool,
 		&e.LatencyMS, &errCode, &e.IsError, &e.Size, &score, &level, &reasons, &e.CostUSD, &e.Tokens,
-		&payload, &e.PayloadTruncated)
+		&payload, &e.PayloadTruncated}, extra...)...)
 	if err != nil {
 		return e, err
 	}
