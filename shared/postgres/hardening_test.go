@@ -7,8 +7,11 @@ import (
 	"errors"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+	"math"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -263,5 +266,41 @@ func TestFilteredWalkIsBounded(t *testing.T) {
 		if e.Server != "rare" {
 			t.Errorf("walk returned %+v", e)
 		}
+	}
+}
+
+// Sums saturate instead of overflowing, in the rollups and in stats, and
+// stats always encode, even over rows stored before ingest bounded the
+// counters.
+func TestSumsSaturateAndStatsEncode(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "sums")
+	sid := newID(t)
+	one := func(i int) event.Batch {
+		return event.Batch{Events: []event.Event{{ID: newID(t), SessionID: sid, Seq: int64(i), TS: base,
+			Direction: event.ClientToServer, Kind: event.KindRequest, Method: "m" + strconv.Itoa(i%2), Size: event.MaxSize, Tokens: event.MaxTokens, CostUSD: event.MaxCostUSD}}}
+	}
+	ingest(t, db, tenant, one(0))
+	ingest(t, db, tenant, one(1))
+	// Rows as an older version could have left them.
+	if _, err := db.Pool().Exec(ctx, `UPDATE rollup_minute SET bytes = 9223372036854775000, tokens = 9223372036854775000, cost_usd = 1.7e308;
+		UPDATE rollup_hour SET bytes = 9223372036854775000, tokens = 9223372036854775000, cost_usd = 1.7e308`); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, db, tenant, one(2)) // would overflow bigint without saturation
+	var minuteBytes int64
+	if err := db.Pool().QueryRow(ctx, `SELECT bytes FROM rollup_minute WHERE method = 'm0'`).Scan(&minuteBytes); err != nil || minuteBytes != math.MaxInt64 {
+		t.Errorf("rollup bytes = %d, %v; want saturated at MaxInt64", minuteBytes, err)
+	}
+	st, err := db.Stats(ctx, tenant, stats.Query{Since: base.Add(-2 * time.Hour), Until: base.Add(2 * time.Hour)}.Align(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := json.Marshal(st); err != nil {
+		t.Errorf("stats do not encode: %v", err)
+	}
+	if st.Totals.Bytes != math.MaxInt64 || st.Totals.Tokens != math.MaxInt64 {
+		t.Errorf("totals bytes %d tokens %d; want saturated", st.Totals.Bytes, st.Totals.Tokens)
 	}
 }
