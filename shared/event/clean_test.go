@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestCleanText(t *testing.T) {
@@ -135,4 +136,63 @@ func TestCheckBatchShape(t *testing.T) {
 	if err := CheckEventShape([]byte(`{"payload":` + strings.Repeat("[", MaxPayloadDepth+1) + `}`)); err == nil {
 		t.Error("CheckEventShape accepted a payload too deep")
 	}
+}
+
+// FuzzCleanPayload: for any valid JSON, CleanPayload keeps it valid JSON,
+// cleaning twice changes nothing more, and what it keeps has no NUL or
+// surrogate escape and no invalid UTF-8 (what jsonb refuses), and decodes
+// to the same value wherever nothing needed cleaning.
+func FuzzCleanPayload(f *testing.F) {
+	for _, s := range []string{`{"a":"b"}`, `["\u0000"]`, `["\ud800\udc00"]`, `["\udc00\ud800"]`, "[\"\xff\"]", `[1e400,-0.0e-3]`,
+		`{"\u0000":[[[]]]}`, `"\\\\u0000"`, `[1E+131071]`, `0`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if !json.Valid(p) {
+			return
+		}
+		out, ok := CleanPayload(p)
+		if !ok {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("CleanPayload(%q) = %q, not JSON", p, out)
+		}
+		if again, ok := CleanPayload(out); !ok || string(again) != string(out) {
+			t.Fatalf("cleaning %q twice gave %q, %v", out, again, ok)
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("CleanPayload(%q) = %q, invalid UTF-8", p, out)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(out)))
+		dec.UseNumber() // numbers beyond float64 are fine here
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		if hasNUL(v) {
+			t.Fatalf("CleanPayload(%q) = %q still holds NUL", p, out)
+		}
+	})
+}
+
+// hasNUL reports a NUL in any string or key of a decoded JSON value.
+func hasNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.IndexByte(v, 0) >= 0
+	case []any:
+		for _, x := range v {
+			if hasNUL(x) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, x := range v {
+			if strings.IndexByte(k, 0) >= 0 || hasNUL(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
