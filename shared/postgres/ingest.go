@@ -200,6 +200,15 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     exit_code = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.exit_code ELSE s.exit_code END,
     dropped_events = greatest(s.dropped_events, excluded.dropped_events)`
 
+// setIngestTimeout gives a batch IngestStatementTimeout instead of the
+// statement timeout of reads: a batch is bounded by the body limit, and a
+// full one on a busy database may need longer than a read is allowed,
+// while refusing it would only make the CLI send it again.
+var setIngestTimeout = fmt.Sprintf("SELECT set_config('statement_timeout', '%dms', true)", IngestStatementTimeout.Milliseconds())
+
+// IngestStatementTimeout bounds each statement of an ingest.
+const IngestStatementTimeout = 30 * time.Second
+
 // Ingest stores a batch that passed event.Batch.Clean and Validate (the
 // API decodes nothing else) in one transaction: sessions upserted, then the
 // events sent as column arrays and inserted with ON CONFLICT DO NOTHING,
@@ -233,6 +242,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	// duplicates) or left no trace.
 	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
 		inserted = 0
+		batch.Queue(setIngestTimeout)
 		for _, i := range sessionOrder {
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
