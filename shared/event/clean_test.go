@@ -115,6 +115,7 @@ func TestCheckBatchShape(t *testing.T) {
 		{"too many events", `{"events":[` + strings.Repeat(`{},`, 10) + `{}]}`, "events", true},
 		{"too many sessions, odd case", `{"SESSIONS":[` + strings.Repeat(`1,`, 10) + `1]}`, "sessions", true},
 		{"too many reasons", ev(`,"risk":{"reasons":[` + strings.Repeat(`"r",`, MaxReasons) + `"r"]}`), "events[0].risk.reasons", false},
+		{"folded key", `{"eventſ":[` + strings.Repeat(`{},`, 10) + `{}]}`, "events", true},
 		{"escaped key", `{"events":[{},{"risk":{"re\u0061sons":[` + strings.Repeat(`"r",`, MaxReasons) + `"r"]}}]}`, "events[1].risk.reasons", false},
 		{"reasons elsewhere do not count", ev(`,"payload":{"reasons":[` + strings.Repeat(`"r",`, 100) + `"r"]}`), "", false},
 		{"too many arguments", `{"sessions":[{"command":[` + strings.Repeat(`"a",`, MaxCommandArgs) + `"a"]}]}`, "sessions[0].command", false},

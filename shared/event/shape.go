@@ -127,6 +127,14 @@ func (s *shapeScanner) scan(b []byte, top role) error {
 		var f *frame
 		if s.depth > 0 {
 			f = &s.stack[s.depth-1]
+			if f.role == roleOther {
+				// A payload or an unknown field: only its depth counts.
+				var err error
+				if i, err = s.skipOther(b, i); err != nil {
+					return err
+				}
+				continue
+			}
 			if !f.object && f.wantValue && c != ']' {
 				f.wantValue = false
 				f.n++
@@ -164,8 +172,7 @@ func (s *shapeScanner) scan(b []byte, top role) error {
 				}
 			}
 			if s.depth == s.maxDepth {
-				return &ShapeError{Path: "body", Msg: fmt.Sprintf(
-					"nests deeper than %d levels at byte %d (a payload may nest at most %d)", s.maxDepth, i, MaxPayloadDepth)}
+				return s.tooDeep(i)
 			}
 			if (c == '{') != objectRole(r) {
 				r = roleOther // a wrong type: the decoder refuses it
@@ -181,9 +188,54 @@ func (s *shapeScanner) scan(b []byte, top role) error {
 	return nil
 }
 
+// skipOther walks the inside of a container whose contents have no
+// limits of their own, from b[i], counting depth alone, and returns the
+// index of the byte that closes it (or len(b)).
+func (s *shapeScanner) skipOther(b []byte, i int) (int, error) {
+	base := s.depth - 1
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i+1)
+		case '[', '{':
+			if s.depth == s.maxDepth {
+				return i, s.tooDeep(i)
+			}
+			s.stack[s.depth] = frame{role: roleOther}
+			s.depth++
+		case ']', '}':
+			if s.depth--; s.depth == base {
+				return i, nil
+			}
+		}
+	}
+	return i, nil
+}
+
+func (s *shapeScanner) tooDeep(i int) error {
+	return &ShapeError{Path: "body", Msg: fmt.Sprintf(
+		"nests deeper than %d levels at byte %d (a payload may nest at most %d)", s.maxDepth, i, MaxPayloadDepth)}
+}
+
 // stringEnd returns the index of the quote closing the string that starts
 // at b[i], or len(b).
 func stringEnd(b []byte, i int) int {
+	// Most strings are short keys and names: a plain loop beats the call.
+	for j := i; j < len(b) && j < i+32; j++ {
+		switch b[j] {
+		case '"':
+			return j
+		case '\\':
+			j++
+			if j+1 >= i+32 { // an escape at the edge: leave it to the general case
+				return stringEndLong(b, i)
+			}
+		}
+	}
+	return stringEndLong(b, i)
+}
+
+func stringEndLong(b []byte, i int) int {
 	for {
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
@@ -222,16 +274,20 @@ func elementRole(r role) role {
 }
 
 // childRole maps a key to the role of its value. Keys match as the
-// decoders match field names: case-insensitively, escapes decoded.
-func childRole(parent role, rawKey []byte) role {
-	if parent == roleOther {
+// decoders match field names: case-insensitively (Unicode folding
+// included: "ſessions" is "sessions" to encoding/json), escapes decoded.
+func childRole(parent role, key []byte) role {
+	if parent == roleOther || len(key) > 128 { // longer than any spelling of a known key
 		return roleOther
 	}
-	key := rawKey
-	if bytes.IndexByte(key, '\\') >= 0 {
-		if len(key) > 128 { // longer than any escaped known key
-			return roleOther
+	plain := true
+	for _, c := range key {
+		if c == '\\' || c >= 0x80 {
+			plain = false
+			break
 		}
+	}
+	if !plain && bytes.IndexByte(key, '\\') >= 0 {
 		var k string
 		if err := json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k); err != nil {
 			return roleOther
@@ -239,7 +295,8 @@ func childRole(parent role, rawKey []byte) role {
 		key = []byte(k)
 	}
 	for _, f := range fields {
-		if f.parent == parent && bytes.EqualFold(key, []byte(f.key)) {
+		// An ASCII key can only fold to a known key of its own length.
+		if f.parent == parent && (!plain || len(key) == len(f.key)) && bytes.EqualFold(key, []byte(f.key)) {
 			return f.child
 		}
 	}
