@@ -84,6 +84,8 @@ func hostileIngestCases() []hostileCase {
 		add(tn+" in session command", "", `,"command":["x",`+v+`]`, false)
 		add(tn+" in session warnings", "", `,"warnings":[`+v+`]`, false)
 	}
+	// Reasons that an array literal must quote.
+	add("reasons with array syntax", `,"risk":{"score":1,"level":"low","reasons":["q\"uote","back\\slash","{a,b}","NULL"," spaced ","\u00e9\ud83d\ude00"]}`, "", false)
 	// Numeric extremes.
 	for _, f := range []string{"size", "tokens", "seq"} {
 		for _, v := range []string{"0", "1099511627776", "1099511627777", "9223372036854775807", "-1", "9223372036854775808", "1e3", "1.5"} {
