@@ -85,9 +85,10 @@ func (e *Event) validate(i int, now time.Time) error {
 	if !e.Kind.Valid() {
 		return bad("kind", "must be request, response, notification, error or invalid, got %q", e.Kind)
 	}
-	for field, v := range map[string]string{"server": e.Server, "rpc_id": e.RPCID, "method": e.Method, "tool": e.Tool} {
-		if len(v) > MaxNameLen {
-			return bad(field, "longer than %d bytes", MaxNameLen)
+	// An array, not a map: this runs for every event ingested.
+	for _, f := range [...]struct{ name, v string }{{"server", e.Server}, {"rpc_id", e.RPCID}, {"method", e.Method}, {"tool", e.Tool}} {
+		if len(f.v) > MaxNameLen {
+			return bad(f.name, "longer than %d bytes", MaxNameLen)
 		}
 	}
 	if e.LatencyMS != nil && (*e.LatencyMS < 0 || *e.LatencyMS > 7*24*3600*1000) {
