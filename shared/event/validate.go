@@ -144,8 +144,14 @@ func (s *Session) Validate(now time.Time) error {
 	if s.StartedAt.IsZero() || s.StartedAt.After(now.Add(24*time.Hour)) {
 		return bad("started_at", "must be a time before now")
 	}
+	if s.StartedAt.Year() < 2000 {
+		return bad("started_at", "must be an RFC 3339 time from 2000 on")
+	}
 	if s.EndedAt != nil && s.EndedAt.Before(s.StartedAt) {
 		return bad("ended_at", "before started_at")
+	}
+	if s.EndedAt != nil && s.EndedAt.After(now.Add(24*time.Hour)) {
+		return bad("ended_at", "must be a time before now")
 	}
 	for field, v := range map[string]string{"server": s.Server, "server_name": s.ServerName, "server_version": s.ServerVersion,
 		"client_name": s.ClientName, "client_version": s.ClientVersion, "protocol_version": s.ProtocolVersion, "host": s.Host} {

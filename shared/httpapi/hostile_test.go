@@ -84,6 +84,13 @@ func hostileIngestCases() []hostileCase {
 		add(tn+" in session command", "", `,"command":["x",`+v+`]`, false)
 		add(tn+" in session warnings", "", `,"warnings":[`+v+`]`, false)
 	}
+	// Times at the edges of the calendar.
+	for _, ts := range []string{"9999-12-31T23:59:59.9999999Z", "0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2000-01-01T00:00:00+14:00"} {
+		add("session ended_at "+ts, "", `,"ended_at":"`+ts+`"`, false)
+		add("event ts "+ts, `,"ts":"`+ts+`"`, "", false)
+		body, _, _ := hostileBatch("", "")
+		cases = append(cases, hostileCase{name: "session started_at " + ts, body: strings.Replace(body, `"started_at":"`, `"started_at":"`+ts+`","x":"`, 1)})
+	}
 	// Reasons that an array literal must quote.
 	add("reasons with array syntax", `,"risk":{"score":1,"level":"low","reasons":["q\"uote","back\\slash","{a,b}","NULL"," spaced ","\u00e9\ud83d\ude00"]}`, "", false)
 	// Numeric extremes.
