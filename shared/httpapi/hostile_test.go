@@ -301,3 +301,29 @@ func TestHostileQueries(t *testing.T) {
 		t.Fatalf("health: %d %s", h.Status, h.Body)
 	}
 }
+
+// The admin body gets the same treatment: NUL, deep nesting and bad text
+// in a tenant name are refused with 400 and create nothing.
+func TestHostileAdmin(t *testing.T) {
+	do, db := newAPI(t)
+	tenants := func() int {
+		var n int
+		if err := db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM tenants`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, body := range []string{
+		`{"name":"a\u0000b"}`, `{"name":` + strings.Repeat("[", 100000) + `}`, `{"x":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat("}", 200) + `,"name":"n"}`,
+		`{"name":"` + strings.Repeat("x", 300) + `"}`, `{"name":"  "}`,
+	} {
+		before := tenants()
+		a := do(t, apitest.Request{Method: "POST", Path: "/api/admin/tenants", Token: adminToken, Body: []byte(body)})
+		if a.Status != 400 || a.ErrorCode(t) == "" {
+			t.Errorf("%.60s: %d %s", body, a.Status, a.Body)
+		}
+		if tenants() != before {
+			t.Errorf("%.60s: refused, yet a tenant was created", body)
+		}
+	}
+}
