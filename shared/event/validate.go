@@ -86,7 +86,10 @@ func (e *Event) validate(i int, now time.Time) error {
 		return bad("kind", "must be request, response, notification, error or invalid, got %q", e.Kind)
 	}
 	// An array, not a map: this runs for every event ingested.
-	for _, f := range [...]struct{ name, v string }{{"server", e.Server}, {"rpc_id", e.RPCID}, {"method", e.Method}, {"tool", e.Tool}} {
+	for _, f := range [...]struct{ name, v string }{
+		{"server", e.Server}, {"rpc_id", e.RPCID}, {"method", e.Method}, {"tool", e.Tool},
+		{"prompt", e.Prompt}, {"resource_uri", e.ResourceURI},
+	} {
 		if len(f.v) > MaxNameLen {
 			return bad(f.name, "longer than %d bytes", MaxNameLen)
 		}
