@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +33,7 @@ const createStaging = `
 CREATE TEMP TABLE km_staging (
     id uuid, session_id uuid, seq bigint, ts timestamptz, direction text, kind text,
     server text, rpc_id text, method text, tool text,
-    latency_ms double precision, latency_bucket integer, error_code integer, is_error boolean,
+    latency_ms double precision, latency_bucket integer, error_code bigint, is_error boolean,
     failed boolean, size bigint, risk_score integer, risk_level text, risk_rank smallint,
     risk_reasons text[], cost_usd double precision, tokens bigint,
     payload jsonb, payload_truncated boolean,
@@ -47,8 +50,12 @@ CREATE TEMP TABLE km_staging (
 // has_risk for the risk columns, -1 for a missing bucket or is_error, NaN
 // for a missing latency (JSON has no NaN), the int8 minimum for a missing
 // error code, the empty string for no payload. risk_reasons cannot travel as
-// an array of arrays (unnest would flatten it), so all reasons travel in one
-// array and each row takes its slice; a negative length means none.
+// an array of arrays (unnest would flatten it), so each row's reasons
+// travel as one array literal ("{"a","b"}") in $22, which holds the
+// literals of the rows with reasons only; reasons_off is a row's index in
+// it and a negative reasons_len means none. (A row taking its slice of one
+// flat array of every reason cost time in proportion to the reasons before
+// it: a batch of 5000 events with 32 reasons each took seconds.)
 // The arrays are unnested in the select list, not in FROM: all have one
 // length, so both zip them alike, but unnest(a, b, ...) in FROM is a
 // function scan that first copies every array into a tuplestore of its
@@ -58,11 +65,11 @@ CREATE TEMP TABLE km_staging (
 const unnestSource = `src AS (
     SELECT id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         nullif(latency_ms, 'NaN') AS latency_ms, nullif(latency_bucket, -1) AS latency_bucket,
-        nullif(error_code, -9223372036854775808)::integer AS error_code,
+        nullif(error_code, -9223372036854775808) AS error_code,
         CASE is_error WHEN 1 THEN true WHEN 0 THEN false END AS is_error, failed, size,
         CASE WHEN has_risk THEN risk_score END AS risk_score, CASE WHEN has_risk THEN risk_level END AS risk_level,
         risk_rank,
-        CASE WHEN reasons_len >= 0 THEN ($22::text[])[reasons_off + 1 : reasons_off + reasons_len] END AS risk_reasons,
+        CASE WHEN reasons_len >= 0 THEN (($22::text[])[reasons_off + 1])::text[] END AS risk_reasons,
         cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated,
         error_message, prompt, resource_uri, retry
     FROM (SELECT unnest($2::uuid[]) AS id, unnest($3::uuid[]) AS session_id, unnest($4::int8[]) AS seq,
@@ -141,8 +148,8 @@ ins AS (
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + excluded.bytes, cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + excluded.tokens, risk_medium = r.risk_medium + excluded.risk_medium,
+        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
+        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
@@ -167,8 +174,8 @@ ins AS (
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + excluded.bytes, cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + excluded.tokens, risk_medium = r.risk_medium + excluded.risk_medium,
+        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
+        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
@@ -188,10 +195,12 @@ ins AS (
 ), sm AS (
     INSERT INTO session_minute (tenant_id, bucket, server, session_id)
     SELECT DISTINCT $1::uuid, date_trunc('minute', ts, 'UTC'), server, session_id FROM ins
+    ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
 ), sh AS (
     INSERT INTO session_hour (tenant_id, bucket, server, session_id)
     SELECT DISTINCT $1::uuid, date_trunc('hour', ts, 'UTC'), server, session_id FROM ins
+    ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM ins`
@@ -226,7 +235,17 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     dropped_events = greatest(s.dropped_events, excluded.dropped_events),
     warnings = coalesce(excluded.warnings, s.warnings)`
 
-// Ingest stores a batch in one transaction: sessions upserted, then the
+// setIngestTimeout gives a batch IngestStatementTimeout instead of the
+// statement timeout of reads: a batch is bounded by the body limit, and a
+// full one on a busy database may need longer than a read is allowed,
+// while refusing it would only make the CLI send it again.
+var setIngestTimeout = fmt.Sprintf("SELECT set_config('statement_timeout', '%dms', true)", IngestStatementTimeout.Milliseconds())
+
+// IngestStatementTimeout bounds each statement of an ingest.
+const IngestStatementTimeout = 30 * time.Second
+
+// Ingest stores a batch that passed event.Batch.Clean and Validate (the
+// API decodes nothing else) in one transaction: sessions upserted, then the
 // events sent as column arrays and inserted with ON CONFLICT DO NOTHING,
 // with the rollups updated for the inserted events only, in one statement.
 func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backend.IngestResult, error) {
@@ -243,6 +262,14 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	if len(b.Events) == 0 && len(b.Sessions) == 0 {
 		return backend.IngestResult{}, nil
 	}
+	// Sessions are upserted in id order too, for the same reason as events.
+	sessionOrder := make([]int, len(b.Sessions))
+	for i := range sessionOrder {
+		sessionOrder[i] = i
+	}
+	slices.SortFunc(sessionOrder, func(x, y int) int {
+		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
+	})
 	var inserted int
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
@@ -250,7 +277,8 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	// duplicates) or left no trace.
 	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
 		inserted = 0
-		for i := range b.Sessions {
+		batch.Queue(setIngestTimeout)
+		for _, i := range sessionOrder {
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
 				s.ClientName, s.ClientVersion, s.ProtocolVersion, s.Command, s.Host,
@@ -298,27 +326,36 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		rpcID: make([]string, n), method: make([]string, n), tool: make([]string, n), level: make([]string, n),
 		errorMessage: make([]string, n), prompt: make([]string, n), resourceURI: make([]string, n),
 		payload:   make([]string, n),
-		reasons:   []string{}, // never nil: slices of a NULL array are NULL
+		reasons:   []string{}, // never nil: elements of a NULL array are NULL
 		latencyMS: make([]float64, n), costUSD: make([]float64, n),
 		bucket: make([]int32, n), reasonsOff: make([]int32, n), reasonsLen: make([]int32, n),
 		isError: make([]int16, n), rank: make([]int16, n),
 		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n), retry: make([]bool, n),
 	}
+	// Rows go in id order: two batches that share event ids then take
+	// their index locks in the same order, so they queue rather than
+	// deadlock, whatever order their senders listed the events in.
+	ids := make([][16]byte, n)
+	order := make([]int, n)
 	for i := range events {
-		e := &events[i]
-		id, err := uuid.Parse(e.ID)
+		id, err := uuid.Parse(events[i].ID)
 		if err != nil {
 			return nil, backend.Errorf(backend.EINVALID, "events[%d].id: must be a UUID", i)
 		}
+		ids[i], order[i] = id, i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
+	for i, k := range order {
+		e := &events[k]
 		sid, err := uuid.Parse(e.SessionID)
 		if err != nil {
-			return nil, backend.Errorf(backend.EINVALID, "events[%d].session_id: must be a UUID", i)
+			return nil, backend.Errorf(backend.EINVALID, "events[%d].session_id: must be a UUID", k)
 		}
-		c.id[i], c.sessionID[i] = id, sid
+		c.id[i], c.sessionID[i] = ids[k], sid
 		c.seq[i], c.size[i], c.tokens[i], c.ts[i] = e.Seq, e.Size, e.Tokens, e.TS
 		c.direction[i], c.kind[i], c.server[i] = string(e.Direction), string(e.Kind), e.Server
 		c.rpcID[i], c.method[i], c.tool[i] = e.RPCID, e.Method, e.Tool
-		c.errorMessage[i], c.prompt[i], c.resourceURI[i] = pgText(e.ErrorMessage), pgText(e.Prompt), pgText(e.ResourceURI)
+		c.errorMessage[i], c.prompt[i], c.resourceURI[i] = e.ErrorMessage, e.Prompt, e.ResourceURI
 		c.costUSD[i] = e.CostUSD
 		c.latencyMS[i], c.bucket[i] = math.NaN(), -1
 		if e.LatencyMS != nil {
@@ -329,7 +366,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		}
 		c.errorCode[i] = noErrorCode
 		if e.ErrorCode != nil {
-			c.errorCode[i] = int64(int32(*e.ErrorCode))
+			c.errorCode[i] = int64(*e.ErrorCode)
 		}
 		c.isError[i] = -1
 		if e.IsError != nil {
@@ -345,11 +382,11 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 			c.hasRisk[i], c.score[i], c.level[i] = true, int64(e.Risk.Score), string(e.Risk.Level)
 			if e.Risk.Reasons != nil {
 				c.reasonsOff[i], c.reasonsLen[i] = int32(len(c.reasons)), int32(len(e.Risk.Reasons))
-				c.reasons = append(c.reasons, e.Risk.Reasons...)
+				c.reasons = append(c.reasons, arrayLiteral(e.Risk.Reasons))
 			}
 		}
 		if len(e.Payload) > 0 {
-			c.payload[i] = string(jsonbSafe(e.Payload))
+			c.payload[i] = string(e.Payload)
 		}
 	}
 	return c, nil
@@ -363,33 +400,28 @@ func (c *batchColumns) args(tenantID string) []any {
 		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI, c.retry}
 }
 
-// pgText replaces NUL, which a text column cannot store, with U+FFFD: a
-// tool's error text may well hold one (JSON spells it \u0000).
-func pgText(s string) string {
-	if strings.IndexByte(s, 0) < 0 {
-		return s
+// arrayLiteral writes list as a PostgreSQL array literal of quoted
+// elements, which text[] input reads back exactly (cleaned text holds no
+// NUL, the one character a literal cannot carry).
+func arrayLiteral(list []string) string {
+	n := 2
+	for _, s := range list {
+		n += len(s) + 3
 	}
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
-}
-
-// jsonbSafe replaces the escape \u0000, which jsonb cannot store, with
-// \ufffd: one odd payload must not make a whole batch fail forever.
-func jsonbSafe(p []byte) []byte {
-	var out []byte
-	for i := 0; i < len(p); i++ {
-		if p[i] != '\\' || i+1 >= len(p) {
-			continue
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		if p[i+1] == 'u' && i+6 <= len(p) && string(p[i+2:i+6]) == "0000" {
-			if out == nil {
-				out = append([]byte(nil), p...)
+		b = append(b, '"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b = append(b, '\\')
 			}
-			copy(out[i+2:i+6], "fffd")
+			b = append(b, s[j])
 		}
-		i++ // skip the escaped character, so \\u0000 stays as written
+		b = append(b, '"')
 	}
-	if out == nil {
-		return p
-	}
-	return out
+	return string(append(b, '}'))
 }
