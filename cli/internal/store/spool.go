@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -289,33 +290,79 @@ func (c *Claim) Ack(ctx context.Context) error {
 	return errors.Join(err, c.Release())
 }
 
-// SetAside keeps the claimed batch in <home>/rejected with the reason the
-// API gave, for the user to see, and marks it shipped so it is never
-// retried automatically.
-func (c *Claim) SetAside(ctx context.Context, reason string) error {
+// SetAside keeps sessions and events of the claim (those the API refused)
+// in <home>/rejected with the API's reason, for the user to see, durably.
+// It does not settle the claim: the Ack that follows takes them out of the
+// spool with the rest, so they are never retried automatically. The file
+// is named after the first item's id, so setting the same items aside
+// again (a crash came between this and the Ack) keeps one copy. The
+// records of the events' sessions go with them, for context.
+func (c *Claim) SetAside(ctx context.Context, reason string, sessions []event.Session, events []event.Event) error {
 	if c.done {
 		return errors.New("claim already settled")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var key string
+	switch {
+	case len(events) > 0:
+		key = events[0].ID
+	case len(sessions) > 0:
+		key = "session-" + sessions[0].ID
+	default:
+		return nil
+	}
+	key = fileSafe(key)
+	dir := c.s.rejectedDir()
+	if existing, _ := filepath.Glob(filepath.Join(dir, "*-"+key+".json")); len(existing) > 0 {
+		return nil
+	}
+	kept := sessions
+	for _, sess := range c.sessions {
+		if slices.ContainsFunc(events, func(e event.Event) bool { return e.SessionID == sess.ID }) &&
+			!slices.ContainsFunc(kept, func(s event.Session) bool { return s.ID == sess.ID }) {
+			kept = append(slices.Clip(kept), sess)
+		}
 	}
 	now := c.s.now().UTC()
 	rec := rejectedBatch{
 		Reason:     reason,
 		RejectedAt: now,
-		Events:     len(c.events),
-		Batch:      event.Batch{Sessions: c.sessions, Events: c.events},
+		Events:     len(events),
+		Sessions:   len(sessions),
+		Batch:      event.Batch{Sessions: kept, Events: events},
 	}
 	b, err := json.Marshal(&rec)
 	if err != nil {
-		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+		return fmt.Errorf("set aside: %w", err)
 	}
-	dir := c.s.rejectedDir()
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+		return fmt.Errorf("set aside: %w", err)
 	}
-	name := fmt.Sprintf("%s-%s.json", now.Format("20060102T150405.000000000Z"), randomHex(4))
+	name := fmt.Sprintf("%s-%s.json", now.Format("20060102T150405.000000000Z"), key)
 	if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
-		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+		return fmt.Errorf("set aside: %w", err)
 	}
-	return c.Ack(ctx)
+	return nil
+}
+
+// fileSafe is id as a part of a file name: ids come from the store's
+// lines, which anything may have written.
+func fileSafe(id string) string {
+	b := []byte(id)
+	for i, ch := range b {
+		if !('0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || ch == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 80 {
+		b = b[:80]
+	}
+	if len(b) == 0 {
+		return randomHex(4)
+	}
+	return string(b)
 }
 
 // Release gives the claim back unshipped: another claim will take the same
@@ -339,6 +386,7 @@ type rejectedBatch struct {
 	Reason     string      `json:"reason"`
 	RejectedAt time.Time   `json:"rejected_at"`
 	Events     int         `json:"events"`
+	Sessions   int         `json:"sessions,omitempty"`
 	Batch      event.Batch `json:"batch"`
 }
 
@@ -408,12 +456,17 @@ type PendingInfo struct {
 	SetAside []SetAsideBatch `json:"set_aside"`
 }
 
-// SetAsideBatch is one refused batch kept in <home>/rejected.
+// SetAsideBatch is what the API refused once, kept in <home>/rejected: a
+// single event or session record (or, from older versions, a whole batch).
 type SetAsideBatch struct {
 	Path       string    `json:"path"`
 	Reason     string    `json:"reason"`
 	RejectedAt time.Time `json:"rejected_at"`
 	Events     int       `json:"events"`
+	// Sessions counts refused session records (not those kept for context).
+	Sessions int `json:"sessions,omitempty"`
+	// IDs are the refused events' ids, or the refused sessions' ids.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // Pending counts unshipped events and lists set-aside batches.
@@ -479,7 +532,16 @@ func (s *Store) Pending(ctx context.Context) (PendingInfo, error) {
 			s.log.Warn("store: unreadable set-aside batch", "path", path, "err", err)
 			continue
 		}
-		info.SetAside = append(info.SetAside, SetAsideBatch{Path: path, Reason: rec.Reason, RejectedAt: rec.RejectedAt, Events: rec.Events})
+		sa := SetAsideBatch{Path: path, Reason: rec.Reason, RejectedAt: rec.RejectedAt, Events: rec.Events, Sessions: rec.Sessions}
+		for _, e := range rec.Batch.Events {
+			sa.IDs = append(sa.IDs, e.ID)
+		}
+		if len(rec.Batch.Events) == 0 {
+			for _, s := range rec.Batch.Sessions {
+				sa.IDs = append(sa.IDs, s.ID)
+			}
+		}
+		info.SetAside = append(info.SetAside, sa)
 	}
 	sort.Slice(info.SetAside, func(i, j int) bool { return info.SetAside[i].Path < info.SetAside[j].Path })
 	return info, nil
