@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/kilometers-ai/kilometers/shared/secrets"
 )
 
 // Reasons are machine-readable: dashboards count them and scripts match on
@@ -135,22 +137,18 @@ var destructiveSQL = newRule(`(?m)\bdrop\s+(?:table|database|schema)\b`+
 	`|\bdelete\s+from\s+[a-z0-9_."`+"`"+`\[\]]+\s*(?:;|$)`,
 	"drop", "truncate", "delete")
 
-// Secrets with a recognisable shape, one rule per prefix so only the rule
-// whose prefix occurs runs: a big benign result costs a few substring
-// scans. They run on the original case.
-var secretRules = []*rule{
-	newRule(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, "AKIA", "ASIA"),
-	newRule(`-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`, "PRIVATE KEY"),
-	newRule(`\bgh[pousr]_[A-Za-z0-9]{36,}\b`, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-	newRule(`\bgithub_pat_[A-Za-z0-9_]{22,}`, "github_pat_"),
-	newRule(`\bxox[abposr]-[A-Za-z0-9-]{10,}`, "xox"),
-	newRule(`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`, "eyJ"),
-	newRule(`\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{32,}`, "sk-"),
-	newRule(`\b[rs]k_live_[0-9A-Za-z]{16,}`, "k_live_"),
-	newRule(`\bAIza[0-9A-Za-z_-]{35}\b`, "AIza"),
-	newRule(`\bglpat-[0-9A-Za-z_-]{20,}`, "glpat-"),
-	newRule(`\bnpm_[A-Za-z0-9]{36}\b`, "npm_"),
-}
+// Secrets with a recognisable shape: the formats of shared/secrets, which
+// redaction replaces too, one rule each so that only the rules whose
+// anchors occur run: a big benign result costs a few substring scans. They
+// run on the original case.
+var secretRules = func() []*rule {
+	formats := secrets.Formats()
+	rules := make([]*rule, len(formats))
+	for i, f := range formats {
+		rules[i] = newRule(f.Expr, f.Anchors...)
+	}
+	return rules
+}()
 
 // A password-like key with a literal value: "password": "hunter22" (JSON in
 // a text, or a key of structured content), password = 'hunter22' (code),
