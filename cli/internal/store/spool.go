@@ -130,31 +130,48 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 		var sess []event.Session
 		var sessOffs []int64
 		lastEvent := acked // end of the last event line taken
-		end, err := scanLines(ctx, s.path(sg.id, ".jsonl"), acked, func(off int64, line []byte) error {
+		// Damaged lines are skipped, counted, and acked with the rest:
+		// nothing would ever read them better. In a suspect segment an
+		// event whose fields read well but whose line is not whole JSON
+		// goes without its payload, and the record its line ends with, if
+		// any, goes too.
+		careful, err := s.suspect(ctx, sg)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			lock.Unlock()
+			c.Release()
+			return nil, err
+		}
+		end, err := s.scanRecords(ctx, sg.id, acked, func(off int64, line []byte) (bool, error) {
 			switch kindOf(line) {
 			case lineEvent:
 				if len(c.events) >= maxEvents ||
 					(maxBytes > 0 && bytesTaken+len(line) > maxBytes && len(c.events) > 0) {
 					full = true
-					return errStop
+					return true, errStop
 				}
-				lastEvent = off + int64(len(line)) + 1
 				e, err := c.decode(dec, line)
 				if err != nil {
-					s.log.Warn("store: damaged line not shipped", "segment", sg.id, "offset", off, "err", err)
-					return nil
+					return false, nil
 				}
+				whole := !careful || json.Valid(line)
+				if !whole {
+					e.Payload, e.PayloadTruncated = nil, true
+				}
+				lastEvent = off + int64(len(line)) + 1
 				bytesTaken += len(line)
 				c.events = append(c.events, e)
+				return whole, nil
 			case lineSession:
 				rec, err := decodeSession(line)
 				if err != nil {
-					return nil
+					return false, nil
 				}
 				sess = append(sess, rec)
 				sessOffs = append(sessOffs, off)
+			default:
+				return false, nil
 			}
-			return nil
+			return true, nil
 		})
 		if full {
 			// Session records after the last event taken wait for the
@@ -406,13 +423,21 @@ func (s *Store) readAcked(id string) (int64, error) {
 	if end < 0 {
 		return 0, nil
 	}
-	b = b[:end]
-	line := b[bytes.LastIndexByte(b, '\n')+1:]
-	n, err := strconv.ParseInt(string(line), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("read shipped offset of %s: %w", id, err)
+	// The last whole line that is an offset wins. Lines after it can only
+	// be damage: from the offset before, what was shipped since goes
+	// again, and the API counts it as duplicates.
+	for b = b[:end]; ; {
+		start := bytes.LastIndexByte(b, '\n') + 1
+		n, err := strconv.ParseInt(string(b[start:]), 10, 64)
+		if err == nil && n >= 0 {
+			return n, nil
+		}
+		s.damage.line(id, -1, int64(len(b)-start+1))
+		if start == 0 {
+			return 0, nil
+		}
+		b = b[:start-1]
 	}
-	return n, nil
 }
 
 // appendAcked records durably that a segment was shipped up to offset.
