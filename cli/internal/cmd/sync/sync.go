@@ -146,7 +146,10 @@ type Output struct {
 	// SetAsideBatches lists every batch the API refused (this run or
 	// before) that is kept for the user.
 	SetAsideBatches []store.SetAsideBatch `json:"set_aside_batches"`
-	Error           string                `json:"error,omitempty"`
+	// Unreadable is what damage made unreadable in the local store, when
+	// anything: it cannot be shipped.
+	Unreadable *store.Unreadable `json:"unreadable,omitempty"`
+	Error      string            `json:"error,omitempty"`
 }
 
 // Run ships what is pending.
@@ -162,6 +165,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	defer st.ReportUnreadable(opts.IO.ErrOut)
 	before, err := st.Pending(ctx)
 	if err != nil {
 		return err
@@ -221,6 +225,9 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	if failure != nil {
 		out.Error = failure.Error()
+	}
+	if u := st.Unreadable(); !u.IsZero() {
+		out.Unreadable = &u
 	}
 	if opts.JSON {
 		if err := output.JSON(opts.IO, out); err != nil {
