@@ -339,6 +339,28 @@ func TestPersistent5xxIsAnOutage(t *testing.T) {
 	}
 }
 
+// Once events of the claim went through, a failing part is tried twice,
+// not RetryMax+1 times: a 5xx for one part while others pass is the data's.
+func TestNarrowingRetriesLessOnceTheAPIWorks(t *testing.T) {
+	api := &fakeAPI{ids: map[string]int{}, answer: func(int) int { return 200 }}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	client := apiclient.New(srv.URL, "k", apiclient.Options{RetryMax: 4, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	evs := makeEvents(4, `{}`)
+	api.refuse = refuseIDs(http.StatusInternalServerError, evs[3].ID)
+	sp := &fakeSpool{events: evs}
+	r, err := New(sp, client, Options{}).Flush(context.Background())
+	if err != nil || r.SetAside != 1 || r.Accepted != 3 {
+		t.Fatalf("%v, %+v", err, r)
+	}
+	// The whole batch and its events alone fail 5 times each before any
+	// event went through; the session records, e0+e1 and e2 go at once;
+	// e2+e3 and e3 fail twice each.
+	if want := 5 + 1 + 5 + 1 + 2 + 1 + 2; api.calls != want {
+		t.Errorf("%d requests, want %d", api.calls, want)
+	}
+}
+
 // Answers that are not about the data stop narrowing at once.
 func TestNoNarrowingForAnswersNotAboutTheData(t *testing.T) {
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusUnauthorized,

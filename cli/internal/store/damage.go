@@ -46,8 +46,10 @@ func (u Unreadable) IsZero() bool { return u == Unreadable{} }
 func (u Unreadable) String() string {
 	var parts []string
 	if u.Lines > 0 {
-		parts = append(parts, fmt.Sprintf("%s (%s) in %s could not be read and %s skipped; the records on them are lost, the rest was read",
-			plural(u.Lines, "damaged line"), byteSize(u.Bytes), plural(int64(u.Segments), "segment"), map[bool]string{true: "was", false: "were"}[u.Lines == 1]))
+		one := u.Lines == 1
+		parts = append(parts, fmt.Sprintf("%s (%s) in %s could not be read and %s skipped; the records on %s are lost, the rest was read",
+			plural(u.Lines, "damaged line"), byteSize(u.Bytes), plural(int64(u.Segments), "segment"),
+			map[bool]string{true: "was", false: "were"}[one], map[bool]string{true: "it", false: "them"}[one]))
 	}
 	if u.Payloads > 0 {
 		parts = append(parts, fmt.Sprintf("%s could not be read and %s shown without it",
