@@ -150,19 +150,20 @@ var secretRules = func() []*rule {
 	return rules
 }()
 
-// A password-like key with a literal value: "password": "hunter22" (JSON in
-// a text, or a key of structured content), password = 'hunter22' (code),
-// DB_PASSWORD=hunter22 (.env), password: hunter22 (YAML, and how
-// extractText writes a JSON key). The value must be a literal, so
-// password = request.form["password"] does not count; placeholders are
-// dropped afterwards by isPlaceholder. A line may start with the JSON keys
-// extractText wrote ("content: text: DB_PASSWORD=..."), so the first line
-// of a result's text counts like the others.
-var passwords = newRule(`(?m)`+
-	`(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*[:=]\s*["']([^"'\s]{6,})["']`+
-	`|^(?:[a-z_]+: )*\s*["']?[a-z0-9_.-]*(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*:\s*([^\s"',;]{6,})\s*$`+
-	`|^(?:[a-z_]+: )*\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|api_key|token)[a-z0-9_]*=([^\s"'$]{6,})\s*$`,
-	"password", "passwd", "secret", "apikey", "api_key", "access_token", "accesstoken", "auth_token", "authtoken", "token=")
+// Password-like keys with a literal value: the assignments of
+// shared/secrets, which redaction replaces too. The value must be a
+// literal, so password = request.form["password"] does not count;
+// placeholders are dropped afterwards by isPlaceholder.
+var (
+	assignments   = secrets.Assignments()
+	passwordRules = func() []*rule {
+		rules := make([]*rule, len(assignments))
+		for i, a := range assignments {
+			rules[i] = newRule(a.Expr, a.Anchors...)
+		}
+		return rules
+	}()
+)
 
 var placeholderWords = [][]byte{
 	[]byte("example"), []byte("changeme"), []byte("placeholder"), []byte("your"),
@@ -292,8 +293,8 @@ func (rs *ruleSet) scan(text []byte) uint64 {
 // The rule sets: lowerRules run on ASCII-lowercased text, secretRules on
 // the original.
 var (
-	lowerRules = newRuleSet(criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
-		passwords, hiddenTags, overrides, concealment, fileRequests, exfilParams)
+	lowerRules = newRuleSet(append([]*rule{criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
+		hiddenTags, overrides, concealment, fileRequests, exfilParams}, passwordRules...)...)
 	secretSet = newRuleSet(secretRules...)
 )
 
@@ -325,20 +326,17 @@ func hasSecret(text []byte) bool {
 // hasPassword reports whether lower holds a password-like key with a literal
 // value that is not a placeholder.
 func hasPassword(mask uint64, lower []byte) bool {
-	if mask&passwords.bit == 0 {
-		return false
-	}
-	// Allocates, but only on text that names a password-like key.
-	for _, m := range passwords.re().FindAllSubmatchIndex(lower, 16) {
-		for g := 2; g+1 < len(m); g += 2 {
-			if m[g] < 0 {
+	for i, r := range passwordRules {
+		if mask&r.bit == 0 {
+			continue
+		}
+		// Allocates, but only on text that names a password-like key.
+		for _, m := range r.re().FindAllSubmatchIndex(lower, 16) {
+			if m[2] < 0 {
 				continue
 			}
-			v := lower[m[g]:m[g+1]]
-			// Groups after the first are unquoted (YAML, .env): there a
-			// short word of letters is a setting ("passwd: compat" in
-			// nsswitch.conf, "password: required"), not a literal.
-			if g > 2 && len(v) < 16 && allLetters(v) {
+			v := lower[m[2]:m[3]]
+			if assignments[i].Unquoted && len(v) < 16 && allLetters(v) {
 				continue
 			}
 			if !isPlaceholder(v) {

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -172,6 +173,54 @@ func checkPayload(t *testing.T, text, token string) {
 	}
 }
 
+// passwordTexts are texts where a password-like name is given value,
+// in every form the assignment rules know and some they do not.
+func passwordTexts(value string) []string {
+	var out []string
+	for _, name := range []string{"password", "passwd", "secret", "api_key", "apikey", "access_token", "auth_token",
+		"client_secret", "token", "DB_PASSWORD", "Secret", "ApiKey", "my_secret_thing", "GITHUB_TOKEN_OLD", "db.password", "x-auth-token"} {
+		for _, form := range []string{"%s=%s", "export %s=%s", "%s: %s", `"%s": "%s"`, "%s = '%s'", "content: text: %s=%s",
+			"first line\n  %s: %s\nlast line", "%s:%s", `'%s'='%s'`, "%s = \"%s\";"} {
+			out = append(out, fmt.Sprintf(form, name, value))
+		}
+	}
+	return out
+}
+
+// TestFlaggedPasswordsAreRedacted: whatever analysis calls a password
+// (password_in_result), redaction replaces, over every form and value
+// length; and the common forms are flagged, so that the test has work.
+func TestFlaggedPasswordsAreRedacted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	flagged := 0
+	for n := 0; n <= 40; n++ {
+		value := randString(rng, alnum+"!@#%^*-_.", n)
+		for _, text := range passwordTexts(value) {
+			if !flagsPassword(text) {
+				continue
+			}
+			flagged++
+			red := redact.String(text)
+			if strings.Contains(red, value) || flagsPassword(red) {
+				t.Errorf("flagged as a password but not redacted:\n  in  %q\n  out %q", text, red)
+			}
+		}
+	}
+	for _, text := range []string{"DB_PASSWORD=x7Gq2pLm9", `"password": "x7Gq2pLm9"`, "secret: x7Gq2pLm9zz"} {
+		if !flagsPassword(text) {
+			t.Errorf("%q is not flagged", text)
+		}
+	}
+	if flagged < 100 {
+		t.Errorf("only %d texts flagged", flagged)
+	}
+}
+
+func flagsPassword(text string) bool {
+	lower := lowerASCII(nil, []byte(text))
+	return hasPassword(lowerRules.scan(lower), lower)
+}
+
 // FuzzFlaggedIsRedacted: for any text, if analysis calls it a secret,
 // redaction leaves nothing analysis would call one, in a string as in a
 // JSON payload.
@@ -184,11 +233,14 @@ func FuzzFlaggedIsRedacted(f *testing.F) {
 		}
 	}
 	f.Add("ghp_" + strings.Repeat("a", 31) + " and sk-" + strings.Repeat("b", 21))
+	for _, text := range passwordTexts("x7Gq2pLm9") {
+		f.Add(text)
+	}
 	f.Fuzz(func(t *testing.T, text string) {
-		if !hasSecret([]byte(text)) {
+		if !hasSecret([]byte(text)) && !flagsPassword(text) {
 			return
 		}
-		if red := redact.String(text); hasSecret([]byte(red)) {
+		if red := redact.String(text); hasSecret([]byte(red)) || flagsPassword(text) && flagsPassword(red) {
 			t.Errorf("flagged, and still flagged after redaction:\n  in  %q\n  out %q", text, red)
 		}
 		payload, err := json.Marshal(map[string]string{"text": text})
@@ -203,7 +255,7 @@ func FuzzFlaggedIsRedacted(f *testing.F) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("redacted payload is not JSON: %s", out)
 		}
-		if hasSecret([]byte(back["text"])) {
+		if hasSecret([]byte(back["text"])) || flagsPassword(text) && flagsPassword(back["text"]) {
 			t.Errorf("flagged, and still flagged in the redacted payload:\n  in  %s\n  out %s", payload, out)
 		}
 	})

@@ -136,10 +136,14 @@ func pat(expr string, group int, fold bool, needles ...string) pattern {
 // The secret formats come from shared/secrets, the table analysis flags
 // secrets with; the rules here find secrets by their context.
 var patterns = sync.OnceValue(func() []pattern {
-	formats := secrets.Formats()
-	pats := make([]pattern, 0, len(formats)+3)
+	formats, assignments := secrets.Formats(), secrets.Assignments()
+	pats := make([]pattern, 0, len(formats)+len(assignments)+3)
 	for _, f := range formats {
 		pats = append(pats, pat(f.Expr, 0, false, f.Anchors...))
+	}
+	// Analysis matches these on lowercased text; here they match any case.
+	for _, a := range assignments {
+		pats = append(pats, pat(`(?i)`+a.Expr, 1, true, a.Anchors...))
 	}
 	return append(pats,
 		// Authorization header values.

@@ -10,9 +10,11 @@
 // two tables drifted apart once (different token lengths), and a token that
 // analysis flagged was shipped as it was.
 //
-// The table holds only what is a secret by its shape alone. Redaction also
-// replaces secrets by their context (Bearer credentials, passwords in
-// URLs, values of secret-named keys and variables), which are its own rules.
+// Assignments are the second table: literal values given to password-like
+// names, which analysis calls passwords, and redaction replaces too.
+// Redaction also replaces secrets by other contexts (Bearer credentials,
+// passwords in URLs, values of secret-named keys and variables), which are
+// its own rules and broader than anything analysis flags.
 package secrets
 
 // A Format is one secret format.
@@ -50,5 +52,40 @@ func Formats() []Format {
 		{"SendGrid key", `\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b`, []string{"SG."}},
 		{"JWT", `\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}`, []string{"eyJ"}},
 		{"Kilometers key", `\bkm_[A-Za-z0-9_\-]{20,}`, []string{"km_"}},
+	}
+}
+
+// An Assignment is a rule for a password-like name given a literal value:
+// "password": "hunter22" (JSON in a text), password = 'hunter22' (code),
+// password: hunter22 (YAML), DB_PASSWORD=hunter22 (.env). Analysis matches
+// it on ASCII-lowercased text and calls a value that is not a placeholder
+// a password (password_in_result); redaction replaces the value wherever
+// the rule matches, in any case, placeholder or not.
+type Assignment struct {
+	// Name says what the rule is for.
+	Name string
+	// Expr matches on lowercased text (RE2 syntax); its first group is
+	// the value.
+	Expr string
+	// Unquoted is set when the value stands without quotes: there a short
+	// word of letters is a setting ("passwd: compat" in nsswitch.conf,
+	// "password: required"), not a literal, and analysis ignores it.
+	Unquoted bool
+	// Anchors are as in Format, in lower case.
+	Anchors []string
+}
+
+// Assignments returns the assignment rules. A line may start with the
+// JSON keys analysis writes before a value ("content: text:
+// DB_PASSWORD=..."), so the first line of a result's text counts like the
+// others. The caller may keep and modify the slice.
+func Assignments() []Assignment {
+	const names = `(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)`
+	anchors := []string{"password", "passwd", "secret", "apikey", "api_key", "access_token", "accesstoken", "auth_token", "authtoken"}
+	return []Assignment{
+		{"quoted value", names + `["']?\s*[:=]\s*["']([^"'\s]{6,})["']`, false, anchors},
+		{"key: value", `(?m)^(?:[a-z_]+: )*\s*["']?[a-z0-9_.-]*` + names + `["']?\s*:\s*([^\s"',;]{6,})\s*$`, true, anchors},
+		{"NAME=value", `(?m)^(?:[a-z_]+: )*\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|api_key|token)[a-z0-9_]*=([^\s"'$]{6,})\s*$`, true,
+			[]string{"password", "passwd", "secret", "api_key", "token="}},
 	}
 }
