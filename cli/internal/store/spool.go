@@ -554,7 +554,8 @@ func (s *Store) Pending(ctx context.Context) (PendingInfo, error) {
 		}
 		var rec rejectedBatch
 		if err := json.Unmarshal(b, &rec); err != nil {
-			s.log.Warn("store: unreadable set-aside batch", "path", path, "err", err)
+			// Listed all the same, for the user to see and deal with.
+			info.SetAside = append(info.SetAside, SetAsideBatch{Path: path, Reason: "the file cannot be read: " + err.Error()})
 			continue
 		}
 		sa := SetAsideBatch{Path: path, Reason: rec.Reason, RejectedAt: rec.RejectedAt, Events: rec.Events, Sessions: rec.Sessions}

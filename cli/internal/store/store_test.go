@@ -836,6 +836,13 @@ func TestSetAside(t *testing.T) {
 	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Batch.Events) != 1 || len(rec.Batch.Sessions) != 1 {
 		t.Errorf("set-aside file: %v, %d events", err, len(rec.Batch.Events))
 	}
+	// A set-aside file that cannot be read is listed, not logged.
+	if err := os.WriteFile(filepath.Join(home, "rejected", "20260101T000000.000000000Z-x.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = s.Pending(ctx); err != nil || len(info.SetAside) != 2 || !strings.Contains(info.SetAside[0].Reason, "cannot be read") {
+		t.Fatalf("set aside with a damaged file = %+v, %v", info.SetAside, err)
+	}
 	// Never retried: the next claim starts after them.
 	c, err = s.Claim(ctx, 100, 0)
 	if err != nil || c == nil || len(c.Events()) != 3 || c.Events()[0].ID != testID("r5") {

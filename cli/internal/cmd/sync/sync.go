@@ -220,7 +220,7 @@ func Run(ctx context.Context, opts *Options) error {
 	switch {
 	case shipErr != nil:
 		failure = fmt.Errorf("%d events not delivered, still pending: %w", after.Events, shipErr)
-	case setAsideEvents > 0 || setAsideSessions > 0:
+	case len(after.SetAside) > 0:
 		failure = fmt.Errorf("%d events and %d session records were refused by the API and set aside, the rest shipped (see above)", setAsideEvents, setAsideSessions)
 	}
 	if failure != nil {
