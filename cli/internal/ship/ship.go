@@ -206,7 +206,7 @@ func (s *Shipper) settle(ctx context.Context, c Claim) (Report, error) {
 	if err := c.Ack(ctx); err != nil {
 		// Delivered but not recorded: it will be sent again and
 		// counted as duplicates by the API.
-		return Report{}, fmt.Errorf("record shipped batch: %w", err)
+		return r, fmt.Errorf("record shipped batch: %w", err)
 	}
 	r.Accepted, r.Duplicates = res.Accepted, res.Duplicates
 	for _, f := range refused {
