@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -311,8 +313,9 @@ func (c *Claim) Ack(ctx context.Context) error {
 // in <home>/rejected with the API's reason, for the user to see, durably.
 // It does not settle the claim: the Ack that follows takes them out of the
 // spool with the rest, so they are never retried automatically. The file
-// is named after the first item's id, so setting the same items aside
-// again (a crash came between this and the Ack) keeps one copy. The
+// is named after the first event's id (or the session record), so setting
+// the same items aside again (a crash came between this and the Ack) keeps
+// one copy. The
 // records of the events' sessions go with them, for context.
 func (c *Claim) SetAside(ctx context.Context, reason string, sessions []event.Session, events []event.Event) error {
 	if c.done {
@@ -324,13 +327,18 @@ func (c *Claim) SetAside(ctx context.Context, reason string, sessions []event.Se
 	var key string
 	switch {
 	case len(events) > 0:
-		key = events[0].ID
+		key = fileSafe(events[0].ID)
 	case len(sessions) > 0:
-		key = "session-" + sessions[0].ID
+		// A session has several records over its life; each is kept.
+		b, err := json.Marshal(&sessions[0])
+		if err != nil {
+			return fmt.Errorf("set aside: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		key = "session-" + fileSafe(sessions[0].ID) + "-" + hex.EncodeToString(sum[:6])
 	default:
 		return nil
 	}
-	key = fileSafe(key)
 	dir := c.s.rejectedDir()
 	if existing, _ := filepath.Glob(filepath.Join(dir, "*-"+key+".json")); len(existing) > 0 {
 		return nil

@@ -836,11 +836,33 @@ func TestSetAside(t *testing.T) {
 	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Batch.Events) != 1 || len(rec.Batch.Sessions) != 1 {
 		t.Errorf("set-aside file: %v, %d events", err, len(rec.Batch.Events))
 	}
+	// Session records: one file per record, once each.
+	c2, err := s.Claim(ctx, 1, 0)
+	if err != nil || c2 == nil {
+		t.Fatal(c2, err)
+	}
+	srec := testSession(sid, "files")
+	ended := srec
+	ended.EndedAt = &baseTime
+	for _, r := range []event.Session{srec, srec, ended} {
+		if err := c2.SetAside(ctx, "500", []event.Session{r}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2.Release()
+	if info, err = s.Pending(ctx); err != nil || len(info.SetAside) != 3 {
+		t.Fatalf("set aside after session records = %+v, %v", info.SetAside, err)
+	}
+	for _, b := range info.SetAside[1:] {
+		if b.Sessions != 1 || b.Events != 0 || len(b.IDs) != 1 || b.IDs[0] != sid {
+			t.Errorf("set-aside session record %+v", b)
+		}
+	}
 	// A set-aside file that cannot be read is listed, not logged.
 	if err := os.WriteFile(filepath.Join(home, "rejected", "20260101T000000.000000000Z-x.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if info, err = s.Pending(ctx); err != nil || len(info.SetAside) != 2 || !strings.Contains(info.SetAside[0].Reason, "cannot be read") {
+	if info, err = s.Pending(ctx); err != nil || len(info.SetAside) != 4 || !strings.Contains(info.SetAside[0].Reason, "cannot be read") {
 		t.Fatalf("set aside with a damaged file = %+v, %v", info.SetAside, err)
 	}
 	// Never retried: the next claim starts after them.
