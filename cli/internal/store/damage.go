@@ -8,6 +8,9 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unicode/utf8"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
 // Damage. The store's files are only ever appended to or replaced whole,
@@ -31,6 +34,10 @@ type Unreadable struct {
 	Bytes int64 `json:"bytes"`
 	// Segments counts the segments that hold them.
 	Segments int `json:"segments"`
+	// Events counts the events lost: those that sealed segments' indexes
+	// count and that could not be read (a live segment has no count, so
+	// this is a floor).
+	Events int64 `json:"events"`
 	// Payloads counts events whose metadata was read but whose payload
 	// was damaged: they are shown without it.
 	Payloads int64 `json:"payloads"`
@@ -50,6 +57,9 @@ func (u Unreadable) String() string {
 		parts = append(parts, fmt.Sprintf("%s (%s) in %s could not be read and %s skipped; the records on %s are lost, the rest was read",
 			plural(u.Lines, "damaged line"), byteSize(u.Bytes), plural(int64(u.Segments), "segment"),
 			map[bool]string{true: "was", false: "were"}[one], map[bool]string{true: "it", false: "them"}[one]))
+	}
+	if u.Events > 0 {
+		parts = append(parts, fmt.Sprintf("%s recorded there could not be read", plural(u.Events, "event")))
 	}
 	if u.Payloads > 0 {
 		parts = append(parts, fmt.Sprintf("%s could not be read and %s shown without it",
@@ -91,6 +101,7 @@ type damage struct {
 	regions  map[damageKey]int64 // bytes
 	payloads map[damageKey]bool
 	rebuilt  map[string]bool
+	missing  map[string]int64 // events of a sealed segment that could not be read
 	// suspect caches Store.suspect's answers.
 	suspect  map[string]bool
 	reported Unreadable
@@ -117,6 +128,16 @@ func (d *damage) payload(seg string, off int64) {
 		d.payloads = map[damageKey]bool{}
 	}
 	d.payloads[damageKey{seg, off}] = true
+}
+
+// lost notes that n events that seg's index counts could not be read.
+func (d *damage) lost(seg string, n int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.missing == nil {
+		d.missing = map[string]int64{}
+	}
+	d.missing[seg] = max(d.missing[seg], n)
 }
 
 func (d *damage) index(seg string) {
@@ -147,6 +168,10 @@ func (d *damage) countLocked() Unreadable {
 		u.Bytes += n
 		segs[k.seg] = true
 	}
+	for seg, n := range d.missing {
+		u.Events += n
+		segs[seg] = true
+	}
 	u.Segments = len(segs)
 	return u
 }
@@ -169,6 +194,22 @@ func (s *Store) ReportUnreadable(w io.Writer) {
 	fmt.Fprintf(w, "kilometers: %s.\n", u)
 }
 
+// The writer writes valid UTF-8 and valid JSON on every line; a line that
+// is not both was damaged. Readers that read the fields alone check them
+// (fieldsIntact); whole lines are checked where damage is suspected
+// (lineIntact).
+
+// fieldsIntact reports whether the fields of an event line, without the
+// payload, are valid UTF-8: encoding/json would replace invalid bytes in
+// an id and the faster decoder keep them, and both would be wrong.
+func fieldsIntact(line []byte) bool {
+	meta, ok := eventMeta(line)
+	return ok && utf8.Valid(meta)
+}
+
+// lineIntact reports whether a line is whole, valid JSON in valid UTF-8.
+func lineIntact(line []byte) bool { return utf8.Valid(line) && json.Valid(line) }
+
 // salvage returns the record a damaged line ends with, if any: from the
 // first record prefix after the line's start from which the rest of the
 // line is valid JSON. A prefix inside a payload does not qualify: the
@@ -181,7 +222,7 @@ func salvage(line []byte) []byte {
 			return nil
 		}
 		cand := line[i+j:]
-		if kindOf(cand) != lineUnknown && json.Valid(cand) {
+		if kindOf(cand) != lineUnknown && lineIntact(cand) {
 			return cand
 		}
 		i += j + 1
@@ -236,6 +277,12 @@ func (s *Store) suspect(ctx context.Context, sg segment) (bool, error) {
 		return false, err
 	}
 	v = lines < sg.meta.Events
+	if v {
+		// Read it as readers do, for what is lost to be counted.
+		if _, err := s.scanSegment(ctx, sg, 0, func(*event.Event, int64, int) error { return nil }, nil); err != nil {
+			return false, err
+		}
+	}
 	s.damage.mu.Lock()
 	if s.damage.suspect == nil {
 		s.damage.suspect = map[string]bool{}

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -147,6 +149,7 @@ func TestDamagedSegment(t *testing.T) {
 
 			u := s.Unreadable()
 			if u.Lines != c.want.Lines || u.Segments != c.want.Segments || u.Payloads != c.want.Payloads || u.IndexesRebuilt != 0 ||
+				u.Events != int64(len(c.lost)) ||
 				(u.Lines > 0) != (u.Bytes > 0) {
 				t.Errorf("unreadable = %#v, want %#v", u, c.want)
 			}
@@ -284,4 +287,167 @@ func TestRecoveredSegmentWithDamage(t *testing.T) {
 	if u := s.Unreadable(); u.Lines != 1 || u.IndexesRebuilt != 0 {
 		t.Errorf("unreadable = %#v", u)
 	}
+}
+
+// damageCase overwrites n bytes of a segment at off with bytes from fill.
+type damageCase struct {
+	off, n int
+	fill   []byte
+}
+
+// checkDamage damages a copy of a sealed segment and checks the class
+// invariants: reading never fails; every event whose line (and the newline
+// before it) the damage left alone is listed, counted and claimed; an event
+// that is not listed is accounted for in Unreadable; activity and claims
+// agree.
+func checkDamage(t *testing.T, seg []byte, meta []byte, evs []event.Event, lineStart []int, dc damageCase) {
+	t.Helper()
+	ctx := context.Background()
+	home := t.TempDir()
+	s := mustOpen(t, home, Options{})
+	id := newSegmentID(baseTime)
+	b := bytes.Clone(seg)
+	if dc.off >= len(b) {
+		dc.off = len(b) - 1
+	}
+	for i := 0; i < dc.n && dc.off+i < len(b); i++ {
+		b[dc.off+i] = dc.fill[i%len(dc.fill)]
+	}
+	if err := os.WriteFile(s.path(id, ".jsonl"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var m segMeta
+	if err := json.Unmarshal(meta, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.ID = id
+	if err := s.writeMeta(&m); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, home, Options{})
+
+	page, err := s.Activity(ctx, activity.Query{Limit: activity.MaxLimit})
+	if err != nil {
+		t.Fatalf("activity after damage %+v: %v", dc, err)
+	}
+	listed := map[string]bool{}
+	for _, e := range page.Events {
+		listed[e.ID] = true
+	}
+	end := dc.off + dc.n
+	for i, e := range evs {
+		from, to := lineStart[i+1]-1, len(seg) // the newline before the line, and the line
+		if i+2 < len(lineStart) {
+			to = lineStart[i+2]
+		}
+		untouched := end <= from || dc.off >= to
+		if untouched && !listed[e.ID] {
+			t.Errorf("damage %+v hid event %d, whose line it left alone", dc, i)
+		}
+	}
+	u := s.Unreadable()
+	if len(page.Events) < len(evs) && u.Events < int64(len(evs)-len(page.Events)) {
+		t.Errorf("damage %+v: %d of %d events listed, and nothing said", dc, len(page.Events), len(evs))
+	}
+	if _, err := s.Stats(ctx, stats.Query{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)}); err != nil {
+		t.Errorf("stats after damage %+v: %v", dc, err)
+	}
+	c, err := s.Claim(ctx, 1000, 0)
+	if err != nil {
+		t.Fatalf("claim after damage %+v: %v", dc, err)
+	}
+	var claimed int
+	if c != nil {
+		for _, e := range c.Events() {
+			if !listed[e.ID] {
+				t.Errorf("damage %+v: claimed %s, not listed", dc, e.ID)
+			}
+			claimed++
+		}
+		c.Release()
+	}
+	if claimed != len(page.Events) {
+		t.Errorf("damage %+v: %d events claimed, %d listed", dc, claimed, len(page.Events))
+	}
+	// Shipping alone, as a background shipper does, says so too.
+	s = mustOpen(t, home, Options{})
+	if c, err = s.Claim(ctx, 1000, 0); err != nil {
+		t.Fatalf("claim after damage %+v: %v", dc, err)
+	}
+	claimed = 0
+	if c != nil {
+		claimed = len(c.Events())
+		c.Release()
+	}
+	if u := s.Unreadable(); claimed < len(evs) && u.Lines == 0 && u.Events < int64(len(evs)-claimed) {
+		t.Errorf("damage %+v: a claim took %d of %d events, and nothing said: %#v", dc, claimed, len(evs), u)
+	}
+}
+
+// sealedSegment is the bytes and index of a sealed segment of n events,
+// and where its lines start.
+func sealedSegment(t testing.TB, n int) (seg, meta []byte, evs []event.Event, lineStart []int) {
+	home := t.TempDir()
+	s := mustOpen(t, home, Options{})
+	sid := testID("fuzz")
+	evs = eventsAt(sid, "fz", n, baseTime)
+	for i := range evs {
+		evs[i].TS = baseTime.Add(time.Duration(i) * time.Second)
+	}
+	ctx := context.Background()
+	w, err := s.NewWriter(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.RecordSession(ctx, testSession(sid, "files")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := s.segments()
+	if err != nil || len(segs) != 1 {
+		t.Fatal(segs, err)
+	}
+	if seg, err = os.ReadFile(s.path(segs[0].id, ".jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	if meta, err = os.ReadFile(s.path(segs[0].id, ".meta")); err != nil {
+		t.Fatal(err)
+	}
+	lineStart = []int{0}
+	for i, c := range seg {
+		if c == '\n' && i+1 < len(seg) {
+			lineStart = append(lineStart, i+1)
+		}
+	}
+	return seg, meta, evs, lineStart
+}
+
+// TestRandomDamage: regions of every size, anywhere, filled with zeros,
+// text, JSON punctuation or newlines.
+func TestRandomDamage(t *testing.T) {
+	seg, meta, evs, lineStart := sealedSegment(t, 10)
+	rng := rand.New(rand.NewPCG(7, 8))
+	fills := [][]byte{{0}, []byte("lorem ipsum "), []byte(`{"e":`), []byte("}\n"), []byte(`"`), []byte("\xff\xfe")}
+	for range 300 {
+		dc := damageCase{off: rng.IntN(len(seg)), n: 1 + rng.IntN(300), fill: fills[rng.IntN(len(fills))]}
+		checkDamage(t, seg, meta, evs, lineStart, dc)
+	}
+}
+
+func FuzzDamage(f *testing.F) {
+	f.Add(100, 10, []byte{0})
+	f.Add(500, 3, []byte("XYZ"))
+	f.Add(0, 4, []byte("{{{{"))
+	seg, meta, evs, lineStart := sealedSegment(f, 6)
+	f.Fuzz(func(t *testing.T, off, n int, fill []byte) {
+		if off < 0 || n <= 0 || n > 4096 || len(fill) == 0 {
+			return
+		}
+		checkDamage(t, seg, meta, evs, lineStart, damageCase{off % len(seg), n, fill})
+	})
 }

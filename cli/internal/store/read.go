@@ -3,13 +3,13 @@ package store
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -43,7 +43,7 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 			if onEvent == nil {
 				break
 			}
-			if ok = dec.decode(rec, &ev) || decodeEventMeta(rec, &ev) == nil; ok {
+			if ok = fieldsIntact(rec) && (dec.decode(rec, &ev) || decodeEventMeta(rec, &ev) == nil); ok {
 				events++
 				err = onEvent(&ev, off, len(rec))
 			}
@@ -52,7 +52,7 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 				break
 			}
 			var sess event.Session
-			if sess, err = decodeSession(rec); err != nil {
+			if sess, err = decodeSession(rec); err != nil || !utf8.Valid(rec) {
 				ok, err = false, nil
 			} else {
 				err = onSession(sess)
@@ -82,7 +82,7 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 		return end, nil
 	}
 	_, err = scanLines(ctx, s.path(sg.id, ".jsonl"), 0, func(off int64, line []byte) error {
-		if kindOf(line) == lineUnknown || failed[off] || json.Valid(line) {
+		if kindOf(line) == lineUnknown || failed[off] || lineIntact(line) {
 			return nil // read, or found damaged, the first time
 		}
 		s.damage.line(sg.id, off, int64(len(line))+1)
@@ -94,6 +94,11 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		err = nil
+	}
+	if events < sg.meta.Events {
+		// Swallowed whole by damage that left its line valid JSON, or on
+		// lines that could not be read: gone either way, and said so.
+		s.damage.lost(sg.id, sg.meta.Events-events)
 	}
 	return end, err
 }
@@ -310,7 +315,7 @@ func (s *Store) loadEvents(hits []hit) ([]event.Event, error) {
 			return nil, fmt.Errorf("read event %s: %w", h.ev.ID, err)
 		}
 		e, err := decodeEvent(buf)
-		if err != nil {
+		if err != nil || !utf8.Valid(buf) {
 			// The fields were read; the payload is damaged.
 			s.damage.payload(h.seg, h.off)
 			e = h.ev

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofrs/flock"
 
@@ -151,11 +152,14 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 					full = true
 					return true, errStop
 				}
+				if !fieldsIntact(line) {
+					return false, nil
+				}
 				e, err := c.decode(dec, line)
 				if err != nil {
 					return false, nil
 				}
-				whole := !careful || json.Valid(line)
+				whole := !careful || lineIntact(line)
 				if !whole {
 					e.Payload, e.PayloadTruncated = nil, true
 				}
@@ -165,7 +169,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 				return whole, nil
 			case lineSession:
 				rec, err := decodeSession(line)
-				if err != nil {
+				if err != nil || !utf8.Valid(line) {
 					return false, nil
 				}
 				sess = append(sess, rec)

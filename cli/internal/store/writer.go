@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofrs/flock"
 
@@ -370,7 +370,7 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 	end, err := s.scanRecords(ctx, sg.id, 0, func(off int64, line []byte) (bool, error) {
 		switch kindOf(line) {
 		case lineEvent:
-			if err := decodeEventMeta(line, &ev); err != nil {
+			if !fieldsIntact(line) || decodeEventMeta(line, &ev) != nil {
 				return false, nil // a damaged line is skipped by every reader
 			}
 			if m.Events == 0 || ev.TS.Before(m.MinTS) {
@@ -385,10 +385,10 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 			}
 			// Recovery is rare: the line is checked whole, so that a
 			// record after a damaged region is indexed too.
-			return json.Valid(line), nil
+			return lineIntact(line), nil
 		case lineSession:
 			sess, err := decodeSession(line)
-			if err != nil {
+			if err != nil || !utf8.Valid(line) {
 				return false, nil
 			}
 			if _, ok := sessions[sess.ID]; !ok {
