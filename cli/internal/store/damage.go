@@ -51,28 +51,32 @@ func (u Unreadable) IsZero() bool { return u == Unreadable{} }
 
 // String says it in plain words, for people.
 func (u Unreadable) String() string {
+	verb := func(n int64, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	}
 	var parts []string
 	if u.Lines > 0 {
-		one := u.Lines == 1
-		parts = append(parts, fmt.Sprintf("%s (%s) in %s could not be read and %s skipped; the records on %s are lost, the rest was read",
-			plural(u.Lines, "damaged line"), byteSize(u.Bytes), plural(int64(u.Segments), "segment"),
-			map[bool]string{true: "was", false: "were"}[one], map[bool]string{true: "it", false: "them"}[one]))
+		parts = append(parts, fmt.Sprintf("%s (%s) in %s could not be read and %s skipped",
+			plural(u.Lines, "damaged line"), byteSize(u.Bytes), plural(int64(u.Segments), "segment"), verb(u.Lines, "was", "were")))
 	}
 	if u.Events > 0 {
-		parts = append(parts, fmt.Sprintf("%s recorded there could not be read", plural(u.Events, "event")))
+		parts = append(parts, fmt.Sprintf("%s recorded there %s lost", plural(u.Events, "event"), verb(u.Events, "is", "are")))
 	}
 	if u.Payloads > 0 {
-		parts = append(parts, fmt.Sprintf("%s could not be read and %s shown without it",
-			plural(u.Payloads, "event payload"), map[bool]string{true: "its event is", false: "their events are"}[u.Payloads == 1]))
+		parts = append(parts, fmt.Sprintf("%s could not be read (%s shown without %s)",
+			plural(u.Payloads, "event payload"), verb(u.Payloads, "its event is", "their events are"), verb(u.Payloads, "it", "them")))
 	}
 	if u.IndexesRebuilt > 0 {
-		parts = append(parts, fmt.Sprintf("%s could not be read and %s rebuilt",
-			plural(int64(u.IndexesRebuilt), "damaged segment index"), map[bool]string{true: "was", false: "were"}[u.IndexesRebuilt == 1]))
+		n := int64(u.IndexesRebuilt)
+		parts = append(parts, fmt.Sprintf("%s could not be read and %s rebuilt", plural(n, "damaged segment index"), verb(n, "was", "were")))
 	}
 	if len(parts) == 0 {
 		return "the local store is intact"
 	}
-	return "the local store is damaged: " + strings.Join(parts, "; ")
+	return "the local store is damaged: " + strings.Join(parts, "; ") + "; everything else was read"
 }
 
 func plural(n int64, what string) string {
