@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -303,6 +305,53 @@ func seq(from, to, step int) []int {
 		s = append(s, i)
 	}
 	return s
+}
+
+// TestNarrowingGenerated: random batches, batch sizes, up to three refused
+// events anywhere, refused with any status about the data. Every other
+// event is delivered once; refused events are set aside, never delivered;
+// the only thing left pending, with an error, is a claim made only of
+// events refused with a 5xx, which cannot be told from an outage.
+func TestNarrowingGenerated(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	statuses := []int{http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge,
+		http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout}
+	for round := range 200 {
+		n := 1 + rng.IntN(80)
+		evs := makeEvents(n, `{}`)
+		bad := map[string]bool{}
+		for range rng.IntN(4) {
+			bad[evs[rng.IntN(n)].ID] = true
+		}
+		status := statuses[rng.IntN(len(statuses))]
+		api, client := newAPI(t, func(int) int { return 200 })
+		api.refuse = refuseIDs(status, slices.Collect(maps.Keys(bad))...)
+		sp := &fakeSpool{events: evs}
+		batch := 1 + rng.IntN(40)
+		_, err := New(sp, client, Options{BatchSize: batch}).Flush(context.Background())
+		where := fmt.Sprintf("round %d: %d events in batches of %d, %d refused with %d", round, n, batch, len(bad), status)
+		if err != nil {
+			e, ok := apiclient.AsError(err)
+			if !ok || e.Status != status || status < 500 {
+				t.Errorf("%s: %v", where, err)
+			}
+			for _, e := range sp.events[sp.next:min(sp.next+batch, n)] {
+				if !bad[e.ID] {
+					t.Errorf("%s: %s left pending, not refused", where, e.ID)
+				}
+			}
+		}
+		for i, e := range evs {
+			if got := api.ids[e.ID]; bad[e.ID] && got != 0 || !bad[e.ID] && got != 1 && (err == nil || i < sp.next) {
+				t.Errorf("%s: event %s (refused %v) stored %d times", where, e.ID, bad[e.ID], got)
+			}
+		}
+		for _, id := range sp.asideIDs {
+			if !bad[id] {
+				t.Errorf("%s: %s set aside, not refused", where, id)
+			}
+		}
+	}
 }
 
 // An API that fails everything with a 5xx is down, not refusing an event:
