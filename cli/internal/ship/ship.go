@@ -191,7 +191,7 @@ func (s *Shipper) settle(ctx context.Context, c Claim) (Report, error) {
 		if err != nil {
 			break
 		}
-		s.opts.Logger.Warn("ship: API refused an event; set aside", "sessions", len(f.sessions), "events", len(f.events), "reason", f.reason)
+		s.opts.Logger.Warn("ship: the API keeps refusing a record; set aside", "sessions", len(f.sessions), "events", len(f.events), "reason", f.reason)
 		if serr := c.SetAside(ctx, f.reason, f.sessions, f.events); serr != nil {
 			err = fmt.Errorf("set aside refused events (%s): %w", f.reason, serr)
 		}
