@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
 // ParseSessionQuery reads a session query from URL parameters (server,
@@ -87,14 +88,14 @@ func (c *Cursor) SessionBefore(s *event.Session) bool {
 	return SessionLess(&event.Session{StartedAt: c.TS, ID: c.ID}, s)
 }
 
-// Answers reports whether reply answers req, the way the monitor pairs
-// them: same session, opposite directions, the same JSON-RPC id, and the
-// reply later. When an id is reused, a reply answers the latest request
+// Answers reports whether reply answers req by the rule of package
+// rpcpair, the monitor's own: same session, the same JSON-RPC id
+// travelling the other way, and the reply later. When an id is reused, a reply answers the latest request
 // before it (the monitor forgets a request once it is answered), so
 // among candidates pick the request with the highest Seq below the
 // reply's, and the reply with the lowest Seq above the request's.
 func Answers(req, reply *event.Event) bool {
 	return req.Kind == event.KindRequest && reply.IsReply() &&
-		req.SessionID == reply.SessionID && req.RPCID != "" && req.RPCID == reply.RPCID &&
-		req.Direction != reply.Direction && req.Seq < reply.Seq
+		req.SessionID == reply.SessionID && req.RPCID != "" && req.Seq < reply.Seq &&
+		rpcpair.ReplyKey(reply.Direction, reply.RPCID) == rpcpair.RequestKey(req.Direction, req.RPCID)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
 // sessionCounts adds each session's tool calls (stats.NewCall) and failed
@@ -155,7 +156,7 @@ func (db *DB) Call(ctx context.Context, tenantID, eventID string) (activity.Call
 			if e.Kind != event.KindRequest || e.RPCID == "" {
 				return nil
 			}
-			other, err := queryEvent(ctx, tx, replyOf, tenantID, e.SessionID, string(opposite(e.Direction)), e.RPCID, e.TS, e.Seq)
+			other, err := queryEvent(ctx, tx, replyOf, tenantID, e.SessionID, string(rpcpair.Other(e.Direction)), e.RPCID, e.TS, e.Seq)
 			if err != nil || other == nil || !activity.Answers(e, other) {
 				return err
 			}
@@ -166,7 +167,7 @@ func (db *DB) Call(ctx context.Context, tenantID, eventID string) (activity.Call
 		if e.RPCID == "" {
 			return nil
 		}
-		other, err := queryEvent(ctx, tx, requestOf, tenantID, e.SessionID, string(opposite(e.Direction)), e.RPCID, e.TS, e.Seq)
+		other, err := queryEvent(ctx, tx, requestOf, tenantID, e.SessionID, string(rpcpair.Other(e.Direction)), e.RPCID, e.TS, e.Seq)
 		if err != nil || other == nil || !activity.Answers(other, e) {
 			return err
 		}
@@ -193,11 +194,4 @@ func queryEvent(ctx context.Context, tx pgx.Tx, sql string, args ...any) (*event
 		return nil, dbError("call", err)
 	}
 	return &e, nil
-}
-
-func opposite(d event.Direction) event.Direction {
-	if d == event.ClientToServer {
-		return event.ServerToClient
-	}
-	return event.ClientToServer
 }

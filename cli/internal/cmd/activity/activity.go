@@ -153,6 +153,10 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	if dr, ok := src.(interface{ ReportUnreadable(io.Writer) }); ok {
+		// The local store says, once, what it could not read.
+		defer dr.ReportUnreadable(opts.IO.ErrOut)
+	}
 	page, err := src.Activity(ctx, q)
 	if err != nil {
 		return fmt.Errorf("read activity: %w", err)
