@@ -15,7 +15,10 @@
 // that fail in halves again, until each failing session or event is alone.
 // Those are set aside in the store, where `kilometers sync` reports them,
 // and never retried; everything else ships. A bad key or URL, an outage,
-// rate limiting or a busy API leave the batch in the spool for later.
+// rate limiting or a busy API leave the batch in the spool for later: after
+// the first 5xx the shipper asks GET /health, and an API that says it is
+// down is not narrowed; a piece that failed before the API was seen
+// working is sent once more before it is blamed.
 package ship
 
 import (
@@ -69,6 +72,13 @@ type Sender interface {
 // of the claim.
 type fewRetriesSender interface {
 	IngestEncodedFewRetries(ctx context.Context, gz []byte) (backend.IngestResult, error)
+}
+
+// healthSender is a Sender that can ask whether the API and its database
+// are up (apiclient.Client): one cheap question that tells an outage from
+// a batch the API fails on, before narrowing sends anything in pieces.
+type healthSender interface {
+	Health(ctx context.Context) (apiclient.Health, error)
 }
 
 // Defaults of Options.
@@ -223,6 +233,9 @@ type part struct {
 	sessions []event.Session
 	events   []event.Event
 	reason   string // why the API refused it, once it did
+	// early: it failed before the API was seen working, so its 5xx may
+	// be an outage that has since ended.
+	early bool
 }
 
 func (p part) items() int { return len(p.sessions) + len(p.events) }
@@ -280,6 +293,7 @@ func (s *Shipper) deliver(ctx context.Context, whole part) (backend.IngestResult
 		suspects []part
 		working  bool // the API took events of the claim, or judged some
 		blind    int  // 5xx failures while !working
+		checked  bool // the API's health was asked after a 5xx
 		lastErr  error
 	)
 	level := []part{whole}
@@ -305,9 +319,19 @@ func (s *Shipper) deliver(ctx context.Context, whole part) (backend.IngestResult
 			switch {
 			case judged:
 				working = true
-			case !working && len(p.events) > 0:
-				if blind++; blind >= maxBlindFailures {
-					return total, nil, err
+			case !working:
+				if !checked {
+					// The first 5xx of a claim: an API that says it is
+					// down is down, and pieces would only fail too.
+					checked = true
+					if !s.healthy(ctx) {
+						return total, nil, err
+					}
+				}
+				if len(p.events) > 0 {
+					if blind++; blind >= maxBlindFailures {
+						return total, nil, err
+					}
 				}
 			}
 			switch {
@@ -317,6 +341,7 @@ func (s *Shipper) deliver(ctx context.Context, whole part) (backend.IngestResult
 			case judged:
 				refused = append(refused, p)
 			default:
+				p.early = !working
 				suspects = append(suspects, p)
 			}
 		}
@@ -326,9 +351,40 @@ func (s *Shipper) deliver(ctx context.Context, whole part) (backend.IngestResult
 		if !working {
 			return total, nil, lastErr
 		}
-		refused = append(refused, suspects...)
+		// A suspect may have failed before the API came back (an outage
+		// that ended during narrowing): only one that fails again now
+		// that the API is seen working is the data's fault.
+		for _, p := range suspects {
+			if !p.early {
+				refused = append(refused, p)
+				continue
+			}
+			err := s.sendParts(ctx, true, p.sessions, p.events, func(r backend.IngestResult) {
+				total.Accepted += r.Accepted
+				total.Duplicates += r.Duplicates
+			})
+			if err == nil {
+				continue
+			}
+			if judged, suspect := blame(err); !judged && !suspect {
+				return total, nil, err
+			}
+			p.reason = err.Error()
+			refused = append(refused, p)
+		}
 	}
 	return total, refused, nil
+}
+
+// healthy reports whether the API says it and its database are up; a
+// sender that cannot tell counts as up, leaving the judgement to narrowing.
+func (s *Shipper) healthy(ctx context.Context) bool {
+	hs, ok := s.sender.(healthSender)
+	if !ok {
+		return true
+	}
+	h, err := hs.Health(ctx)
+	return err == nil && h.Status == "ok" && h.Database == "ok"
 }
 
 func (s *Shipper) progress(r Report) {

@@ -110,11 +110,29 @@ type fakeAPI struct {
 	// refuses whole, as the real API's single transaction does.
 	refuse func(b event.Batch) int
 	calls  int
+	// healthChecks counts GET /health, which calls leaves out; health, if
+	// set, answers it (else the answer the next ingest would get).
+	healthChecks int
+	health       func() int
 }
 
 func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if r.URL.Path == "/health" {
+		// Up exactly when the next ingest would not be told otherwise.
+		a.healthChecks++
+		answer := func() int { return a.answer(a.calls + 1) }
+		if a.health != nil {
+			answer = a.health
+		}
+		if st := answer(); st != http.StatusOK {
+			w.WriteHeader(st)
+			return
+		}
+		fmt.Fprint(w, `{"status":"ok","database":"ok"}`)
+		return
+	}
 	a.calls++
 	if st := a.answer(a.calls); st != http.StatusOK {
 		w.WriteHeader(st)
@@ -385,6 +403,43 @@ func TestPersistent5xxIsAnOutage(t *testing.T) {
 	r, err := New(sp, client, Options{}).Flush(context.Background())
 	if err != nil || r.SetAside != 1 || r.Accepted != 9 || sp.asideIDs[0] != evs[0].ID {
 		t.Fatalf("with company: %v, %+v, set aside %q", err, r, sp.asideIDs)
+	}
+}
+
+// An API that answers 5xx and says it is down is in an outage: the shipper
+// asks /health once and stops, sending no pieces of the batch.
+func TestOutageToldByHealth(t *testing.T) {
+	api, client := newAPI(t, func(int) int { return http.StatusBadGateway })
+	sp := &fakeSpool{events: makeEvents(40, `{}`)}
+	_, err := New(sp, client, Options{}).Flush(context.Background())
+	if e, ok := apiclient.AsError(err); !ok || e.Status != http.StatusBadGateway {
+		t.Fatalf("err = %v", err)
+	}
+	// newAPI's client tries a request 3 times: the whole batch, no pieces.
+	if api.calls != 3 || api.healthChecks == 0 || sp.pending() != 40 || len(sp.setAside) != 0 {
+		t.Errorf("%d calls, %d health checks, %d pending, set aside %v", api.calls, api.healthChecks, sp.pending(), sp.setAside)
+	}
+}
+
+// A piece that failed before the API was seen working may have met the end
+// of an outage: it is sent once more, and ships, rather than set aside.
+func TestOutageEndingDuringNarrowing(t *testing.T) {
+	// The whole batch (3 tries) and then the session records alone (3
+	// tries) fail; everything after goes through.
+	api, client := newAPI(t, func(n int) int {
+		if n <= 6 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	api.health = func() int { return http.StatusOK }
+	sp := &fakeSpool{events: makeEvents(40, `{}`)}
+	r, err := New(sp, client, Options{}).Flush(context.Background())
+	if err != nil || r.Accepted != 40 || r.SetAside != 0 || r.SetAsideSessions != 0 || len(sp.setAside) != 0 || sp.pending() != 0 {
+		t.Fatalf("%v, %+v, set aside %v, pending %d", err, r, sp.setAside, sp.pending())
+	}
+	if api.calls != 8 {
+		t.Errorf("%d requests, want 8: the batch and the sessions 3 times each, the events, the sessions again", api.calls)
 	}
 }
 
