@@ -3,6 +3,7 @@
 package cmdutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 )
 
 // BuildInfo is stamped in by the release build.
@@ -40,6 +42,25 @@ type Factory struct {
 	// Config loads the effective configuration (file < environment);
 	// commands apply their own flags on top.
 	Config func() (*config.Config, error)
+	// Source, when set, replaces OpenSource's choice (tests).
+	Source func(ctx context.Context, local bool) (source.Source, error)
+}
+
+// UserAgent names this build to the API.
+func (f *Factory) UserAgent() string { return "kilometers/" + f.Build.Version }
+
+// OpenSource opens where read commands read recorded data from: the API
+// when one is configured, else, or with local, this machine's store (see
+// package source).
+func (f *Factory) OpenSource(ctx context.Context, local bool) (source.Source, error) {
+	if f.Source != nil {
+		return f.Source(ctx, local)
+	}
+	c, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	return source.Open(ctx, c, source.Options{Local: local, UserAgent: f.UserAgent(), ErrOut: f.IO.ErrOut})
 }
 
 // NewFactory returns the Factory for the real process.

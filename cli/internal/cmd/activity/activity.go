@@ -10,27 +10,21 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
-	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
-
-// Source answers activity queries: the local store, or the API.
-type Source interface {
-	Activity(ctx context.Context, q activity.Query) (activity.Page, error)
-}
 
 // Options are the command's flags and dependencies.
 type Options struct {
 	IO     *cmdutil.IOStreams
 	Config func() (*config.Config, error)
 	Now    func() time.Time
-	// Source opens where events are read from; by default the local store.
-	Source func(ctx context.Context) (Source, error)
+	// Source opens where events are read from (see package source).
+	Source func(ctx context.Context) (source.Source, error)
 	// Local reads the local store even when an API is configured.
 	Local bool
 
@@ -52,9 +46,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, nil) }
 
 func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now}
-	opts.Source = func(ctx context.Context) (Source, error) {
-		return openSource(ctx, opts.Config, opts.Local, "kilometers/"+f.Build.Version)
-	}
+	opts.Source = func(ctx context.Context) (source.Source, error) { return f.OpenSource(ctx, opts.Local) }
 	cmd := &cobra.Command{
 		Use:   "activity",
 		Short: "List recorded events, newest first",
@@ -108,7 +100,7 @@ get the next page; with --json, "next_cursor" is the value to pass to
 	_ = cmd.RegisterFlagCompletionFunc("risk", cobra.FixedCompletions(
 		[]string{"low", "medium", "high"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("server", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		return CompleteServers(cmd.Context(), opts.Config), cobra.ShellCompDirectiveNoFileComp
+		return source.Complete(cmd.Context(), opts.Config, source.Servers), cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }
@@ -232,51 +224,4 @@ func arrow(d event.Direction) string {
 		return "←"
 	}
 	return "?"
-}
-
-// openSource reads the API (every machine of the tenant) when one is
-// configured, else, or with --local, the local store.
-func openSource(ctx context.Context, cfg func() (*config.Config, error), local bool, userAgent string) (Source, error) {
-	c, err := cfg()
-	if err != nil {
-		return nil, err
-	}
-	if client := apiclient.FromConfig(c, userAgent); client != nil && !local {
-		return client, nil
-	}
-	return store.OpenConfig(ctx, c)
-}
-
-// openLocal opens the local store the configuration names.
-func openLocal(ctx context.Context, cfg func() (*config.Config, error)) (*store.Store, error) {
-	c, err := cfg()
-	if err != nil {
-		return nil, err
-	}
-	return store.OpenConfig(ctx, c)
-}
-
-// CompleteServers lists the servers the local store knows, for shell
-// completion; nothing when the store cannot be read.
-func CompleteServers(ctx context.Context, cfg func() (*config.Config, error)) []string {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	st, err := openLocal(ctx, cfg)
-	if err != nil {
-		return nil
-	}
-	sessions, err := st.Sessions(ctx)
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range sessions {
-		if s.Server != "" && !seen[s.Server] {
-			seen[s.Server] = true
-			out = append(out, s.Server)
-		}
-	}
-	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -97,8 +98,9 @@ func TestFlags(t *testing.T) {
 }
 
 type fakeSource struct {
-	page activity.Page
-	got  activity.Query
+	source.Source // only Activity is called
+	page          activity.Page
+	got           activity.Query
 }
 
 func (f *fakeSource) Activity(_ context.Context, q activity.Query) (activity.Page, error) {
@@ -123,7 +125,7 @@ func TestRunJSON(t *testing.T) {
 	f, out, _ := testFactory(t.TempDir())
 	src := &fakeSource{page: activity.Page{Events: sampleEvents(), NextCursor: "abc"}}
 	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Tool: "read_file", JSON: true,
-		Source: func(context.Context) (Source, error) { return src, nil }}
+		Source: func(context.Context) (source.Source, error) { return src, nil }}
 	if err := Run(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestRunTable(t *testing.T) {
 			f, out, errOut := testFactory(t.TempDir())
 			f.IO.OutIsTerminal = tt.tty
 			opts := &Options{IO: f.IO, Now: f.Now, Limit: 50,
-				Source: func(context.Context) (Source, error) { return &fakeSource{page: tt.page}, nil }}
+				Source: func(context.Context) (source.Source, error) { return &fakeSource{page: tt.page}, nil }}
 			if err := Run(context.Background(), opts); err != nil {
 				t.Fatal(err)
 			}
