@@ -1,6 +1,10 @@
 package cmdutil
 
 import (
+	"errors"
+	"regexp"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
@@ -42,4 +46,24 @@ func CompleteRecorded(cmd *cobra.Command, cfg func() (*config.Config, error), fl
 			return source.Complete(c.Context(), cfg, field), cobra.ShellCompDirectiveNoFileComp
 		})
 	}
+}
+
+// goInternals matches what pflag appends to a bad value: the Go parser's
+// own words (`strconv.ParseInt: parsing "x": invalid syntax`).
+var goInternals = regexp.MustCompile(`: strconv\.Parse\w+: parsing "[^"]*": (invalid syntax|value out of range)$`)
+
+// PlainFlagError rewrites pflag's errors without Go internals.
+func PlainFlagError(err error) error {
+	msg := err.Error()
+	if m := goInternals.FindStringSubmatch(msg); m != nil {
+		what := "not a number"
+		if m[1] == "value out of range" {
+			what = "out of range"
+		}
+		if strings.Contains(m[0], "ParseBool") {
+			what = "want true or false"
+		}
+		return errors.New(strings.TrimSuffix(msg, m[0]) + ": " + what)
+	}
+	return err
 }

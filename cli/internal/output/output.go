@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -353,3 +354,28 @@ func JSONLine(w io.Writer, v any) error {
 	}
 	return nil
 }
+
+// ShortIDLen is how much of an id a terminal shows: the end of a UUIDv7 is
+// random (its start is the time, shared by neighbours), and 12 hex digits
+// tell a store's events apart. Commands that take an id take this end too.
+const ShortIDLen = 12
+
+// ShortID is the end of an id, as tables show it.
+func ShortID(id string) string {
+	if len(id) <= ShortIDLen {
+		return id
+	}
+	return id[len(id)-ShortIDLen:]
+}
+
+// IsUUID reports whether s is a whole UUID.
+func IsUUID(s string) bool { return uuidRE.MatchString(s) }
+
+// IsShortID reports whether s may be the end of an id: 8 or more of its
+// characters.
+func IsShortID(s string) bool { return shortIDRE.MatchString(s) }
+
+var (
+	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	shortIDRE = regexp.MustCompile(`^[0-9a-fA-F-]{8,35}$`)
+)

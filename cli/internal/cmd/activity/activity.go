@@ -148,6 +148,9 @@ func (o *Options) Query() (activity.Query, error) {
 			v.Set(k, s)
 		}
 	}
+	if o.Session != "" && !output.IsUUID(o.Session) {
+		return activity.Query{}, cmdutil.FlagErrorf("invalid --session: want a session id (see 'kilometers sessions')")
+	}
 	set("session", o.Session)
 	set("server", o.Server)
 	set("method", o.Method)
@@ -176,13 +179,25 @@ func (o *Options) Query() (activity.Query, error) {
 
 // Run lists the events.
 func Run(ctx context.Context, opts *Options) error {
+	var src source.Source
+	if opts.Session != "" && !output.IsUUID(opts.Session) && output.IsShortID(opts.Session) {
+		// The end of a session id, as 'kilometers sessions' shows it.
+		var err error
+		if src, err = opts.Source(ctx); err != nil {
+			return err
+		}
+		if opts.Session, err = ResolveSession(ctx, src, opts.Session); err != nil {
+			return err
+		}
+	}
 	q, err := opts.Query()
 	if err != nil {
 		return err
 	}
-	src, err := opts.Source(ctx)
-	if err != nil {
-		return err
+	if src == nil {
+		if src, err = opts.Source(ctx); err != nil {
+			return err
+		}
 	}
 	if opts.Follow {
 		return follow(ctx, opts, src, q)
@@ -262,23 +277,44 @@ func addRow(t *output.Table, ios *cmdutil.IOStreams, e *event.Event, now time.Ti
 		kindColor = output.Red
 	}
 	t.AddColoredRow(
-		[]string{ShortID(e.ID), output.Time(ios, e.TS, now), e.Server, Arrow(e.Direction), string(e.Kind), e.Method, Target(e),
+		[]string{output.ShortID(e.ID), output.Time(ios, e.TS, now), e.Server, Arrow(e.Direction), string(e.Kind), e.Method, Target(e),
 			lat, output.Bytes(e.Size), risk, ErrorText(e)},
 		[]func(string) string{output.Gray, output.Gray, nil, nil, kindColor, nil, nil, nil, nil, riskColor, output.Red},
 	)
 }
 
-// ShortIDLen is how much of an event id a terminal shows: the end of a
-// UUIDv7 is random (its start is the time, shared by neighbours), and 12
-// hex digits tell a store's events apart. 'kilometers show' takes it.
-const ShortIDLen = 12
+// resolvePages bounds how far back the end of an id is looked for.
+const resolvePages = 10
 
-// ShortID is the end of an event id, as tables show it.
-func ShortID(id string) string {
-	if len(id) <= ShortIDLen {
-		return id
+// ResolveSession finds the one session whose id ends with suffix.
+func ResolveSession(ctx context.Context, src source.Source, suffix string) (string, error) {
+	suffix = strings.ToLower(suffix)
+	q := activity.SessionQuery{Limit: activity.MaxLimit}
+	var found []string
+	for range resolvePages {
+		page, err := src.Sessions(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("look for session %s: %w", suffix, err)
+		}
+		for _, s := range page.Sessions {
+			if strings.HasSuffix(s.ID, suffix) {
+				found = append(found, s.ID)
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		if q.Cursor, err = activity.DecodeCursor(page.NextCursor); err != nil {
+			return "", err
+		}
 	}
-	return id[len(id)-ShortIDLen:]
+	switch len(found) {
+	case 0:
+		return "", cmdutil.FlagErrorf("invalid --session: no session id ends with %s (see 'kilometers sessions')", suffix)
+	case 1:
+		return found[0], nil
+	}
+	return "", cmdutil.FlagErrorf("invalid --session: %d sessions end with %s; give more of the id", len(found), suffix)
 }
 
 // Target is what a call is about: its tool, prompt or resource.

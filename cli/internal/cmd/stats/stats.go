@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,7 +62,7 @@ every machine of the team; --local summarises this machine's store.`,
 
   # Tools by error count, with jq
   kilometers stats --json | jq '.tools | sort_by(-.errors)[:5]'`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -92,7 +93,12 @@ func (o *Options) Query() (stats.Query, error) {
 	}
 	q, err := stats.ParseQuery(v, o.Now())
 	if err != nil {
-		return q, cmdutil.FlagErrorf("invalid --%w", err)
+		for _, flag := range []string{"since", "until", "server"} {
+			if strings.HasPrefix(err.Error(), flag+":") {
+				return q, cmdutil.FlagErrorf("invalid --%w", err)
+			}
+		}
+		return q, cmdutil.FlagErrorf("--since to --until: %w", err)
 	}
 	return q, nil
 }
