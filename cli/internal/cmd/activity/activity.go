@@ -46,17 +46,9 @@ type Options struct {
 	// Every replaces the follow polling interval (0: by source).
 	Every time.Duration
 
+	Filters
 	Limit    int
 	limitSet bool
-	Session  string
-	Server   string
-	Method   string
-	Tool     string
-	Kind     string
-	Risk     string
-	Failed   bool
-	Since    string
-	Until    string
 	Cursor   string
 	Follow   bool
 	JSON     bool
@@ -115,27 +107,12 @@ one event per line.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVarP(&opts.Limit, "limit", "L", activity.DefaultLimit, fmt.Sprintf("maximum number of events to list (1-%d)", activity.MaxLimit))
-	fl.StringVar(&opts.Session, "session", "", "only events of this session `id`")
-	fl.StringVar(&opts.Server, "server", "", "only events of this `server`")
-	fl.StringVar(&opts.Method, "method", "", "only events with this JSON-RPC `method` (tools/call, resources/read...)")
-	fl.StringVar(&opts.Tool, "tool", "", "only events of this `tool`")
-	fl.StringVar(&opts.Kind, "kind", "", "only events of this `kind`: request, response, notification, error or invalid")
-	fl.StringVar(&opts.Risk, "risk", "", "only events at this risk `level` or above: low, medium or high")
-	fl.BoolVar(&opts.Failed, "failed", false, "only failed replies: JSON-RPC errors and tool results with isError")
-	fl.StringVar(&opts.Since, "since", "", "only events at or after this `time` (RFC 3339, 2026-12-01, or 30m, 24h, 7d, 2w ago)")
-	fl.StringVar(&opts.Until, "until", "", "only events before this `time`")
 	fl.StringVar(&opts.Cursor, "cursor", "", "continue after a previous page (its next_cursor)")
 	fl.BoolVarP(&opts.Follow, "follow", "f", false, "keep printing new events as they are recorded, until interrupted")
 	fl.BoolVar(&opts.Local, "local", false, "read this machine's local store even when an API is configured")
 	fl.BoolVar(&opts.JSON, "json", false, `print {"events": [...], "next_cursor": "..."} as JSON (with --follow: one event a line)`)
 
-	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions(
-		[]string{"request", "response", "notification", "error", "invalid"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("risk", cobra.FixedCompletions(
-		[]string{"low", "medium", "high"}, cobra.ShellCompDirectiveNoFileComp))
-	cmdutil.CompleteRecorded(cmd, opts.Config, map[string]source.Field{
-		"server": source.Servers, "tool": source.Tools, "method": source.Methods, "session": source.SessionIDs,
-	})
+	opts.Filters.AddFlags(cmd, opts.Config)
 	return cmd
 }
 
@@ -143,33 +120,13 @@ one event per line.`,
 // API's parameters.
 func (o *Options) Query() (activity.Query, error) {
 	v := url.Values{}
-	set := func(k, s string) {
-		if s != "" {
-			v.Set(k, s)
-		}
-	}
-	if o.Session != "" && !output.IsUUID(o.Session) {
-		return activity.Query{}, cmdutil.FlagErrorf("invalid --session: want a session id (see 'kilometers sessions')")
-	}
-	set("session", o.Session)
-	set("server", o.Server)
-	set("method", o.Method)
-	set("tool", o.Tool)
-	set("kind", o.Kind)
-	set("risk", o.Risk)
-	set("since", o.Since)
-	set("until", o.Until)
-	set("cursor", o.Cursor)
-	if o.Failed {
-		v.Set("failed", "true")
-	}
 	v.Set("limit", strconv.Itoa(o.Limit))
-	q, err := activity.ParseQuery(v, o.Now())
-	if err != nil {
-		return q, cmdutil.FlagErrorf("invalid --%w", err)
+	if o.Cursor != "" {
+		v.Set("cursor", o.Cursor)
 	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, cmdutil.FlagErrorf("--since must be before --until")
+	q, err := o.Filters.Query(o.Now(), v)
+	if err != nil {
+		return q, err
 	}
 	if o.Follow && (q.Cursor != nil || !q.Until.IsZero()) {
 		return q, cmdutil.FlagErrorf("--follow shows new events: it cannot be combined with --cursor or --until")
@@ -177,27 +134,103 @@ func (o *Options) Query() (activity.Query, error) {
 	return q, nil
 }
 
+// Filters are the flags that select events, shared with
+// `kilometers export`.
+type Filters struct {
+	Session string
+	Server  string
+	Method  string
+	Tool    string
+	Kind    string
+	Risk    string
+	Failed  bool
+	Since   string
+	Until   string
+}
+
+// AddFlags defines the filter flags on cmd, with completion of recorded
+// values.
+func (f *Filters) AddFlags(cmd *cobra.Command, cfg func() (*config.Config, error)) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.Session, "session", "", "only events of this session `id` (or the end of it)")
+	fl.StringVar(&f.Server, "server", "", "only events of this `server`")
+	fl.StringVar(&f.Method, "method", "", "only events with this JSON-RPC `method` (tools/call, resources/read...)")
+	fl.StringVar(&f.Tool, "tool", "", "only events of this `tool`")
+	fl.StringVar(&f.Kind, "kind", "", "only events of this `kind`: request, response, notification, error or invalid")
+	fl.StringVar(&f.Risk, "risk", "", "only events at this risk `level` or above: low, medium or high")
+	fl.BoolVar(&f.Failed, "failed", false, "only failed replies: JSON-RPC errors and tool results with isError")
+	fl.StringVar(&f.Since, "since", "", "only events at or after this `time` (RFC 3339, 2026-12-01, or 30m, 24h, 7d, 2w ago)")
+	fl.StringVar(&f.Until, "until", "", "only events before this `time`")
+	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions(
+		[]string{"request", "response", "notification", "error", "invalid"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("risk", cobra.FixedCompletions(
+		[]string{"low", "medium", "high"}, cobra.ShellCompDirectiveNoFileComp))
+	cmdutil.CompleteRecorded(cmd, cfg, map[string]source.Field{
+		"server": source.Servers, "tool": source.Tools, "method": source.Methods, "session": source.SessionIDs,
+	})
+}
+
+// Query turns the filters into an activity query with the API's rules; v
+// holds the caller's own parameters (limit, cursor).
+func (f *Filters) Query(now time.Time, v url.Values) (activity.Query, error) {
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if f.Session != "" && !output.IsUUID(f.Session) {
+		return activity.Query{}, cmdutil.FlagErrorf("invalid --session: want a session id (see 'kilometers sessions')")
+	}
+	set("session", f.Session)
+	set("server", f.Server)
+	set("method", f.Method)
+	set("tool", f.Tool)
+	set("kind", f.Kind)
+	set("risk", f.Risk)
+	set("since", f.Since)
+	set("until", f.Until)
+	if f.Failed {
+		v.Set("failed", "true")
+	}
+	q, err := activity.ParseQuery(v, now)
+	if err != nil {
+		return q, cmdutil.FlagErrorf("invalid --%w", err)
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return q, cmdutil.FlagErrorf("--since must be before --until")
+	}
+	return q, nil
+}
+
+// ResolveSessionFlag replaces the end of a session id given to --session
+// with the whole id, looked up in src.
+func (f *Filters) ResolveSessionFlag(ctx context.Context, src source.Source) error {
+	if f.Session == "" || output.IsUUID(f.Session) || !output.IsShortID(f.Session) {
+		return nil
+	}
+	id, err := ResolveSession(ctx, src, f.Session)
+	if err != nil {
+		return err
+	}
+	f.Session = id
+	return nil
+}
+
 // Run lists the events.
 func Run(ctx context.Context, opts *Options) error {
-	var src source.Source
-	if opts.Session != "" && !output.IsUUID(opts.Session) && output.IsShortID(opts.Session) {
-		// The end of a session id, as 'kilometers sessions' shows it.
-		var err error
-		if src, err = opts.Source(ctx); err != nil {
-			return err
-		}
-		if opts.Session, err = ResolveSession(ctx, src, opts.Session); err != nil {
-			return err
-		}
+	if _, err := opts.Query(); err != nil && opts.Session == "" {
+		return err // a usage mistake needs no source
+	}
+	src, err := opts.Source(ctx)
+	if err != nil {
+		return err
+	}
+	if err := opts.ResolveSessionFlag(ctx, src); err != nil {
+		return err
 	}
 	q, err := opts.Query()
 	if err != nil {
 		return err
-	}
-	if src == nil {
-		if src, err = opts.Source(ctx); err != nil {
-			return err
-		}
 	}
 	if opts.Follow {
 		return follow(ctx, opts, src, q)

@@ -138,7 +138,7 @@ func sampleEvents() []event.Event {
 func TestRunJSON(t *testing.T) {
 	f, out, _ := testFactory(t.TempDir())
 	src := &fakeSource{page: activity.Page{Events: sampleEvents(), NextCursor: "abc"}}
-	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Tool: "read_file", JSON: true,
+	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Filters: Filters{Tool: "read_file"}, JSON: true,
 		Source: func(context.Context) (source.Source, error) { return src, nil }}
 	if err := Run(context.Background(), opts); err != nil {
 		t.Fatal(err)

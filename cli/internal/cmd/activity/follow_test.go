@@ -74,13 +74,13 @@ func TestFollow(t *testing.T) {
 
 		out := &lockedBuffer{}
 		opts := &Options{
-			IO:     &cmdutil.IOStreams{Out: out, ErrOut: &bytes.Buffer{}},
-			Now:    time.Now,
-			Limit:  50,
-			Tool:   "read_file",
-			Follow: true,
-			JSON:   true,
-			Source: func(ctx context.Context) (source.Source, error) { return st, nil },
+			IO:      &cmdutil.IOStreams{Out: out, ErrOut: &bytes.Buffer{}},
+			Now:     time.Now,
+			Limit:   50,
+			Filters: Filters{Tool: "read_file"},
+			Follow:  true,
+			JSON:    true,
+			Source:  func(ctx context.Context) (source.Source, error) { return st, nil },
 		}
 		done := make(chan error)
 		go func() { done <- Run(ctx, opts) }()

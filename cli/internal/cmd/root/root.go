@@ -10,6 +10,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/export"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sessions"
@@ -65,6 +66,7 @@ are also shipped to a Kilometers backend.`,
 		configcmd.NewCmd(f),
 		sessions.NewCmd(f),
 		show.NewCmd(f),
+		export.NewCmd(f),
 		version.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: cmdutil.PlainFlagError(err)} })
