@@ -10,6 +10,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/doctor"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/export"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
@@ -69,6 +70,7 @@ are also shipped to a Kilometers backend.`,
 		show.NewCmd(f),
 		export.NewCmd(f),
 		purge.NewCmd(f),
+		doctor.NewCmd(f),
 		version.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: cmdutil.PlainFlagError(err)} })
