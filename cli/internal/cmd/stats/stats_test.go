@@ -151,7 +151,9 @@ func TestRun(t *testing.T) {
 	} {
 		f, _, errOut := testFactory(t.TempDir())
 		opts := &Options{IO: f.IO, Now: f.Now, Since: "24h",
-			Source: func(context.Context) (source.Source, error) { return fakeSource{st: stats.Stats{Server: tt.server}}, nil }}
+			Source: func(context.Context) (source.Source, error) {
+				return fakeSource{st: stats.Stats{Server: tt.server}}, nil
+			}}
 		if err := Run(context.Background(), opts); err != nil || !strings.Contains(errOut.String(), tt.want) {
 			t.Errorf("empty, server %q: %v, stderr %q", tt.server, err, errOut.String())
 		}
