@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -90,16 +89,16 @@ func Run(opts *Options) error {
 	if opts.JSON {
 		return output.JSON(opts.IO, out)
 	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE")
+	t := output.NewTable(opts.IO, "SETTING", "VALUE", "SOURCE")
+	t.Fixed(0, 2)
 	for _, s := range out.Settings {
 		v := s.Value
-		if v == "" {
+		if v == "" && opts.IO.OutIsTerminal {
 			v = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, v, s.Source)
+		t.AddRow(s.Key, v, string(s.Source))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := t.Render(); err != nil {
 		return err
 	}
 	state := "not present"
