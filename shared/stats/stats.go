@@ -148,16 +148,8 @@ func SeriesBucket(t time.Time, step time.Duration) time.Time {
 	return t.UTC().Truncate(step)
 }
 
-// RoundCost rounds money to nine significant digits, so sums of the same
-// costs taken in a different order (Go here, SQL in the backend) print the
-// same, while a tiny positive cost never shows as zero.
-func RoundCost(v float64) float64 {
-	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
-	scale := math.Pow(10, 9-math.Ceil(math.Log10(math.Abs(v))))
-	return math.Round(v*scale) / scale
-}
+// RoundCost rounds money as every cost is rounded (event.RoundUSD).
+func RoundCost(v float64) float64 { return event.RoundUSD(v) }
 
 // Aggregator computes Stats from events one at a time. It is the reference
 // implementation: the local store uses it directly and the backend's rollups
