@@ -56,14 +56,13 @@ func (q *SessionQuery) Values() url.Values {
 	return v
 }
 
-// Match reports whether the session belongs on the page: its server, its
-// start within [Since, Until), and after the cursor.
+// Match reports whether s passes every filter of q (not the cursor or
+// limit).
 func (q *SessionQuery) Match(s *event.Session) bool {
 	switch {
 	case q.Server != "" && s.Server != q.Server,
 		!q.Since.IsZero() && s.StartedAt.Before(q.Since),
-		!q.Until.IsZero() && !s.StartedAt.Before(q.Until),
-		q.Cursor != nil && !q.Cursor.BeforeSession(s):
+		!q.Until.IsZero() && !s.StartedAt.Before(q.Until):
 		return false
 	}
 	return true
@@ -80,12 +79,3 @@ func SessionLess(a, b *event.Session) bool {
 
 // SessionCursor is the cursor that continues after s.
 func SessionCursor(s *event.Session) Cursor { return Cursor{TS: s.StartedAt, ID: s.ID} }
-
-// BeforeSession reports whether s comes after the cursor's session in page
-// order.
-func (c *Cursor) BeforeSession(s *event.Session) bool {
-	if !s.StartedAt.Equal(c.TS) {
-		return s.StartedAt.Before(c.TS)
-	}
-	return s.ID < c.ID
-}

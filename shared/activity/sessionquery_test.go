@@ -35,7 +35,9 @@ func TestSessionQuery(t *testing.T) {
 	if !SessionLess(&later, &s) || SessionLess(&s, &later) {
 		t.Error("newest start must come first")
 	}
-	c := SessionCursor(&later)
+	if c := SessionCursor(&later); c.ID != later.ID || !c.TS.Equal(later.StartedAt) {
+		t.Errorf("cursor %+v", c)
+	}
 	tests := []struct {
 		q    SessionQuery
 		s    event.Session
@@ -45,8 +47,6 @@ func TestSessionQuery(t *testing.T) {
 		{SessionQuery{Server: "git"}, s, false},
 		{SessionQuery{Since: s.StartedAt}, s, true},
 		{SessionQuery{Until: s.StartedAt}, s, false},
-		{SessionQuery{Cursor: &c}, s, true},
-		{SessionQuery{Cursor: &c}, later, false}, // the cursor's own session does not repeat
 	}
 	for i, tt := range tests {
 		if got := tt.q.Match(&tt.s); got != tt.want {

@@ -26,9 +26,13 @@ func (s *Store) Sessions(ctx context.Context, q activity.SessionQuery) (activity
 	if err != nil {
 		return activity.SessionPage{}, err
 	}
+	var after *event.Session // the previous page's last session
+	if q.Cursor != nil {
+		after = &event.Session{StartedAt: q.Cursor.TS, ID: q.Cursor.ID}
+	}
 	matched := make([]event.Session, 0, len(fold))
 	for _, sess := range fold {
-		if q.Match(&sess) {
+		if q.Match(&sess) && (after == nil || activity.SessionLess(after, &sess)) {
 			matched = append(matched, sess)
 		}
 	}
