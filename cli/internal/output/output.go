@@ -51,9 +51,15 @@ type Table struct {
 	fixed  map[int]bool
 	// optional columns may be left out on a narrow terminal, first first.
 	optional []int
+	growing  bool
 	// widths are kept from the first Flush, so later rows line up.
 	widths []int
 }
+
+// Growing says rows will be added after the first Flush (a live tail):
+// columns are then sized for more than the first rows, at least
+// dropWidth wide where the terminal allows.
+func (t *Table) Growing() { t.growing = true }
 
 // Optional lists columns that may be left out when the terminal is too
 // narrow for every column to be readable, the first to go first.
@@ -137,6 +143,13 @@ func (t *Table) Flush() error {
 			measure(row)
 		}
 		measure(t.header)
+		if t.growing {
+			for i := range widths {
+				if !t.fixed[i] {
+					widths[i] = max(widths[i], dropWidth)
+				}
+			}
+		}
 		t.drop(widths)
 		fit(widths, t.width, t.fixed)
 		t.widths = widths

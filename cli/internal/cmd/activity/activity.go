@@ -420,6 +420,7 @@ func follow(ctx context.Context, opts *Options, src source.Source, q activity.Qu
 		return fmt.Errorf("read activity: %w", err)
 	}
 	t := newTable(opts.IO)
+	t.Growing()
 	seen := map[string]time.Time{}
 	var newest time.Time
 	emit := func(evs []event.Event) error {
