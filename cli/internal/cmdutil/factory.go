@@ -174,10 +174,9 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+// isTerminal asks the terminal itself: /dev/null is a character device
+// too, and a question must not be put to it.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // FlagError marks a usage mistake: the command prints it with a hint to see
 // --help and exits 2.

@@ -325,6 +325,11 @@ func report(opts *Options, r Report) error {
 	return nil
 }
 
+var sectionTitles = map[string]string{
+	"config": "Configuration", "store": "Local store", "sessions": "Recent sessions",
+	"shipping": "Shipping", "api": "API", "clients": "MCP clients",
+}
+
 var marks = map[Status]string{OK: "✓", Info: "-", Warn: "!", Fail: "✗"}
 
 func printReport(ios *cmdutil.IOStreams, r *Report) error {
@@ -336,7 +341,7 @@ func printReport(ios *cmdutil.IOStreams, r *Report) error {
 				b.WriteByte('\n')
 			}
 			section = c.Section
-			b.WriteString(output.Title(ios, strings.ToUpper(section[:1])+section[1:]) + "\n")
+			b.WriteString(output.Title(ios, sectionTitles[section]) + "\n")
 		}
 		mark := marks[c.Status]
 		switch c.Status {
