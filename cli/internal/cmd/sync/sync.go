@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,7 +165,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	show := opts.Progress || isTerminal(opts.IO.ErrOut)
+	show := opts.Progress || opts.IO.ErrIsTerminal
 	prog := &progress{w: opts.IO.ErrOut, total: before.Events, now: opts.Now, large: show && before.Events > int64(c.BatchSize)}
 	sopts := ship.OptionsFromConfig(c)
 	sopts.Logger = slog.New(slog.DiscardHandler) // this command reports itself
@@ -260,16 +259,6 @@ func loadConfig(opts *Options) (*config.Config, error) {
 		return nil, &cmdutil.FlagError{Err: err}
 	}
 	return c, nil
-}
-
-// isTerminal reports whether w is a terminal; progress lines are for people.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // progress prints a line to stderr at most every second while a large
