@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
 // JSON writes v as JSON followed by a newline: indented on a terminal, on
@@ -368,18 +369,8 @@ func JSONLine(w io.Writer, v any) error {
 	return nil
 }
 
-// ShortIDLen is how much of an id a terminal shows: the end of a UUIDv7 is
-// random (its start is the time, shared by neighbours), and 12 hex digits
-// tell a store's events apart. Commands that take an id take this end too.
-const ShortIDLen = 12
-
-// ShortID is the end of an id, as tables show it.
-func ShortID(id string) string {
-	if len(id) <= ShortIDLen {
-		return id
-	}
-	return id[len(id)-ShortIDLen:]
-}
+// ShortID is the end of an id, as tables show it (event.ShortID).
+func ShortID(id string) string { return event.ShortID(id) }
 
 // IsUUID reports whether s is a whole UUID.
 func IsUUID(s string) bool { return uuidRE.MatchString(s) }

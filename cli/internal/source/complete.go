@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"strings"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
@@ -17,7 +18,13 @@ const (
 	Tools
 	Methods
 	SessionIDs
+	// EventIDs are the latest events' ids (their ends, as tables show
+	// them), described by method and tool.
+	EventIDs
 )
+
+// completionIDs bounds how many event ids completion offers.
+const completionIDs = 50
 
 // completionEvents bounds how many recent events completion reads: enough
 // to know the tools in use, quick enough for a key press.
@@ -51,6 +58,15 @@ func Complete(ctx context.Context, cfg func() (*config.Config, error), f Field) 
 			} else {
 				vals = append(vals, s.ID+"\t"+describe(&s))
 			}
+		}
+	case EventIDs:
+		page, err := st.Activity(ctx, activity.Query{Limit: completionIDs})
+		if err != nil {
+			return nil
+		}
+		for _, e := range page.Events {
+			desc := strings.TrimSpace(string(e.Kind) + " " + e.Method + " " + e.Tool)
+			vals = append(vals, event.ShortID(e.ID)+"\t"+desc)
 		}
 	case Tools, Methods:
 		page, err := st.Activity(ctx, activity.Query{Kind: event.KindRequest, Limit: completionEvents})

@@ -31,9 +31,9 @@ func TestComplete(t *testing.T) {
 			t.Fatal(err)
 		}
 		evs := []event.Event{
-			{ID: s.id[:24] + "00000000000a", SessionID: s.id, Seq: 1, TS: now, Direction: event.ClientToServer, Kind: event.KindRequest, RPCID: "1", Method: "tools/call", Tool: s.tool},
-			{ID: s.id[:24] + "00000000000b", SessionID: s.id, Seq: 2, TS: now, Direction: event.ClientToServer, Kind: event.KindRequest, RPCID: "2", Method: "tools/list"},
-			{ID: s.id[:24] + "00000000000c", SessionID: s.id, Seq: 3, TS: now, Direction: event.ServerToClient, Kind: event.KindResponse, RPCID: "1", Method: "tools/call", Tool: s.tool},
+			{ID: s.id[:24] + "0000000000" + string(rune('0'+i)) + "a", SessionID: s.id, Seq: 1, TS: now, Direction: event.ClientToServer, Kind: event.KindRequest, RPCID: "1", Method: "tools/call", Tool: s.tool},
+			{ID: s.id[:24] + "0000000000" + string(rune('0'+i)) + "b", SessionID: s.id, Seq: 2, TS: now, Direction: event.ClientToServer, Kind: event.KindRequest, RPCID: "2", Method: "tools/list"},
+			{ID: s.id[:24] + "0000000000" + string(rune('0'+i)) + "c", SessionID: s.id, Seq: 3, TS: now, Direction: event.ServerToClient, Kind: event.KindResponse, RPCID: "1", Method: "tools/call", Tool: s.tool},
 		}
 		if err := w.Record(ctx, evs); err != nil {
 			t.Fatal(err)
@@ -60,6 +60,10 @@ func TestComplete(t *testing.T) {
 	ids := Complete(ctx, cfg, SessionIDs)
 	if len(ids) != 2 || ids[0] != "0196f1c2-6e00-7a55-8c1d-000000000002\teverything "+now.Add(time.Minute).Local().Format("2006-01-02 15:04") {
 		t.Errorf("session ids %q", ids)
+	}
+	evIDs := Complete(ctx, cfg, EventIDs)
+	if len(evIDs) != 6 || evIDs[0] != "00000000001c\tresponse tools/call echo" {
+		t.Errorf("event ids %q", evIDs)
 	}
 	broken := func() (*config.Config, error) { return config.Defaults("/proc/nonexistent/km"), nil }
 	if got := Complete(ctx, broken, Servers); len(got) != 0 {

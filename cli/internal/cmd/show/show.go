@@ -63,6 +63,12 @@ GET /api/events/{id}; a half that was not recorded is null.`,
   # Both halves as JSON
   kilometers show 0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f11 --json | jq .response.error_message`,
 		Args: cmdutil.ExactArgs(1, "an event ID (see 'kilometers activity')"),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return source.Complete(cmd.Context(), f.Config, source.EventIDs), cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ID = args[0]
 			if runF != nil {
