@@ -279,9 +279,13 @@ func (q *Query) Values() url.Values {
 	return v
 }
 
-// ParseTime reads an RFC 3339 time, or a duration before now such as "90m",
-// "24h" or "7d". Empty means zero. Times outside [MinTime, MaxTime) are
-// refused, never wrapped.
+// ParseTime reads a time as the CLI's --since and --until and the API's
+// since and until take it: RFC 3339 ("2026-12-01T09:30:00Z"), a date
+// ("2026-12-01", midnight in now's zone: the user's on the CLI, UTC on the
+// API), or a span back from now: a Go duration ("90m", "24h"), days ("7d")
+// or weeks ("2w").
+// Empty means zero. Times outside [MinTime, MaxTime) are refused, never
+// wrapped.
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	t, err := parseTime(s, now)
 	if err != nil || t.IsZero() {
@@ -293,6 +297,10 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// maxSpan bounds a span back from now: a century, well inside
+// time.Duration, so days and weeks never overflow and wrap.
+const maxSpan = 100 * 366 * 24 * time.Hour
+
 // parseTime is ParseTime without the range check.
 func parseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
@@ -301,15 +309,18 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		// Past a century, days*24h would overflow time.Duration and wrap.
-		if err == nil && days >= 0 && days <= 100*366 {
-			return now.Add(-time.Duration(days) * 24 * time.Hour).UTC(), nil
+	if t, err := time.ParseInLocation(time.DateOnly, s, now.Location()); err == nil {
+		return t.UTC(), nil
+	}
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if k, err := strconv.Atoi(n); err == nil && k >= 0 && k <= int(maxSpan/unit) {
+				return now.Add(-time.Duration(k) * unit).UTC(), nil
+			}
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d).UTC(), nil
 	}
-	return time.Time{}, fmt.Errorf("want an RFC 3339 time or a duration like 30m, 24h or 7d, got %q", s)
+	return time.Time{}, fmt.Errorf("want a time (2026-12-01T09:30:00Z), a date (2026-12-01) or a span back from now (30m, 24h, 7d, 2w), got %q", s)
 }

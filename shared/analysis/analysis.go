@@ -162,7 +162,7 @@ func (s *Session) Analyze(e *event.Event, raw []byte) {
 	src := source(e, raw)
 
 	e.Tokens = s.estimateTokens(e, src)
-	e.CostUSD = s.cost(e)
+	e.CostUSD = event.RoundUSD(s.cost(e))
 
 	s.found = s.found[:0]
 	switch {

@@ -126,3 +126,17 @@ func TestFailed(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundUSD(t *testing.T) {
+	for _, tt := range []struct{ in, want float64 }{
+		{300.0 / 1024 * 0.001, 0.00029296875},
+		{0.1 + 0.2, 0.3},
+		{1e-15, 1e-15},
+		{0, 0},
+		{1234.56789012345, 1234.56789},
+	} {
+		if got := RoundUSD(tt.in); got != tt.want {
+			t.Errorf("RoundUSD(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

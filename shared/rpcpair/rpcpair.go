@@ -25,6 +25,21 @@ func RequestKey(dir event.Direction, id string) Key { return Key{dir, id} }
 // answers: the request travelled the other way.
 func ReplyKey(dir event.Direction, id string) Key { return Key{Other(dir), id} }
 
+// Of returns the key of the call e is half of, request or reply alike;
+// ok is false for events that are neither, or carry no id. Readers of
+// recorded events pair with it as the monitor pairs live traffic.
+func Of(e *event.Event) (k Key, ok bool) {
+	switch {
+	case e.RPCID == "":
+		return Key{}, false
+	case e.Kind == event.KindRequest:
+		return RequestKey(e.Direction, e.RPCID), true
+	case e.IsReply():
+		return ReplyKey(e.Direction, e.RPCID), true
+	}
+	return Key{}, false
+}
+
 // Other is the direction the other half of a pair travels: a reply to a
 // request sent in dir, or the request of a reply sent in dir.
 func Other(dir event.Direction) event.Direction {

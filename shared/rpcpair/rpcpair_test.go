@@ -69,3 +69,27 @@ func TestPendingIsBounded(t *testing.T) {
 		t.Errorf("b = %d, %v", v, ok)
 	}
 }
+
+func TestOf(t *testing.T) {
+	tests := []struct {
+		name string
+		e    event.Event
+		want Key
+		ok   bool
+	}{
+		{"request", event.Event{Kind: event.KindRequest, Direction: c2s, RPCID: "7"}, Key{c2s, "7"}, true},
+		{"its response", event.Event{Kind: event.KindResponse, Direction: s2c, RPCID: "7"}, Key{c2s, "7"}, true},
+		{"its error", event.Event{Kind: event.KindError, Direction: s2c, RPCID: "7"}, Key{c2s, "7"}, true},
+		{"a server's request", event.Event{Kind: event.KindRequest, Direction: s2c, RPCID: "7"}, Key{s2c, "7"}, true},
+		{"the client's answer", event.Event{Kind: event.KindResponse, Direction: c2s, RPCID: "7"}, Key{s2c, "7"}, true},
+		{"notification", event.Event{Kind: event.KindNotification, Direction: c2s}, Key{}, false},
+		{"error with no id", event.Event{Kind: event.KindError, Direction: s2c}, Key{}, false},
+		{"invalid line", event.Event{Kind: event.KindInvalid, Direction: s2c, RPCID: "1"}, Key{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := Of(&tt.e)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: Of = %v, %v; want %v, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -245,9 +245,9 @@ func TestAnalysisOptionsPriceEvents(t *testing.T) {
 		want func(e *event.Event) float64
 	}{
 		{map[string]string{"KILOMETERS_COST_MODEL": "tokens", "KILOMETERS_USD_PER_MILLION_TOKENS": "2"},
-			func(e *event.Event) float64 { return float64(e.Tokens) * 2 / 1e6 }},
+			func(e *event.Event) float64 { return event.RoundUSD(float64(e.Tokens) * 2 / 1e6) }},
 		{map[string]string{"KILOMETERS_COST_PER_KB": "0.5"},
-			func(e *event.Event) float64 { return float64(e.Size) / 1024 * 0.5 }},
+			func(e *event.Event) float64 { return event.RoundUSD(float64(e.Size) / 1024 * 0.5) }},
 	} {
 		cfg, err := Load(t.TempDir(), env(c.env))
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -35,8 +34,10 @@ variables, the config file written by 'kilometers init', defaults.`,
 		Example: `  kilometers config
   kilometers config --json
   # What a flag would change:
-  kilometers config --capture-mode metadata`,
-		Args: cobra.NoArgs,
+  kilometers config --capture-mode metadata
+  # Change the file:
+  kilometers config set capture_mode metadata`,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
 				return runF[0](opts)
@@ -46,6 +47,7 @@ variables, the config file written by 'kilometers init', defaults.`,
 	}
 	opts.Flags = config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
+	cmd.AddCommand(newSetCmd(f), newUnsetCmd(f))
 	return cmd
 }
 
@@ -90,16 +92,16 @@ func Run(opts *Options) error {
 	if opts.JSON {
 		return output.JSON(opts.IO, out)
 	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE")
+	t := output.NewTable(opts.IO, "SETTING", "VALUE", "SOURCE")
+	t.Fixed(0, 2)
 	for _, s := range out.Settings {
 		v := s.Value
-		if v == "" {
+		if v == "" && opts.IO.OutIsTerminal {
 			v = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, v, s.Source)
+		t.AddRow(s.Key, v, string(s.Source))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := t.Render(); err != nil {
 		return err
 	}
 	state := "not present"

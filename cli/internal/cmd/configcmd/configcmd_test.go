@@ -9,6 +9,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/golden"
 )
 
 func TestJSONShowsSourcesAndMasksTheKey(t *testing.T) {
@@ -51,5 +52,25 @@ func TestJSONShowsSourcesAndMasksTheKey(t *testing.T) {
 		if got[want.Key] != want {
 			t.Errorf("%s = %+v, want %+v", want.Key, got[want.Key], want)
 		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	home := "/home/me/.local/share/kilometers"
+	for _, term := range golden.Terminals {
+		t.Run(term.Name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			c := config.Defaults(home)
+			c.APIURL, c.APIKey = "https://abc123.execute-api.eu-west-1.amazonaws.com", "km_live_0123456789abcdefghij"
+			c.Sources[config.KeyAPIURL], c.Sources[config.KeyAPIKey] = config.SourceFile, config.SourceFile
+			if err := c.Set(config.KeyCaptureMode, "metadata", config.SourceEnv); err != nil {
+				t.Fatal(err)
+			}
+			opts := &Options{IO: term.Streams(&out, &errOut), Config: func() (*config.Config, error) { return c, nil }, Flags: &config.Flags{}}
+			if err := Run(opts); err != nil {
+				t.Fatal(err)
+			}
+			golden.Assert(t, "config-"+term.Name, out.Bytes())
+		})
 	}
 }

@@ -4,33 +4,20 @@ package stats
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
-	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
-
-// Source answers stats queries: the local store, or the API.
-type Source interface {
-	Stats(ctx context.Context, q stats.Query) (stats.Stats, error)
-}
-
-// damageReporter is a Source that says what it could not read: the local
-// store.
-type damageReporter interface {
-	Unreadable() store.Unreadable
-	ReportUnreadable(w io.Writer)
-}
 
 // localStats is --json from the local store when some of it could not be
 // read: the stats, and what they could not count.
@@ -44,9 +31,8 @@ type Options struct {
 	IO     *cmdutil.IOStreams
 	Config func() (*config.Config, error)
 	Now    func() time.Time
-	// Source opens where stats are computed from; by default the local
-	// store.
-	Source func(ctx context.Context) (Source, error)
+	// Source opens where stats are computed from (see package source).
+	Source func(ctx context.Context) (source.Source, error)
 	// Local reads the local store even when an API is configured.
 	Local bool
 
@@ -61,21 +47,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, nil) }
 
 func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now}
-	opts.Source = func(ctx context.Context) (Source, error) {
-		c, err := opts.Config()
-		if err != nil {
-			return nil, err
-		}
-		// A bad setting stops the command only if it uses it.
-		if err := c.Check(config.ReadKeys(opts.Local)...); err != nil {
-			return nil, err
-		}
-		c.Warn(opts.IO.ErrOut, "kilometers", config.ReadKeys(opts.Local)...)
-		if client := apiclient.FromConfig(c, "kilometers/"+f.Build.Version); client != nil && !opts.Local {
-			return client, nil
-		}
-		return store.OpenConfig(ctx, c)
-	}
+	opts.Source = func(ctx context.Context) (source.Source, error) { return f.OpenSource(ctx, opts.Local) }
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Summarise recorded events: totals, latency, tools, risk",
@@ -98,7 +70,7 @@ every machine of the team; --local summarises this machine's store.`,
 
   # Tools by error count, with jq
   kilometers stats --json | jq '.tools | sort_by(-.errors)[:5]'`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -113,7 +85,7 @@ every machine of the team; --local summarises this machine's store.`,
 	fl.BoolVar(&opts.Local, "local", false, "read this machine's local store even when an API is configured")
 	fl.BoolVar(&opts.JSON, "json", false, "print the stats as JSON")
 	_ = cmd.RegisterFlagCompletionFunc("server", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		return activity.CompleteServers(cmd.Context(), opts.Config), cobra.ShellCompDirectiveNoFileComp
+		return source.Complete(cmd.Context(), opts.Config, source.Servers), cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }
@@ -129,7 +101,12 @@ func (o *Options) Query() (stats.Query, error) {
 	}
 	q, err := stats.ParseQuery(v, o.Now())
 	if err != nil {
-		return q, cmdutil.FlagErrorf("invalid --%w", err)
+		for _, flag := range []string{"since", "until", "server"} {
+			if strings.HasPrefix(err.Error(), flag+":") {
+				return q, cmdutil.FlagErrorf("invalid --%w", err)
+			}
+		}
+		return q, cmdutil.FlagErrorf("--since to --until: %w", err)
 	}
 	return q, nil
 }
@@ -148,11 +125,9 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return fmt.Errorf("compute stats: %w", err)
 	}
-	if dr, ok := src.(damageReporter); ok {
-		defer dr.ReportUnreadable(opts.IO.ErrOut)
-		if u := dr.Unreadable(); opts.JSON && !u.IsZero() {
-			return output.JSON(opts.IO, localStats{Stats: st, Unreadable: &u})
-		}
+	defer source.ReportUnreadable(src, opts.IO.ErrOut)
+	if u := source.Unreadable(src); opts.JSON && u != nil {
+		return output.JSON(opts.IO, localStats{Stats: st, Unreadable: u})
 	}
 	if opts.JSON {
 		return output.JSON(opts.IO, st)
@@ -162,13 +137,9 @@ func Run(ctx context.Context, opts *Options) error {
 
 func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 	w := ios.Out
-	title := func(s string) string {
-		if ios.OutIsTerminal {
-			return output.Bold(s)
-		}
-		return s
-	}
-	window := fmt.Sprintf("%s to %s", st.Since.Local().Format("2006-01-02 15:04"), st.Until.Local().Format("2006-01-02 15:04"))
+	title := func(s string) string { return output.Title(ios, s) }
+	// A zero "now" shows the whole date on both ends.
+	window := fmt.Sprintf("%s to %s", output.Time(ios, st.Since, time.Time{}), output.Time(ios, st.Until, time.Time{}))
 	if st.Server != "" {
 		window += ", server " + st.Server
 	}
@@ -179,7 +150,7 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 		{"Requests", output.Count(t.Requests)},
 		{"Errors", fmt.Sprintf("%s (%.1f%% of requests)", output.Count(t.Errors), t.ErrorRate*100)},
 		{"Bytes", output.Bytes(t.Bytes)},
-		{"Cost", fmt.Sprintf("$%.6f", t.CostUSD)},
+		{"Cost", "$" + strconv.FormatFloat(t.CostUSD, 'f', -1, 64)},
 		{"Tokens", output.Count(t.Tokens)},
 		{"Sessions", output.Count(t.Sessions)},
 	}
@@ -196,7 +167,12 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 		return err
 	}
 	if t.Events == 0 {
-		fmt.Fprintln(ios.ErrOut, "\nNo events in this window. Is `kilometers monitor --` in front of your MCP servers?")
+		if st.Server != "" {
+			// A filter that matches nothing is no sign of a broken setup.
+			fmt.Fprintf(ios.ErrOut, "\nNo events of server %q in this window ('kilometers sessions' lists the servers seen).\n", st.Server)
+		} else {
+			fmt.Fprintln(ios.ErrOut, "\nNo events in this window. Is `kilometers monitor --` in front of your MCP servers?")
+		}
 		return nil
 	}
 
@@ -209,7 +185,7 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 				errColor = output.Red
 			}
 			tb.AddColoredRow([]string{tl.Tool, num(ios, tl.Calls), num(ios, tl.Errors),
-				ms(ios, tl.P50), ms(ios, tl.P95), ms(ios, tl.P99), fmt.Sprintf("%.6f", tl.CostUSD)},
+				ms(ios, tl.P50), ms(ios, tl.P95), ms(ios, tl.P99), cost(ios, tl.CostUSD)},
 				[]func(string) string{nil, nil, errColor})
 		}
 		if err := tb.Render(); err != nil {
@@ -228,7 +204,7 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 	}
 	if len(st.RiskiestTools) > 0 {
 		fmt.Fprintf(w, "\n%s\n", title("Riskiest tools"))
-		tb := output.NewTable(ios, "TOOL", "MAX SCORE", "HIGH", "MEDIUM")
+		tb := output.NewTable(ios, "TOOL", "MAX SCORE", "HIGH", "MEDIUM", "ALERT")
 		for _, r := range st.RiskiestTools {
 			var c func(string) string
 			if r.High > 0 {
@@ -236,14 +212,26 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 			} else if r.Medium > 0 {
 				c = output.Yellow
 			}
-			tb.AddColoredRow([]string{r.Tool, strconv.Itoa(r.MaxScore), num(ios, r.High), num(ios, r.Medium)},
-				[]func(string) string{nil, c})
+			alert := strings.Join(r.Reasons, ",")
+			if ios.OutIsTerminal {
+				alert = strings.ReplaceAll(strings.Join(r.Reasons, ", "), "_", " ")
+			}
+			tb.AddColoredRow([]string{r.Tool, strconv.Itoa(r.MaxScore), num(ios, r.High), num(ios, r.Medium), alert},
+				[]func(string) string{nil, c, nil, nil, output.Red})
 		}
 		if err := tb.Render(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cost shows dollars to a terminal, a plain number to scripts.
+func cost(ios *cmdutil.IOStreams, usd float64) string {
+	if ios.OutIsTerminal {
+		return fmt.Sprintf("$%.6f", usd)
+	}
+	return strconv.FormatFloat(usd, 'f', -1, 64)
 }
 
 // num and ms format for people on a terminal, plainly for scripts.

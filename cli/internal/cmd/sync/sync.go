@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -67,7 +66,7 @@ one file each; delete a file there once you have dealt with it.`,
   kilometers sync --progress 2> sync.log
   # After fixing the key:
   KILOMETERS_API_KEY=km_... kilometers sync`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
 				return runF[0](cmd.Context(), opts)
@@ -135,6 +134,9 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	// Few retries: the monitor launches the next shipper with backoff.
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
 	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
+	if serr := st.RecordShipStatus(err); serr != nil && err == nil {
+		return serr
+	}
 	return err
 }
 
@@ -170,7 +172,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	show := opts.Progress || isTerminal(opts.IO.ErrOut)
+	show := opts.Progress || opts.IO.ErrIsTerminal
 	prog := &progress{w: opts.IO.ErrOut, total: before.Events, now: opts.Now, large: show && before.Events > int64(c.BatchSize)}
 	sopts := ship.OptionsFromConfig(c)
 	sopts.Logger = slog.New(slog.DiscardHandler) // this command reports itself
@@ -229,13 +231,19 @@ func Run(ctx context.Context, opts *Options) error {
 	if u := st.Unreadable(); !u.IsZero() {
 		out.Unreadable = &u
 	}
+	if err := st.RecordShipStatus(failure); err != nil {
+		return err
+	}
 	if opts.JSON {
 		if err := output.JSON(opts.IO, out); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(opts.IO.Out, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
-			out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+		// Nothing shipped before a failure is no news: the error says it.
+		if shipErr == nil || out.Events > 0 {
+			fmt.Fprintf(opts.IO.Out, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
+				out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+		}
 		if after.Events > 0 && shipErr == nil {
 			fmt.Fprintf(opts.IO.Out, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
 		}
@@ -278,16 +286,6 @@ func loadConfig(opts *Options) (*config.Config, error) {
 		return nil, &cmdutil.FlagError{Err: err}
 	}
 	return c, nil
-}
-
-// isTerminal reports whether w is a terminal; progress lines are for people.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // progress prints a line to stderr at most every second while a large
