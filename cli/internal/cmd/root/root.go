@@ -14,6 +14,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/stats"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sync"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/ui"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 )
 
@@ -47,6 +48,7 @@ are also shipped to a Kilometers backend.`,
 		sync.NewCmd(f),
 		initcmd.NewCmd(f),
 		configcmd.NewCmd(f),
+		ui.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 	return cmd
