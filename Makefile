@@ -7,7 +7,7 @@ BIN := bin/kilometers
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 WITH_PG := infra/local/with-postgres.sh
-FUNCTIONS := ingest activity stats admin migrate
+FUNCTIONS := ingest activity stats admin migrate ui
 
 .PHONY: all build demo deps test test-go test-deploy vet lint bench fuzz lambdas clean
 

@@ -41,8 +41,13 @@ EXPECTED_ROUTES = {
     "POST /api/admin/tenants",
     "POST /api/admin/tenants/{id}/keys",
     "DELETE /api/admin/keys/{id}",
+    # The dashboard's page and its files (functions/ui).
+    "GET /",
+    "GET /app.js",
+    "GET /app.css",
+    "GET /favicon.svg",
 }
-API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction"}
+API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction", "UiFunction"}
 
 
 def fail(msg):

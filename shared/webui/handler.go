@@ -87,3 +87,22 @@ func contentType(p string) string {
 	}
 	return "application/octet-stream"
 }
+
+// IsAPIPath reports whether path belongs to the API (/api/..., /health)
+// rather than to the page.
+func IsAPIPath(path string) bool {
+	return path == "/health" || path == "/api" || strings.HasPrefix(path, "/api/")
+}
+
+// WithAPI serves the page and, on the API's paths (IsAPIPath), api: one
+// origin for both, as the page's Content-Security-Policy requires.
+func WithAPI(api http.Handler) http.Handler {
+	page := Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsAPIPath(r.URL.Path) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		page.ServeHTTP(w, r)
+	})
+}

@@ -89,7 +89,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusUnauthorized, backend.EUNAUTHORIZED, "missing or expired dashboard token; open the URL `kilometers ui` printed for this run")
 		return
 	}
-	if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/health" {
+	if webui.IsAPIPath(r.URL.Path) {
 		// The store adapter checks this token too (httpapi asks it to
 		// authenticate every data request): a request reaches the data
 		// only through this guard.
