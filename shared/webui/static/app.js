@@ -79,7 +79,12 @@
     if (m < 60) return m + ' min ' + (sec % 60) + ' s';
     return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
   }
-  const dirArrow = (d) => d === 'client_to_server' ? '→ server' : d === 'server_to_client' ? '← client' : d;
+  const dirArrow = (d) => d === 'client_to_server' ? 'to server' : d === 'server_to_client' ? 'to client' : d;
+  // callCell shows the method and what it names (tool, prompt or resource).
+  function callCell(e) {
+    const t = target(e);
+    return h('td', { class: 'mono' }, e.method || '', t ? h('span', { class: 'target' }, ' ', t) : null);
+  }
   const target = (e) => e.tool || e.prompt || e.resource_uri || '';
   const failed = (e) => e.kind === 'error' || (e.kind === 'response' && e.is_error === true);
   const level = (e) => (e.risk && e.risk.level) || 'low';
@@ -330,7 +335,7 @@
     append(wrap, h('div', { class: 'two' },
       h('section', { class: 'panel chart', 'aria-labelledby': 'chart-h' },
         h('h2', { id: 'chart-h', text: 'Events and failures over time' }), chart(st),
-        h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'ev' }), 'events per ' + (st.series_step || 'step')),
+        h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'ev' }), 'events'),
           h('span', {}, h('i', { class: 'er' }), 'failed'))),
       h('div', { class: 'grid' }, latency, risk)));
 
@@ -385,7 +390,7 @@
   // empty stretch of time shows as empty.
   function chart(st) {
     const pts = st.series || [];
-    const W = 800, H = 180, top = 14, bottom = 22;
+    const W = 800, H = 200, top = 4, bottom = 1;
     const evs = pts.reduce((a, p) => a + p.events, 0), ers = pts.reduce((a, p) => a + p.errors, 0);
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img',
       'aria-label': `Events and failures per ${st.series_step}: ${evs} events, ${ers} failed` });
@@ -396,8 +401,7 @@
     const bw = W / slots;
     const y = (v) => (H - bottom) - (v / max) * (H - bottom - top);
     svg.append(s('line', { x1: 0, x2: W, y1: y(max), y2: y(max), class: 'grid-line' }),
-      s('line', { x1: 0, x2: W, y1: H - bottom, y2: H - bottom, class: 'grid-line' }),
-      s('text', { x: 2, y: top - 3, class: 'axis' }, fmtInt(max)));
+      s('line', { x1: 0, x2: W, y1: H - bottom, y2: H - bottom, class: 'grid-line' }));
     for (const p of pts) {
       const i = Math.min(slots - 1, Math.max(0, Math.floor((Date.parse(p.ts) - t0) / step)));
       const g = s('g', {}, s('title', {}, `${fmtTime(p.ts, true)}: ${p.events} events, ${p.errors} failed`));
@@ -406,10 +410,11 @@
       if (p.errors) g.append(s('rect', { class: 'er', x, y: y(p.errors), width: w, height: (H - bottom) - y(p.errors) }));
       svg.append(g);
     }
-    if (!pts.length) svg.append(s('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'axis' }, 'no events'));
-    svg.append(s('text', { x: 2, y: H - 6, class: 'axis' }, fmtTime(st.since, true)),
-      s('text', { x: W - 2, y: H - 6, class: 'axis', 'text-anchor': 'end' }, fmtTime(st.until, true)));
-    return svg;
+    // Labels are HTML beside the drawing, which stretches to any width.
+    return h('figure', { class: 'plot' },
+      h('div', { class: 'axis' }, pts.length ? 'max ' + fmtInt(max) + ' per ' + (st.series_step || 'step') : 'no events in this window'),
+      svg,
+      h('div', { class: 'axis ends' }, h('span', { text: fmtTime(st.since, true) }), h('span', { text: fmtTime(st.until, true) })));
   }
 
   // ---- live activity -------------------------------------------------------
@@ -422,6 +427,7 @@
     if (!params.get('since')) params.set('since', ctx.since);
     let paused = ctx.params.get('paused') === 'true';
     let gen = 0; // bumped when the filters change: answers to older ones are dropped
+    let polling = false;
     const seen = new Set();
     let cursor = '';
 
@@ -484,19 +490,18 @@
       form,
       h('div', { class: 'live' }, dot, pauseBtn, status),
       h('div', { class: 'panel' }, empty, h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Events' },
-        h('thead', {}, h('tr', {}, ['Time', 'Server', 'Direction', 'Kind', 'Method', 'Tool / prompt / resource', 'Latency', 'Size', 'Risk', 'Error']
-          .map((x, i) => h('th', { scope: 'col', class: [6, 7].includes(i) ? 'num' : null, text: x })))),
+        h('thead', {}, h('tr', {}, ['Time', 'Server', 'Direction', 'Kind', 'Call', 'Latency', 'Size', 'Risk', 'Error']
+          .map((x, i) => h('th', { scope: 'col', class: [5, 6].includes(i) ? 'num' : null, text: x })))),
         tbody)), h('p', { class: 'more' }, older))));
     setPaused(paused);
 
     function row(e, fresh) {
-      return h('tr', { class: fresh ? 'fresh' : null, 'data-id': e.id, 'data-kind': e.kind, 'data-failed': failed(e) ? 'true' : null },
+      return h('tr', { class: fresh ? 'fresh' : null, 'data-id': e.id, 'data-session': e.session_id, 'data-kind': e.kind, 'data-failed': failed(e) ? 'true' : null },
         h('td', {}, h('a', { href: link('calls/' + encodeURIComponent(e.id)), title: 'Open this call', text: fmtTime(e.ts) })),
         h('td', { text: e.server || '' }),
         h('td', { class: 'muted', text: dirArrow(e.direction) }),
         h('td', {}, failed(e) ? h('span', { class: 'pill failed', text: e.kind === 'error' ? 'error' : 'failed' }) : e.kind),
-        h('td', { class: 'mono', text: e.method || '' }),
-        h('td', { class: 'mono', text: target(e) }),
+        callCell(e),
         h('td', { class: 'num', text: e.latency_ms !== undefined ? fmtMs(e.latency_ms) : '' }),
         h('td', { class: 'num', text: fmtBytes(e.size) }),
         h('td', {}, riskPill(e)),
@@ -543,7 +548,6 @@
       } catch (e) { handle(e); }
     }
 
-    let polling = false;
     async function poll() {
       if (polling || !ctx.alive) return;
       polling = true;
@@ -636,14 +640,13 @@
         : h('p', { class: 'muted', text: 'The session record was not found; its events follow.' }),
       h('h2', { class: 'spaced', text: 'Timeline' }),
       events.length ? h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, table(
-        ['#', 'Time', 'Direction', 'Kind', 'Method', 'Tool / prompt / resource', 'Latency', 'Risk', 'Error'], [1, 2, 3, 4, 5, 7, 8],
+        ['#', 'Time', 'Direction', 'Kind', 'Call', 'Latency', 'Risk', 'Error'], [1, 2, 3, 4, 6, 7],
         events.map((e) => h('tr', { 'data-id': e.id },
           h('td', { class: 'num', text: String(e.seq) }),
           h('td', {}, h('a', { href: link('calls/' + encodeURIComponent(e.id)), text: fmtTime(e.ts) })),
           h('td', { class: 'muted', text: dirArrow(e.direction) }),
           h('td', {}, failed(e) ? h('span', { class: 'pill failed', text: e.kind === 'error' ? 'error' : 'failed' }) : e.kind),
-          h('td', { class: 'mono', text: e.method || '' }),
-          h('td', { class: 'mono', text: target(e) }),
+          callCell(e),
           h('td', { class: 'num', text: e.latency_ms !== undefined ? fmtMs(e.latency_ms) : '' }),
           h('td', {}, riskPill(e)),
           h('td', { class: 'wrap', text: errorText(e) }))))),
