@@ -213,8 +213,11 @@ func (q *Query) Values() url.Values {
 	return v
 }
 
-// ParseTime reads an RFC 3339 time, or a duration before now such as "90m",
-// "24h" or "7d". Empty means zero.
+// ParseTime reads a time as the CLI's --since and --until and the API's
+// since and until take it: RFC 3339 ("2026-12-01T09:30:00Z"), a date
+// ("2026-12-01", midnight in now's zone: the user's on the CLI, UTC on the
+// API), or a span back from now: a Go duration ("90m", "24h"), days ("7d")
+// or weeks ("2w"). Empty means zero.
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -222,14 +225,18 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err == nil && days >= 0 {
-			return now.Add(-time.Duration(days) * 24 * time.Hour).UTC(), nil
+	if t, err := time.ParseInLocation(time.DateOnly, s, now.Location()); err == nil {
+		return t.UTC(), nil
+	}
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if k, err := strconv.Atoi(n); err == nil && k >= 0 && k <= 100*366 {
+				return now.Add(-time.Duration(k) * unit).UTC(), nil
+			}
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d).UTC(), nil
 	}
-	return time.Time{}, fmt.Errorf("want an RFC 3339 time or a duration like 30m, 24h or 7d, got %q", s)
+	return time.Time{}, fmt.Errorf("want a time (2026-12-01T09:30:00Z), a date (2026-12-01) or a span back from now (30m, 24h, 7d, 2w), got %q", s)
 }

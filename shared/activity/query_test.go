@@ -35,7 +35,16 @@ func TestParseQuery(t *testing.T) {
 		}, false},
 		{"since=7d", func(q Query) bool { return q.Since.Equal(now.Add(-7 * 24 * time.Hour)) }, false},
 		{"since=2026-11-22T00:00:00Z", func(q Query) bool { return q.Since.Equal(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)) }, false},
+		{"since=2w", func(q Query) bool { return q.Since.Equal(now.Add(-14 * 24 * time.Hour)) }, false},
+		{"since=2026-11-01&until=2026-11-02", func(q Query) bool {
+			return q.Since.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) && q.Until.Equal(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+		}, false},
+		{"failed=true", func(q Query) bool { return q.Failed }, false},
 		{"since=yesterday", nil, true},
+		{"since=-2w", nil, true},
+		{"since=2026-13-01", nil, true},
+		{"since=99999999999w", nil, true},
+		{"failed=maybe", nil, true},
 		{"limit=0", nil, true},
 		{"limit=1001", nil, true},
 		{"limit=ten", nil, true},
@@ -93,5 +102,13 @@ func TestMatchAndOrder(t *testing.T) {
 	}
 	if (&Query{Cursor: &c}).Match(&b) {
 		t.Error("the cursor's own event must not repeat on the next page")
+	}
+}
+
+func TestParseTimeDateIsLocalMidnight(t *testing.T) {
+	zone := time.FixedZone("CET", 3600)
+	got, err := ParseTime("2026-12-01", now.In(zone))
+	if err != nil || !got.Equal(time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)) {
+		t.Errorf("ParseTime = %v, %v", got, err)
 	}
 }

@@ -1,6 +1,6 @@
 // Package apiclient is the CLI's typed client of the Kilometers API:
-// ingest, activity, stats and health, with the API's error shape decoded
-// into *Error.
+// ingest, activity, stats, sessions, calls and health, with the API's
+// error shape decoded into *Error.
 //
 // Requests go through hashicorp/go-retryablehttp: connection errors, 408,
 // 429 and 5xx (but 501) are retried with exponential backoff and full
@@ -301,6 +301,27 @@ func (c *Client) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) 
 	var s stats.Stats
 	err := c.do(ctx, http.MethodGet, "/api/stats?"+q.Values().Encode(), nil, nil, &s)
 	return s, err
+}
+
+// Sessions is GET /api/sessions.
+func (c *Client) Sessions(ctx context.Context, q activity.SessionQuery) (activity.SessionPage, error) {
+	var p activity.SessionPage
+	err := c.do(ctx, http.MethodGet, "/api/sessions?"+q.Values().Encode(), nil, nil, &p)
+	if p.Sessions == nil {
+		p.Sessions = []activity.SessionRow{}
+	}
+	return p, err
+}
+
+// Call is GET /api/events/{id}: the call the event is half of. A 404 is
+// activity.ErrNotFound (wrapped with the API's answer).
+func (c *Client) Call(ctx context.Context, id string) (activity.Call, error) {
+	var call activity.Call
+	err := c.do(ctx, http.MethodGet, "/api/events/"+url.PathEscape(id), nil, nil, &call)
+	if e, ok := AsError(err); ok && e.Status == http.StatusNotFound {
+		return call, fmt.Errorf("event %s: %w (%w)", id, activity.ErrNotFound, e)
+	}
+	return call, err
 }
 
 // do sends one request (with retries) and decodes a 2xx answer into out or

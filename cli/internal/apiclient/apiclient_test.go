@@ -4,12 +4,15 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
@@ -103,5 +106,39 @@ func TestBackoff(t *testing.T) {
 	}
 	if d, ok := RetryAfter(time.Unix(100, 0).UTC().Format(http.TimeFormat), time.Unix(90, 0)); !ok || d != 10*time.Second {
 		t.Errorf("date Retry-After = %v %v", d, ok)
+	}
+}
+
+func TestSessionsAndCall(t *testing.T) {
+	sid := "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"
+	req := event.Event{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10", SessionID: sid, Kind: event.KindRequest}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/sessions":
+			if got := r.URL.Query(); got.Get("server") != "fs" || got.Get("limit") != "5" {
+				t.Errorf("sessions query %v", got)
+			}
+			json.NewEncoder(w).Encode(activity.SessionPage{Sessions: []activity.SessionRow{{Session: event.Session{ID: sid}, Calls: 2}}, NextCursor: "next"})
+		case "/api/events/" + req.ID:
+			json.NewEncoder(w).Encode(activity.Call{Request: &req})
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":{"code":"not_found","message":"no such event"}}`))
+		}
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "k", Options{})
+	ctx := context.Background()
+	page, err := c.Sessions(ctx, activity.SessionQuery{Server: "fs", Limit: 5})
+	if err != nil || len(page.Sessions) != 1 || page.Sessions[0].Calls != 2 || page.NextCursor != "next" {
+		t.Fatalf("Sessions = %+v, %v", page, err)
+	}
+	call, err := c.Call(ctx, req.ID)
+	if err != nil || call.Request == nil || call.Request.ID != req.ID || call.Response != nil {
+		t.Fatalf("Call = %+v, %v", call, err)
+	}
+	_, err = c.Call(ctx, "0196f1c2-7a3b-7c11-9d2e-000000000000")
+	if !errors.Is(err, activity.ErrNotFound) || !strings.Contains(err.Error(), "no such event") {
+		t.Errorf("unknown id: %v, want ErrNotFound with the API's message", err)
 	}
 }

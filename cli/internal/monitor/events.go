@@ -31,10 +31,8 @@ type handshake struct {
 	serverSpoke               bool // a reply to initialize, or serverInfo, was seen
 }
 
-type corrKey struct {
-	dir event.Direction // the request's direction
-	id  string
-}
+// corrKey is the pairing rule every reader of events shares.
+type corrKey = event.CallKey
 
 type pendingReq struct {
 	method, tool string
@@ -124,10 +122,10 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			ev.Tool = capName(unquote(m.vals[fToolName]))
 		}
 		if kind == event.KindRequest {
-			b.remember(corrKey{l.dir, ev.RPCID}, pendingReq{method: ev.Method, tool: ev.Tool, ts: l.ts})
+			b.remember(event.RequestKey(l.dir, ev.RPCID), pendingReq{method: ev.Method, tool: ev.Tool, ts: l.ts})
 		}
 	case event.KindResponse, event.KindError:
-		key := corrKey{opposite(l.dir), ev.RPCID}
+		key := event.ReplyKey(l.dir, ev.RPCID)
 		if req, ok := b.pending[key]; ok {
 			delete(b.pending, key)
 			ev.Method, ev.Tool = req.method, req.tool
@@ -165,7 +163,7 @@ func (b *builder) awaitsRequest(l *line) bool {
 		if id == "" {
 			continue // a reply to no request (a parse error) matches nothing
 		}
-		if _, ok := b.pending[corrKey{opposite(l.dir), id}]; !ok {
+		if _, ok := b.pending[event.ReplyKey(l.dir, id)]; !ok {
 			return true
 		}
 	}
@@ -226,13 +224,6 @@ func classify(m *msgInfo) event.Kind {
 		return event.KindResponse
 	}
 	return event.KindInvalid
-}
-
-func opposite(d event.Direction) event.Direction {
-	if d == event.ClientToServer {
-		return event.ServerToClient
-	}
-	return event.ClientToServer
 }
 
 // idText renders a JSON-RPC id as text: a number as written, a string

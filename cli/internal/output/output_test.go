@@ -36,9 +36,9 @@ func TestTable(t *testing.T) {
 		want string
 	}{
 		{"plain", false, "A\tB\tC\none\ttwo\tthree\nx\ty\t" + long + "\n"},
-		{"terminal", true, "\x1b[1mA\x1b[0m    \x1b[1mB\x1b[0m    \x1b[1mC\x1b[0m\n" +
+		{"terminal", true, "A    B    C\n" +
 			"one  two  three\n" +
-			"x    \x1b[31my\x1b[0m    " + long[:MaxCellWidth-1] + "…\n"},
+			"x    y    " + long[:MaxCellWidth-1] + "…\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,9 +83,9 @@ func (s *Store) foldSessions(ctx context.Context, segs []segment) (sessionFold, 
 	return fold, nil
 }
 
-// Sessions returns the latest record of every session in the store, most
-// recently started first.
-func (s *Store) Sessions(ctx context.Context) ([]event.Session, error) {
+// SessionRecords returns the latest record of every session in the store,
+// most recently started first.
+func (s *Store) SessionRecords(ctx context.Context) ([]event.Session, error) {
 	segs, err := s.segments()
 	if err != nil {
 		return nil, err

@@ -75,7 +75,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("event %d:\n got %s\nwant %s", i, gb, wb)
 			}
 		}
-		sessions, err := s.Sessions(ctx)
+		sessions, err := s.SessionRecords(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if len(segs) <= procs*2 {
 		t.Errorf("%d segments: rotation did not happen", len(segs))
 	}
-	sessions, err := s.Sessions(context.Background())
+	sessions, err := s.SessionRecords(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

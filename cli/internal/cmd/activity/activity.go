@@ -5,46 +5,53 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
-	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
-// Source answers activity queries: the local store, or the API.
-type Source interface {
-	Activity(ctx context.Context, q activity.Query) (activity.Page, error)
-}
+// Follow polling intervals: the local store is a few files away, the API a
+// network round trip.
+const (
+	FollowLocalEvery = 500 * time.Millisecond
+	FollowAPIEvery   = 2 * time.Second
+	// followLag is how far back each poll looks again: a monitor writes
+	// its events up to a second after their time, and other machines'
+	// arrive later still.
+	followLag = 10 * time.Second
+	// followBacklog is how many recent events --follow shows first when
+	// --limit is not given.
+	followBacklog = 10
+)
 
 // Options are the command's flags and dependencies.
 type Options struct {
 	IO     *cmdutil.IOStreams
 	Config func() (*config.Config, error)
 	Now    func() time.Time
-	// Source opens where events are read from; by default the local store.
-	Source func(ctx context.Context) (Source, error)
+	// Source opens where events are read from (see package source).
+	Source func(ctx context.Context) (source.Source, error)
 	// Local reads the local store even when an API is configured.
 	Local bool
+	// Every replaces the follow polling interval (0: by source).
+	Every time.Duration
 
-	Limit   int
-	Session string
-	Server  string
-	Method  string
-	Tool    string
-	Kind    string
-	Risk    string
-	Since   string
-	Until   string
-	Cursor  string
-	JSON    bool
+	Filters
+	Limit    int
+	limitSet bool
+	Cursor   string
+	Follow   bool
+	JSON     bool
 }
 
 // NewCmd builds the command.
@@ -52,26 +59,34 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, nil) }
 
 func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now}
-	opts.Source = func(ctx context.Context) (Source, error) {
-		return openSource(ctx, opts.Config, opts.Local, "kilometers/"+f.Build.Version)
-	}
+	opts.Source = func(ctx context.Context) (source.Source, error) { return f.OpenSource(ctx, opts.Local) }
 	cmd := &cobra.Command{
 		Use:   "activity",
-		Short: "List recorded events, newest first",
+		Short: "List recorded events, newest first, or follow them live",
 		Long: `List the JSON-RPC messages the monitor recorded, newest first, with
-their server, direction, kind, method, tool, latency, size and risk. With an
-API configured ('kilometers init') they come from the API, every machine of
-the team; --local reads this machine's store.
+their time, server, direction, kind, method, tool (or prompt, or resource),
+latency, size, risk with its reasons, and why a reply failed. With an API
+configured ('kilometers init') they come from the API, every machine of the
+team; --local reads this machine's store. 'kilometers show ID' prints one
+call in full.
 
-Filters combine. Times are RFC 3339 or a duration back from now (30m, 24h,
-7d). When more events match than --limit, a last line on stderr says how to
-get the next page; with --json, "next_cursor" is the value to pass to
---cursor.`,
+--failed keeps the replies that failed: JSON-RPC errors, and tool results
+marked isError (which are kind "response"). Filters combine. Times are
+RFC 3339, a date (2026-12-01), or a span back from now (30m, 24h, 7d, 2w).
+When more events match than --limit, a last line on stderr says how to get
+the next page; with --json, "next_cursor" is the value to pass to --cursor.
+
+--follow prints the latest events oldest first, then new ones as they are
+recorded, until interrupted; every filter applies. With --json it prints
+one event per line.`,
 		Example: `  # The latest 50 events
   kilometers activity
 
-  # Failed tool calls of the last hour
-  kilometers activity --kind error --since 1h
+  # Failed calls of the last hour, with their error messages
+  kilometers activity --failed --since 1h
+
+  # Watch a server's traffic live
+  kilometers activity --follow --server filesystem
 
   # Risky read_file calls, as JSON for jq
   kilometers activity --tool read_file --risk medium --json | jq '.events[].risk'
@@ -81,8 +96,9 @@ get the next page; with --json, "next_cursor" is the value to pass to
 
   # The next page
   kilometers activity --limit 100 --cursor MjAyNi0xMS0yMlQxMjowMDowMFp8MDE5...`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.limitSet = cmd.Flags().Changed("limit")
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -91,25 +107,12 @@ get the next page; with --json, "next_cursor" is the value to pass to
 	}
 	fl := cmd.Flags()
 	fl.IntVarP(&opts.Limit, "limit", "L", activity.DefaultLimit, fmt.Sprintf("maximum number of events to list (1-%d)", activity.MaxLimit))
-	fl.StringVar(&opts.Session, "session", "", "only events of this session `id`")
-	fl.StringVar(&opts.Server, "server", "", "only events of this `server`")
-	fl.StringVar(&opts.Method, "method", "", "only events with this JSON-RPC `method` (tools/call, resources/read...)")
-	fl.StringVar(&opts.Tool, "tool", "", "only events of this `tool`")
-	fl.StringVar(&opts.Kind, "kind", "", "only events of this `kind`: request, response, notification, error or invalid")
-	fl.StringVar(&opts.Risk, "risk", "", "only events at this risk `level` or above: low, medium or high")
-	fl.StringVar(&opts.Since, "since", "", "only events at or after this `time` (RFC 3339, or 30m, 24h, 7d ago)")
-	fl.StringVar(&opts.Until, "until", "", "only events before this `time`")
 	fl.StringVar(&opts.Cursor, "cursor", "", "continue after a previous page (its next_cursor)")
+	fl.BoolVarP(&opts.Follow, "follow", "f", false, "keep printing new events as they are recorded, until interrupted")
 	fl.BoolVar(&opts.Local, "local", false, "read this machine's local store even when an API is configured")
-	fl.BoolVar(&opts.JSON, "json", false, `print {"events": [...], "next_cursor": "..."} as JSON`)
+	fl.BoolVar(&opts.JSON, "json", false, `print {"events": [...], "next_cursor": "..."} as JSON (with --follow: one event a line)`)
 
-	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions(
-		[]string{"request", "response", "notification", "error", "invalid"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("risk", cobra.FixedCompletions(
-		[]string{"low", "medium", "high"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("server", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		return CompleteServers(cmd.Context(), opts.Config), cobra.ShellCompDirectiveNoFileComp
-	})
+	opts.Filters.AddFlags(cmd, opts.Config)
 	return cmd
 }
 
@@ -117,22 +120,79 @@ get the next page; with --json, "next_cursor" is the value to pass to
 // API's parameters.
 func (o *Options) Query() (activity.Query, error) {
 	v := url.Values{}
+	v.Set("limit", strconv.Itoa(o.Limit))
+	if o.Cursor != "" {
+		v.Set("cursor", o.Cursor)
+	}
+	q, err := o.Filters.Query(o.Now(), v)
+	if err != nil {
+		return q, err
+	}
+	if o.Follow && (q.Cursor != nil || !q.Until.IsZero()) {
+		return q, cmdutil.FlagErrorf("--follow shows new events: it cannot be combined with --cursor or --until")
+	}
+	return q, nil
+}
+
+// Filters are the flags that select events, shared with
+// `kilometers export`.
+type Filters struct {
+	Session string
+	Server  string
+	Method  string
+	Tool    string
+	Kind    string
+	Risk    string
+	Failed  bool
+	Since   string
+	Until   string
+}
+
+// AddFlags defines the filter flags on cmd, with completion of recorded
+// values.
+func (f *Filters) AddFlags(cmd *cobra.Command, cfg func() (*config.Config, error)) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.Session, "session", "", "only events of this session `id` (or the end of it)")
+	fl.StringVar(&f.Server, "server", "", "only events of this `server`")
+	fl.StringVar(&f.Method, "method", "", "only events with this JSON-RPC `method` (tools/call, resources/read...)")
+	fl.StringVar(&f.Tool, "tool", "", "only events of this `tool`")
+	fl.StringVar(&f.Kind, "kind", "", "only events of this `kind`: request, response, notification, error or invalid")
+	fl.StringVar(&f.Risk, "risk", "", "only events at this risk `level` or above: low, medium or high")
+	fl.BoolVar(&f.Failed, "failed", false, "only failed replies: JSON-RPC errors and tool results with isError")
+	fl.StringVar(&f.Since, "since", "", "only events at or after this `time` (RFC 3339, 2026-12-01, or 30m, 24h, 7d, 2w ago)")
+	fl.StringVar(&f.Until, "until", "", "only events before this `time`")
+	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions(
+		[]string{"request", "response", "notification", "error", "invalid"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("risk", cobra.FixedCompletions(
+		[]string{"low", "medium", "high"}, cobra.ShellCompDirectiveNoFileComp))
+	cmdutil.CompleteRecorded(cmd, cfg, map[string]source.Field{
+		"server": source.Servers, "tool": source.Tools, "method": source.Methods, "session": source.SessionIDs,
+	})
+}
+
+// Query turns the filters into an activity query with the API's rules; v
+// holds the caller's own parameters (limit, cursor).
+func (f *Filters) Query(now time.Time, v url.Values) (activity.Query, error) {
 	set := func(k, s string) {
 		if s != "" {
 			v.Set(k, s)
 		}
 	}
-	set("session", o.Session)
-	set("server", o.Server)
-	set("method", o.Method)
-	set("tool", o.Tool)
-	set("kind", o.Kind)
-	set("risk", o.Risk)
-	set("since", o.Since)
-	set("until", o.Until)
-	set("cursor", o.Cursor)
-	v.Set("limit", strconv.Itoa(o.Limit))
-	q, err := activity.ParseQuery(v, o.Now())
+	if f.Session != "" && !output.IsUUID(f.Session) {
+		return activity.Query{}, cmdutil.FlagErrorf("invalid --session: want a session id (see 'kilometers sessions')")
+	}
+	set("session", f.Session)
+	set("server", f.Server)
+	set("method", f.Method)
+	set("tool", f.Tool)
+	set("kind", f.Kind)
+	set("risk", f.Risk)
+	set("since", f.Since)
+	set("until", f.Until)
+	if f.Failed {
+		v.Set("failed", "true")
+	}
+	q, err := activity.ParseQuery(v, now)
 	if err != nil {
 		return q, cmdutil.FlagErrorf("invalid --%w", err)
 	}
@@ -142,15 +202,38 @@ func (o *Options) Query() (activity.Query, error) {
 	return q, nil
 }
 
-// Run lists the events.
-func Run(ctx context.Context, opts *Options) error {
-	q, err := opts.Query()
+// ResolveSessionFlag replaces the end of a session id given to --session
+// with the whole id, looked up in src.
+func (f *Filters) ResolveSessionFlag(ctx context.Context, src source.Source) error {
+	if f.Session == "" || output.IsUUID(f.Session) || !output.IsShortID(f.Session) {
+		return nil
+	}
+	id, err := ResolveSession(ctx, src, f.Session)
 	if err != nil {
 		return err
+	}
+	f.Session = id
+	return nil
+}
+
+// Run lists the events.
+func Run(ctx context.Context, opts *Options) error {
+	if _, err := opts.Query(); err != nil && opts.Session == "" {
+		return err // a usage mistake needs no source
 	}
 	src, err := opts.Source(ctx)
 	if err != nil {
 		return err
+	}
+	if err := opts.ResolveSessionFlag(ctx, src); err != nil {
+		return err
+	}
+	q, err := opts.Query()
+	if err != nil {
+		return err
+	}
+	if opts.Follow {
+		return follow(ctx, opts, src, q)
 	}
 	page, err := src.Activity(ctx, q)
 	if err != nil {
@@ -163,7 +246,14 @@ func Run(ctx context.Context, opts *Options) error {
 		fmt.Fprintln(opts.IO.ErrOut, "No events match.")
 		return nil
 	}
-	if err := printTable(opts.IO, page.Events, opts.Now()); err != nil {
+	stop := output.StartPager(opts.IO)
+	t := newTable(opts.IO)
+	for i := range page.Events {
+		addRow(t, opts.IO, &page.Events[i], opts.Now())
+	}
+	err = t.Render()
+	stop()
+	if err != nil {
 		return err
 	}
 	if page.NextCursor != "" && opts.IO.OutIsTerminal {
@@ -172,59 +262,135 @@ func Run(ctx context.Context, opts *Options) error {
 	return nil
 }
 
-func printTable(ios *cmdutil.IOStreams, events []event.Event, now time.Time) error {
-	t := output.NewTable(ios, "TIME", "SERVER", "DIR", "KIND", "METHOD", "TOOL", "LATENCY", "SIZE", "RISK")
-	for i := range events {
-		e := &events[i]
-		if !ios.OutIsTerminal {
-			// Plain values for scripts.
-			lat, risk := "", ""
-			if e.LatencyMS != nil {
-				lat = strconv.FormatFloat(*e.LatencyMS, 'f', -1, 64)
-			}
-			if e.Risk != nil {
-				risk = string(e.Risk.Level)
-			}
-			t.AddRow(e.TS.UTC().Format(time.RFC3339Nano), e.Server, string(e.Direction), string(e.Kind),
-				e.Method, e.Tool, lat, strconv.FormatInt(e.Size, 10), risk)
-			continue
-		}
-		lat, risk := "", ""
+func newTable(ios *cmdutil.IOStreams) *output.Table {
+	if !ios.OutIsTerminal {
+		// Scripts get the reasons in a column of their own.
+		return output.NewTable(ios, "TIME", "SERVER", "DIR", "KIND", "METHOD", "TOOL", "LATENCY", "SIZE", "RISK", "REASONS", "ERROR", "ID")
+	}
+	t := output.NewTable(ios, "ID", "TIME", "SERVER", "DIR", "KIND", "METHOD", "TOOL", "LATENCY", "SIZE", "RISK", "ERROR")
+	t.Fixed(0, 1)             // the id whole, to copy into 'kilometers show'
+	t.Optional(3, 8, 7, 2, 5) // DIR, SIZE, LATENCY, SERVER, METHOD
+	return t
+}
+
+// addRow adds one event: plain values for scripts, short and coloured
+// ones for people.
+func addRow(t *output.Table, ios *cmdutil.IOStreams, e *event.Event, now time.Time) {
+	if !ios.OutIsTerminal {
+		lat, risk, reasons := "", "", ""
 		if e.LatencyMS != nil {
-			lat = output.Millis(*e.LatencyMS)
+			lat = strconv.FormatFloat(*e.LatencyMS, 'f', -1, 64)
 		}
-		var riskColor func(string) string
 		if e.Risk != nil {
-			risk = fmt.Sprintf("%s %d", e.Risk.Level, e.Risk.Score)
-			switch e.Risk.Level {
-			case event.LevelHigh:
-				riskColor = output.Red
-			case event.LevelMedium:
-				riskColor = output.Yellow
+			risk, reasons = string(e.Risk.Level), strings.Join(e.Risk.Reasons, ",")
+		}
+		t.AddRow(output.Time(ios, e.TS, now), e.Server, string(e.Direction), string(e.Kind),
+			e.Method, Target(e), lat, strconv.FormatInt(e.Size, 10), risk, reasons, ErrorText(e), e.ID)
+		return
+	}
+	lat, risk := "", ""
+	if e.LatencyMS != nil {
+		lat = output.Millis(*e.LatencyMS)
+	}
+	var riskColor func(string) string
+	if e.Risk != nil {
+		risk = fmt.Sprintf("%s %d", e.Risk.Level, e.Risk.Score)
+		if r := ShortReasons(e.Risk.Reasons); r != "" {
+			risk += " " + r
+		}
+		switch e.Risk.Level {
+		case event.LevelHigh:
+			riskColor = output.Red
+		case event.LevelMedium:
+			riskColor = output.Yellow
+		}
+	}
+	var kindColor func(string) string
+	if e.Failed() || e.Kind == event.KindInvalid {
+		kindColor = output.Red
+	}
+	t.AddColoredRow(
+		[]string{output.ShortID(e.ID), output.Time(ios, e.TS, now), e.Server, Arrow(e.Direction), string(e.Kind), e.Method, Target(e),
+			lat, output.Bytes(e.Size), risk, ErrorText(e)},
+		[]func(string) string{output.Gray, output.Gray, nil, nil, kindColor, nil, nil, nil, nil, riskColor, output.Red},
+	)
+}
+
+// resolvePages bounds how far back the end of an id is looked for.
+const resolvePages = 10
+
+// ResolveSession finds the one session whose id ends with suffix.
+func ResolveSession(ctx context.Context, src source.Source, suffix string) (string, error) {
+	suffix = strings.ToLower(suffix)
+	q := activity.SessionQuery{Limit: activity.MaxLimit}
+	var found []string
+	for range resolvePages {
+		page, err := src.Sessions(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("look for session %s: %w", suffix, err)
+		}
+		for _, s := range page.Sessions {
+			if strings.HasSuffix(s.ID, suffix) {
+				found = append(found, s.ID)
 			}
 		}
-		kindColor := (func(string) string)(nil)
-		if e.Failed() || e.Kind == event.KindInvalid {
-			kindColor = output.Red
+		if page.NextCursor == "" {
+			break
 		}
-		t.AddColoredRow(
-			[]string{formatTime(e.TS, now), e.Server, arrow(e.Direction), string(e.Kind), e.Method, e.Tool, lat, output.Bytes(e.Size), risk},
-			[]func(string) string{output.Gray, nil, nil, kindColor, nil, nil, nil, nil, riskColor},
-		)
+		if q.Cursor, err = activity.DecodeCursor(page.NextCursor); err != nil {
+			return "", err
+		}
 	}
-	return t.Render()
+	switch len(found) {
+	case 0:
+		return "", cmdutil.FlagErrorf("invalid --session: no session id ends with %s (see 'kilometers sessions')", suffix)
+	case 1:
+		return found[0], nil
+	}
+	return "", cmdutil.FlagErrorf("invalid --session: %d sessions end with %s; give more of the id", len(found), suffix)
 }
 
-// formatTime shows local time, with the date when it is not today.
-func formatTime(ts, now time.Time) string {
-	ts, now = ts.Local(), now.Local()
-	if ts.Year() == now.Year() && ts.YearDay() == now.YearDay() {
-		return ts.Format("15:04:05.000")
+// Target is what a call is about: its tool, prompt or resource.
+func Target(e *event.Event) string {
+	switch {
+	case e.Tool != "":
+		return e.Tool
+	case e.Prompt != "":
+		return e.Prompt
 	}
-	return ts.Format("2006-01-02 15:04:05")
+	return e.ResourceURI
 }
 
-func arrow(d event.Direction) string {
+// ErrorText says why a reply failed: the JSON-RPC code and message, or
+// the tool's own error text; empty when it did not fail.
+func ErrorText(e *event.Event) string {
+	if !e.Failed() {
+		return ""
+	}
+	msg := e.ErrorMessage
+	if msg == "" && e.Kind == event.KindResponse {
+		msg = "tool error"
+	}
+	if e.ErrorCode != nil {
+		return strings.TrimSpace(strconv.Itoa(*e.ErrorCode) + " " + msg)
+	}
+	return msg
+}
+
+// ShortReasons names the reasons of a risk briefly: the first, and how
+// many more.
+func ShortReasons(reasons []string) string {
+	switch len(reasons) {
+	case 0:
+		return ""
+	case 1:
+		return reasons[0]
+	}
+	return fmt.Sprintf("%s +%d", reasons[0], len(reasons)-1)
+}
+
+// Arrow draws a direction.
+func Arrow(d event.Direction) string {
 	switch d {
 	case event.ClientToServer:
 		return "→"
@@ -234,49 +400,100 @@ func arrow(d event.Direction) string {
 	return "?"
 }
 
-// openSource reads the API (every machine of the tenant) when one is
-// configured, else, or with --local, the local store.
-func openSource(ctx context.Context, cfg func() (*config.Config, error), local bool, userAgent string) (Source, error) {
-	c, err := cfg()
-	if err != nil {
-		return nil, err
-	}
-	if client := apiclient.FromConfig(c, userAgent); client != nil && !local {
-		return client, nil
-	}
-	return store.OpenConfig(ctx, c)
-}
-
-// openLocal opens the local store the configuration names.
-func openLocal(ctx context.Context, cfg func() (*config.Config, error)) (*store.Store, error) {
-	c, err := cfg()
-	if err != nil {
-		return nil, err
-	}
-	return store.OpenConfig(ctx, c)
-}
-
-// CompleteServers lists the servers the local store knows, for shell
-// completion; nothing when the store cannot be read.
-func CompleteServers(ctx context.Context, cfg func() (*config.Config, error)) []string {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	st, err := openLocal(ctx, cfg)
-	if err != nil {
-		return nil
-	}
-	sessions, err := st.Sessions(ctx)
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range sessions {
-		if s.Server != "" && !seen[s.Server] {
-			seen[s.Server] = true
-			out = append(out, s.Server)
+// follow prints the latest events oldest first, then polls for new ones
+// until ctx ends. Each poll looks back followLag again, so events written
+// late are not missed; ids already printed are skipped.
+func follow(ctx context.Context, opts *Options, src source.Source, q activity.Query) error {
+	every := opts.Every
+	if every <= 0 {
+		every = FollowLocalEvery
+		if source.IsRemote(src) {
+			every = FollowAPIEvery
 		}
 	}
-	return out
+	backlog := q
+	if !opts.limitSet {
+		backlog.Limit = followBacklog
+	}
+	page, err := src.Activity(ctx, backlog)
+	if err != nil {
+		return fmt.Errorf("read activity: %w", err)
+	}
+	t := newTable(opts.IO)
+	seen := map[string]time.Time{}
+	var newest time.Time
+	emit := func(evs []event.Event) error {
+		slices.Reverse(evs) // oldest first, as a tail prints
+		for i := range evs {
+			e := &evs[i]
+			if _, dup := seen[e.ID]; dup {
+				continue
+			}
+			seen[e.ID] = e.TS
+			if e.TS.After(newest) {
+				newest = e.TS
+			}
+			if opts.JSON {
+				if err := output.JSONLine(opts.IO.Out, e); err != nil {
+					return err
+				}
+				continue
+			}
+			addRow(t, opts.IO, e, opts.Now())
+		}
+		if opts.JSON {
+			return nil
+		}
+		return t.Flush()
+	}
+	if err := emit(page.Events); err != nil {
+		return err
+	}
+	since := opts.Now()
+	if !newest.IsZero() && newest.Before(since) {
+		since = newest
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		poll := q
+		poll.Limit = activity.MaxLimit
+		poll.Cursor = nil
+		if from := since.Add(-followLag); poll.Since.IsZero() || from.After(poll.Since) {
+			poll.Since = from
+		}
+		var fresh []event.Event
+		for {
+			page, err := src.Activity(ctx, poll)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read activity: %w", err)
+			}
+			fresh = append(fresh, page.Events...)
+			if page.NextCursor == "" {
+				break
+			}
+			if poll.Cursor, err = activity.DecodeCursor(page.NextCursor); err != nil {
+				return fmt.Errorf("read activity: %w", err)
+			}
+		}
+		if err := emit(fresh); err != nil {
+			return err
+		}
+		if newest.After(since) {
+			since = newest
+		}
+		for id, ts := range seen {
+			if ts.Before(since.Add(-2 * followLag)) {
+				delete(seen, id) // older than any poll looks back
+			}
+		}
+	}
 }

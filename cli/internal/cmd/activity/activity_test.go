@@ -9,11 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/golden"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -56,7 +59,10 @@ func TestFlags(t *testing.T) {
 		{name: "bad cursor", args: "--cursor !!", wantErr: "invalid --cursor"},
 		{name: "window backwards", args: "--since 1h --until 2h", wantErr: "--since must be before --until"},
 		{name: "not a number", args: "--limit many", wantErr: "invalid argument"},
-		{name: "arguments", args: "extra", wantErr: "unknown command"},
+		{name: "arguments", args: "extra", wantErr: `takes no arguments, got "extra"`},
+		{name: "failed", args: "--failed --since 2w", want: activity.Query{Limit: 50, Failed: true, Since: now.Add(-14 * 24 * time.Hour)}},
+		{name: "date", args: "--since 2026-11-01", want: activity.Query{Limit: 50, Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}},
+		{name: "follow with cursor", args: "-f --cursor " + (activity.Cursor{TS: now, ID: sid}).Encode(), wantErr: "--follow shows new events"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,7 +83,7 @@ func TestFlags(t *testing.T) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
 				}
 				var fe *cmdutil.FlagError
-				if !errors.As(err, &fe) && tt.name != "arguments" {
+				if !errors.As(err, &fe) {
 					t.Errorf("err %v is not a FlagError (exit 2)", err)
 				}
 				return
@@ -97,8 +103,9 @@ func TestFlags(t *testing.T) {
 }
 
 type fakeSource struct {
-	page activity.Page
-	got  activity.Query
+	source.Source // only Activity is called
+	page          activity.Page
+	got           activity.Query
 }
 
 func (f *fakeSource) Activity(_ context.Context, q activity.Query) (activity.Page, error) {
@@ -109,12 +116,21 @@ func (f *fakeSource) Activity(_ context.Context, q activity.Query) (activity.Pag
 func sampleEvents() []event.Event {
 	lat := 12.5
 	code := -32602
+	yes := true
 	return []event.Event{
+		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f14", SessionID: sid, Seq: 5, TS: now.Add(-30 * time.Second), Direction: event.ServerToClient,
+			Kind: event.KindResponse, Server: "everything", RPCID: "2", Method: "tools/list", Size: 9000,
+			Risk: &event.Risk{Score: 100, Level: event.LevelHigh, Reasons: []string{"tool_poisoning:add", "hidden_instructions", "conceals_from_user"}}},
+		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f13", SessionID: sid, Seq: 4, TS: now.Add(-40 * time.Second), Direction: event.ServerToClient,
+			Kind: event.KindResponse, Server: "files", RPCID: "18", Method: "tools/call", Tool: "write_file", LatencyMS: &lat, IsError: &yes,
+			ErrorMessage: "Access denied - path outside allowed directories: /etc/passwd not in /tmp/project", Size: 300},
+		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f12", SessionID: sid, Seq: 3, TS: now.Add(-50 * time.Second), Direction: event.ClientToServer,
+			Kind: event.KindRequest, Server: "everything", RPCID: "3", Method: "prompts/get", Prompt: "complex_prompt", Size: 80},
 		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f11", SessionID: sid, Seq: 2, TS: now.Add(-time.Minute), Direction: event.ServerToClient,
 			Kind: event.KindError, Server: "files", RPCID: "17", Method: "tools/call", Tool: "read_file", LatencyMS: &lat, ErrorCode: &code,
-			Size: 2048, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
-			Payload: json.RawMessage(`{"jsonrpc":"2.0","id":17,"error":{"code":-32602,"message":"no"}}`)},
-		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10", SessionID: sid, Seq: 1, TS: now.Add(-2 * time.Minute), Direction: event.ClientToServer,
+			ErrorMessage: "Invalid arguments", Size: 2048, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
+			Payload: json.RawMessage(`{"jsonrpc":"2.0","id":17,"error":{"code":-32602,"message":"Invalid arguments"}}`)},
+		{ID: "0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10", SessionID: sid, Seq: 1, TS: now.Add(-26 * time.Hour), Direction: event.ClientToServer,
 			Kind: event.KindRequest, Server: "files", RPCID: "17", Method: "tools/call", Tool: "read_file", Size: 120},
 	}
 }
@@ -122,8 +138,8 @@ func sampleEvents() []event.Event {
 func TestRunJSON(t *testing.T) {
 	f, out, _ := testFactory(t.TempDir())
 	src := &fakeSource{page: activity.Page{Events: sampleEvents(), NextCursor: "abc"}}
-	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Tool: "read_file", JSON: true,
-		Source: func(context.Context) (Source, error) { return src, nil }}
+	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Filters: Filters{Tool: "read_file"}, JSON: true,
+		Source: func(context.Context) (source.Source, error) { return src, nil }}
 	if err := Run(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -136,57 +152,62 @@ func TestRunJSON(t *testing.T) {
 	}
 }
 
-func TestRunTable(t *testing.T) {
-	tests := []struct {
-		name      string
-		tty       bool
-		page      activity.Page
-		wantOut   []string
-		wantNoOut []string
-		wantErr   string
-	}{
-		{
-			name: "plain",
-			page: activity.Page{Events: sampleEvents(), NextCursor: "abc"},
-			wantOut: []string{
-				"TIME\tSERVER\tDIR\tKIND\tMETHOD\tTOOL\tLATENCY\tSIZE\tRISK\n",
-				"2026-11-22T11:59:00Z\tfiles\tserver_to_client\terror\ttools/call\tread_file\t12.5\t2048\thigh\n",
-				"2026-11-22T11:58:00Z\tfiles\tclient_to_server\trequest\ttools/call\tread_file\t\t120\t\n",
-			},
-			wantNoOut: []string{"\x1b["},
-		},
-		{
-			name:    "terminal",
-			tty:     true,
-			page:    activity.Page{Events: sampleEvents(), NextCursor: "abc"},
-			wantOut: []string{"←", "→", "12.5 ms", "2.0 KB", "high 75", "\x1b[31m"},
-			wantErr: "--cursor abc",
-		},
-		{name: "empty", page: activity.Page{Events: []event.Event{}}, wantErr: "No events match."},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, out, errOut := testFactory(t.TempDir())
-			f.IO.OutIsTerminal = tt.tty
-			opts := &Options{IO: f.IO, Now: f.Now, Limit: 50,
-				Source: func(context.Context) (Source, error) { return &fakeSource{page: tt.page}, nil }}
+// TestTable checks the table in golden files: 80 and 200 columns, and
+// piped.
+func TestTable(t *testing.T) {
+	for _, term := range golden.Terminals {
+		t.Run(term.Name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			opts := &Options{IO: term.Streams(&out, &errOut), Now: func() time.Time { return now }, Limit: 50,
+				Source: func(context.Context) (source.Source, error) {
+					return &fakeSource{page: activity.Page{Events: sampleEvents(), NextCursor: "abc"}}, nil
+				}}
 			if err := Run(context.Background(), opts); err != nil {
 				t.Fatal(err)
 			}
-			for _, w := range tt.wantOut {
-				if !strings.Contains(out.String(), w) {
-					t.Errorf("output lacks %q:\n%s", w, out.String())
+			golden.Assert(t, "activity-"+term.Name, out.Bytes())
+			if term.TTY {
+				for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+					if n := utf8.RuneCountInString(line); n > term.Width {
+						t.Errorf("line of %d columns on a terminal of %d: %q", n, term.Width, line)
+					}
 				}
-			}
-			for _, w := range tt.wantNoOut {
-				if strings.Contains(out.String(), w) {
-					t.Errorf("output has %q:\n%s", w, out.String())
+				if !strings.Contains(errOut.String(), "--cursor abc") {
+					t.Errorf("stderr %q lacks the next page's hint", errOut.String())
 				}
-			}
-			if !strings.Contains(errOut.String(), tt.wantErr) {
-				t.Errorf("stderr %q lacks %q", errOut.String(), tt.wantErr)
+			} else if errOut.Len() != 0 {
+				t.Errorf("stderr %q when piped", errOut.String())
 			}
 		})
+	}
+	f, _, errOut := testFactory(t.TempDir())
+	opts := &Options{IO: f.IO, Now: f.Now, Limit: 50,
+		Source: func(context.Context) (source.Source, error) {
+			return &fakeSource{page: activity.Page{Events: []event.Event{}}}, nil
+		}}
+	if err := Run(context.Background(), opts); err != nil || !strings.Contains(errOut.String(), "No events match.") {
+		t.Errorf("empty: %v, stderr %q", err, errOut.String())
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	code := -32601
+	yes, no := true, false
+	tests := []struct {
+		e    event.Event
+		want string
+	}{
+		{event.Event{Kind: event.KindError, ErrorCode: &code, ErrorMessage: "Method not found"}, "-32601 Method not found"},
+		{event.Event{Kind: event.KindError, ErrorCode: &code}, "-32601"},
+		{event.Event{Kind: event.KindResponse, IsError: &yes, ErrorMessage: "ENOENT"}, "ENOENT"},
+		{event.Event{Kind: event.KindResponse, IsError: &yes}, "tool error"},
+		{event.Event{Kind: event.KindResponse, IsError: &no, ErrorMessage: "ignored"}, ""},
+		{event.Event{Kind: event.KindRequest}, ""},
+	}
+	for i, tt := range tests {
+		if got := ErrorText(&tt.e); got != tt.want {
+			t.Errorf("case %d: %q, want %q", i, got, tt.want)
+		}
 	}
 }
 
@@ -202,7 +223,7 @@ func TestLocalStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Record(ctx, sampleEvents()); err != nil {
+	if err := w.Record(ctx, sampleEvents()[3:]); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {

@@ -36,7 +36,7 @@ variables, the config file written by 'kilometers init', defaults.`,
   kilometers config --json
   # What a flag would change:
   kilometers config --capture-mode metadata`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
 				return runF[0](opts)

@@ -56,7 +56,7 @@ key may also come from KILOMETERS_API_URL and KILOMETERS_API_KEY.`,
 
   # In a provisioning script:
   kilometers init --api-url "$URL" --api-key-stdin --json < key.txt | jq .ok`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
 				return runF[0](cmd.Context(), opts)

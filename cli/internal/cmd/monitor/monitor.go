@@ -62,7 +62,12 @@ Put it in front of the server command in your MCP client's configuration.`,
 
   # Label the server's events yourself when it does not name itself
   kilometers monitor --name github -- docker run -i --rm ghcr.io/github/github-mcp-server`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmdutil.FlagErrorf("kilometers monitor needs the server's command after --, as in: kilometers monitor -- npx -y @modelcontextprotocol/server-everything")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Command = args
 			if runF != nil {

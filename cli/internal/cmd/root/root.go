@@ -10,11 +10,15 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/export"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sessions"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/show"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/stats"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sync"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/ui"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/version"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 )
 
@@ -33,9 +37,22 @@ are also shipped to a Kilometers backend.`,
   # Then see what happened:
   kilometers activity --limit 20
   kilometers stats --since 24h --json`,
-		Version:       fmt.Sprintf("%s (commit %s, built %s)", f.Build.Version, f.Build.Commit, f.Build.Date),
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Version:                    version.Line(f.Build),
+		SilenceUsage:               true,
+		SilenceErrors:              true,
+		SuggestionsMinimumDistance: 2,
+		// Anything not a command is a usage mistake (exit 2), said plainly.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return cmdutil.FlagErrorf("%s", msg)
+		},
 	}
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
@@ -49,8 +66,12 @@ are also shipped to a Kilometers backend.`,
 		initcmd.NewCmd(f),
 		configcmd.NewCmd(f),
 		ui.NewCmd(f),
+		sessions.NewCmd(f),
+		show.NewCmd(f),
+		export.NewCmd(f),
+		version.NewCmd(f),
 	)
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: cmdutil.PlainFlagError(err)} })
 	return cmd
 }
 
@@ -58,7 +79,7 @@ are also shipped to a Kilometers backend.`,
 func Execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
 	cmd := NewCmd(f)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(ctx)
+	failed, err := cmd.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -68,7 +89,7 @@ func Execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
 	fmt.Fprintf(f.IO.ErrOut, "kilometers: %v\n", err)
 	var fe *cmdutil.FlagError
 	if errors.As(err, &fe) {
-		fmt.Fprintln(f.IO.ErrOut, "Run 'kilometers --help' for usage.")
+		fmt.Fprintf(f.IO.ErrOut, "Run '%s --help' for usage.\n", failed.CommandPath())
 		return 2
 	}
 	return 1

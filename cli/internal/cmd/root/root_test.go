@@ -64,8 +64,15 @@ func TestExecute(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "version", args: []string{"--version"}, wantOut: "kilometers 1.2.3 (commit abc1234, built 2026-11-23)\n"},
-		{name: "unknown flag is a usage error", args: []string{"stats", "--no-such-flag"}, wantCode: 2, wantErr: "Run 'kilometers --help' for usage."},
-		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 1, wantErr: `unknown command "frobnicate"`},
+		{name: "version command", args: []string{"version"}, wantOut: "kilometers 1.2.3 (commit abc1234, built 2026-11-23)\n"},
+		{name: "unknown flag is a usage error", args: []string{"stats", "--no-such-flag"}, wantCode: 2, wantErr: "Run 'kilometers stats --help' for usage."},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
+		{name: "misspelt command", args: []string{"sesions"}, wantCode: 2, wantErr: `did you mean "sessions"?`},
+		{name: "argument where none is taken", args: []string{"activity", "read_file"}, wantCode: 2,
+			wantErr: "kilometers: kilometers activity takes no arguments, got \"read_file\"\nRun 'kilometers activity --help' for usage."},
+		{name: "missing argument", args: []string{"show"}, wantCode: 2, wantErr: "kilometers show needs an event ID"},
+		{name: "bad number", args: []string{"activity", "--limit", "many"}, wantCode: 2, wantErr: "kilometers: invalid argument \"many\" for \"-L, --limit\" flag: not a number\nRun"},
+		{name: "bad since", args: []string{"sessions", "--since", "soon"}, wantCode: 2, wantErr: "invalid --since"},
 		{name: "completion", args: []string{"completion", "bash"}, wantOut: "bash completion"},
 		{name: "help lists commands", args: []string{"--help"}, wantOut: "monitor"},
 	}

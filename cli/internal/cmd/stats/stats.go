@@ -6,32 +6,25 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
-	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
-	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
-
-// Source answers stats queries: the local store, or the API.
-type Source interface {
-	Stats(ctx context.Context, q stats.Query) (stats.Stats, error)
-}
 
 // Options are the command's flags and dependencies.
 type Options struct {
 	IO     *cmdutil.IOStreams
 	Config func() (*config.Config, error)
 	Now    func() time.Time
-	// Source opens where stats are computed from; by default the local
-	// store.
-	Source func(ctx context.Context) (Source, error)
+	// Source opens where stats are computed from (see package source).
+	Source func(ctx context.Context) (source.Source, error)
 	// Local reads the local store even when an API is configured.
 	Local bool
 
@@ -46,16 +39,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, nil) }
 
 func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now}
-	opts.Source = func(ctx context.Context) (Source, error) {
-		c, err := opts.Config()
-		if err != nil {
-			return nil, err
-		}
-		if client := apiclient.FromConfig(c, "kilometers/"+f.Build.Version); client != nil && !opts.Local {
-			return client, nil
-		}
-		return store.OpenConfig(ctx, c)
-	}
+	opts.Source = func(ctx context.Context) (source.Source, error) { return f.OpenSource(ctx, opts.Local) }
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Summarise recorded events: totals, latency, tools, risk",
@@ -78,7 +62,7 @@ every machine of the team; --local summarises this machine's store.`,
 
   # Tools by error count, with jq
   kilometers stats --json | jq '.tools | sort_by(-.errors)[:5]'`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -93,7 +77,7 @@ every machine of the team; --local summarises this machine's store.`,
 	fl.BoolVar(&opts.Local, "local", false, "read this machine's local store even when an API is configured")
 	fl.BoolVar(&opts.JSON, "json", false, "print the stats as JSON")
 	_ = cmd.RegisterFlagCompletionFunc("server", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		return activity.CompleteServers(cmd.Context(), opts.Config), cobra.ShellCompDirectiveNoFileComp
+		return source.Complete(cmd.Context(), opts.Config, source.Servers), cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }
@@ -109,7 +93,12 @@ func (o *Options) Query() (stats.Query, error) {
 	}
 	q, err := stats.ParseQuery(v, o.Now())
 	if err != nil {
-		return q, cmdutil.FlagErrorf("invalid --%w", err)
+		for _, flag := range []string{"since", "until", "server"} {
+			if strings.HasPrefix(err.Error(), flag+":") {
+				return q, cmdutil.FlagErrorf("invalid --%w", err)
+			}
+		}
+		return q, cmdutil.FlagErrorf("--since to --until: %w", err)
 	}
 	return q, nil
 }

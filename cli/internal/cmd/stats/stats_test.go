@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -82,7 +83,10 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-type fakeSource struct{ st stats.Stats }
+type fakeSource struct {
+	source.Source // only Stats is called
+	st            stats.Stats
+}
 
 func (f fakeSource) Stats(context.Context, stats.Query) (stats.Stats, error) { return f.st, nil }
 
@@ -129,7 +133,7 @@ func TestRun(t *testing.T) {
 			f, out, errOut := testFactory(t.TempDir())
 			f.IO.OutIsTerminal = tt.tty
 			opts := &Options{IO: f.IO, Now: f.Now, Since: "24h", JSON: tt.json,
-				Source: func(context.Context) (Source, error) { return fakeSource{tt.st}, nil }}
+				Source: func(context.Context) (source.Source, error) { return fakeSource{st: tt.st}, nil }}
 			if err := Run(context.Background(), opts); err != nil {
 				t.Fatal(err)
 			}

@@ -64,7 +64,7 @@ file there once you have dealt with it).`,
   kilometers sync --progress 2> sync.log
   # After fixing the key:
   KILOMETERS_API_KEY=km_... kilometers sync`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
 				return runF[0](cmd.Context(), opts)

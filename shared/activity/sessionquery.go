@@ -1,0 +1,91 @@
+package activity
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/event"
+)
+
+// ParseSessionQuery reads GET /api/sessions parameters (server, since,
+// until, limit, cursor), with the rules and the messages of ParseQuery.
+func ParseSessionQuery(v url.Values, now time.Time) (SessionQuery, error) {
+	q := SessionQuery{Server: v.Get("server"), Limit: DefaultLimit}
+	var err error
+	if q.Since, err = ParseTime(v.Get("since"), now); err != nil {
+		return q, fmt.Errorf("since: %w", err)
+	}
+	if q.Until, err = ParseTime(v.Get("until"), now); err != nil {
+		return q, fmt.Errorf("until: %w", err)
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return q, fmt.Errorf("limit: must be a whole number from 1 to %d", MaxLimit)
+		}
+		q.Limit = n
+	}
+	if s := v.Get("cursor"); s != "" {
+		if q.Cursor, err = DecodeCursor(s); err != nil {
+			return q, fmt.Errorf("cursor: %w", err)
+		}
+	}
+	return q, nil
+}
+
+// Values encodes q as GET /api/sessions parameters.
+func (q *SessionQuery) Values() url.Values {
+	v := url.Values{}
+	if q.Server != "" {
+		v.Set("server", q.Server)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != nil {
+		v.Set("cursor", q.Cursor.Encode())
+	}
+	return v
+}
+
+// Match reports whether the session belongs on the page: its server, its
+// start within [Since, Until), and after the cursor.
+func (q *SessionQuery) Match(s *event.Session) bool {
+	switch {
+	case q.Server != "" && s.Server != q.Server,
+		!q.Since.IsZero() && s.StartedAt.Before(q.Since),
+		!q.Until.IsZero() && !s.StartedAt.Before(q.Until),
+		q.Cursor != nil && !q.Cursor.BeforeSession(s):
+		return false
+	}
+	return true
+}
+
+// SessionLess orders sessions newest start first, ties broken by id
+// descending, as pages list them.
+func SessionLess(a, b *event.Session) bool {
+	if !a.StartedAt.Equal(b.StartedAt) {
+		return a.StartedAt.After(b.StartedAt)
+	}
+	return a.ID > b.ID
+}
+
+// SessionCursor is the cursor that continues after s.
+func SessionCursor(s *event.Session) Cursor { return Cursor{TS: s.StartedAt, ID: s.ID} }
+
+// BeforeSession reports whether s comes after the cursor's session in page
+// order.
+func (c *Cursor) BeforeSession(s *event.Session) bool {
+	if !s.StartedAt.Equal(c.TS) {
+		return s.StartedAt.Before(c.TS)
+	}
+	return s.ID < c.ID
+}
