@@ -89,3 +89,20 @@ func (c *Cursor) BeforeSession(s *event.Session) bool {
 	}
 	return s.ID < c.ID
 }
+
+// After reports whether s comes after the cursor in page order.
+func (c *Cursor) After(s *event.Session) bool {
+	return SessionLess(&event.Session{StartedAt: c.TS, ID: c.ID}, s)
+}
+
+// Answers reports whether reply answers req, the way the monitor pairs
+// them: same session, opposite directions, the same JSON-RPC id, and the
+// reply later. When an id is reused, a reply answers the latest request
+// before it (the monitor forgets a request once it is answered), so
+// among candidates pick the request with the highest Seq below the
+// reply's, and the reply with the lowest Seq above the request's.
+func Answers(req, reply *event.Event) bool {
+	return req.Kind == event.KindRequest && reply.IsReply() &&
+		req.SessionID == reply.SessionID && req.RPCID != "" && req.RPCID == reply.RPCID &&
+		req.Direction != reply.Direction && req.Seq < reply.Seq
+}

@@ -111,6 +111,22 @@ func (l *LazyStore) Activity(ctx context.Context, tenantID string, q activity.Qu
 	return s.Activity(ctx, tenantID, q)
 }
 
+func (l *LazyStore) Sessions(ctx context.Context, tenantID string, q activity.SessionQuery) (activity.SessionPage, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return activity.SessionPage{}, err
+	}
+	return s.Sessions(ctx, tenantID, q)
+}
+
+func (l *LazyStore) Call(ctx context.Context, tenantID, eventID string) (activity.Call, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return activity.Call{}, err
+	}
+	return s.Call(ctx, tenantID, eventID)
+}
+
 func (l *LazyStore) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.Stats, error) {
 	s, err := l.get(ctx)
 	if err != nil {

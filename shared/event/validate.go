@@ -14,6 +14,9 @@ const (
 	MaxNameLen      = 256
 	MaxReasons      = 32
 	MaxPayloadBytes = 1 << 20
+	// MaxWarnings bounds Session.Warnings; each is at most MaxErrorMessage
+	// bytes.
+	MaxWarnings = 32
 )
 
 // ValidationError says which field of which event is wrong.
@@ -45,7 +48,7 @@ func (k Kind) Valid() bool {
 // Valid reports whether l is a known level.
 func (l Level) Valid() bool { return l == LevelLow || l == LevelMedium || l == LevelHigh }
 
-// Validate checks e against the contract in PRODUCT.md. now bounds how far in
+// Validate checks e against the contract in docs/api.md. now bounds how far in
 // the future a timestamp may be (clocks drift, but not by a day).
 func (e *Event) Validate(now time.Time) error {
 	return e.validate(-1, now)
@@ -73,10 +76,14 @@ func (e *Event) validate(i int, now time.Time) error {
 	if !e.Kind.Valid() {
 		return bad("kind", "must be request, response, notification, error or invalid, got %q", e.Kind)
 	}
-	for field, v := range map[string]string{"server": e.Server, "rpc_id": e.RPCID, "method": e.Method, "tool": e.Tool} {
+	for field, v := range map[string]string{"server": e.Server, "rpc_id": e.RPCID, "method": e.Method, "tool": e.Tool,
+		"prompt": e.Prompt, "resource_uri": e.ResourceURI} {
 		if len(v) > MaxNameLen {
 			return bad(field, "longer than %d bytes", MaxNameLen)
 		}
+	}
+	if len(e.ErrorMessage) > MaxErrorMessage {
+		return bad("error_message", "longer than %d bytes", MaxErrorMessage)
 	}
 	if e.LatencyMS != nil && (*e.LatencyMS < 0 || *e.LatencyMS > 7*24*3600*1000) {
 		return bad("latency_ms", "out of range")
@@ -142,6 +149,14 @@ func (s *Session) Validate(now time.Time) error {
 	}
 	if s.DroppedEvents < 0 {
 		return bad("dropped_events", "must not be negative")
+	}
+	if len(s.Warnings) > MaxWarnings {
+		return bad("warnings", "more than %d warnings", MaxWarnings)
+	}
+	for _, w := range s.Warnings {
+		if w == "" || len(w) > MaxErrorMessage {
+			return bad("warnings", "warnings must be 1-%d bytes", MaxErrorMessage)
+		}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 
 const eventColumns = `id::text, session_id::text, seq, ts, direction, kind, server, rpc_id, method, tool,
 	latency_ms, error_code, is_error, size, risk_score, risk_level, risk_reasons, cost_usd, tokens,
-	payload, payload_truncated`
+	payload, payload_truncated, error_message, prompt, resource_uri, retry`
 
 // Activity pages through a tenant's events newest first. It fetches one
 // event more than the page holds to know whether a next page exists.
@@ -51,6 +51,11 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	}
 	if q.Kind != "" {
 		add("kind = ?", string(q.Kind))
+	}
+	if q.Failed {
+		// The failed column holds event.Event.Failed, computed at ingest:
+		// JSON-RPC errors and tool results with isError set.
+		where = append(where, "failed")
 	}
 	if q.MinRisk != "" {
 		add("risk_rank >= ?", int16(activity.LevelRank(q.MinRisk)))
@@ -109,7 +114,7 @@ func scanEvent(row pgx.CollectableRow) (event.Event, error) {
 	)
 	err := row.Scan(&e.ID, &e.SessionID, &e.Seq, &ts, &dir, &kind, &e.Server, &e.RPCID, &e.Method, &e.Tool,
 		&e.LatencyMS, &errCode, &e.IsError, &e.Size, &score, &level, &reasons, &e.CostUSD, &e.Tokens,
-		&payload, &e.PayloadTruncated)
+		&payload, &e.PayloadTruncated, &e.ErrorMessage, &e.Prompt, &e.ResourceURI, &e.Retry)
 	if err != nil {
 		return e, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,7 +23,7 @@ var stagingColumns = []string{
 	"id", "session_id", "seq", "ts", "direction", "kind", "server", "rpc_id", "method", "tool",
 	"latency_ms", "latency_bucket", "error_code", "is_error", "failed", "size",
 	"risk_score", "risk_level", "risk_rank", "risk_reasons", "cost_usd", "tokens",
-	"payload", "payload_truncated",
+	"payload", "payload_truncated", "error_message", "prompt", "resource_uri", "retry",
 }
 
 const createStaging = `
@@ -32,10 +33,12 @@ CREATE TEMP TABLE km_staging (
     latency_ms double precision, latency_bucket integer, error_code integer, is_error boolean,
     failed boolean, size bigint, risk_score integer, risk_level text, risk_rank smallint,
     risk_reasons text[], cost_usd double precision, tokens bigint,
-    payload jsonb, payload_truncated boolean
+    payload jsonb, payload_truncated boolean,
+    error_message text NOT NULL DEFAULT '', prompt text NOT NULL DEFAULT '', resource_uri text NOT NULL DEFAULT '',
+    retry boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP`
 
-// unnestSource turns the column arrays Ingest sends as parameters $2..$28
+// unnestSource turns the column arrays Ingest sends as parameters $2..$32
 // (see batchColumns.args) back into rows with the columns of km_staging.
 // One statement with array parameters costs one round trip and no catalog
 // work, where a temporary table plus COPY cost three round trips and the
@@ -60,7 +63,8 @@ const unnestSource = `src AS (
         CASE WHEN has_risk THEN risk_score END AS risk_score, CASE WHEN has_risk THEN risk_level END AS risk_level,
         risk_rank,
         CASE WHEN reasons_len >= 0 THEN ($22::text[])[reasons_off + 1 : reasons_off + reasons_len] END AS risk_reasons,
-        cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated
+        cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated,
+        error_message, prompt, resource_uri, retry
     FROM (SELECT unnest($2::uuid[]) AS id, unnest($3::uuid[]) AS session_id, unnest($4::int8[]) AS seq,
         unnest($5::timestamptz[]) AS ts, unnest($6::text[]) AS direction, unnest($7::text[]) AS kind,
         unnest($8::text[]) AS server, unnest($9::text[]) AS rpc_id, unnest($10::text[]) AS method,
@@ -69,7 +73,9 @@ const unnestSource = `src AS (
         unnest($17::int8[]) AS size, unnest($18::bool[]) AS has_risk, unnest($19::int8[]) AS risk_score,
         unnest($20::text[]) AS risk_level, unnest($21::int4[]) AS reasons_off, unnest($23::int4[]) AS reasons_len,
         unnest($24::float8[]) AS cost_usd, unnest($25::int8[]) AS tokens, unnest($26::text[]) AS payload,
-        unnest($27::bool[]) AS payload_truncated, unnest($28::int2[]) AS risk_rank) AS s
+        unnest($27::bool[]) AS payload_truncated, unnest($28::int2[]) AS risk_rank,
+        unnest($29::text[]) AS error_message, unnest($30::text[]) AS prompt, unnest($31::text[]) AS resource_uri,
+        unnest($32::bool[]) AS retry) AS s
 )`
 
 // insertEventsFrom moves the staged events into events, skipping ids the tenant
@@ -88,19 +94,21 @@ const insertEventsFrom = `
 ins AS (
     INSERT INTO events (tenant_id, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         latency_ms, latency_bucket, error_code, is_error, failed, size,
-        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated)
+        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
+        error_message, prompt, resource_uri, retry)
     SELECT $1, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         latency_ms, latency_bucket, error_code, is_error, failed, size,
-        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated
+        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
+        error_message, prompt, resource_uri, retry
     FROM %s
     ON CONFLICT (tenant_id, id) DO NOTHING
-    RETURNING ts, session_id, server, method, tool, kind, failed, size, cost_usd, tokens,
+    RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket
 ), g AS (
     SELECT date_trunc('minute', ts, 'UTC') AS minute, server, method, tool, latency_bucket,
         count(*) AS events,
-        count(*) FILTER (WHERE kind = 'request') AS requests,
-        count(*) FILTER (WHERE kind IN ('request', 'notification')) AS calls,
+        count(*) FILTER (WHERE kind = 'request' AND NOT retry) AS requests,
+        count(*) FILTER (WHERE (kind = 'request' AND NOT retry) OR kind = 'notification') AS calls,
         count(*) FILTER (WHERE failed) AS errors,
         sum(size) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
         count(*) FILTER (WHERE risk_rank = 1) AS risk_medium,
@@ -178,8 +186,8 @@ var (
 // the latest end wins, with its exit code, and the dropped count only grows.
 const upsertSession = `
 INSERT INTO sessions AS s (tenant_id, id, server, server_name, server_version, client_name, client_version,
-    protocol_version, command, host, started_at, ended_at, exit_code, dropped_events)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    protocol_version, command, host, started_at, ended_at, exit_code, dropped_events, warnings)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (tenant_id, id) DO UPDATE SET
     server = coalesce(nullif(excluded.server, ''), s.server),
     server_name = coalesce(nullif(excluded.server_name, ''), s.server_name),
@@ -192,7 +200,8 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     started_at = least(s.started_at, excluded.started_at),
     ended_at = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.ended_at ELSE s.ended_at END,
     exit_code = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.exit_code ELSE s.exit_code END,
-    dropped_events = greatest(s.dropped_events, excluded.dropped_events)`
+    dropped_events = greatest(s.dropped_events, excluded.dropped_events),
+    warnings = coalesce(excluded.warnings, s.warnings)`
 
 // Ingest stores a batch in one transaction: sessions upserted, then the
 // events sent as column arrays and inserted with ON CONFLICT DO NOTHING,
@@ -222,7 +231,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
 				s.ClientName, s.ClientVersion, s.ProtocolVersion, s.Command, s.Host,
-				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents)
+				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents, s.Warnings)
 		}
 		if len(b.Events) > 0 {
 			batch.Queue(insertArrays, cols.args(tenantID)...).QueryRow(func(row pgx.Row) error {
@@ -245,11 +254,12 @@ type batchColumns struct {
 	seq, size, tokens, errorCode, score                 []int64
 	ts                                                  []time.Time
 	direction, kind, server, rpcID, method, tool, level []string
+	errorMessage, prompt, resourceURI                   []string
 	payload, reasons                                    []string
 	latencyMS, costUSD                                  []float64
 	bucket, reasonsOff, reasonsLen                      []int32
 	isError, rank                                       []int16
-	failed, hasRisk, truncated                          []bool
+	failed, hasRisk, truncated, retry                   []bool
 }
 
 const noErrorCode = math.MinInt64
@@ -263,12 +273,13 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		ts:        make([]time.Time, n),
 		direction: make([]string, n), kind: make([]string, n), server: make([]string, n),
 		rpcID: make([]string, n), method: make([]string, n), tool: make([]string, n), level: make([]string, n),
+		errorMessage: make([]string, n), prompt: make([]string, n), resourceURI: make([]string, n),
 		payload:   make([]string, n),
 		reasons:   []string{}, // never nil: slices of a NULL array are NULL
 		latencyMS: make([]float64, n), costUSD: make([]float64, n),
 		bucket: make([]int32, n), reasonsOff: make([]int32, n), reasonsLen: make([]int32, n),
 		isError: make([]int16, n), rank: make([]int16, n),
-		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n),
+		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n), retry: make([]bool, n),
 	}
 	for i := range events {
 		e := &events[i]
@@ -284,6 +295,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		c.seq[i], c.size[i], c.tokens[i], c.ts[i] = e.Seq, e.Size, e.Tokens, e.TS
 		c.direction[i], c.kind[i], c.server[i] = string(e.Direction), string(e.Kind), e.Server
 		c.rpcID[i], c.method[i], c.tool[i] = e.RPCID, e.Method, e.Tool
+		c.errorMessage[i], c.prompt[i], c.resourceURI[i] = pgText(e.ErrorMessage), pgText(e.Prompt), pgText(e.ResourceURI)
 		c.costUSD[i] = e.CostUSD
 		c.latencyMS[i], c.bucket[i] = math.NaN(), -1
 		if e.LatencyMS != nil {
@@ -303,7 +315,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 				c.isError[i] = 1
 			}
 		}
-		c.failed[i], c.truncated[i] = e.Failed(), e.PayloadTruncated
+		c.failed[i], c.truncated[i], c.retry[i] = e.Failed(), e.PayloadTruncated, e.Retry
 		c.rank[i] = int16(activity.LevelRank(e.RiskLevel()))
 		c.reasonsLen[i] = -1
 		if e.Risk != nil {
@@ -325,7 +337,16 @@ func (c *batchColumns) args(tenantID string) []any {
 	return []any{tenantID, c.id, c.sessionID, c.seq, c.ts, c.direction, c.kind, c.server, c.rpcID, c.method, c.tool,
 		c.latencyMS, c.bucket, c.errorCode, c.isError, c.failed, c.size,
 		c.hasRisk, c.score, c.level, c.reasonsOff, c.reasons, c.reasonsLen, c.costUSD, c.tokens, c.payload,
-		c.truncated, c.rank}
+		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI, c.retry}
+}
+
+// pgText replaces NUL, which a text column cannot store, with U+FFFD: a
+// tool's error text may well hold one (JSON spells it \u0000).
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // jsonbSafe replaces the escape \u0000, which jsonb cannot store, with

@@ -152,6 +152,16 @@ func RoundCost(v float64) float64 {
 	return math.Round(v*scale) / scale
 }
 
+// NewRequest reports whether e is a request stats count: a request the
+// client repeats after an input_required answer (event.Event.Retry) is the
+// same call again, counted once. The backend's rollups count by the same
+// rule, reading the events' retry column (shared/postgres, ingest.go).
+func NewRequest(e *event.Event) bool { return e.Kind == event.KindRequest && !e.Retry }
+
+// NewCall reports whether e is a tools/call request counted as a call of its
+// tool (and of its session).
+func NewCall(e *event.Event) bool { return NewRequest(e) && e.Method == "tools/call" }
+
 // Aggregator computes Stats from events one at a time. It is the reference
 // implementation: the local store uses it directly and the backend's rollups
 // must produce the same answer.
@@ -216,7 +226,8 @@ func (a *Aggregator) Add(e *event.Event) {
 	t.Tokens += e.Tokens
 	a.sessions[e.SessionID] = struct{}{}
 	failed := e.Failed()
-	if e.Kind == event.KindRequest {
+	newRequest := NewRequest(e)
+	if newRequest {
 		t.Requests++
 	}
 	if failed {
@@ -241,7 +252,7 @@ func (a *Aggregator) Add(e *event.Event) {
 			m = &methodAcc{Method: Method{Method: e.Method}, hist: Histogram{}}
 			a.methods[e.Method] = m
 		}
-		if e.Kind == event.KindRequest || e.Kind == event.KindNotification {
+		if newRequest || e.Kind == event.KindNotification {
 			m.Count++
 		}
 		if failed {
@@ -258,7 +269,7 @@ func (a *Aggregator) Add(e *event.Event) {
 			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: Histogram{}}
 			a.tools[e.Tool] = tl
 		}
-		if e.IsToolCall() {
+		if NewCall(e) {
 			tl.Calls++
 		}
 		if failed {

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -171,6 +172,49 @@ func TestRoundCost(t *testing.T) {
 	for _, tt := range tests {
 		if got := RoundCost(tt.in); got != tt.want {
 			t.Errorf("RoundCost(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A client's protocol probe answered "method not found" is no error, and a
+// call the server answered input_required and the client repeated with the
+// input is one call.
+func TestNegotiationAndRetriesCountOnce(t *testing.T) {
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	notFound, internal := event.CodeMethodNotFound, -32603
+	ev := func(i int, kind event.Kind, method, tool string) event.Event {
+		return event.Event{ID: fmt.Sprint("id", i), SessionID: "s1", Server: "fs", TS: base.Add(time.Duration(i) * time.Second),
+			Kind: kind, Method: method, Tool: tool, LatencyMS: f64(1)}
+	}
+	evs := []event.Event{
+		ev(0, event.KindRequest, "server/discover", ""),
+		ev(1, event.KindError, "server/discover", ""),
+		ev(2, event.KindRequest, "initialize", ""),
+		ev(3, event.KindResponse, "initialize", ""),
+		ev(4, event.KindRequest, "tools/call", "ask"),
+		ev(5, event.KindResponse, "tools/call", "ask"), // input_required
+		ev(6, event.KindRequest, "tools/call", "ask"),  // the retry
+		ev(7, event.KindResponse, "tools/call", "ask"),
+		ev(8, event.KindRequest, "server/discover", ""),
+		ev(9, event.KindError, "server/discover", ""), // a real failure of a modern server
+	}
+	evs[1].ErrorCode, evs[9].ErrorCode = &notFound, &internal
+	evs[6].Retry = true
+	since, until := AlignWindow(base, base.Add(time.Hour), base)
+	a := NewAggregator(since, until, "")
+	for i := range evs {
+		a.Add(&evs[i])
+	}
+	s := a.Result()
+	if s.Totals.Requests != 4 || s.Totals.Errors != 1 {
+		t.Errorf("totals: %d requests, %d errors; want 4 and 1", s.Totals.Requests, s.Totals.Errors)
+	}
+	if len(s.Tools) != 1 || s.Tools[0].Calls != 1 || s.Tools[0].Errors != 0 {
+		t.Errorf("tools = %+v, want ask with 1 call", s.Tools)
+	}
+	for _, m := range s.Methods {
+		if want := map[string]int64{"server/discover": 2, "initialize": 1, "tools/call": 1}[m.Method]; m.Count != want {
+			t.Errorf("method %s counted %d times, want %d", m.Method, m.Count, want)
 		}
 	}
 }

@@ -51,8 +51,9 @@ const (
 type Config struct {
 	// Command is the server's command line.
 	Command []string
-	// Name labels the server's events when its initialize response does
-	// not name it; empty means the command's base name.
+	// Name labels the server's events and session, whatever the server
+	// calls itself; empty means the server's serverInfo.name, or the
+	// command's base name when it gives none.
 	Name string
 
 	Stdin  io.Reader
@@ -199,7 +200,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		an = *cfg.Analysis
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
-	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID, an, pool)
+	p := newPipeline(cfg.Recorder, cfg.Logger, sess, cfg.Name, Label("", cfg.Command), newUUID, an, pool)
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
 	go func() {

@@ -34,7 +34,7 @@ type Options struct {
 	// `kilometers sync --background` processes of this executable).
 	Shipper func(home string) ship.Launch
 
-	// Name labels the server when it does not name itself.
+	// Name labels the server, whatever it calls itself.
 	Name string
 	// Command is the server's command line.
 	Command []string
@@ -60,7 +60,7 @@ Put it in front of the server command in your MCP client's configuration.`,
   # "args": ["monitor", "--", "npx", "-y", "@modelcontextprotocol/server-everything"]
   kilometers monitor -- npx -y @modelcontextprotocol/server-everything
 
-  # Label the server's events yourself when it does not name itself
+  # Label the server's events yourself (stats --server github finds them)
   kilometers monitor --name github -- docker run -i --rm ghcr.io/github/github-mcp-server`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -79,7 +79,7 @@ Put it in front of the server command in your MCP client's configuration.`,
 	// Everything after the server command belongs to the server, even
 	// without "--".
 	cmd.Flags().SetInterspersed(false)
-	cmd.Flags().StringVar(&opts.Name, "name", "", "label for the server's events when its initialize response gives no serverInfo.name (default: the command's base name)")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "label for the server's events and session (default: the server's serverInfo.name, else the command's base name)")
 	return cmd
 }
 

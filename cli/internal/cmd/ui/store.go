@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"crypto/subtle"
 
@@ -67,4 +68,18 @@ func (l *LocalStore) Activity(ctx context.Context, _ string, q activity.Query) (
 // Stats reads the store.
 func (l *LocalStore) Stats(ctx context.Context, _ string, q stats.Query) (stats.Stats, error) {
 	return l.st.Stats(ctx, q)
+}
+
+// Sessions reads the store.
+func (l *LocalStore) Sessions(ctx context.Context, _ string, q activity.SessionQuery) (activity.SessionPage, error) {
+	return l.st.Sessions(ctx, q)
+}
+
+// Call reads the store; an id it does not hold is the API's 404.
+func (l *LocalStore) Call(ctx context.Context, _ string, id string) (activity.Call, error) {
+	c, err := l.st.Call(ctx, id)
+	if errors.Is(err, activity.ErrNotFound) {
+		return c, backend.Errorf(backend.ENOTFOUND, "no event %s in the local store", id)
+	}
+	return c, err
 }
