@@ -37,6 +37,8 @@ EXPECTED_ROUTES = {
     "POST /api/events",
     "POST /api/events/batch",
     "GET /api/activity",
+    "GET /api/sessions",
+    "GET /api/events/{id}",
     "GET /api/stats",
     "POST /api/admin/tenants",
     "POST /api/admin/tenants/{id}/keys",
