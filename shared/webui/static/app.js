@@ -588,7 +588,7 @@
           h('td', { text: r.server || '' }),
           h('td', { text: [r.client_name, r.client_version].filter(Boolean).join(' ') }),
           h('td', { class: 'mono', text: r.protocol_version || '' }),
-          h('td', { class: 'mono wrap', text: (r.command || []).join(' ') }),
+          h('td', { class: 'mono cmd', text: (r.command || []).join(' ') }),
           h('td', { text: r.host || '' }),
           h('td', { class: 'num', text: r.ended_at ? fmtDuration(new Date(r.ended_at) - new Date(r.started_at)) : 'running' }),
           h('td', { class: 'num', text: fmtInt(r.calls) }),
@@ -707,7 +707,13 @@
       sec.append(h('p', { class: 'note', 'data-field': 'truncated' },
         'Payload truncated: the message was ' + fmtBytes(e.size) + ' and only its beginning was kept (the capture limit), so the text below is incomplete.'));
     }
-    sec.append(payload(e.payload));
+    const pre = payload(e.payload);
+    const marks = pre.querySelectorAll('mark.redacted').length;
+    if (marks) {
+      sec.append(h('p', { class: 'note', 'data-field': 'redacted' },
+        marks + (marks === 1 ? ' value was' : ' values were') + ' replaced by [REDACTED] before the payload left the machine (secrets are never shipped).'));
+    }
+    sec.append(pre);
     return sec;
   }
 
@@ -751,7 +757,7 @@
     const item = (cls, e, title, rs) => h('li', { class: cls, 'data-id': e.id },
       h('div', { class: 'what', text: title }),
       h('div', { class: 'muted' }, (e.server || 'unknown server') + ' · ' + fmtTime(e.ts) + ' · ', riskPill(e)),
-      rs.length ? h('ul', { class: 'reasons' }, rs.map((r) => h('li', { class: 'mono', text: r }))) : null,
+      rs.length ? h('ul', { class: 'chips', 'aria-label': 'reasons' }, rs.map((r) => h('li', { text: r }))) : null,
       h('a', { href: link('calls/' + encodeURIComponent(e.id)), text: 'Open the call' }));
     const section = (id, title, explain, list) => h('section', { class: 'spaced', 'aria-labelledby': id, 'data-alerts': id },
       h('h2', { id, text: title + ' (' + list.length + ')' }), h('p', { class: 'sub', text: explain }),
