@@ -616,7 +616,8 @@
       api('/api/activity', new URLSearchParams({ session: id, limit: '1000' })),
     ]);
     if (!ctx.alive) return;
-    const events = page.events.slice().reverse(); // oldest first: a timeline
+    // A timeline, in the order the monitor saw the messages.
+    const events = page.events.slice().sort((a, b) => a.seq - b.seq);
     const kv = [];
     if (sess) {
       const add = (k, v) => { if (v !== undefined && v !== null && v !== '') kv.push(h('dt', { text: k }), h('dd', { text: v })); };
