@@ -240,3 +240,21 @@ func TestCappedToolsList(t *testing.T) {
 		t.Errorf("a partial list was saved as the server's definitions")
 	}
 }
+
+func TestToolAlert(t *testing.T) {
+	for _, tt := range []struct {
+		reason, kind, tool string
+		ok                 bool
+	}{
+		{"tool_poisoning:add", "tool_poisoning", "add", true},
+		{"definition_changed:read_file", "definition_changed", "read_file", true},
+		{"definition_added:x", "", "", false},
+		{"tool_poisoning:", "", "", false},
+		{"sensitive_path", "", "", false},
+	} {
+		kind, tool, ok := analysis.ToolAlert(tt.reason)
+		if kind != tt.kind || tool != tt.tool || ok != tt.ok {
+			t.Errorf("ToolAlert(%q) = %q, %q, %v", tt.reason, kind, tool, ok)
+		}
+	}
+}

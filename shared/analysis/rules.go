@@ -3,6 +3,7 @@ package analysis
 import (
 	"bytes"
 	"regexp"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -440,4 +441,18 @@ func hasInvisible(text []byte, strict bool) bool {
 		prev = r
 	}
 	return false
+}
+
+// ToolAlert reports whether reason says a tool's definition warrants an
+// alert (a poisoned description, or a change since the user last saw it)
+// and splits it into that kind (ReasonToolPoisoning or
+// ReasonDefinitionChanged without the colon) and the tool's name. Stats,
+// the monitor's warning and alerts name the tool with it.
+func ToolAlert(reason string) (kind, tool string, ok bool) {
+	for _, prefix := range []string{ReasonToolPoisoning, ReasonDefinitionChanged} {
+		if name, found := strings.CutPrefix(reason, prefix); found && name != "" {
+			return prefix[:len(prefix)-1], name, true
+		}
+	}
+	return "", "", false
 }

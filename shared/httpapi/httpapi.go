@@ -91,7 +91,9 @@ func New(cfg Config) *Server {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
-		s.now = time.Now
+		// UTC: a date in since/until is midnight in the clock's zone, and
+		// the API's answer must not depend on the host's.
+		s.now = func() time.Time { return time.Now().UTC() }
 	}
 	if s.pingTimeout <= 0 {
 		s.pingTimeout = 3 * time.Second

@@ -5,9 +5,11 @@ package stats
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
@@ -88,13 +90,18 @@ type RiskLevels struct {
 	High   int64 `json:"high"`
 }
 
-// RiskyTool is one entry of the riskiest tools: tools ordered by the highest
-// risk score any of their events reached.
+// RiskyTool is one entry of the riskiest tools: tools with medium or high
+// risk events, ordered by the highest risk score any of them reached. A
+// tool whose definition was poisoned or changed (analysis.ToolAlert) is
+// counted by the tools/list reply that showed it, with that reason.
 type RiskyTool struct {
 	Tool     string `json:"tool"`
 	MaxScore int    `json:"max_score"`
 	High     int64  `json:"high"`
 	Medium   int64  `json:"medium"`
+	// Reasons are the alerts about the tool's definition
+	// ("tool_poisoning", "definition_changed"), sorted.
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Point is one step of the time series.
@@ -177,6 +184,14 @@ type Aggregator struct {
 	methods  map[string]*methodAcc
 	levels   RiskLevels
 	series   map[time.Time]*Point
+	// alerts are tools named by reasons about their definitions.
+	alerts map[string]*alertAcc
+}
+
+type alertAcc struct {
+	maxScore     int
+	high, medium int64
+	reasons      map[string]bool
 }
 
 type toolAcc struct {
@@ -203,6 +218,7 @@ func NewAggregator(since, until time.Time, server string) *Aggregator {
 		tools:    map[string]*toolAcc{},
 		methods:  map[string]*methodAcc{},
 		series:   map[time.Time]*Point{},
+		alerts:   map[string]*alertAcc{},
 	}
 }
 
@@ -290,6 +306,10 @@ func (a *Aggregator) Add(e *event.Event) {
 		}
 	}
 
+	if e.Risk != nil {
+		a.addAlerts(e)
+	}
+
 	b := SeriesBucket(e.TS, a.step)
 	p := a.series[b]
 	if p == nil {
@@ -299,6 +319,29 @@ func (a *Aggregator) Add(e *event.Event) {
 	p.Events++
 	if failed {
 		p.Errors++
+	}
+}
+
+// addAlerts counts e for each tool a reason of it names.
+func (a *Aggregator) addAlerts(e *event.Event) {
+	for _, r := range e.Risk.Reasons {
+		kind, tool, ok := analysis.ToolAlert(r)
+		if !ok {
+			continue
+		}
+		acc := a.alerts[tool]
+		if acc == nil {
+			acc = &alertAcc{reasons: map[string]bool{}}
+			a.alerts[tool] = acc
+		}
+		acc.reasons[kind] = true
+		acc.maxScore = max(acc.maxScore, e.Risk.Score)
+		switch a.RiskLevelOf(e) {
+		case event.LevelHigh:
+			acc.high++
+		case event.LevelMedium:
+			acc.medium++
+		}
 	}
 }
 
@@ -345,11 +388,27 @@ func (a *Aggregator) methodList() []Method {
 }
 
 func (a *Aggregator) riskyList() []RiskyTool {
-	var out []RiskyTool
+	byTool := map[string]*RiskyTool{}
 	for _, t := range a.tools {
-		if t.maxScore > 0 || t.high > 0 || t.medium > 0 {
-			out = append(out, RiskyTool{Tool: t.Tool.Tool, MaxScore: t.maxScore, High: t.high, Medium: t.medium})
+		byTool[t.Tool.Tool] = &RiskyTool{Tool: t.Tool.Tool, MaxScore: t.maxScore, High: t.high, Medium: t.medium}
+	}
+	for name, al := range a.alerts {
+		r := byTool[name]
+		if r == nil {
+			r = &RiskyTool{Tool: name}
+			byTool[name] = r
 		}
+		r.MaxScore = max(r.MaxScore, al.maxScore)
+		r.High += al.high
+		r.Medium += al.medium
+		for kind := range al.reasons {
+			r.Reasons = append(r.Reasons, kind)
+		}
+		sort.Strings(r.Reasons)
+	}
+	out := make([]RiskyTool, 0, len(byTool))
+	for _, r := range byTool {
+		out = append(out, *r)
 	}
 	return out
 }
@@ -386,6 +445,9 @@ func Finish(s Stats, tools []Tool, methods []Method, risky []RiskyTool, series m
 		}
 		return methods[i].Method < methods[j].Method
 	})
+	// A tool whose every event was low risk (the base score of any call)
+	// is not risky: listing it would bury the ones that are.
+	risky = slices.DeleteFunc(risky, func(r RiskyTool) bool { return r.High == 0 && r.Medium == 0 })
 	sort.Slice(risky, func(i, j int) bool {
 		if risky[i].MaxScore != risky[j].MaxScore {
 			return risky[i].MaxScore > risky[j].MaxScore

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestAggregatorCountsTheContract(t *testing.T) {
 	if s.RiskLevels != (RiskLevels{Low: 9, High: 1}) {
 		t.Errorf("risk levels = %+v", s.RiskLevels)
 	}
-	if len(s.RiskiestTools) != 1 || s.RiskiestTools[0] != (RiskyTool{Tool: "read_file", MaxScore: 80, High: 1}) {
+	if len(s.RiskiestTools) != 1 || !reflect.DeepEqual(s.RiskiestTools[0], RiskyTool{Tool: "read_file", MaxScore: 80, High: 1}) {
 		t.Errorf("riskiest = %+v", s.RiskiestTools)
 	}
 	if len(s.Series) != 60 || s.Series[0].Events != 10 || s.Series[0].Errors != 2 || s.SeriesStep != "1m0s" {
@@ -216,5 +217,32 @@ func TestNegotiationAndRetriesCountOnce(t *testing.T) {
 		if want := map[string]int64{"server/discover": 2, "initialize": 1, "tools/call": 1}[m.Method]; m.Count != want {
 			t.Errorf("method %s counted %d times, want %d", m.Method, m.Count, want)
 		}
+	}
+}
+
+// TestRiskiestToolsNameTheirAlerts: a poisoned or changed tool is named by
+// the tools/list reply that showed it, with its reason; tools whose events
+// were all low risk (the base score of any call) are not listed.
+func TestRiskiestToolsNameTheirAlerts(t *testing.T) {
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	list := event.Event{ID: "a", SessionID: "s", TS: base, Kind: event.KindResponse, Method: "tools/list",
+		Risk: &event.Risk{Score: 100, Level: event.LevelHigh, Reasons: []string{"tool_poisoning:add", "hidden_instructions", "definition_changed:echo"}}}
+	again := list
+	again.ID, again.TS = "b", base.Add(time.Second)
+	echo := event.Event{ID: "c", SessionID: "s", TS: base, Kind: event.KindRequest, Method: "tools/call", Tool: "echo",
+		Risk: &event.Risk{Score: 45, Level: event.LevelMedium, Reasons: []string{"sensitive_path"}}}
+	harmless := event.Event{ID: "d", SessionID: "s", TS: base, Kind: event.KindRequest, Method: "tools/call", Tool: "get_time",
+		Risk: &event.Risk{Score: 10, Level: event.LevelLow}}
+	since, until := AlignWindow(base, base.Add(time.Hour), base)
+	a := NewAggregator(since, until, "")
+	for _, e := range []event.Event{list, again, echo, harmless} {
+		a.Add(&e)
+	}
+	want := []RiskyTool{
+		{Tool: "add", MaxScore: 100, High: 2, Reasons: []string{"tool_poisoning"}},
+		{Tool: "echo", MaxScore: 100, High: 2, Medium: 1, Reasons: []string{"definition_changed"}},
+	}
+	if got := a.Result().RiskiestTools; !reflect.DeepEqual(got, want) {
+		t.Errorf("riskiest tools = %+v\nwant %+v", got, want)
 	}
 }

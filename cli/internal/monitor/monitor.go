@@ -201,6 +201,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
 	p := newPipeline(cfg.Recorder, cfg.Logger, sess, cfg.Name, Label("", cfg.Command), newUUID, an, pool)
+	p.alerts = cfg.Stderr
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
 	go func() {

@@ -3,7 +3,10 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +90,11 @@ type pipeline struct {
 	// go back to the pool once those events are recorded.
 	spent  [][]byte
 	recErr bool // a Record failure was already logged
+
+	// alerts gets one line per poisoned or changed tool definition seen
+	// (MCP clients keep a server's stderr in their logs); nil for none.
+	alerts    io.Writer
+	announced map[string]bool // reasons already told
 }
 
 // newPipeline makes the capture pipeline of a session. A non-empty name is
@@ -292,7 +300,53 @@ func (p *pipeline) fixLabel(label string) {
 func (p *pipeline) finish(bt built) {
 	bt.ev.Server = p.label
 	p.an.Analyze(&bt.ev, bt.raw)
+	if p.alerts != nil && bt.ev.Risk != nil {
+		p.announce(&bt.ev)
+	}
 	p.out = append(p.out, bt.ev)
+}
+
+// announce writes one line about the tool definitions e's risk reasons
+// call poisoned or changed, once per reason in a session (a client that
+// lists the tools again gets the same answer).
+func (p *pipeline) announce(e *event.Event) {
+	var poisoned, changed, why []string
+	for _, r := range e.Risk.Reasons {
+		kind, tool, ok := analysis.ToolAlert(r)
+		if !ok {
+			if !strings.Contains(r, ":") {
+				why = append(why, r)
+			}
+			continue
+		}
+		if p.announced[r] {
+			continue
+		}
+		if p.announced == nil {
+			p.announced = map[string]bool{}
+		}
+		p.announced[r] = true
+		if kind == strings.TrimSuffix(analysis.ReasonToolPoisoning, ":") {
+			poisoned = append(poisoned, tool)
+		} else {
+			changed = append(changed, tool)
+		}
+	}
+	if len(poisoned)+len(changed) == 0 {
+		return
+	}
+	var parts []string
+	if len(poisoned) > 0 {
+		parts = append(parts, "poisoned tool description: "+strings.Join(poisoned, ", "))
+	}
+	if len(changed) > 0 {
+		parts = append(parts, "tool definition changed since last seen: "+strings.Join(changed, ", "))
+	}
+	line := fmt.Sprintf("kilometers monitor: warning: server %q: %s", p.label, strings.Join(parts, "; "))
+	if len(why) > 0 {
+		line += " (" + strings.Join(why, ", ") + ")"
+	}
+	fmt.Fprintf(p.alerts, "%s; details: kilometers show %s\n", line, e.ID)
 }
 
 // flush hands pending events and any news of the session to the recorder.

@@ -379,3 +379,6 @@ var (
 	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	shortIDRE = regexp.MustCompile(`^[0-9a-fA-F-]{8,35}$`)
 )
+
+// Green styles success marks.
+func Green(s string) string { return "\x1b[32m" + s + "\x1b[0m" }

@@ -41,6 +41,9 @@ type Source interface {
 // before reads fall back to the local store.
 const DefaultReachWithin = 2 * time.Second
 
+// readRetries is how often a read is retried (a 5xx, a dropped connection).
+const readRetries = 1
+
 // Options say which source to open.
 type Options struct {
 	// Local reads this machine's store even when an API is configured.
@@ -59,8 +62,10 @@ type Options struct {
 // store is opened only when it is read.
 func Open(ctx context.Context, c *config.Config, o Options) (Source, error) {
 	client := o.Client
-	if client == nil && !o.Local {
-		client = apiclient.FromConfig(c, o.UserAgent)
+	if client == nil && !o.Local && c.ShippingEnabled() {
+		// One retry: a person is waiting, and a refused connection should
+		// fall back at once rather than after the shipper's patience.
+		client = apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: o.UserAgent, RetryMax: readRetries})
 	}
 	if client == nil || o.Local {
 		return store.OpenConfig(ctx, c)

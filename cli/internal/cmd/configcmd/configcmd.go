@@ -35,7 +35,9 @@ variables, the config file written by 'kilometers init', defaults.`,
 		Example: `  kilometers config
   kilometers config --json
   # What a flag would change:
-  kilometers config --capture-mode metadata`,
+  kilometers config --capture-mode metadata
+  # Change the file:
+  kilometers config set capture_mode metadata`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
@@ -46,6 +48,7 @@ variables, the config file written by 'kilometers init', defaults.`,
 	}
 	opts.Flags = config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
+	cmd.AddCommand(newSetCmd(f), newUnsetCmd(f))
 	return cmd
 }
 

@@ -10,9 +10,11 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/doctor"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/export"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/purge"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sessions"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/show"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/stats"
@@ -69,6 +71,8 @@ are also shipped to a Kilometers backend.`,
 		sessions.NewCmd(f),
 		show.NewCmd(f),
 		export.NewCmd(f),
+		purge.NewCmd(f),
+		doctor.NewCmd(f),
 		version.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: cmdutil.PlainFlagError(err)} })

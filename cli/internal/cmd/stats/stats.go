@@ -125,13 +125,9 @@ func Run(ctx context.Context, opts *Options) error {
 
 func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 	w := ios.Out
-	title := func(s string) string {
-		if ios.OutIsTerminal {
-			return output.Bold(s)
-		}
-		return s
-	}
-	window := fmt.Sprintf("%s to %s", st.Since.Local().Format("2006-01-02 15:04"), st.Until.Local().Format("2006-01-02 15:04"))
+	title := func(s string) string { return output.Title(ios, s) }
+	// A zero "now" shows the whole date on both ends.
+	window := fmt.Sprintf("%s to %s", output.Time(ios, st.Since, time.Time{}), output.Time(ios, st.Until, time.Time{}))
 	if st.Server != "" {
 		window += ", server " + st.Server
 	}
@@ -142,7 +138,7 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 		{"Requests", output.Count(t.Requests)},
 		{"Errors", fmt.Sprintf("%s (%.1f%% of requests)", output.Count(t.Errors), t.ErrorRate*100)},
 		{"Bytes", output.Bytes(t.Bytes)},
-		{"Cost", fmt.Sprintf("$%.6f", t.CostUSD)},
+		{"Cost", "$" + strconv.FormatFloat(t.CostUSD, 'f', -1, 64)},
 		{"Tokens", output.Count(t.Tokens)},
 		{"Sessions", output.Count(t.Sessions)},
 	}
@@ -159,7 +155,12 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 		return err
 	}
 	if t.Events == 0 {
-		fmt.Fprintln(ios.ErrOut, "\nNo events in this window. Is `kilometers monitor --` in front of your MCP servers?")
+		if st.Server != "" {
+			// A filter that matches nothing is no sign of a broken setup.
+			fmt.Fprintf(ios.ErrOut, "\nNo events of server %q in this window ('kilometers sessions' lists the servers seen).\n", st.Server)
+		} else {
+			fmt.Fprintln(ios.ErrOut, "\nNo events in this window. Is `kilometers monitor --` in front of your MCP servers?")
+		}
 		return nil
 	}
 
@@ -172,7 +173,7 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 				errColor = output.Red
 			}
 			tb.AddColoredRow([]string{tl.Tool, num(ios, tl.Calls), num(ios, tl.Errors),
-				ms(ios, tl.P50), ms(ios, tl.P95), ms(ios, tl.P99), fmt.Sprintf("%.6f", tl.CostUSD)},
+				ms(ios, tl.P50), ms(ios, tl.P95), ms(ios, tl.P99), cost(ios, tl.CostUSD)},
 				[]func(string) string{nil, nil, errColor})
 		}
 		if err := tb.Render(); err != nil {
@@ -191,7 +192,7 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 	}
 	if len(st.RiskiestTools) > 0 {
 		fmt.Fprintf(w, "\n%s\n", title("Riskiest tools"))
-		tb := output.NewTable(ios, "TOOL", "MAX SCORE", "HIGH", "MEDIUM")
+		tb := output.NewTable(ios, "TOOL", "MAX SCORE", "HIGH", "MEDIUM", "ALERT")
 		for _, r := range st.RiskiestTools {
 			var c func(string) string
 			if r.High > 0 {
@@ -199,14 +200,26 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 			} else if r.Medium > 0 {
 				c = output.Yellow
 			}
-			tb.AddColoredRow([]string{r.Tool, strconv.Itoa(r.MaxScore), num(ios, r.High), num(ios, r.Medium)},
-				[]func(string) string{nil, c})
+			alert := strings.Join(r.Reasons, ",")
+			if ios.OutIsTerminal {
+				alert = strings.ReplaceAll(strings.Join(r.Reasons, ", "), "_", " ")
+			}
+			tb.AddColoredRow([]string{r.Tool, strconv.Itoa(r.MaxScore), num(ios, r.High), num(ios, r.Medium), alert},
+				[]func(string) string{nil, c, nil, nil, output.Red})
 		}
 		if err := tb.Render(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cost shows dollars to a terminal, a plain number to scripts.
+func cost(ios *cmdutil.IOStreams, usd float64) string {
+	if ios.OutIsTerminal {
+		return fmt.Sprintf("$%.6f", usd)
+	}
+	return strconv.FormatFloat(usd, 'f', -1, 64)
 }
 
 // num and ms format for people on a terminal, plainly for scripts.

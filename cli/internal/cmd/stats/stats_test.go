@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/golden"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -96,9 +97,12 @@ func sampleStats() stats.Stats {
 	lat := 42.0
 	isErr := true
 	for i, e := range []event.Event{
-		{Kind: event.KindRequest, Method: "tools/call", Tool: "read_file", Risk: &event.Risk{Score: 80, Level: event.LevelHigh}},
-		{Kind: event.KindResponse, Method: "tools/call", Tool: "read_file", LatencyMS: &lat, IsError: &isErr},
+		{Kind: event.KindRequest, Method: "tools/call", Tool: "read_file", Risk: &event.Risk{Score: 80, Level: event.LevelHigh}, CostUSD: 0.000125},
+		{Kind: event.KindResponse, Method: "tools/call", Tool: "read_file", LatencyMS: &lat, IsError: &isErr, CostUSD: 0.0021},
 		{Kind: event.KindRequest, Method: "tools/list"},
+		{Kind: event.KindResponse, Method: "tools/list", Risk: &event.Risk{Score: 100, Level: event.LevelHigh,
+			Reasons: []string{"tool_poisoning:add", "hidden_instructions"}}},
+		{Kind: event.KindRequest, Method: "tools/call", Tool: "get_time", Risk: &event.Risk{Score: 10, Level: event.LevelLow}},
 	} {
 		e.ID, e.SessionID, e.TS, e.Server, e.Size = sid, sid, now.Add(-time.Duration(i+1)*time.Minute), "files", 100
 		agg.Add(&e)
@@ -110,46 +114,49 @@ func sampleStats() stats.Stats {
 func TestRun(t *testing.T) {
 	st := sampleStats()
 	wantJSON, _ := json.Marshal(st)
-	tests := []struct {
-		name    string
-		json    bool
-		tty     bool
-		st      stats.Stats
-		wantOut []string
-		wantErr string
-	}{
-		{name: "json", json: true, st: st, wantOut: []string{string(wantJSON) + "\n"}},
-		{name: "plain", st: st, wantOut: []string{
-			"Events    3\n", "Errors    1 (50.0% of requests)\n", "Dropped   2 events",
-			"TOOL\tCALLS\tERRORS\tP50\tP95\tP99\tCOST\nread_file\t1\t1\t42.06\t42.06\t42.06\t0.000000\n",
-			"METHOD\tCOUNT\tERRORS", "tools/list\t1\t0\t0\t0\t0\n",
-			"TOOL\tMAX SCORE\tHIGH\tMEDIUM\nread_file\t80\t1\t0\n",
-		}},
-		{name: "terminal", tty: true, st: st, wantOut: []string{"\x1b[1mTools\x1b[0m", "42.1 ms", "p50 42.1 ms"}},
-		{name: "empty", st: stats.Stats{}, wantOut: []string{"Events    0\n"}, wantErr: "No events in this window"},
+	f, out, _ := testFactory(t.TempDir())
+	opts := &Options{IO: f.IO, Now: f.Now, Since: "24h", JSON: true,
+		Source: func(context.Context) (source.Source, error) { return fakeSource{st: st}, nil }}
+	if err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, out, errOut := testFactory(t.TempDir())
-			f.IO.OutIsTerminal = tt.tty
-			opts := &Options{IO: f.IO, Now: f.Now, Since: "24h", JSON: tt.json,
-				Source: func(context.Context) (source.Source, error) { return fakeSource{st: tt.st}, nil }}
+	if out.String() != string(wantJSON)+"\n" {
+		t.Errorf("got  %s\nwant %s", out.String(), wantJSON)
+	}
+	if !strings.Contains(out.String(), `"riskiest_tools":[{"tool":"add","max_score":100,"high":1,"medium":0,"reasons":["tool_poisoning"]}`) {
+		t.Errorf("the poisoned tool is not the riskiest: %s", out.String())
+	}
+
+	for _, term := range golden.Terminals {
+		t.Run(term.Name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			opts := &Options{IO: term.Streams(&out, &errOut), Now: func() time.Time { return now }, Since: "24h",
+				Source: func(context.Context) (source.Source, error) { return fakeSource{st: st}, nil }}
 			if err := Run(context.Background(), opts); err != nil {
 				t.Fatal(err)
 			}
-			got := out.String()
-			if tt.json && got != tt.wantOut[0] {
-				t.Fatalf("got  %s\nwant %s", got, tt.wantOut[0])
-			}
-			for _, w := range tt.wantOut {
-				if !strings.Contains(got, w) {
-					t.Errorf("output lacks %q:\n%s", w, got)
-				}
-			}
-			if !strings.Contains(errOut.String(), tt.wantErr) {
-				t.Errorf("stderr %q lacks %q", errOut.String(), tt.wantErr)
+			golden.Assert(t, "stats-"+term.Name, out.Bytes())
+			if strings.Contains(out.String(), "get_time") && strings.Contains(out.String(), "Riskiest") &&
+				strings.Index(out.String(), "get_time") > strings.Index(out.String(), "Riskiest") {
+				t.Errorf("a harmless tool is among the riskiest:\n%s", out.String())
 			}
 		})
+	}
+
+	for _, tt := range []struct {
+		server, want string
+	}{
+		{"", "No events in this window. Is `kilometers monitor --`"},
+		{"memory", `No events of server "memory" in this window`},
+	} {
+		f, _, errOut := testFactory(t.TempDir())
+		opts := &Options{IO: f.IO, Now: f.Now, Since: "24h",
+			Source: func(context.Context) (source.Source, error) {
+				return fakeSource{st: stats.Stats{Server: tt.server}}, nil
+			}}
+		if err := Run(context.Background(), opts); err != nil || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("empty, server %q: %v, stderr %q", tt.server, err, errOut.String())
+		}
 	}
 }
 

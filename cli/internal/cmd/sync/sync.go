@@ -132,6 +132,9 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	// Few retries: the monitor launches the next shipper with backoff.
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
 	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
+	if serr := st.RecordShipStatus(err); serr != nil && err == nil {
+		return serr
+	}
 	return err
 }
 
@@ -218,13 +221,19 @@ func Run(ctx context.Context, opts *Options) error {
 	if failure != nil {
 		out.Error = failure.Error()
 	}
+	if err := st.RecordShipStatus(failure); err != nil {
+		return err
+	}
 	if opts.JSON {
 		if err := output.JSON(opts.IO, out); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(opts.IO.Out, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
-			out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+		// Nothing shipped before a failure is no news: the error says it.
+		if shipErr == nil || out.Events > 0 {
+			fmt.Fprintf(opts.IO.Out, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
+				out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+		}
 		if after.Events > 0 && shipErr == nil {
 			fmt.Fprintf(opts.IO.Out, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
 		}

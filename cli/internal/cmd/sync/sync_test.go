@@ -145,9 +145,19 @@ func TestSyncOutage(t *testing.T) {
 		w.Write([]byte(`{"error":{"code":"unauthorized","message":"unknown API key"}}`))
 	}))
 	defer srv.Close()
-	_, _, err := run(t, home, srv.URL)
+	out, _, err := run(t, home, srv.URL)
 	if err == nil || !strings.Contains(err.Error(), "10 events not delivered") || !strings.Contains(err.Error(), "unknown API key") {
 		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(out, "Shipped") {
+		t.Errorf("stdout %q speaks of shipping before the error", out)
+	}
+	st, err := store.Open(context.Background(), home, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := st.LastShipStatus(); err != nil || s == nil || !strings.Contains(s.Error, "unknown API key") {
+		t.Errorf("last shipping status %+v, %v; want the error kept for doctor", s, err)
 	}
 }
 
@@ -213,6 +223,9 @@ func TestSyncBackground(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("last shipper: %v", err)
+	}
+	if s, err := st.LastShipStatus(); err != nil || s == nil || s.Error != "" {
+		t.Errorf("last shipping status %+v, %v; want a success", s, err)
 	}
 	mu.Lock()
 	if shipped != 700 || out != "" || errOut != "" {
