@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,13 +19,11 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/kilometers-ai/kilometers/infra/browsertest/chromium"
 	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the screenshots into docs/img (else into a temporary directory)")
-
-// chromiumPath is where Debian's chromium package puts the browser.
-const chromiumPath = "/usr/bin/chromium"
 
 // browser is one fresh Chromium (its own profile) and one tab in it.
 type browser struct {
@@ -41,38 +38,12 @@ type browser struct {
 
 func newBrowser(t *testing.T, origin string) *browser {
 	t.Helper()
-	path := chromiumPath
-	if _, err := os.Stat(path); err != nil {
-		if p, err := exec.LookPath("chromium"); err == nil {
-			path = p
-		} else {
-			t.Fatalf("the dashboard tests need Chromium at %s: apt-get install chromium (.ci/run does)", chromiumPath)
-		}
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	b := &browser{t: t, origin: origin, shots: t.TempDir()}
 	if *updateScreenshots {
 		b.shots = filepath.Join(testenv.RepoRoot(t), "docs", "img")
 	}
-	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
+	ctx := chromium.New(t, b.listen)
 	b.ctx = ctx
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
 	if err := chromedp.Do(ctx, call(log.Enable, cdp.Empty{}), call(network.Enable, network.EnableParams{}), media(false), viewport(1280, 800)); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
