@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -319,5 +321,100 @@ func TestAPIShapes(t *testing.T) {
 	}
 	if resp, body := r.get(t, "/api/activity?kind=bogus", r.cookie()); resp.StatusCode != 400 {
 		t.Errorf("bad query: %d %s, want 400", resp.StatusCode, body)
+	}
+
+	// Sessions and one call, as the store answers them.
+	resp, body = r.get(t, "/api/sessions?since=3h", r.cookie())
+	var sp activity.SessionPage
+	if err := json.Unmarshal(body, &sp); resp.StatusCode != 200 || err != nil || len(sp.Sessions) != 2 {
+		t.Fatalf("sessions: %d %s", resp.StatusCode, body)
+	}
+	reply := page.Events[0]
+	resp, body = r.get(t, "/api/events/"+reply.ID, r.cookie())
+	var call activity.Call
+	if err := json.Unmarshal(body, &call); resp.StatusCode != 200 || err != nil || call.Request == nil || call.Response == nil || call.Response.ID != reply.ID {
+		t.Fatalf("call of %s: %d %s", reply.ID, resp.StatusCode, body)
+	}
+	wantCall, err := r.store.Call(ctx, reply.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(call)
+	w, _ := json.Marshal(wantCall)
+	if !bytes.Equal(a, w) {
+		t.Errorf("call over HTTP:\n%s\nwant the store's:\n%s", a, w)
+	}
+	if resp, body := r.get(t, "/api/events/01970000-0000-7000-8000-000000000000", r.cookie()); resp.StatusCode != 404 {
+		t.Errorf("unknown event: %d %s, want 404", resp.StatusCode, body)
+	}
+}
+
+func TestRunRefuses(t *testing.T) {
+	home := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, c := range []struct {
+		name, addr string
+		usage      bool
+		want       string
+	}{
+		{"another machine could connect", "0.0.0.0:0", true, "loopback address only"},
+		{"not host:port", "8377", true, "want host:port"},
+		{"port taken", busy.Addr().String(), false, "listen on " + busy.Addr().String()},
+	} {
+		var out bytes.Buffer
+		opened := false
+		err := Run(context.Background(), &Options{
+			IO:     &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: io.Discard},
+			Config: func() (*config.Config, error) { return config.Load(home, func(string) string { return "" }) },
+			Now:    time.Now,
+			Open:   func(string) error { opened = true; return nil },
+			Addr:   c.addr,
+		})
+		var fe *cmdutil.FlagError
+		if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &fe) != c.usage {
+			t.Errorf("%s: %v, want an error with %q (usage error: %v)", c.name, err, c.want, c.usage)
+		}
+		if out.Len() != 0 || opened {
+			t.Errorf("%s: printed %q, opened a browser: %v", c.name, out.String(), opened)
+		}
+	}
+}
+
+// TestLocalStoreIsReadOnly: even if a write route were mounted, the
+// adapter refuses every write, and authenticates the run's token only.
+func TestLocalStoreIsReadOnly(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Local(st, "tok")
+	for name, err := range map[string]error{
+		"ingest":        func() error { _, err := l.Ingest(ctx, LocalTenant, event.Batch{}); return err }(),
+		"create tenant": func() error { _, _, err := l.CreateTenant(ctx, "x"); return err }(),
+		"create key":    func() error { _, _, err := l.CreateKey(ctx, LocalTenant); return err }(),
+		"revoke key":    l.RevokeKey(ctx, "k"),
+	} {
+		if backend.ErrorCode(err) != backend.EMETHOD {
+			t.Errorf("%s: %v, want refused as read-only", name, err)
+		}
+	}
+	if tenant, err := l.Authenticate(ctx, "tok"); err != nil || tenant != LocalTenant {
+		t.Errorf("the token: %q %v", tenant, err)
+	}
+	for _, key := range []string{"", "tok2", "to"} {
+		if _, err := l.Authenticate(ctx, key); backend.ErrorCode(err) != backend.EUNAUTHORIZED {
+			t.Errorf("key %q: %v, want unauthorized", key, err)
+		}
+	}
+	if _, err := Local(st, "").Authenticate(ctx, ""); backend.ErrorCode(err) != backend.EUNAUTHORIZED {
+		t.Errorf("no token configured: %v, want unauthorized", err)
+	}
+	if _, err := l.Call(ctx, LocalTenant, "01970000-0000-7000-8000-000000000000"); backend.ErrorCode(err) != backend.ENOTFOUND {
+		t.Errorf("unknown call: %v, want not_found", err)
 	}
 }
