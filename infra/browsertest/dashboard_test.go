@@ -234,6 +234,11 @@ func TestLocalDashboard(t *testing.T) {
 	if !strings.Contains(alert, poisonedTool) {
 		t.Errorf("poisoned alert %q does not name %s", alert, poisonedTool)
 	}
+	var changed string
+	b.js(`(document.querySelector('[data-alerts=changed] li') || {}).textContent || ''`, &changed)
+	if !strings.Contains(changed, "definition_changed:"+changedTool) {
+		t.Errorf("changed definitions: %q, want %s named", changed, changedTool)
+	}
 	b.shot("alerts")
 	b.run("open the alert's call", wait, click(`[data-alerts=poisoned] li a`),
 		visible(`[data-half=response] pre`))

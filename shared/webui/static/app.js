@@ -745,21 +745,29 @@
       q.set('cursor', page.next_cursor);
     }
     if (!ctx.alive) return;
-    const poisoned = [], changed = [], risky = [];
+    // A poisoned or changed tool shows in every tools/list reply that
+    // carries it: one card per server and tool, linked to the latest.
+    const poisoned = new Map(), changed = new Map(), risky = [];
+    const group = (m, key, e, rs) => {
+      const g = m.get(key);
+      if (g) { g.count++; g.first = e; return; }
+      m.set(key, { latest: e, first: e, count: 1, reasons: rs });
+    };
+    const toolOf = (r) => r.includes(':') ? r.slice(r.indexOf(':') + 1) : '(in a list too large to read whole)';
     for (const e of events) {
       const rs = (e.risk && e.risk.reasons) || [];
       const poison = rs.filter((r) => r.startsWith('tool_poisoning'));
       const defs = rs.filter((r) => /^definition_(changed|added|removed):/.test(r));
-      if (poison.length) poisoned.push([e, poison]);
-      if (defs.length) changed.push([e, defs]);
+      for (const r of poison) group(poisoned, (e.server || '') + '\0' + toolOf(r), e, rs.filter((x) => !x.startsWith('definition_')));
+      for (const r of defs) group(changed, (e.server || '') + '\0' + r, e, [r]);
       if (!poison.length && !defs.length && level(e) === 'high') risky.push([e, rs]);
     }
-    const toolOf = (r) => r.includes(':') ? r.slice(r.indexOf(':') + 1) : '(in a list too large to read whole)';
-    const item = (cls, e, title, rs) => h('li', { class: cls, 'data-id': e.id },
+    const card = (cls, e, title, rs, extra) => h('li', { class: cls, 'data-id': e.id },
       h('div', { class: 'what', text: title }),
-      h('div', { class: 'muted' }, (e.server || 'unknown server') + ' · ' + fmtTime(e.ts) + ' · ', riskPill(e)),
+      h('div', { class: 'muted' }, (e.server || 'unknown server') + ' · ' + fmtTime(e.ts) + ' · ', riskPill(e), extra ? ' · ' + extra : null),
       rs.length ? h('ul', { class: 'chips', 'aria-label': 'reasons' }, rs.map((r) => h('li', { text: r }))) : null,
       h('a', { href: link('calls/' + encodeURIComponent(e.id)), text: 'Open the call' }));
+    const seen = (g) => g.count > 1 ? 'in ' + g.count + ' tool lists since ' + fmtTime(g.first.ts) : '';
     const section = (id, title, explain, list) => h('section', { class: 'spaced', 'aria-labelledby': id, 'data-alerts': id },
       h('h2', { id, text: title + ' (' + list.length + ')' }), h('p', { class: 'sub', text: explain }),
       list.length ? h('ul', { class: 'alerts' }, list) : h('p', { class: 'muted', text: 'None in this window.' }));
@@ -768,13 +776,12 @@
       h('p', { class: 'sub', text: 'What the risk analysis flagged in this window, newest first. Times in ' + zone() + '.' }),
       section('poisoned', 'Poisoned tool descriptions',
         'A tool description that tells the model to do something behind the user\'s back (hidden instructions, reading secrets, sending data out).',
-        poisoned.map(([e, rs]) => item('', e, 'Poisoned tool: ' + [...new Set(rs.map(toolOf))].join(', '),
-          e.risk.reasons.filter((r) => !r.startsWith('definition_'))))),
+        [...poisoned].map(([key, g]) => card('', g.latest, 'Poisoned tool: ' + key.split('\0')[1], g.reasons, seen(g)))),
       section('changed', 'Changed tool definitions',
         'A server changed, added or removed a tool after the client had seen its list (a "rug pull" changes a trusted tool).',
-        changed.map(([e, rs]) => item('changed', e, rs.map((r) => r.replace(/^definition_(\w+):/, 'Tool $1: ')).join(', '), rs))),
+        [...changed].map(([key, g]) => card('changed', g.latest, key.split('\0')[1].replace(/^definition_(\w+):/, 'Tool $1: '), g.reasons, seen(g)))),
       section('risky', 'High-risk calls', 'Calls and replies that scored high: sensitive paths, shell commands, secrets in results and the like.',
-        risky.map(([e, rs]) => item('', e, [e.method, target(e)].filter(Boolean).join(' ') || e.kind, rs)))));
+        risky.map(([e, rs]) => card('', e, [e.method, target(e)].filter(Boolean).join(' ') || e.kind, rs)))));
   }
 
   // ---- start -----------------------------------------------------------------------
