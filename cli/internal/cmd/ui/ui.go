@@ -143,6 +143,7 @@ func Run(ctx context.Context, opts *Options) error {
 
 	url := "http://" + ln.Addr().String() + "/?" + TokenParam + "=" + token
 	fmt.Fprintln(opts.IO.Out, url)
+	fmt.Fprintf(opts.IO.ErrOut, "Serving the dashboard over %s on %s until interrupted (Ctrl-C).\n", st.Dir(), ln.Addr())
 	if opts.Ready != nil {
 		opts.Ready(url)
 	}
