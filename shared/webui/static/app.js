@@ -412,7 +412,7 @@
     }
     // Labels are HTML beside the drawing, which stretches to any width.
     return h('figure', { class: 'plot' },
-      h('div', { class: 'axis' }, pts.length ? 'max ' + fmtInt(max) + ' per ' + (st.series_step || 'step') : 'no events in this window'),
+      h('div', { class: 'axis' }, evs ? 'max ' + fmtInt(max) + ' per ' + (st.series_step || 'step') : 'no events in this window'),
       svg,
       h('div', { class: 'axis ends' }, h('span', { text: fmtTime(st.since, true) }), h('span', { text: fmtTime(st.until, true) })));
   }
