@@ -94,6 +94,8 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// authenticate every data request): a request reaches the data
 		// only through this guard.
 		r.Header.Set("Authorization", "Bearer "+g.raw)
+		// Recorded payloads stay out of the browser's disk cache.
+		w.Header().Set("Cache-Control", "no-store")
 		g.api.ServeHTTP(w, r)
 		return
 	}

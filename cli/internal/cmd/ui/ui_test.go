@@ -275,8 +275,8 @@ func TestAPIShapes(t *testing.T) {
 	now := time.Now()
 
 	resp, body := r.get(t, "/api/stats?since=3h", r.cookie())
-	if resp.StatusCode != 200 {
-		t.Fatalf("stats: %d %s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("stats: %d %s, Cache-Control %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
 	}
 	var got stats.Stats
 	if err := json.Unmarshal(body, &got); err != nil {
