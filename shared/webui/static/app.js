@@ -236,7 +236,10 @@
     $('#signout').hidden = !sessionStorage.getItem(KEY);
     const ctx = { path, params, since: params.get('since') || '24h', alive: true, timers: [] };
     stop = () => { ctx.alive = false; ctx.timers.forEach(clearTimeout); };
-    views[name](ctx).catch((e) => handle(e));
+    // A view that failed because the server is away tries again; the
+    // notice says so.
+    const run = () => views[name](ctx).catch((e) => { if (handle(e)) later(ctx, RETRY_MS, run); });
+    run();
   }
 
   function later(ctx, ms, fn) {
