@@ -34,7 +34,7 @@ import (
 )
 
 // lambdaFunctions are the packages deployed to Lambda (template.yaml).
-var lambdaFunctions = []string{"ingest", "activity", "stats", "admin", "migrate"}
+var lambdaFunctions = []string{"ingest", "activity", "stats", "admin", "migrate", "ui"}
 
 const adminToken = "lambda-admin-token"
 
@@ -190,6 +190,32 @@ func TestFunctions_Postgres(t *testing.T) {
 	t.Run("api", func(t *testing.T) { testAPI(t, bins, moto) })
 	t.Run("recovers", func(t *testing.T) { testRecovers(t, bins, moto) })
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, bins) })
+	t.Run("ui", func(t *testing.T) { testUI(t, bins) })
+}
+
+// testUI runs the ui bootstrap with no configuration at all (it reads no
+// database and no secret) and fetches every route template.yaml gives it.
+func testUI(t *testing.T, bins map[string]string) {
+	rt := runtimetest.New(t)
+	rt.FunctionARN = "arn:aws:lambda:us-east-1:123456789012:function:kilometers-ui"
+	rt.Start(t, bins["ui"])
+	for _, c := range []struct{ path, ctype, body string }{
+		{"/", "text/html; charset=utf-8", "<script src=\"app.js\""},
+		{"/app.js", "text/javascript; charset=utf-8", "/api/stats"},
+		{"/app.css", "text/css; charset=utf-8", "prefers-color-scheme"},
+		{"/favicon.svg", "image/svg+xml", "<svg"},
+	} {
+		_, a := invoke(t, rt, apitest.Request{Method: "GET", Path: c.path})
+		if a.Status != 200 || a.Header.Get("Content-Type") != c.ctype || !strings.Contains(string(a.Body), c.body) {
+			t.Errorf("GET %s: %d %q, want 200 %s with %q", c.path, a.Status, a.Header.Get("Content-Type"), c.ctype, c.body)
+		}
+		if csp := a.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", c.path, csp)
+		}
+	}
+	if _, a := invoke(t, rt, apitest.Request{Method: "GET", Path: "/nope.js"}); a.Status != 404 {
+		t.Errorf("GET /nope.js: %d, want 404", a.Status)
+	}
 }
 
 func testAPI(t *testing.T, bins map[string]string, moto *dbconfigtest.Moto) {

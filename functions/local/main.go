@@ -1,6 +1,7 @@
 // Command local serves every Kilometers API route on one port over plain
 // HTTP, against the PostgreSQL at DATABASE_URL, for development, tests and
-// single-machine self-hosting. It applies the migrations at start.
+// single-machine self-hosting, and the dashboard's page at / (sign in with
+// an API key). It applies the migrations at start.
 //
 //	DATABASE_URL=postgres://... KILOMETERS_ADMIN_TOKEN=... go run ./functions/local [-addr 127.0.0.1:8080]
 //
@@ -26,6 +27,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
+	"github.com/kilometers-ai/kilometers/shared/webui"
 )
 
 // DefaultAddr is where the server listens unless -addr says otherwise:
@@ -134,12 +136,13 @@ func (m *Main) Run(ctx context.Context) error {
 		m.logger.Warn("admin routes disabled: " + dbconfig.EnvAdminToken + " is not set")
 	}
 	m.server = &http.Server{
-		Handler: httpapi.New(httpapi.Config{
+		// The dashboard's page at / and the API beside it, on one origin.
+		Handler: webui.WithAPI(httpapi.New(httpapi.Config{
 			Store:      db,
 			Routes:     httpapi.All,
 			AdminToken: httpapi.StaticToken(m.AdminToken),
 			Logger:     m.logger,
-		}),
+		})),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,

@@ -20,6 +20,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 	"github.com/kilometers-ai/kilometers/shared/testenv"
+	"github.com/kilometers-ai/kilometers/shared/webui"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -165,6 +166,20 @@ func TestLocal_Postgres(t *testing.T) {
 			t.Fatalf("health: %d %s, want %d with %s", a.Status, a.Body, status, want)
 		}
 	}
+	// The dashboard's page at /, beside the API, with its strict CSP; the
+	// API still answers JSON errors for its own unknown paths.
+	page := do(t, apitest.Request{Method: "GET", Path: "/"})
+	if page.Status != 200 || !strings.Contains(string(page.Body), `<script src="app.js"`) ||
+		page.Header.Get("Content-Security-Policy") != webui.ContentSecurityPolicy {
+		t.Errorf("GET /: %d %q %.60s", page.Status, page.Header.Get("Content-Security-Policy"), page.Body)
+	}
+	if a := do(t, apitest.Request{Method: "GET", Path: "/api/nope"}); a.Status != 404 || a.ErrorCode(t) != "not_found" {
+		t.Errorf("GET /api/nope: %d %s, want the API's JSON 404", a.Status, a.Body)
+	}
+	if a := do(t, apitest.Request{Method: "GET", Path: "/api/stats"}); a.Status != 401 {
+		t.Errorf("GET /api/stats without a key: %d, want 401", a.Status)
+	}
+
 	relay.SetUp(false)
 	health(503, `"database":"unreachable"`)
 	relay.SetUp(true)

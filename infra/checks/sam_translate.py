@@ -37,6 +37,8 @@ EXPECTED_ROUTES = {
     "POST /api/events",
     "POST /api/events/batch",
     "GET /api/activity",
+    "GET /api/sessions",
+    "GET /api/events/{id}",
     "GET /api/stats",
     "GET /api/admin/tenants",
     "POST /api/admin/tenants",
@@ -47,8 +49,13 @@ EXPECTED_ROUTES = {
     "POST /api/admin/tenants/{id}/keys",
     "DELETE /api/admin/keys/{id}",
     "GET /api/admin/audit",
+    # The dashboard's page and its files (functions/ui).
+    "GET /",
+    "GET /app.js",
+    "GET /app.css",
+    "GET /favicon.svg",
 }
-API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction"}
+API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction", "UiFunction"}
 
 
 def fail(msg):

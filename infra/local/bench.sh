@@ -2,7 +2,9 @@
 # The whole of `make bench`: the monitor's overhead (direct pipe, bare copy,
 # kilometers monitor, monitor with shipping to functions/local) and the
 # backend's (ingest through the HTTP handler vs raw COPY; /api/stats at 1M
-# and 10M events), each measured side by side in one run.
+# and 10M events), each measured side by side in one run; and the
+# dashboard's first render over 100,000 events in a real headless Chromium
+# (floor: under 1 s; needs the chromium package).
 #
 # Needs DATABASE_URL (`make bench` runs this under infra/local/with-postgres.sh,
 # which provides one) and Go. Run from anywhere.
@@ -10,7 +12,7 @@
 #   BENCH_QUICK=1  a smoke run in about a minute: same code paths, figures
 #                  not meaningful.
 #   BENCH_JSON=1   each half prints one JSON document instead of tables.
-#   BENCH_ONLY=monitor|postgres   run one half.
+#   BENCH_ONLY=monitor|postgres|dashboard   run one part.
 #
 # Exits 1 when a required floor is missed, 2 when a benchmark could not run.
 set -uo pipefail
@@ -54,6 +56,23 @@ if [ -z "$only" ] || [ "$only" = postgres ]; then
   echo "== postgres: go run ./shared/postgres/internal/bench ${quick[*]} ${json[*]}" >&2
   "$tools/bench" "${quick[@]}" "${json[@]}"
   note $?
+fi
+
+if [ -z "$only" ] || [ "$only" = dashboard ]; then
+  echo >&2
+  runs=10
+  [ ${#quick[@]} -gt 0 ] && runs=1
+  echo "== dashboard: go test -bench BenchmarkFirstRender -benchtime ${runs}x ./cli/internal/cmd/ui" >&2
+  out=$(go test -run '^$' -bench BenchmarkFirstRender -benchtime "${runs}x" ./cli/internal/cmd/ui 2>&1)
+  rc=$?
+  echo "$out" >&2
+  if [ $rc -ne 0 ]; then
+    note 2
+  else
+    ms=$(echo "$out" | awk '/^BenchmarkFirstRender/ { for (i = 1; i < NF; i++) if ($(i+1) == "render-ms") print $i }')
+    echo "dashboard: first render over 100,000 events: ${ms} ms (floor 1000 ms)" >&2
+    awk -v ms="$ms" 'BEGIN { exit !(ms != "" && ms < 1000) }' || note 1
+  fi
 fi
 
 echo >&2

@@ -2,6 +2,7 @@ package templatetest
 
 import (
 	"go/build"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kilometers-ai/kilometers/shared/webui"
 )
 
 // routes maps every API route (docs/api.md) to the function serving it.
@@ -29,6 +32,11 @@ var routes = map[string]string{
 	"POST /api/admin/tenants/{id}/keys": "AdminFunction",
 	"DELETE /api/admin/keys/{id}":       "AdminFunction",
 	"GET /api/admin/audit":              "AdminFunction",
+	// The dashboard's page, on the API's origin (TestUiServesEveryFile).
+	"GET /":            "UiFunction",
+	"GET /app.js":      "UiFunction",
+	"GET /app.css":     "UiFunction",
+	"GET /favicon.svg": "UiFunction",
 }
 
 // deployed lists the functions/<name> folders the template must deploy;
@@ -40,6 +48,7 @@ var deployed = map[string]string{
 	"StatsFunction":    "stats",
 	"AdminFunction":    "admin",
 	"MigrateFunction":  "migrate",
+	"UiFunction":       "ui",
 }
 
 // The configuration the functions read (docs/deploy.md); the template sets
@@ -440,8 +449,11 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 		sort.Strings(secrets)
 		want := []string{"Database.MasterUserSecret.SecretArn"}
-		if name == "AdminFunction" {
+		switch name {
+		case "AdminFunction":
 			want = []string{"AdminTokenSecret", "Database.MasterUserSecret.SecretArn"}
+		case "UiFunction":
+			want = nil // static files: no database, no secret
 		}
 		if !slices.Equal(secrets, want) {
 			t.Errorf("%s may read %v, want %v", name, secrets, want)
@@ -461,5 +473,35 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 		if !strings.Contains(string(data), "`"+rt+"`") {
 			t.Errorf("docs/api.md does not document %s", rt)
 		}
+	}
+}
+
+// TestUiServesEveryFile holds the ui function's routes to the page's
+// embedded files: a file added to shared/webui without a route would be a
+// 404 on AWS only.
+func TestUiServesEveryFile(t *testing.T) {
+	var want []string
+	err := fs.WalkDir(webui.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if p == "index.html" {
+				p = ""
+			}
+			want = append(want, "GET /"+p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rt, fn := range routes {
+		if fn == "UiFunction" {
+			got = append(got, rt)
+		}
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("UiFunction routes %v, want one per embedded file %v", got, want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/show"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/stats"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sync"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/ui"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/version"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 )
@@ -70,6 +71,7 @@ are also shipped to a Kilometers backend.`,
 		configcmd.NewCmd(f),
 		admin.NewCmd(f),
 		setup.NewCmd(f),
+		ui.NewCmd(f),
 		sessions.NewCmd(f),
 		show.NewCmd(f),
 		export.NewCmd(f),
