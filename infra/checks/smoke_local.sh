@@ -8,11 +8,19 @@ cd "$(dirname "$0")/../.."
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/km-smoke.XXXXXX")
 pid=
+# A database of its own: the server's default one is shared with every
+# other checkout and run on the machine, at whatever migration they left.
+server_url=$DATABASE_URL
+db="km_smoke_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  psql "$server_url" -qXc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+psql "$server_url" -qXc "CREATE DATABASE $db" >/dev/null
+DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$DATABASE_URL" "$db")
+export DATABASE_URL
 
 go build -o "$tmp/local" ./functions/local
 # Build the smoke command once so the two runs below do not each compile it.

@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"context"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -11,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
-	"github.com/kilometers-ai/kilometers/shared/postgres"
+	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
@@ -149,15 +148,9 @@ func TestDeployFailures(t *testing.T) {
 // against the real API: it passes with the admin token the stack's secret
 // holds and fails the deploy with any other.
 func TestDeploySmokeTest_Postgres(t *testing.T) {
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, testenv.DatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// A database of its own: the server's default one is shared with
+	// every other checkout and run on this machine.
+	db := pgtest.MustOpenDB(t)
 	const token = "deploy-test-admin-token"
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: db, AdminToken: httpapi.StaticToken(token)}))
 	t.Cleanup(srv.Close)

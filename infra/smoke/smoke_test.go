@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
-	"github.com/kilometers-ai/kilometers/shared/postgres"
-	"github.com/kilometers-ai/kilometers/shared/testenv"
+	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 )
 
 const adminToken = "smoke-test-admin-token"
@@ -22,15 +21,9 @@ const adminToken = "smoke-test-admin-token"
 // functions/local and the Lambda functions mount), through wrap.
 func realAPI(t *testing.T, wrap func(http.Handler) http.Handler) *httptest.Server {
 	t.Helper()
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, testenv.DatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// A database of its own: the server's default one is shared with
+	// every other checkout and run on this machine.
+	db := pgtest.MustOpenDB(t)
 	var h http.Handler = httpapi.New(httpapi.Config{Store: db, AdminToken: httpapi.StaticToken(adminToken)})
 	if wrap != nil {
 		h = wrap(h)
