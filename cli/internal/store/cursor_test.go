@@ -52,3 +52,22 @@ func TestCursorNames(t *testing.T) {
 		}
 	}
 }
+
+func TestCursorState(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{})
+	if b, err := s.ReadCursorState("otlp-traces"); err != nil || b != nil {
+		t.Fatalf("state before any = %q, %v", b, err)
+	}
+	if err := s.WriteCursorState("otlp-traces", []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.ReadCursorState("otlp-traces"); err != nil || string(b) != `{"a":1}` {
+		t.Fatalf("state = %q, %v", b, err)
+	}
+	if err := s.WriteCursorState(APICursor, nil); err == nil {
+		t.Error("the API cursor got a state")
+	}
+	if _, err := s.ReadCursorState("../x"); err == nil {
+		t.Error("a bad cursor name was read")
+	}
+}

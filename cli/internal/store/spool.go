@@ -564,3 +564,43 @@ func (s *Store) LockShipping(ctx context.Context, wait bool) (unlock func() erro
 	}
 	return lock.Unlock, nil
 }
+
+// ReadCursorState returns the small state a destination keeps beside its
+// cursor (what it must remember from one batch to the next); nil when it
+// has none yet.
+func (s *Store) ReadCursorState(c Cursor) ([]byte, error) {
+	if err := stateCursor(c); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(s.cursorStatePath(c))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cursor state: %w", err)
+	}
+	return b, nil
+}
+
+// WriteCursorState replaces a destination's state atomically and durably.
+// Write it before the Ack of the claim it follows from: a crash between
+// the two sends that claim again with the state already past it, which a
+// destination must tolerate (it would send the claim again anyway).
+func (s *Store) WriteCursorState(c Cursor, b []byte) error {
+	if err := stateCursor(c); err != nil {
+		return err
+	}
+	return writeFileAtomic(s.cursorStatePath(c), b)
+}
+
+func (s *Store) cursorStatePath(c Cursor) string {
+	return filepath.Join(s.dir, "cursor-"+string(c)+".state")
+}
+
+// stateCursor checks a cursor that keeps state: the API's keeps none.
+func stateCursor(c Cursor) error {
+	if c == APICursor {
+		return errors.New("cursor state: the API cursor keeps none")
+	}
+	return validCursor(c)
+}

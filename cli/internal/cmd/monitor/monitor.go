@@ -95,9 +95,10 @@ func Run(ctx context.Context, opts *Options) error {
 			if err != nil {
 				return nil, err
 			}
-			if cfg.ShippingEnabled() {
-				// With an API configured, ship from the store beside
-				// the session, in processes of their own.
+			if cfg.BackgroundShipping() {
+				// With an API or an OTLP endpoint configured, ship
+				// from the store beside the session, in processes of
+				// their own.
 				launch := opts.Shipper
 				if launch == nil {
 					launch = shipperProcess

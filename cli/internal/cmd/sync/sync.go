@@ -110,7 +110,7 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if !c.ShippingEnabled() {
+	if !c.BackgroundShipping() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, backgroundLimit)
@@ -127,12 +127,19 @@ func RunBackground(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer unlock()
+	// OTLP export runs beside API shipping, each on its own cursor: one
+	// slow or down destination never holds the other back.
+	otlpDone := make(chan error, 1)
+	go func() { otlpDone <- exportOTLP(ctx, c, st, opts.UserAgent) }()
+	if !c.ShippingEnabled() {
+		return <-otlpDone
+	}
 	sopts := ship.OptionsFromConfig(c)
 	sopts.MaxBytes = ship.BackgroundMaxBytes
 	// Few retries: the monitor launches the next shipper with backoff.
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
 	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
-	return err
+	return errors.Join(err, <-otlpDone)
 }
 
 // Output is the --json shape.

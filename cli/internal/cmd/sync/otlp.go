@@ -1,0 +1,27 @@
+package sync
+
+import (
+	"context"
+	"os"
+	"strings"
+
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/otelexport"
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
+)
+
+// exportOTLP exports what is pending for the configured OTLP endpoint, if
+// any: the background shipper's second destination, with its own delivery
+// state in the store.
+func exportOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgent string) error {
+	if !c.OTLPEnabled() {
+		return nil
+	}
+	o, err := otelexport.OptionsFromConfig(c, strings.TrimPrefix(userAgent, "kilometers/"))
+	if err != nil {
+		return err
+	}
+	o.Host, _ = os.Hostname()
+	_, err = otelexport.New(st, o).Flush(ctx)
+	return err
+}
