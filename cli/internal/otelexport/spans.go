@@ -224,7 +224,7 @@ func spanOf(reply *event.Event, req request, haveReq bool, sess event.Session, m
 	}
 	if et := errorType(reply); et != "" {
 		s.failed = true
-		s.errMsg = reply.ErrorMessage
+		s.errMsg = errorMessage(reply)
 		a = append(a, str("error.type", et))
 		if reply.ErrorCode != nil {
 			a = append(a, str("rpc.response.status_code", strconv.Itoa(*reply.ErrorCode)))
@@ -348,4 +348,27 @@ func (s *span) encode(b []byte) []byte {
 	}
 	b = protowire.AppendTag(b, fSpanFlags, protowire.Fixed32Type)
 	return protowire.AppendFixed32(b, flags)
+}
+
+// errorMessage is the span status description: the recorded error
+// message, or for a JSON-RPC error recorded without one, the error's
+// message from the reply (the conventions' choice), capped as the event
+// field is.
+func errorMessage(e *event.Event) string {
+	if e.ErrorMessage != "" || e.Kind != event.KindError || len(e.Payload) == 0 {
+		return e.ErrorMessage
+	}
+	var p struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(e.Payload, &p) != nil {
+		return ""
+	}
+	m := p.Error.Message
+	if len(m) > event.MaxErrorMessage {
+		m = strings.ToValidUTF8(m[:event.MaxErrorMessage], "")
+	}
+	return m
 }
