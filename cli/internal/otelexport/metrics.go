@@ -1,6 +1,7 @@
 package otelexport
 
 import (
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -205,13 +206,13 @@ func encodeHistogram(b []byte, name, desc string, points map[string]*histogram, 
 				d = appendDouble(d, fHDPSum, p.sum)
 				d = message(d, fHDPBuckets, func(x []byte) []byte {
 					for _, n := range p.buckets {
-						x = protowireFixed64(x, n)
+						x = appendRawFixed64(x, n)
 					}
 					return x
 				})
 				d = message(d, fHDPBounds, func(x []byte) []byte {
 					for _, v := range durationBounds {
-						x = protowireDouble(x, v)
+						x = appendRawFixed64(x, math.Float64bits(v))
 					}
 					return x
 				})

@@ -1,18 +1,47 @@
 package otelexport
 
 import (
+	"encoding/binary"
 	"math"
-
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The OTLP messages are written with protowire, field by field, rather than
-// through the generated go.opentelemetry.io/proto/otlp types or the
-// OpenTelemetry SDK: both register descriptors and build state at init,
-// in every process of the binary, and the monitor relaying an MCP server is
-// the same binary (docs/otel.md has the figures). The field numbers are
-// those of opentelemetry-proto v1; the tests decode what this writes with
-// the generated types.
+// The OTLP messages are written here, field by field, in the protobuf wire
+// format, rather than through the OpenTelemetry SDK, the generated
+// go.opentelemetry.io/proto/otlp types or even protowire: each of them
+// brings init-time work (descriptor registration, gRPC, and the protobuf
+// module's hash of the executable) into every process of the binary, and
+// the monitor relaying an MCP server is the same binary (docs/otel.md has
+// the figures). The wire format needs four encodings: varints, fixed
+// 32/64-bit words and length-prefixed bytes. The field numbers are those
+// of opentelemetry-proto v1; the tests decode what this writes with the
+// generated types.
+
+// number is a protobuf field number.
+type number uint32
+
+// Wire types.
+const (
+	wireVarint  = 0
+	wireFixed64 = 1
+	wireBytes   = 2
+	wireFixed32 = 5
+)
+
+func appendTag(b []byte, num number, typ uint64) []byte {
+	return binary.AppendUvarint(b, uint64(num)<<3|typ)
+}
+
+func appendRawFixed64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }
+
+func appendFixed32(b []byte, num number, v uint32) []byte {
+	b = appendTag(b, num, wireFixed32)
+	return binary.LittleEndian.AppendUint32(b, v)
+}
+
+func appendLen(b []byte, num number, n int) []byte {
+	b = appendTag(b, num, wireBytes)
+	return binary.AppendUvarint(b, uint64(n))
+}
 
 // Field numbers of the OTLP messages written here.
 const (
@@ -107,48 +136,48 @@ func strs(k string, v []string) attr  { return attr{key: k, kind: 'a', list: v} 
 func double(k string, v float64) attr { return attr{key: k, kind: 'd', d: v} }
 
 // message appends field num holding the message that body writes.
-func message(b []byte, num protowire.Number, body func([]byte) []byte) []byte {
+func message(b []byte, num number, body func([]byte) []byte) []byte {
 	inner := body(nil)
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, inner)
+	b = appendLen(b, num, len(inner))
+	return append(b, inner...)
 }
 
-func appendString(b []byte, num protowire.Number, s string) []byte {
+func appendString(b []byte, num number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	b = appendLen(b, num, len(s))
+	return append(b, s...)
 }
 
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
+func appendBytes(b []byte, num number, v []byte) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	b = appendLen(b, num, len(v))
+	return append(b, v...)
 }
 
-func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+func appendVarint(b []byte, num number, v uint64) []byte {
+	b = appendTag(b, num, wireVarint)
+	return binary.AppendUvarint(b, v)
 }
 
-func appendFixed64(b []byte, num protowire.Number, v uint64) []byte {
-	b = protowire.AppendTag(b, num, protowire.Fixed64Type)
-	return protowire.AppendFixed64(b, v)
+func appendFixed64(b []byte, num number, v uint64) []byte {
+	b = appendTag(b, num, wireFixed64)
+	return appendRawFixed64(b, v)
 }
 
-func appendDouble(b []byte, num protowire.Number, v float64) []byte {
+func appendDouble(b []byte, num number, v float64) []byte {
 	return appendFixed64(b, num, math.Float64bits(v))
 }
 
 func appendAnyString(b []byte, s string) []byte {
-	b = protowire.AppendTag(b, fAnyString, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	b = appendLen(b, fAnyString, len(s))
+	return append(b, s...)
 }
 
-func appendAttrs(b []byte, num protowire.Number, attrs []attr) []byte {
+func appendAttrs(b []byte, num number, attrs []attr) []byte {
 	for _, a := range attrs {
 		b = message(b, num, func(kv []byte) []byte {
 			kv = appendString(kv, fKVKey, a.key)
@@ -186,11 +215,4 @@ func appendScope(b []byte, version string) []byte {
 		s = appendString(s, fScopeName, scopeName)
 		return appendString(s, fScopeVersion, version)
 	})
-}
-
-// protowireFixed64 and protowireDouble append one element of a packed
-// repeated field.
-func protowireFixed64(b []byte, v uint64) []byte { return protowire.AppendFixed64(b, v) }
-func protowireDouble(b []byte, v float64) []byte {
-	return protowire.AppendFixed64(b, math.Float64bits(v))
 }

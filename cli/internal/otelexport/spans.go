@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -346,8 +344,7 @@ func (s *span) encode(b []byte) []byte {
 	if s.parentID != nil {
 		flags |= 0x200
 	}
-	b = protowire.AppendTag(b, fSpanFlags, protowire.Fixed32Type)
-	return protowire.AppendFixed32(b, flags)
+	return appendFixed32(b, fSpanFlags, flags)
 }
 
 // errorMessage is the span status description: the recorded error
