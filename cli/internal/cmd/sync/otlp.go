@@ -7,6 +7,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/otelexport"
+	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 )
 
@@ -22,6 +23,9 @@ func exportOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgen
 		return err
 	}
 	o.Host, _ = os.Hostname()
+	// Background-sized batches, as for the API: the shipper runs beside
+	// the user's MCP client and stays small.
+	o.MaxBytes = ship.BackgroundMaxBytes
 	_, err = otelexport.New(st, o).Flush(ctx)
 	return err
 }
