@@ -10,6 +10,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/admin"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/alertscmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
@@ -49,6 +50,7 @@ are also shipped to a Kilometers backend.`,
 		initcmd.NewCmd(f),
 		configcmd.NewCmd(f),
 		admin.NewCmd(f),
+		alertscmd.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/alerts"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/otelexport"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
@@ -27,5 +28,15 @@ func exportOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgen
 	// the user's MCP client and stays small.
 	o.MaxBytes = ship.BackgroundMaxBytes
 	_, err = otelexport.New(st, o).Flush(ctx)
+	return err
+}
+
+// evaluateAlerts runs the local alert rules, if any, over what was recorded
+// since the last run and delivers what fires.
+func evaluateAlerts(ctx context.Context, c *config.Config, st *store.Store, userAgent string, getenv func(string) string) error {
+	if !alerts.Configured(c.Home) {
+		return nil
+	}
+	_, err := alerts.Run(ctx, st, c.Home, &alerts.Sender{Getenv: getenv, UserAgent: userAgent})
 	return err
 }

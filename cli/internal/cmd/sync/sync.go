@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/alerts"
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
@@ -25,6 +26,7 @@ type Options struct {
 	IO        *cmdutil.IOStreams
 	Config    func() (*config.Config, error)
 	Now       func() time.Time
+	Getenv    func(string) string
 	UserAgent string
 	Flags     *config.Flags
 	JSON      bool
@@ -45,7 +47,7 @@ type Options struct {
 
 // NewCmd builds the command; runF replaces the run function in tests.
 func NewCmd(f *cmdutil.Factory, runF ...func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
+	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, Getenv: f.Getenv, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Ship every pending event to the API now",
@@ -110,7 +112,7 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if !c.BackgroundShipping() {
+	if !c.BackgroundShipping() && !alerts.Configured(c.Home) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, backgroundLimit)
@@ -129,17 +131,19 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	defer unlock()
 	// OTLP export runs beside API shipping, each on its own cursor: one
 	// slow or down destination never holds the other back.
-	otlpDone := make(chan error, 1)
+	// Alerts likewise.
+	otlpDone, alertsDone := make(chan error, 1), make(chan error, 1)
 	go func() { otlpDone <- exportOTLP(ctx, c, st, opts.UserAgent) }()
+	go func() { alertsDone <- evaluateAlerts(ctx, c, st, opts.UserAgent, opts.Getenv) }()
 	if !c.ShippingEnabled() {
-		return <-otlpDone
+		return errors.Join(<-otlpDone, <-alertsDone)
 	}
 	sopts := ship.OptionsFromConfig(c)
 	sopts.MaxBytes = ship.BackgroundMaxBytes
 	// Few retries: the monitor launches the next shipper with backoff.
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
 	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
-	return errors.Join(err, <-otlpDone)
+	return errors.Join(err, <-otlpDone, <-alertsDone)
 }
 
 // Output is the --json shape.
