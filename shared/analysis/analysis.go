@@ -14,6 +14,7 @@ import (
 	"math"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
 // CostModel chooses how an event's cost is estimated.
@@ -112,9 +113,10 @@ type Session struct {
 	lower []byte
 	found []finding
 
-	// pending holds the findings of requests that had some, by JSON-RPC
-	// id, until their response arrives; plain requests add nothing.
-	pending map[string][]finding
+	// pending holds the findings of requests that had some until their
+	// reply arrives, paired as the monitor pairs them (shared/rpcpair);
+	// plain requests add nothing.
+	pending *rpcpair.Pending[[]finding]
 
 	known     map[string]string // tool definitions last seen this session
 	pages     map[string]string // a paginated tools/list being collected
@@ -140,7 +142,7 @@ func NewSession(opts Options) *Session {
 	if opts.LargePayload <= 0 {
 		opts.LargePayload = DefaultLargePayload
 	}
-	return &Session{opts: opts}
+	return &Session{opts: opts, pending: rpcpair.NewPending[[]finding](maxPending)}
 }
 
 // SetServer tells the session which server it watches, for the definition
@@ -166,9 +168,9 @@ func (s *Session) Analyze(e *event.Event, raw []byte) {
 	switch {
 	case e.Kind == event.KindRequest && hasArguments(e.Method):
 		s.checkRequest(src)
-		s.remember(e.RPCID)
+		s.remember(e.Direction, e.RPCID)
 	case e.IsReply():
-		s.inherit(e.RPCID)
+		s.inherit(e.Direction, e.RPCID)
 		switch {
 		case e.Kind == event.KindResponse && e.Method == "tools/list":
 			s.checkToolsList(src)
@@ -293,31 +295,24 @@ func (s *Session) checkResult(src []byte) {
 	}
 }
 
-// remember keeps a request's findings for its response.
-func (s *Session) remember(id string) {
+// remember keeps a request's findings for its reply.
+func (s *Session) remember(dir event.Direction, id string) {
 	if len(s.found) == 0 || id == "" {
 		return
 	}
-	if s.pending == nil {
-		s.pending = make(map[string][]finding)
-	}
-	if len(s.pending) >= maxPending {
-		for k := range s.pending {
-			delete(s.pending, k)
-			break
-		}
-	}
-	s.pending[id] = append([]finding(nil), s.found...)
+	s.pending.Request(dir, id, append([]finding(nil), s.found...))
 }
 
-// inherit gives a response its request's findings: the response to a read
-// of ~/.ssh/id_rsa carries the key even when no rule recognises it.
-func (s *Session) inherit(id string) {
-	if len(s.pending) == 0 || id == "" {
+// inherit gives a reply its request's findings: the response to a read of
+// ~/.ssh/id_rsa carries the key even when no rule recognises it. Only the
+// request that travelled the other way with the same id counts: the
+// client's reply to a server's request is no answer to the client's own
+// request of that id.
+func (s *Session) inherit(dir event.Direction, id string) {
+	if s.pending.Len() == 0 || id == "" {
 		return
 	}
-	if fs, ok := s.pending[id]; ok {
-		delete(s.pending, id)
+	if fs, ok := s.pending.Reply(dir, id); ok {
 		for _, f := range fs {
 			s.add(f.reason, f.weight)
 		}

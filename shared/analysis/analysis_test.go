@@ -240,3 +240,33 @@ func TestCappedToolsList(t *testing.T) {
 		t.Errorf("a partial list was saved as the server's definitions")
 	}
 }
+
+// TestRepliesPairedByDirectionAndID: the client's reply to a server's
+// request that shares its id with a flagged client request in flight does
+// not inherit that request's findings; the server's reply to it does.
+func TestRepliesPairedByDirectionAndID(t *testing.T) {
+	s := analysis.NewSession(analysis.DefaultOptions())
+	send := func(dir event.Direction, kind event.Kind, method string, msg string) *event.Event {
+		e := &event.Event{Direction: dir, Kind: kind, RPCID: "1", Method: method, Size: int64(len(msg)), Payload: json.RawMessage(msg)}
+		if method == "tools/call" {
+			e.Tool = "read_file"
+		}
+		s.Analyze(e, []byte(msg))
+		return e
+	}
+	req := send(event.ClientToServer, event.KindRequest, "tools/call", callReq(1, "read_file", map[string]any{"path": "/home/me/.ssh/id_rsa"}))
+	if !slices.Contains(req.Risk.Reasons, analysis.ReasonSensitivePath) {
+		t.Fatalf("request not flagged: %+v", req.Risk)
+	}
+	send(event.ServerToClient, event.KindRequest, "sampling/createMessage",
+		`{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":10}}`)
+	clientReply := send(event.ClientToServer, event.KindResponse, "sampling/createMessage",
+		`{"jsonrpc":"2.0","id":1,"result":{"role":"assistant","content":{"type":"text","text":"hello"},"model":"m"}}`)
+	if len(clientReply.Risk.Reasons) != 0 || clientReply.Risk.Level != event.LevelLow {
+		t.Errorf("the client's reply to the server's request inherited %+v", clientReply.Risk)
+	}
+	serverReply := send(event.ServerToClient, event.KindResponse, "tools/call", textResult(1, "key material"))
+	if !slices.Contains(serverReply.Risk.Reasons, analysis.ReasonSensitivePath) || serverReply.Risk.Level == event.LevelLow {
+		t.Errorf("the server's reply did not inherit its request's findings: %+v", serverReply.Risk)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
 // recorded is one line of a recorded session under testdata/: a message
@@ -26,11 +27,11 @@ type recorded struct {
 // Analyze what it gets in production.
 type replayer struct {
 	s       *analysis.Session
-	pending map[string][2]string // direction+id of a request -> method, tool
+	pending *rpcpair.Pending[[2]string] // method, tool of a request
 }
 
 func newReplayer(s *analysis.Session) *replayer {
-	return &replayer{s: s, pending: make(map[string][2]string)}
+	return &replayer{s: s, pending: rpcpair.NewPending[[2]string](1 << 20)}
 }
 
 func (r *replayer) event(t testing.TB, dir event.Direction, msg []byte) *event.Event {
@@ -62,7 +63,7 @@ func (r *replayer) event(t testing.TB, dir event.Direction, msg []byte) *event.E
 		if m.Method == "tools/call" {
 			e.Tool = m.Params.Name
 		}
-		r.pending[string(dir)+e.RPCID] = [2]string{e.Method, e.Tool}
+		r.pending.Request(dir, e.RPCID, [2]string{e.Method, e.Tool})
 	case m.Method != "":
 		e.Kind, e.Method = event.KindNotification, m.Method
 	default:
@@ -70,13 +71,8 @@ func (r *replayer) event(t testing.TB, dir event.Direction, msg []byte) *event.E
 		if len(m.Error) > 0 && string(m.Error) != "null" {
 			e.Kind = event.KindError
 		}
-		reqDir := event.ClientToServer
-		if dir == event.ClientToServer {
-			reqDir = event.ServerToClient
-		}
-		if mt, ok := r.pending[string(reqDir)+e.RPCID]; ok {
+		if mt, ok := r.pending.Reply(dir, e.RPCID); ok {
 			e.Method, e.Tool = mt[0], mt[1]
-			delete(r.pending, string(reqDir)+e.RPCID)
 		}
 	}
 	r.s.Analyze(e, msg)

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/kilometers-ai/kilometers/shared/secrets"
 )
 
 // Reasons are machine-readable: dashboards count them and scripts match on
@@ -135,36 +137,33 @@ var destructiveSQL = newRule(`(?m)\bdrop\s+(?:table|database|schema)\b`+
 	`|\bdelete\s+from\s+[a-z0-9_."`+"`"+`\[\]]+\s*(?:;|$)`,
 	"drop", "truncate", "delete")
 
-// Secrets with a recognisable shape, one rule per prefix so only the rule
-// whose prefix occurs runs: a big benign result costs a few substring
-// scans. They run on the original case.
-var secretRules = []*rule{
-	newRule(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, "AKIA", "ASIA"),
-	newRule(`-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`, "PRIVATE KEY"),
-	newRule(`\bgh[pousr]_[A-Za-z0-9]{36,}\b`, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-	newRule(`\bgithub_pat_[A-Za-z0-9_]{22,}`, "github_pat_"),
-	newRule(`\bxox[abposr]-[A-Za-z0-9-]{10,}`, "xox"),
-	newRule(`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`, "eyJ"),
-	newRule(`\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{32,}`, "sk-"),
-	newRule(`\b[rs]k_live_[0-9A-Za-z]{16,}`, "k_live_"),
-	newRule(`\bAIza[0-9A-Za-z_-]{35}\b`, "AIza"),
-	newRule(`\bglpat-[0-9A-Za-z_-]{20,}`, "glpat-"),
-	newRule(`\bnpm_[A-Za-z0-9]{36}\b`, "npm_"),
-}
+// Secrets with a recognisable shape: the formats of shared/secrets, which
+// redaction replaces too, one rule each so that only the rules whose
+// anchors occur run: a big benign result costs a few substring scans. They
+// run on the original case.
+var secretRules = func() []*rule {
+	formats := secrets.Formats()
+	rules := make([]*rule, len(formats))
+	for i, f := range formats {
+		rules[i] = newRule(f.Expr, f.Anchors...)
+	}
+	return rules
+}()
 
-// A password-like key with a literal value: "password": "hunter22" (JSON in
-// a text, or a key of structured content), password = 'hunter22' (code),
-// DB_PASSWORD=hunter22 (.env), password: hunter22 (YAML, and how
-// extractText writes a JSON key). The value must be a literal, so
-// password = request.form["password"] does not count; placeholders are
-// dropped afterwards by isPlaceholder. A line may start with the JSON keys
-// extractText wrote ("content: text: DB_PASSWORD=..."), so the first line
-// of a result's text counts like the others.
-var passwords = newRule(`(?m)`+
-	`(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*[:=]\s*["']([^"'\s]{6,})["']`+
-	`|^(?:[a-z_]+: )*\s*["']?[a-z0-9_.-]*(?:password|passwd|secret|api_?key|access_?token|auth_?token|client_secret)["']?\s*:\s*([^\s"',;]{6,})\s*$`+
-	`|^(?:[a-z_]+: )*\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|api_key|token)[a-z0-9_]*=([^\s"'$]{6,})\s*$`,
-	"password", "passwd", "secret", "apikey", "api_key", "access_token", "accesstoken", "auth_token", "authtoken", "token=")
+// Password-like keys with a literal value: the assignments of
+// shared/secrets, which redaction replaces too. The value must be a
+// literal, so password = request.form["password"] does not count;
+// placeholders are dropped afterwards by isPlaceholder.
+var (
+	assignments   = secrets.Assignments()
+	passwordRules = func() []*rule {
+		rules := make([]*rule, len(assignments))
+		for i, a := range assignments {
+			rules[i] = newRule(a.Expr, a.Anchors...)
+		}
+		return rules
+	}()
+)
 
 var placeholderWords = [][]byte{
 	[]byte("example"), []byte("changeme"), []byte("placeholder"), []byte("your"),
@@ -294,8 +293,8 @@ func (rs *ruleSet) scan(text []byte) uint64 {
 // The rule sets: lowerRules run on ASCII-lowercased text, secretRules on
 // the original.
 var (
-	lowerRules = newRuleSet(criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
-		passwords, hiddenTags, overrides, concealment, fileRequests, exfilParams)
+	lowerRules = newRuleSet(append([]*rule{criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
+		hiddenTags, overrides, concealment, fileRequests, exfilParams}, passwordRules...)...)
 	secretSet = newRuleSet(secretRules...)
 )
 
@@ -327,20 +326,17 @@ func hasSecret(text []byte) bool {
 // hasPassword reports whether lower holds a password-like key with a literal
 // value that is not a placeholder.
 func hasPassword(mask uint64, lower []byte) bool {
-	if mask&passwords.bit == 0 {
-		return false
-	}
-	// Allocates, but only on text that names a password-like key.
-	for _, m := range passwords.re().FindAllSubmatchIndex(lower, 16) {
-		for g := 2; g+1 < len(m); g += 2 {
-			if m[g] < 0 {
+	for i, r := range passwordRules {
+		if mask&r.bit == 0 {
+			continue
+		}
+		// Allocates, but only on text that names a password-like key.
+		for _, m := range r.re().FindAllSubmatchIndex(lower, 16) {
+			if m[2] < 0 {
 				continue
 			}
-			v := lower[m[g]:m[g+1]]
-			// Groups after the first are unquoted (YAML, .env): there a
-			// short word of letters is a setting ("passwd: compat" in
-			// nsswitch.conf, "password: required"), not a literal.
-			if g > 2 && len(v) < 16 && allLetters(v) {
+			v := lower[m[2]:m[3]]
+			if assignments[i].Unquoted && len(v) < 16 && allLetters(v) {
 				continue
 			}
 			if !isPlaceholder(v) {

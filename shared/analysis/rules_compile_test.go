@@ -6,7 +6,8 @@ import "testing"
 // panic on the first text that reaches it: compile every one here.
 func TestEveryRuleCompiles(t *testing.T) {
 	rules := append([]*rule{criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
-		passwords, hiddenTags, overrides, concealment, fileRequests, exfilParams}, secretRules...)
+		hiddenTags, overrides, concealment, fileRequests, exfilParams}, secretRules...)
+	rules = append(rules, passwordRules...)
 	for i, r := range rules {
 		func() {
 			defer func() {

@@ -3,11 +3,13 @@
 //
 // Two rules apply. Values under keys that name a secret (password, token,
 // api_key, authorization, private_key, cookie...) are replaced whole. Every
-// other string is scanned for well-known secret formats (PEM private keys,
-// AWS, GitHub, Slack, Stripe, Google, OpenAI and Anthropic keys, JWTs,
-// Bearer/Basic credentials, passwords in URLs, KEY=value and --flag=value
-// assignments of secret-looking names) and only the secret part is
-// replaced, so the rest of the text stays readable.
+// other string is scanned for well-known secret formats (the table of
+// shared/secrets, which analysis flags secrets with: PEM private keys,
+// AWS, GitHub, Slack, Stripe, Google, OpenAI and Anthropic keys, JWTs...)
+// and for secrets by their context (Bearer/Basic credentials, passwords in
+// URLs, KEY=value and --flag=value assignments of secret-looking names),
+// and only the secret part is replaced, so the rest of the text stays
+// readable.
 //
 // Redaction keeps JSON valid and keeps object keys in their order.
 package redact
@@ -17,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/kilometers-ai/kilometers/shared/secrets"
 )
 
 // Marker replaces a secret.
@@ -128,34 +132,28 @@ func pat(expr string, group int, fold bool, needles ...string) pattern {
 // patterns are compiled on first use, not at init: a monitor that ships
 // nothing never redacts, and compiling them costs about 150 KB of heap.
 // Once compiled they are immutable and safe for concurrent use.
+//
+// The secret formats come from shared/secrets, the table analysis flags
+// secrets with; the rules here find secrets by their context.
 var patterns = sync.OnceValue(func() []pattern {
-	return []pattern{
-		// PEM private keys, whole block (or up to the end of a truncated text).
-		pat(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\z)`, 0, false, "PRIVATE KEY"),
+	formats, assignments := secrets.Formats(), secrets.Assignments()
+	pats := make([]pattern, 0, len(formats)+len(assignments)+3)
+	for _, f := range formats {
+		pats = append(pats, pat(f.Expr, 0, false, f.Anchors...))
+	}
+	// Analysis matches these on lowercased text; here they match any case.
+	for _, a := range assignments {
+		pats = append(pats, pat(`(?i)`+a.Expr, 1, true, a.Anchors...))
+	}
+	return append(pats,
 		// Authorization header values.
 		pat(`(?i)\b(?:Bearer|Basic|Token|Digest)\s+([A-Za-z0-9\-._~+/]{8,}=*)`, 1, true, "bearer", "basic", "token", "digest"),
 		// user:password@ in URLs.
 		pat(`[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#\s@]+:([^@/?#\s]+)@`, 1, false, "://"),
-		// Well-known token formats.
-		pat(`\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`, 0, false, "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"),
-		pat(`\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b`, 0, false, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-		pat(`\bgithub_pat_[A-Za-z0-9_]{40,}\b`, 0, false, "github_pat_"),
-		pat(`\bglpat-[A-Za-z0-9_\-]{20,}\b`, 0, false, "glpat-"),
-		pat(`\bxox[abposr]-[A-Za-z0-9-]{10,}\b`, 0, false, "xox"),
-		pat(`https://hooks\.slack\.com/services/[A-Za-z0-9/]+`, 0, false, "hooks.slack.com"),
-		pat(`\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b`, 0, false, "_live_", "_test_"),
-		pat(`\bAIza[0-9A-Za-z_\-]{35}\b`, 0, false, "AIza"),
-		pat(`\bya29\.[0-9A-Za-z_\-]{20,}`, 0, false, "ya29."),
-		pat(`\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}`, 0, false, "sk-"),
-		pat(`\bnpm_[A-Za-z0-9]{36}\b`, 0, false, "npm_"),
-		pat(`\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b`, 0, false, "SG."),
-		pat(`\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}`, 0, false, "eyJ"),
-		// Kilometers' own keys.
-		pat(`\bkm_[A-Za-z0-9_\-]{20,}`, 0, false, "km_"),
 		// NAME=value, NAME: value and "name": "value" for secret-looking names,
 		// including --flag=value and export NAME='value'.
 		pat(secretName+`"?\s*[:=]\s*"?'?([^\s"',;&}{\]\[]+)`, 1, true, "passw", "passphrase", "secret", "token", "key", "credential"),
-	}
+	)
 })
 
 // needles are the needle index of patterns, built with them.

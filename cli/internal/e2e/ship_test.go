@@ -159,6 +159,9 @@ type proxy struct {
 	// refusals are the API's answers other than 2xx, for the log.
 	refusals []string
 	once     sync.Once
+	// refuse, if set, answers a batch itself with the status it returns
+	// when that is not 0, instead of forwarding it.
+	refuse func(event.Batch) int
 }
 
 func newProxy(t *testing.T, target string, hold func(int) bool) (*proxy, string) {
@@ -188,7 +191,15 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		holdThis = p.hold != nil && p.hold(p.calls)
+		refuse := p.refuse
 		p.mu.Unlock()
+		if refuse != nil {
+			if status := refuse(b); status != 0 {
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `{"error":{"code":"internal","message":"refused by the test proxy with %d"}}`, status)
+				return
+			}
+		}
 	}
 	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
 	req.Header = r.Header.Clone()
@@ -349,16 +360,35 @@ func TestFiveConcurrentMonitors(t *testing.T) {
 	checkSameStats(t, u, s)
 }
 
-func TestRefusedBatchIsSetAside(t *testing.T) {
+// TestRefusedEventIsSetAside: an event that the API refuses every time, with
+// a 400 of its own (a timestamp before 2000) or with a 500 (a proxy that
+// fails every batch holding it), is set aside alone, visibly, by the
+// monitor's shippers as by sync; every other event of its batches reaches
+// the API, once.
+func TestRefusedEventIsSetAside(t *testing.T) {
 	e := setup(t)
 	a := e.startAPI(t, "")
 	key := a.tenant("refused")
-	u := e.user(t, "KILOMETERS_API_URL="+a.url(), "KILOMETERS_API_KEY="+key)
-	u.session(t, func(cs *mcp.ClientSession, _ *exec.Cmd) { calls(t, cs, "echo", 3, "ok") })
-	u.mustRun(t, "sync")
-	before := a.stats(key)
+	p, proxyURL := newProxy(t, a.url(), nil)
+	// Both halves of the call whose text says "poison" fail with 500.
+	p.refuse = func(b event.Batch) int {
+		for _, e := range b.Events {
+			if bytes.Contains(e.Payload, []byte("poison")) {
+				return http.StatusInternalServerError
+			}
+		}
+		return 0
+	}
+	u := e.user(t, "KILOMETERS_API_URL="+proxyURL, "KILOMETERS_API_KEY="+key)
+	u.session(t, func(cs *mcp.ClientSession, _ *exec.Cmd) {
+		calls(t, cs, "echo", 10, "ok")
+		calls(t, cs, "echo", 1, "poison")
+		calls(t, cs, "echo", 10, "ok again")
+	})
+	awaitShippers(t, u.home)
 
-	// An event the API refuses (a timestamp before 2000) lands in the spool.
+	// An event the API refuses itself (a timestamp before 2000), recorded
+	// among good ones.
 	ctx := context.Background()
 	st, err := store.Open(ctx, u.home, store.Options{Spool: true})
 	if err != nil {
@@ -369,25 +399,65 @@ func TestRefusedBatchIsSetAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Record(ctx, []event.Event{{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, TS: old,
-		Direction: event.ClientToServer, Kind: event.KindRequest, Method: "ping"}}); err != nil {
+	var evs []event.Event
+	for i := range 9 {
+		ts := time.Now()
+		if i == 4 {
+			ts = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+		}
+		evs = append(evs, event.Event{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, Seq: int64(i), TS: ts,
+			Direction: event.ClientToServer, Kind: event.KindNotification, Method: "notifications/progress"})
+	}
+	if err := w.Record(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	for range 2 { // the second sync still says so
+	for run := range 2 { // the second sync, with nothing to ship, still says so
 		out, errOut, code := u.run(t, "", "sync")
-		if code == 0 || !strings.Contains(out, "Set aside: 1 events") || !strings.Contains(out, "ts") || !strings.Contains(errOut, "set aside") {
-			t.Errorf("sync with a refused batch: exit %d\n%s%s", code, out, errOut)
+		if code == 0 || strings.Count(out, "Set aside: 1 events") != 3 || !strings.Contains(out, "500") ||
+			!strings.Contains(out, "ts") || !strings.Contains(out, "id "+evs[4].ID) || !strings.Contains(errOut, "3 events and 0 session records") {
+			t.Errorf("sync %d with refused events: exit %d\n%s%s", run, code, out, errOut)
 		}
 	}
-	if after := a.stats(key); after.Totals.Events != before.Totals.Events {
-		t.Errorf("API events %d -> %d", before.Totals.Events, after.Totals.Events)
+	var o struct {
+		Pending         int64                 `json:"pending"`
+		SetAsideBatches []store.SetAsideBatch `json:"set_aside_batches"`
+	}
+	out, _, _ := u.run(t, "", "sync", "--json")
+	if err := json.Unmarshal([]byte(out), &o); err != nil || o.Pending != 0 || len(o.SetAsideBatches) != 3 {
+		t.Fatalf("sync --json: %v\n%s", err, out)
+	}
+	// Kept on disk, whole: the poisoned call's request and response.
+	var poisoned int
+	for _, b := range o.SetAsideBatches {
+		raw, err := os.ReadFile(b.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("poison #0")) {
+			poisoned++
+		}
+	}
+	if poisoned != 2 {
+		t.Errorf("%d set-aside files hold the poisoned call, want 2", poisoned)
+	}
+
+	s := a.stats(key)
+	if echo := toolStats(s, "echo"); echo.Calls != 20 {
+		t.Errorf("API has %d echo calls, want the 20 good ones", echo.Calls)
+	}
+	p.checkDeliveredOnce(t, s.Totals.Events, nil)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range evs {
+		if want := map[bool]int{true: 0, false: 1}[e.ID == evs[4].ID]; p.delivered[e.ID] != want {
+			t.Errorf("event %d delivered %d times, want %d", e.Seq, p.delivered[e.ID], want)
+		}
 	}
 }

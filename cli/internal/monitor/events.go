@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
 const (
@@ -31,11 +32,6 @@ type handshake struct {
 	serverSpoke               bool // a reply to initialize, or serverInfo, was seen
 }
 
-type corrKey struct {
-	dir event.Direction // the request's direction
-	id  string
-}
-
 type pendingReq struct {
 	method, tool string
 	ts           time.Time
@@ -53,14 +49,14 @@ type builder struct {
 	sessionID string
 	newID     func() string
 	seq       int64
-	pending   map[corrKey]pendingReq
+	pending   *rpcpair.Pending[pendingReq]
 	hs        handshake
 	// hsChanged is set when hs gained something since it was last cleared.
 	hsChanged bool
 }
 
 func newBuilder(sessionID string, newID func() string) *builder {
-	return &builder{sessionID: sessionID, newID: newID, pending: map[corrKey]pendingReq{}}
+	return &builder{sessionID: sessionID, newID: newID, pending: rpcpair.NewPending[pendingReq](maxPending)}
 }
 
 func (b *builder) next(l *line, kind event.Kind, size int64) event.Event {
@@ -124,12 +120,10 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			ev.Tool = capName(unquote(m.vals[fToolName]))
 		}
 		if kind == event.KindRequest {
-			b.remember(corrKey{l.dir, ev.RPCID}, pendingReq{method: ev.Method, tool: ev.Tool, ts: l.ts})
+			b.pending.Request(l.dir, ev.RPCID, pendingReq{method: ev.Method, tool: ev.Tool, ts: l.ts})
 		}
 	case event.KindResponse, event.KindError:
-		key := corrKey{opposite(l.dir), ev.RPCID}
-		if req, ok := b.pending[key]; ok {
-			delete(b.pending, key)
+		if req, ok := b.pending.Reply(l.dir, ev.RPCID); ok {
 			ev.Method, ev.Tool = req.method, req.tool
 			lat := float64(l.ts.Sub(req.ts).Microseconds()) / 1000
 			ev.LatencyMS = &lat
@@ -165,21 +159,11 @@ func (b *builder) awaitsRequest(l *line) bool {
 		if id == "" {
 			continue // a reply to no request (a parse error) matches nothing
 		}
-		if _, ok := b.pending[corrKey{opposite(l.dir), id}]; !ok {
+		if !b.pending.Awaits(l.dir, id) {
 			return true
 		}
 	}
 	return false
-}
-
-func (b *builder) remember(k corrKey, r pendingReq) {
-	if len(b.pending) >= maxPending {
-		for old := range b.pending { // evict one; unanswered requests are rare
-			delete(b.pending, old)
-			break
-		}
-	}
-	b.pending[k] = r
 }
 
 // learn picks the handshake's names and versions out of a message.
@@ -226,13 +210,6 @@ func classify(m *msgInfo) event.Kind {
 		return event.KindResponse
 	}
 	return event.KindInvalid
-}
-
-func opposite(d event.Direction) event.Direction {
-	if d == event.ClientToServer {
-		return event.ServerToClient
-	}
-	return event.ClientToServer
 }
 
 // idText renders a JSON-RPC id as text: a number as written, a string

@@ -242,8 +242,8 @@ func TestPendingIsBounded(t *testing.T) {
 		fmt.Fprintf(&buf, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`+"\n", i)
 	}
 	_, b := eventsOf(t, []exchange{{c2s, buf.String()}}, 0, DefaultPayloadCap)
-	if len(b.pending) > maxPending {
-		t.Errorf("%d pending requests kept", len(b.pending))
+	if b.pending.Len() > maxPending {
+		t.Errorf("%d pending requests kept", b.pending.Len())
 	}
 }
 

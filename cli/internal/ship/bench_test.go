@@ -75,7 +75,7 @@ func BenchmarkShipBatch(b *testing.B) {
 		if len(c.Events()) != n {
 			b.Fatalf("claimed %d events, want %d", len(c.Events()), n)
 		}
-		if _, err := s.send(ctx, c); err != nil {
+		if _, _, err := s.deliver(ctx, part{sessions: c.Sessions(), events: c.Events()}); err != nil {
 			b.Fatal(err)
 		}
 		if err := c.Release(); err != nil {

@@ -8,10 +8,14 @@
 // sends the same events again, and the API, keyed by event id, counts them
 // as duplicates rather than new events.
 //
-// A batch the API refuses outright (a 4xx other than 408/429 that is not
-// about the key or the address) is set aside in the store where `kilometers
-// sync` reports it, and never retried. A bad key or URL, an outage or rate
-// limiting leave the batch in the spool for later.
+// One refused event never blocks the rest. A batch that fails in a way that
+// may be its data's fault (a 4xx other than 408/429 that is not about the
+// key or the address, or a 5xx other than 501/503 that persisted through
+// the client's retries) is narrowed: sent again in halves, and the halves
+// that fail in halves again, until each failing session or event is alone.
+// Those are set aside in the store, where `kilometers sync` reports them,
+// and never retried; everything else ships. A bad key or URL, an outage,
+// rate limiting or a busy API leave the batch in the spool for later.
 package ship
 
 import (
@@ -22,6 +26,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"sync"
 	"time"
 
@@ -44,8 +49,12 @@ type Claim interface {
 	Sessions() []event.Session
 	// Ack marks the batch shipped, durably.
 	Ack(ctx context.Context) error
-	// SetAside keeps the batch for the user to see and never retries it.
-	SetAside(ctx context.Context, reason string) error
+	// SetAside keeps some of the batch's sessions and events for the user
+	// to see, with the API's reason, durably; it does not settle the claim:
+	// Ack then takes them out of the spool with the rest, never to be
+	// retried. Setting aside the same events again (after a crash before
+	// the Ack) keeps one copy.
+	SetAside(ctx context.Context, reason string, sessions []event.Session, events []event.Event) error
 	// Release gives the batch back unshipped.
 	Release() error
 }
@@ -53,6 +62,13 @@ type Claim interface {
 // Sender posts a gzipped batch (apiclient.EncodeBatch) to the API.
 type Sender interface {
 	IngestEncoded(ctx context.Context, gz []byte) (backend.IngestResult, error)
+}
+
+// fewRetriesSender is a Sender that can also send with fewer retries
+// (apiclient.Client), which narrowing uses once the API has taken events
+// of the claim.
+type fewRetriesSender interface {
+	IngestEncodedFewRetries(ctx context.Context, gz []byte) (backend.IngestResult, error)
 }
 
 // Defaults of Options.
@@ -106,9 +122,11 @@ type Report struct {
 	Events     int `json:"events"`
 	Accepted   int `json:"accepted"`
 	Duplicates int `json:"duplicates"`
-	// SetAside counts events of batches the API refused in this run.
+	// SetAside counts the events the API refused in this run, set aside.
 	SetAside int `json:"set_aside"`
-	// Reasons are the API's reasons for the refused batches.
+	// SetAsideSessions counts the session records it refused, set aside.
+	SetAsideSessions int `json:"set_aside_sessions"`
+	// Reasons are the API's reasons for what it refused.
 	Reasons []string `json:"reasons,omitempty"`
 }
 
@@ -119,6 +137,7 @@ func (r *Report) Add(o Report) {
 	r.Accepted += o.Accepted
 	r.Duplicates += o.Duplicates
 	r.SetAside += o.SetAside
+	r.SetAsideSessions += o.SetAsideSessions
 	r.Reasons = append(r.Reasons, o.Reasons...)
 }
 
@@ -162,36 +181,154 @@ func (s *Shipper) Flush(ctx context.Context) (Report, error) {
 	}
 }
 
-// settle ships one claim and acks, sets aside or releases it.
+// settle ships one claim and acks or releases it. What the API refused is
+// set aside before the Ack, so a crash in between sends the rest again (the
+// API counts duplicates) and sets the same items aside again.
 func (s *Shipper) settle(ctx context.Context, c Claim) (Report, error) {
 	r := Report{Batches: 1, Events: len(c.Events())}
-	res, err := s.send(ctx, c)
-	if err == nil {
-		if err := c.Ack(ctx); err != nil {
-			// Delivered but not recorded: it will be sent again and
-			// counted as duplicates by the API.
-			return r, fmt.Errorf("record shipped batch: %w", err)
+	res, refused, err := s.deliver(ctx, part{sessions: c.Sessions(), events: c.Events()})
+	for _, f := range refused {
+		if err != nil {
+			break
 		}
-		r.Accepted, r.Duplicates = res.Accepted, res.Duplicates
-		s.progress(r)
-		return r, nil
-	}
-	if e, ok := apiclient.AsError(err); ok && e.Rejected() {
-		reason := e.Error()
-		s.opts.Logger.Warn("ship: API refused a batch; set aside", "events", r.Events, "reason", reason)
-		if err := c.SetAside(ctx, reason); err != nil {
-			return r, fmt.Errorf("set aside refused batch (%s): %w", reason, err)
+		s.opts.Logger.Warn("ship: the API keeps refusing a record; set aside", "sessions", len(f.sessions), "events", len(f.events), "reason", f.reason)
+		if serr := c.SetAside(ctx, f.reason, f.sessions, f.events); serr != nil {
+			err = fmt.Errorf("set aside refused events (%s): %w", f.reason, serr)
 		}
-		r.SetAside = r.Events
-		r.Reasons = []string{reason}
-		s.progress(r)
-		return r, nil
 	}
-	if rerr := c.Release(); rerr != nil {
-		err = errors.Join(err, rerr)
+	if err != nil {
+		if rerr := c.Release(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		r.Batches, r.Events = 0, 0
+		return r, err
 	}
-	r.Batches, r.Events = 0, 0
-	return r, err
+	if err := c.Ack(ctx); err != nil {
+		// Delivered but not recorded: it will be sent again and
+		// counted as duplicates by the API.
+		return r, fmt.Errorf("record shipped batch: %w", err)
+	}
+	r.Accepted, r.Duplicates = res.Accepted, res.Duplicates
+	for _, f := range refused {
+		r.SetAside += len(f.events)
+		r.SetAsideSessions += len(f.sessions)
+		r.Reasons = append(r.Reasons, f.reason)
+	}
+	s.progress(r)
+	return r, nil
+}
+
+// part is some of a claim's sessions and events, sent on their own.
+type part struct {
+	sessions []event.Session
+	events   []event.Event
+	reason   string // why the API refused it, once it did
+}
+
+func (p part) items() int { return len(p.sessions) + len(p.events) }
+
+// halves splits a part of two items or more: sessions from events first
+// (the API takes either without the other), then each in halves.
+func (p part) halves() (part, part) {
+	switch {
+	case len(p.sessions) > 0 && len(p.events) > 0:
+		return part{sessions: p.sessions}, part{events: p.events}
+	case len(p.sessions) > 1:
+		h := len(p.sessions) / 2
+		return part{sessions: p.sessions[:h]}, part{sessions: p.sessions[h:]}
+	default:
+		h := len(p.events) / 2
+		return part{events: p.events[:h]}, part{events: p.events[h:]}
+	}
+}
+
+// maxBlindFailures bounds the 5xx answers to parts holding events that
+// narrowing takes before any event of the claim went through: past it the
+// API is failing, not an event. That is 8 requests: the events with and
+// without their sessions, their halves and their quarters; up to three
+// failing events leave a quarter that goes through.
+const maxBlindFailures = 8
+
+// blame tells what a failed send says about the data sent: judged (the API
+// refused the data: it will refuse it every time), suspect (a 5xx that
+// lasted through the retries: maybe the data, maybe the API), or neither
+// (transport, credentials, address, rate limiting, a busy API, the
+// context), when narrowing is pointless.
+func blame(err error) (judged, suspect bool) {
+	e, ok := apiclient.AsError(err)
+	if !ok {
+		return false, false
+	}
+	if e.Rejected() {
+		return true, false
+	}
+	return false, e.Status >= 500 && e.Status != http.StatusNotImplemented && e.Status != http.StatusServiceUnavailable
+}
+
+// deliver sends p, narrowing it down level by level (all the parts of one
+// level are sent before any is split again, so a lone bad event shows the
+// API working within two levels) until every failing item is alone. It
+// returns what the API took and the single-item parts it refused. It fails,
+// with nothing to set aside, when a failure is not the data's fault or
+// when 5xx answers look like an outage: more than maxBlindFailures of them
+// before the API took or judged anything of the claim, or a lone item
+// still failing with a 5xx while nothing else did go through.
+func (s *Shipper) deliver(ctx context.Context, whole part) (backend.IngestResult, []part, error) {
+	var (
+		total    backend.IngestResult
+		refused  []part
+		suspects []part
+		working  bool // the API took events of the claim, or judged some
+		blind    int  // 5xx failures while !working
+		lastErr  error
+	)
+	level := []part{whole}
+	for len(level) > 0 {
+		var next []part
+		for _, p := range level {
+			err := s.sendParts(ctx, working, p.sessions, p.events, func(r backend.IngestResult) {
+				total.Accepted += r.Accepted
+				total.Duplicates += r.Duplicates
+			})
+			if err == nil {
+				// Session records alone prove little: they take another
+				// statement than events do.
+				working = working || len(p.events) > 0
+				continue
+			}
+			judged, suspect := blame(err)
+			if !judged && !suspect {
+				return total, nil, err
+			}
+			lastErr = err
+			p.reason = err.Error()
+			switch {
+			case judged:
+				working = true
+			case !working && len(p.events) > 0:
+				if blind++; blind >= maxBlindFailures {
+					return total, nil, err
+				}
+			}
+			switch {
+			case p.items() > 1:
+				a, b := p.halves()
+				next = append(next, a, b)
+			case judged:
+				refused = append(refused, p)
+			default:
+				suspects = append(suspects, p)
+			}
+		}
+		level = next
+	}
+	if len(suspects) > 0 {
+		if !working {
+			return total, nil, lastErr
+		}
+		refused = append(refused, suspects...)
+	}
+	return total, refused, nil
 }
 
 func (s *Shipper) progress(r Report) {
@@ -200,18 +337,9 @@ func (s *Shipper) progress(r Report) {
 	}
 }
 
-// send prepares a claim for the wire and posts it, split in parts if its
-// body would exceed the API's limits.
-func (s *Shipper) send(ctx context.Context, c Claim) (backend.IngestResult, error) {
-	var total backend.IngestResult
-	err := s.sendParts(ctx, c.Sessions(), c.Events(), func(r backend.IngestResult) {
-		total.Accepted += r.Accepted
-		total.Duplicates += r.Duplicates
-	})
-	return total, err
-}
-
-func (s *Shipper) sendParts(ctx context.Context, sessions []event.Session, events []event.Event, done func(backend.IngestResult)) error {
+// sendParts prepares sessions and events for the wire and posts them, split
+// in parts if the body would exceed the API's limits.
+func (s *Shipper) sendParts(ctx context.Context, fewRetries bool, sessions []event.Session, events []event.Event, done func(backend.IngestResult)) error {
 	limit := backend.MaxBodyBytes * 9 / 10
 	if len(events) <= 1 {
 		// Nothing left to split: let the API judge it.
@@ -229,15 +357,19 @@ func (s *Shipper) sendParts(ctx context.Context, sessions []event.Session, event
 	}
 	if errors.Is(err, errBodyTooBig) {
 		half := len(events) / 2
-		if err := s.sendParts(ctx, sessions, events[:half], done); err != nil {
+		if err := s.sendParts(ctx, fewRetries, sessions, events[:half], done); err != nil {
 			return err
 		}
-		return s.sendParts(ctx, nil, events[half:], done)
+		return s.sendParts(ctx, fewRetries, nil, events[half:], done)
 	}
 	if err != nil {
 		return fmt.Errorf("encode batch: %w", err)
 	}
-	r, err := s.sender.IngestEncoded(ctx, gz)
+	ingest := s.sender.IngestEncoded
+	if few, ok := s.sender.(fewRetriesSender); ok && fewRetries {
+		ingest = few.IngestEncodedFewRetries
+	}
+	r, err := ingest(ctx, gz)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +34,8 @@ type fakeSpool struct {
 	events   []event.Event
 	next     int // first unshipped
 	claimed  bool
-	setAside []string
+	setAside []string // reasons
+	asideIDs []string // ids of the events set aside, "session <id>" for sessions
 }
 
 type fakeClaim struct {
@@ -58,11 +63,17 @@ func (c *fakeClaim) Ack(ctx context.Context) error {
 	c.sp.next, c.sp.claimed = c.to, false
 	return nil
 }
-func (c *fakeClaim) SetAside(ctx context.Context, reason string) error {
+func (c *fakeClaim) SetAside(ctx context.Context, reason string, sessions []event.Session, events []event.Event) error {
 	c.sp.mu.Lock()
+	defer c.sp.mu.Unlock()
 	c.sp.setAside = append(c.sp.setAside, reason)
-	c.sp.mu.Unlock()
-	return c.Ack(ctx)
+	for _, e := range events {
+		c.sp.asideIDs = append(c.sp.asideIDs, e.ID)
+	}
+	for _, s := range sessions {
+		c.sp.asideIDs = append(c.sp.asideIDs, "session "+s.ID)
+	}
+	return nil
 }
 func (c *fakeClaim) Release() error {
 	c.sp.mu.Lock()
@@ -95,6 +106,9 @@ type fakeAPI struct {
 	ids    map[string]int
 	bodies []string
 	answer func(n int) int
+	// refuse, if set, answers a status other than 200 for a batch it
+	// refuses whole, as the real API's single transaction does.
+	refuse func(b event.Batch) int
 	calls  int
 }
 
@@ -117,6 +131,13 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := dec.Decode(&b); err != nil {
 		http.Error(w, err.Error(), 400)
 		return
+	}
+	if a.refuse != nil {
+		if st := a.refuse(b); st != http.StatusOK {
+			w.WriteHeader(st)
+			fmt.Fprintf(w, `{"error":{"code":"invalid","message":"refused with %d"}}`, st)
+			return
+		}
 	}
 	raw, _ := json.Marshal(b)
 	a.bodies = append(a.bodies, string(raw))
@@ -168,7 +189,9 @@ func TestFlushRedactsAndAcks(t *testing.T) {
 	}
 }
 
-func TestRejectedBatchIsSetAside(t *testing.T) {
+// A batch refused once, not again, ships whole on the next try of its
+// halves: nothing is set aside for an answer that does not repeat.
+func TestRefusalThatDoesNotRepeat(t *testing.T) {
 	api, client := newAPI(t, func(n int) int {
 		if n == 2 {
 			return http.StatusBadRequest
@@ -180,11 +203,228 @@ func TestRejectedBatchIsSetAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.SetAside != 10 || r.Accepted != 20 || len(sp.setAside) != 1 || sp.pending() != 0 || api.calls != 3 {
+	if r.SetAside != 0 || r.Accepted != 30 || len(sp.setAside) != 0 || sp.pending() != 0 || api.calls != 5 {
 		t.Fatalf("report %+v, set aside %q, pending %d, calls %d", r, sp.setAside, sp.pending(), api.calls)
 	}
-	if !strings.Contains(sp.setAside[0], "400") {
-		t.Errorf("reason %q", sp.setAside[0])
+}
+
+// refuseIDs refuses, with status, every batch that holds one of ids (event
+// or session ids).
+func refuseIDs(status int, ids ...string) func(event.Batch) int {
+	return func(b event.Batch) int {
+		for _, e := range b.Events {
+			if slices.Contains(ids, e.ID) {
+				return status
+			}
+		}
+		for _, s := range b.Sessions {
+			if slices.Contains(ids, s.ID) {
+				return status
+			}
+		}
+		return http.StatusOK
+	}
+}
+
+// TestOneRefusedEventNeverBlocksTheRest: an API that refuses every batch
+// holding particular events (or session records), the same way every time,
+// gets everything else, each once; the refused items, and only they, are
+// set aside, whatever the status that refuses them, wherever they are.
+func TestOneRefusedEventNeverBlocksTheRest(t *testing.T) {
+	evs := makeEvents(100, `{}`)
+	for _, c := range []struct {
+		name   string
+		status int
+		bad    []int // indexes of refused events; -1 is the session
+		batch  int
+	}{
+		{"500 for one event", http.StatusInternalServerError, []int{37}, 100},
+		{"502 for the first event", http.StatusBadGateway, []int{0}, 100},
+		{"500 for the last event", http.StatusInternalServerError, []int{99}, 100},
+		{"500 for two events in different halves", http.StatusInternalServerError, []int{3, 77}, 100},
+		{"500 for three events", http.StatusInternalServerError, []int{10, 40, 60}, 100},
+		{"400 for one event", http.StatusBadRequest, []int{50}, 100},
+		{"422 for events next to each other", http.StatusUnprocessableEntity, []int{20, 21}, 100},
+		{"400 for half the events", http.StatusBadRequest, seq(0, 100, 2), 100},
+		{"500 for the session record", http.StatusInternalServerError, []int{-1}, 100},
+		{"413 for the session record", http.StatusRequestEntityTooLarge, []int{-1}, 100},
+		{"500 for an event, small batches", http.StatusInternalServerError, []int{12}, 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var ids, want []string
+			for _, i := range c.bad {
+				if i < 0 {
+					ids = append(ids, evs[0].SessionID)
+					want = append(want, "session "+evs[0].SessionID)
+					continue
+				}
+				ids = append(ids, evs[i].ID)
+				want = append(want, evs[i].ID)
+			}
+			api, client := newAPI(t, func(int) int { return 200 })
+			api.refuse = refuseIDs(c.status, ids...)
+			sp := &fakeSpool{events: evs}
+			var logs strings.Builder
+			r, err := New(sp, client, Options{BatchSize: c.batch, Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Flush(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			refusedEvents := len(want)
+			if c.bad[0] < 0 {
+				refusedEvents = 0
+			}
+			if sp.pending() != 0 || r.Events != 100 || r.SetAside != refusedEvents || r.Accepted != 100-refusedEvents ||
+				r.SetAside+r.SetAsideSessions != len(c.bad) || len(r.Reasons) != len(c.bad) {
+				t.Errorf("report %+v, pending %d", r, sp.pending())
+			}
+			slices.Sort(want)
+			slices.Sort(sp.asideIDs)
+			if !slices.Equal(sp.asideIDs, want) {
+				t.Errorf("set aside %q, want %q", sp.asideIDs, want)
+			}
+			for _, reason := range sp.setAside {
+				if !strings.Contains(reason, fmt.Sprint(c.status)) {
+					t.Errorf("reason %q does not give the status", reason)
+				}
+			}
+			for _, e := range evs {
+				if got, refused := api.ids[e.ID], slices.Contains(ids, e.ID); got != 1 && !refused || got != 0 && refused {
+					t.Errorf("event %s stored %d times (refused %v)", e.ID, got, refused)
+				}
+			}
+			if !strings.Contains(logs.String(), "set aside") {
+				t.Errorf("no warning logged:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func seq(from, to, step int) []int {
+	var s []int
+	for i := from; i < to; i += step {
+		s = append(s, i)
+	}
+	return s
+}
+
+// TestNarrowingGenerated: random batches, batch sizes, up to three refused
+// events anywhere, refused with any status about the data. Every other
+// event is delivered once; refused events are set aside, never delivered;
+// the only thing left pending, with an error, is a claim made only of
+// events refused with a 5xx, which cannot be told from an outage.
+func TestNarrowingGenerated(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	statuses := []int{http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge,
+		http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout}
+	for round := range 200 {
+		n := 1 + rng.IntN(80)
+		evs := makeEvents(n, `{}`)
+		bad := map[string]bool{}
+		for range rng.IntN(4) {
+			bad[evs[rng.IntN(n)].ID] = true
+		}
+		status := statuses[rng.IntN(len(statuses))]
+		api, client := newAPI(t, func(int) int { return 200 })
+		api.refuse = refuseIDs(status, slices.Collect(maps.Keys(bad))...)
+		sp := &fakeSpool{events: evs}
+		batch := 1 + rng.IntN(40)
+		_, err := New(sp, client, Options{BatchSize: batch}).Flush(context.Background())
+		where := fmt.Sprintf("round %d: %d events in batches of %d, %d refused with %d", round, n, batch, len(bad), status)
+		if err != nil {
+			e, ok := apiclient.AsError(err)
+			if !ok || e.Status != status || status < 500 {
+				t.Errorf("%s: %v", where, err)
+			}
+			for _, e := range sp.events[sp.next:min(sp.next+batch, n)] {
+				if !bad[e.ID] {
+					t.Errorf("%s: %s left pending, not refused", where, e.ID)
+				}
+			}
+		}
+		for i, e := range evs {
+			if got := api.ids[e.ID]; bad[e.ID] && got != 0 || !bad[e.ID] && got != 1 && (err == nil || i < sp.next) {
+				t.Errorf("%s: event %s (refused %v) stored %d times", where, e.ID, bad[e.ID], got)
+			}
+		}
+		for _, id := range sp.asideIDs {
+			if !bad[id] {
+				t.Errorf("%s: %s set aside, not refused", where, id)
+			}
+		}
+	}
+}
+
+// An API that fails everything with a 5xx is down, not refusing an event:
+// narrowing gives up after a bounded number of requests and sets nothing
+// aside; so does a lone event failing with nothing else to prove the API
+// works, until a later batch has company for it.
+func TestPersistent5xxIsAnOutage(t *testing.T) {
+	for _, n := range []int{1, 2, 100} {
+		api, client := newAPI(t, func(int) int { return 200 })
+		api.refuse = func(event.Batch) int { return http.StatusInternalServerError }
+		sp := &fakeSpool{events: makeEvents(n, `{}`)}
+		r, err := New(sp, client, Options{BatchSize: 100}).Flush(context.Background())
+		if e, ok := apiclient.AsError(err); !ok || e.Status != 500 {
+			t.Fatalf("%d events: err = %v", n, err)
+		}
+		// newAPI's client tries each request 3 times; the session record
+		// alone is one request more.
+		if sp.pending() != n || len(sp.setAside) != 0 || r.Events != 0 || api.calls > 3*(maxBlindFailures+1) {
+			t.Errorf("%d events: report %+v, pending %d, set aside %v, %d calls", n, r, sp.pending(), sp.setAside, api.calls)
+		}
+	}
+	// The lone event of the first run, with others recorded since.
+	evs := makeEvents(10, `{}`)
+	api, client := newAPI(t, func(int) int { return 200 })
+	api.refuse = refuseIDs(http.StatusInternalServerError, evs[0].ID)
+	sp := &fakeSpool{events: evs[:1]}
+	if _, err := New(sp, client, Options{}).Flush(context.Background()); err == nil || sp.pending() != 1 {
+		t.Fatalf("lone failing event: %v, pending %d", err, sp.pending())
+	}
+	sp.events = evs
+	r, err := New(sp, client, Options{}).Flush(context.Background())
+	if err != nil || r.SetAside != 1 || r.Accepted != 9 || sp.asideIDs[0] != evs[0].ID {
+		t.Fatalf("with company: %v, %+v, set aside %q", err, r, sp.asideIDs)
+	}
+}
+
+// Once events of the claim went through, a failing part is tried twice,
+// not RetryMax+1 times: a 5xx for one part while others pass is the data's.
+func TestNarrowingRetriesLessOnceTheAPIWorks(t *testing.T) {
+	api := &fakeAPI{ids: map[string]int{}, answer: func(int) int { return 200 }}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	client := apiclient.New(srv.URL, "k", apiclient.Options{RetryMax: 4, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	evs := makeEvents(4, `{}`)
+	api.refuse = refuseIDs(http.StatusInternalServerError, evs[3].ID)
+	sp := &fakeSpool{events: evs}
+	r, err := New(sp, client, Options{}).Flush(context.Background())
+	if err != nil || r.SetAside != 1 || r.Accepted != 3 {
+		t.Fatalf("%v, %+v", err, r)
+	}
+	// The whole batch and its events alone fail 5 times each before any
+	// event went through; the session records, e0+e1 and e2 go at once;
+	// e2+e3 and e3 fail twice each.
+	if want := 5 + 1 + 5 + 1 + 2 + 1 + 2; api.calls != want {
+		t.Errorf("%d requests, want %d", api.calls, want)
+	}
+}
+
+// Answers that are not about the data stop narrowing at once.
+func TestNoNarrowingForAnswersNotAboutTheData(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusUnauthorized,
+		http.StatusNotFound, http.StatusNotImplemented, http.StatusRequestTimeout} {
+		api, client := newAPI(t, func(int) int { return 200 })
+		evs := makeEvents(50, `{}`)
+		api.refuse = refuseIDs(status, evs[7].ID)
+		sp := &fakeSpool{events: evs}
+		_, err := New(sp, client, Options{}).Flush(context.Background())
+		if e, ok := apiclient.AsError(err); !ok || e.Status != status {
+			t.Errorf("%d: err = %v", status, err)
+		}
+		if sp.pending() != 50 || len(sp.setAside) != 0 || len(api.ids) != 0 {
+			t.Errorf("%d: pending %d, set aside %v, stored %d", status, sp.pending(), sp.setAside, len(api.ids))
+		}
 	}
 }
 

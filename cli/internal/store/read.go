@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -17,41 +18,87 @@ import (
 
 // scanSegment calls onEvent with the decoded fields (not the payload) of
 // every event line of sg from offset from, and onSession with every session
-// line; either may be nil. Damaged lines are skipped.
+// line; either may be nil, and then those lines are not decoded. Damaged
+// lines are skipped and counted (scanRecords), and so is the torn end of a
+// sealed segment, which only damage can leave.
+//
+// Lines are read by their fields alone, for speed, so a damaged region that
+// swallowed the newline after a record whose fields are intact goes
+// unnoticed as such. It shows in the count: a sealed segment read whole
+// that yields fewer events than its index holds is read again for lines
+// that are not whole JSON; those are counted, and the records they end with
+// passed on.
 func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 	onEvent func(e *event.Event, off int64, n int) error,
 	onSession func(sess event.Session) error,
 ) (int64, error) {
 	var ev event.Event
+	var events int64
+	var failed map[int64]bool // lines found damaged by the first pass
 	dec := newMetaDecoder()
-	end, err := scanLines(ctx, s.path(sg.id, ".jsonl"), from, func(off int64, line []byte) error {
-		switch kindOf(line) {
+	handle := func(off int64, rec []byte) (bool, error) {
+		ok, err := true, error(nil)
+		switch kindOf(rec) {
 		case lineEvent:
 			if onEvent == nil {
-				return nil
+				break
 			}
-			if !dec.decode(line, &ev) {
-				if err := decodeEventMeta(line, &ev); err != nil {
-					s.log.Debug("store: skip damaged line", "segment", sg.id, "offset", off, "err", err)
-					return nil
-				}
+			if ok = fieldsIntact(rec) && (dec.decode(rec, &ev) || decodeEventMeta(rec, &ev) == nil); ok {
+				events++
+				err = onEvent(&ev, off, len(rec))
 			}
-			return onEvent(&ev, off, len(line))
 		case lineSession:
 			if onSession == nil {
-				return nil
+				break
 			}
-			sess, err := decodeSession(line)
-			if err != nil {
-				s.log.Debug("store: skip damaged line", "segment", sg.id, "offset", off, "err", err)
-				return nil
+			var sess event.Session
+			if sess, err = decodeSession(rec); err != nil || !utf8.Valid(rec) {
+				ok, err = false, nil
+			} else {
+				err = onSession(sess)
 			}
-			return onSession(sess)
+		default:
+			ok = false
+		}
+		if !ok {
+			if failed == nil {
+				failed = map[int64]bool{}
+			}
+			failed[off] = true
+		}
+		return ok, err
+	}
+	end, err := s.scanRecords(ctx, sg.id, from, handle)
+	if errors.Is(err, fs.ErrNotExist) {
+		return end, nil // deleted by retention since it was listed
+	}
+	if err != nil || sg.meta == nil {
+		return end, err
+	}
+	if end < sg.size {
+		s.damage.line(sg.id, end, sg.size-end)
+	}
+	if from > 0 || onEvent == nil || events >= sg.meta.Events {
+		return end, nil
+	}
+	_, err = scanLines(ctx, s.path(sg.id, ".jsonl"), 0, func(off int64, line []byte) error {
+		if kindOf(line) == lineUnknown || failed[off] || lineIntact(line) {
+			return nil // read, or found damaged, the first time
+		}
+		s.damage.line(sg.id, off, int64(len(line))+1)
+		if rec := salvage(line); rec != nil {
+			_, err := handle(off+int64(len(line)-len(rec)), rec)
+			return err
 		}
 		return nil
 	})
 	if errors.Is(err, fs.ErrNotExist) {
-		return end, nil // deleted by retention since it was listed
+		err = nil
+	}
+	if events < sg.meta.Events {
+		// Swallowed whole by damage that left its line valid JSON, or on
+		// lines that could not be read: gone either way, and said so.
+		s.damage.lost(sg.id, sg.meta.Events-events)
 	}
 	return end, err
 }
@@ -268,8 +315,10 @@ func (s *Store) loadEvents(hits []hit) ([]event.Event, error) {
 			return nil, fmt.Errorf("read event %s: %w", h.ev.ID, err)
 		}
 		e, err := decodeEvent(buf)
-		if err != nil {
-			return nil, fmt.Errorf("decode event %s: %w", h.ev.ID, err)
+		if err != nil || !utf8.Valid(buf) {
+			// The fields were read; the payload is damaged.
+			s.damage.payload(h.seg, h.off)
+			e = h.ev
 		}
 		out = append(out, e)
 	}

@@ -3,16 +3,20 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofrs/flock"
 
@@ -178,31 +182,51 @@ func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxB
 		var sess []event.Session
 		var sessOffs []int64
 		lastEvent := acked // end of the last event line taken
-		end, err := scanLines(ctx, s.path(sg.id, ".jsonl"), acked, func(off int64, line []byte) error {
+		// Damaged lines are skipped, counted, and acked with the rest:
+		// nothing would ever read them better. In a suspect segment an
+		// event whose fields read well but whose line is not whole JSON
+		// goes without its payload, and the record its line ends with, if
+		// any, goes too.
+		careful, err := s.suspect(ctx, sg)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			lock.Unlock()
+			c.Release()
+			return nil, err
+		}
+		end, err := s.scanRecords(ctx, sg.id, acked, func(off int64, line []byte) (bool, error) {
 			switch kindOf(line) {
 			case lineEvent:
 				if len(c.events) >= maxEvents ||
 					(maxBytes > 0 && bytesTaken+len(line) > maxBytes && len(c.events) > 0) {
 					full = true
-					return errStop
+					return true, errStop
 				}
-				lastEvent = off + int64(len(line)) + 1
+				if !fieldsIntact(line) {
+					return false, nil
+				}
 				e, err := c.decode(dec, line)
 				if err != nil {
-					s.log.Warn("store: damaged line not shipped", "segment", sg.id, "offset", off, "err", err)
-					return nil
+					return false, nil
 				}
+				whole := !careful || lineIntact(line)
+				if !whole {
+					e.Payload, e.PayloadTruncated = nil, true
+				}
+				lastEvent = off + int64(len(line)) + 1
 				bytesTaken += len(line)
 				c.events = append(c.events, e)
+				return whole, nil
 			case lineSession:
 				rec, err := decodeSession(line)
-				if err != nil {
-					return nil
+				if err != nil || !utf8.Valid(line) {
+					return false, nil
 				}
 				sess = append(sess, rec)
 				sessOffs = append(sessOffs, off)
+			default:
+				return false, nil
 			}
-			return nil
+			return true, nil
 		})
 		if full {
 			// Session records after the last event taken wait for the
@@ -338,33 +362,85 @@ func (c *Claim) Ack(ctx context.Context) error {
 	return errors.Join(err, c.Release())
 }
 
-// SetAside keeps the claimed batch in <home>/rejected with the reason the
-// API gave, for the user to see, and marks it shipped so it is never
-// retried automatically.
-func (c *Claim) SetAside(ctx context.Context, reason string) error {
+// SetAside keeps sessions and events of the claim (those the API refused)
+// in <home>/rejected with the API's reason, for the user to see, durably.
+// It does not settle the claim: the Ack that follows takes them out of the
+// spool with the rest, so they are never retried automatically. The file
+// is named after the first event's id (or the session record), so setting
+// the same items aside again (a crash came between this and the Ack) keeps
+// one copy. The
+// records of the events' sessions go with them, for context.
+func (c *Claim) SetAside(ctx context.Context, reason string, sessions []event.Session, events []event.Event) error {
 	if c.done {
 		return errors.New("claim already settled")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var key string
+	switch {
+	case len(events) > 0:
+		key = fileSafe(events[0].ID)
+	case len(sessions) > 0:
+		// A session has several records over its life; each is kept.
+		b, err := json.Marshal(&sessions[0])
+		if err != nil {
+			return fmt.Errorf("set aside: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		key = "session-" + fileSafe(sessions[0].ID) + "-" + hex.EncodeToString(sum[:6])
+	default:
+		return nil
+	}
+	dir := c.s.rejectedDir()
+	if existing, _ := filepath.Glob(filepath.Join(dir, "*-"+key+".json")); len(existing) > 0 {
+		return nil
+	}
+	kept := sessions
+	for _, sess := range c.sessions {
+		if slices.ContainsFunc(events, func(e event.Event) bool { return e.SessionID == sess.ID }) &&
+			!slices.ContainsFunc(kept, func(s event.Session) bool { return s.ID == sess.ID }) {
+			kept = append(slices.Clip(kept), sess)
+		}
 	}
 	now := c.s.now().UTC()
 	rec := rejectedBatch{
 		Reason:     reason,
 		RejectedAt: now,
-		Events:     len(c.events),
-		Batch:      event.Batch{Sessions: c.sessions, Events: c.events},
+		Events:     len(events),
+		Sessions:   len(sessions),
+		Batch:      event.Batch{Sessions: kept, Events: events},
 	}
 	b, err := json.Marshal(&rec)
 	if err != nil {
-		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+		return fmt.Errorf("set aside: %w", err)
 	}
-	dir := c.s.rejectedDir()
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+		return fmt.Errorf("set aside: %w", err)
 	}
-	name := fmt.Sprintf("%s-%s.json", now.Format("20060102T150405.000000000Z"), randomHex(4))
+	name := fmt.Sprintf("%s-%s.json", now.Format("20060102T150405.000000000Z"), key)
 	if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
-		return errors.Join(fmt.Errorf("set aside: %w", err), c.Release())
+		return fmt.Errorf("set aside: %w", err)
 	}
-	return c.Ack(ctx)
+	return nil
+}
+
+// fileSafe is id as a part of a file name: ids come from the store's
+// lines, which anything may have written.
+func fileSafe(id string) string {
+	b := []byte(id)
+	for i, ch := range b {
+		if !('0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || ch == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 80 {
+		b = b[:80]
+	}
+	if len(b) == 0 {
+		return randomHex(4)
+	}
+	return string(b)
 }
 
 // Release gives the claim back unshipped: another claim will take the same
@@ -388,6 +464,7 @@ type rejectedBatch struct {
 	Reason     string      `json:"reason"`
 	RejectedAt time.Time   `json:"rejected_at"`
 	Events     int         `json:"events"`
+	Sessions   int         `json:"sessions,omitempty"`
 	Batch      event.Batch `json:"batch"`
 }
 
@@ -410,13 +487,21 @@ func (s *Store) readCursor(id string, cursor Cursor) (int64, error) {
 	if end < 0 {
 		return 0, nil
 	}
-	b = b[:end]
-	line := b[bytes.LastIndexByte(b, '\n')+1:]
-	n, err := strconv.ParseInt(string(line), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("read shipped offset of %s: %w", id, err)
+	// The last whole line that is an offset wins. Lines after it can only
+	// be damage: from the offset before, what was shipped since goes
+	// again, and the API counts it as duplicates.
+	for b = b[:end]; ; {
+		start := bytes.LastIndexByte(b, '\n') + 1
+		n, err := strconv.ParseInt(string(b[start:]), 10, 64)
+		if err == nil && n >= 0 {
+			return n, nil
+		}
+		s.damage.line(id, -1, int64(len(b)-start+1))
+		if start == 0 {
+			return 0, nil
+		}
+		b = b[:start-1]
 	}
-	return n, nil
 }
 
 // appendCursor records durably that a segment was delivered up to offset
@@ -461,12 +546,17 @@ type PendingInfo struct {
 	SetAside []SetAsideBatch `json:"set_aside"`
 }
 
-// SetAsideBatch is one refused batch kept in <home>/rejected.
+// SetAsideBatch is what the API refused once, kept in <home>/rejected: a
+// single event or session record (or, from older versions, a whole batch).
 type SetAsideBatch struct {
 	Path       string    `json:"path"`
 	Reason     string    `json:"reason"`
 	RejectedAt time.Time `json:"rejected_at"`
 	Events     int       `json:"events"`
+	// Sessions counts refused session records (not those kept for context).
+	Sessions int `json:"sessions,omitempty"`
+	// IDs are the refused events' ids, or the refused sessions' ids.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // Pending counts unshipped events and lists set-aside batches.
@@ -529,10 +619,20 @@ func (s *Store) Pending(ctx context.Context) (PendingInfo, error) {
 		}
 		var rec rejectedBatch
 		if err := json.Unmarshal(b, &rec); err != nil {
-			s.log.Warn("store: unreadable set-aside batch", "path", path, "err", err)
+			// Listed all the same, for the user to see and deal with.
+			info.SetAside = append(info.SetAside, SetAsideBatch{Path: path, Reason: "the file cannot be read: " + err.Error()})
 			continue
 		}
-		info.SetAside = append(info.SetAside, SetAsideBatch{Path: path, Reason: rec.Reason, RejectedAt: rec.RejectedAt, Events: rec.Events})
+		sa := SetAsideBatch{Path: path, Reason: rec.Reason, RejectedAt: rec.RejectedAt, Events: rec.Events, Sessions: rec.Sessions}
+		for _, e := range rec.Batch.Events {
+			sa.IDs = append(sa.IDs, e.ID)
+		}
+		if len(rec.Batch.Events) == 0 {
+			for _, s := range rec.Batch.Sessions {
+				sa.IDs = append(sa.IDs, s.ID)
+			}
+		}
+		info.SetAside = append(info.SetAside, sa)
 	}
 	sort.Slice(info.SetAside, func(i, j int) bool { return info.SetAside[i].Path < info.SetAside[j].Path })
 	return info, nil

@@ -101,6 +101,8 @@ type Store struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
+	// damage counts what could not be read (damage.go).
+	damage damage
 }
 
 // Open opens (creating if needed) the store in home, recovers segments of
@@ -138,7 +140,8 @@ func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) now() time.Time { return s.opts.Now() }
 
-// maintain seals the segments of dead writers and applies retention.
+// maintain seals the segments of dead writers, rebuilds damaged segment
+// indexes and applies retention.
 func (s *Store) maintain(ctx context.Context) error {
 	segs, err := s.segments()
 	if err != nil {
@@ -227,7 +230,9 @@ func (s *Store) segments() ([]segment, error) {
 		if metas[id] {
 			m, err := s.readMeta(id)
 			if err != nil {
-				s.log.Warn("store: unreadable segment index, reading the segment instead", "segment", id, "err", err)
+				// Open rebuilds it (recoverSegment); until then the
+				// segment is read as if it were live.
+				s.log.Debug("store: unreadable segment index, reading the segment instead", "segment", id, "err", err)
 			} else {
 				sg.meta = m
 			}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -806,7 +807,13 @@ func TestSetAside(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatal(c, err)
 	}
-	if err := c.SetAside(ctx, "400 invalid: events[2].ts: out of range"); err != nil {
+	refused := c.Events()[2:3]
+	for range 2 { // again, as after a crash before the Ack: one copy
+		if err := c.SetAside(ctx, "400 invalid: events[0].ts: out of range", nil, refused); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s = mustOpen(t, home, Options{})
@@ -817,7 +824,8 @@ func TestSetAside(t *testing.T) {
 	if info.Events != 3 {
 		t.Errorf("pending events = %d, want 3", info.Events)
 	}
-	if len(info.SetAside) != 1 || info.SetAside[0].Events != 5 || !strings.Contains(info.SetAside[0].Reason, "events[2]") {
+	if len(info.SetAside) != 1 || info.SetAside[0].Events != 1 || !strings.Contains(info.SetAside[0].Reason, "events[0]") ||
+		!slices.Equal(info.SetAside[0].IDs, []string{testID("r2")}) {
 		t.Fatalf("set aside = %+v", info.SetAside)
 	}
 	b, err := os.ReadFile(info.SetAside[0].Path)
@@ -825,8 +833,37 @@ func TestSetAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec rejectedBatch
-	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Batch.Events) != 5 || len(rec.Batch.Sessions) != 1 {
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Batch.Events) != 1 || len(rec.Batch.Sessions) != 1 {
 		t.Errorf("set-aside file: %v, %d events", err, len(rec.Batch.Events))
+	}
+	// Session records: one file per record, once each.
+	c2, err := s.Claim(ctx, 1, 0)
+	if err != nil || c2 == nil {
+		t.Fatal(c2, err)
+	}
+	srec := testSession(sid, "files")
+	ended := srec
+	ended.EndedAt = &baseTime
+	for _, r := range []event.Session{srec, srec, ended} {
+		if err := c2.SetAside(ctx, "500", []event.Session{r}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2.Release()
+	if info, err = s.Pending(ctx); err != nil || len(info.SetAside) != 3 {
+		t.Fatalf("set aside after session records = %+v, %v", info.SetAside, err)
+	}
+	for _, b := range info.SetAside[1:] {
+		if b.Sessions != 1 || b.Events != 0 || len(b.IDs) != 1 || b.IDs[0] != sid {
+			t.Errorf("set-aside session record %+v", b)
+		}
+	}
+	// A set-aside file that cannot be read is listed, not logged.
+	if err := os.WriteFile(filepath.Join(home, "rejected", "20260101T000000.000000000Z-x.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = s.Pending(ctx); err != nil || len(info.SetAside) != 4 || !strings.Contains(info.SetAside[0].Reason, "cannot be read") {
+		t.Fatalf("set aside with a damaged file = %+v, %v", info.SetAside, err)
 	}
 	// Never retried: the next claim starts after them.
 	c, err = s.Claim(ctx, 100, 0)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofrs/flock"
 
@@ -339,8 +340,11 @@ func (w *Writer) seal() error {
 }
 
 // recoverSegment seals a segment whose writer died: it cuts a torn last
-// line, then writes the index from what the segment holds. It does nothing
-// when the writer is alive or the segment is already sealed.
+// line, then writes the index from what the segment holds. A sealed
+// segment whose index cannot be read gets its index rebuilt the same way,
+// with nothing cut: its last line can only be torn by damage, and the
+// damage is counted. It does nothing when the writer is alive or the
+// segment is sealed with a readable index.
 func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 	lock := flock.New(s.path(sg.id, ".lock"), flock.SetPermissions(filePerm))
 	ok, err := lock.TryLock()
@@ -348,8 +352,12 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 		return err
 	}
 	defer lock.Unlock()
+	sealed := false
 	if _, err := os.Stat(s.path(sg.id, ".meta")); err == nil {
-		return nil // sealed meanwhile
+		if _, err := s.readMeta(sg.id); err == nil {
+			return nil // sealed meanwhile
+		}
+		sealed = true
 	}
 	data := s.path(sg.id, ".jsonl")
 	m := segMeta{ID: sg.id, Recovered: true, Sealed: s.now().UTC()}
@@ -359,11 +367,11 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 	sessions := map[string]event.Session{}
 	var order []string
 	var ev event.Event
-	end, err := scanLines(ctx, data, 0, func(off int64, line []byte) error {
+	end, err := s.scanRecords(ctx, sg.id, 0, func(off int64, line []byte) (bool, error) {
 		switch kindOf(line) {
 		case lineEvent:
-			if err := decodeEventMeta(line, &ev); err != nil {
-				return nil // a damaged line is skipped by every reader
+			if !fieldsIntact(line) || decodeEventMeta(line, &ev) != nil {
+				return false, nil // a damaged line is skipped by every reader
 			}
 			if m.Events == 0 || ev.TS.Before(m.MinTS) {
 				m.MinTS = ev.TS
@@ -375,17 +383,22 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 			if m.SessionID == "" {
 				m.SessionID = ev.SessionID
 			}
+			// Recovery is rare: the line is checked whole, so that a
+			// record after a damaged region is indexed too.
+			return lineIntact(line), nil
 		case lineSession:
 			sess, err := decodeSession(line)
-			if err != nil {
-				return nil
+			if err != nil || !utf8.Valid(line) {
+				return false, nil
 			}
 			if _, ok := sessions[sess.ID]; !ok {
 				order = append(order, sess.ID)
 			}
 			sessions[sess.ID] = sess
+		default:
+			return false, nil
 		}
-		return nil
+		return true, nil
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // deleted meanwhile
@@ -393,10 +406,19 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Truncate(data, end); err != nil {
+	m.Bytes = end
+	if sealed {
+		fi, err := os.Stat(data)
+		if err != nil {
+			return fmt.Errorf("rebuild segment index: %w", err)
+		}
+		if fi.Size() > end {
+			s.damage.line(sg.id, end, fi.Size()-end)
+		}
+		m.Bytes = fi.Size()
+	} else if err := os.Truncate(data, end); err != nil {
 		return fmt.Errorf("cut torn line: %w", err)
 	}
-	m.Bytes = end
 	for _, id := range order {
 		m.Sessions = append(m.Sessions, sessions[id])
 	}
@@ -405,6 +427,11 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 	}
 	if err := s.writeMeta(&m); err != nil {
 		return err
+	}
+	if sealed {
+		s.damage.index(sg.id)
+		s.log.Debug("store: rebuilt a damaged segment index", "segment", sg.id, "events", m.Events)
+		return nil
 	}
 	s.log.Info("store: recovered the segment of a writer that stopped without closing", "segment", sg.id, "events", m.Events)
 	return nil

@@ -4,6 +4,7 @@ package activity
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"time"
@@ -151,6 +152,10 @@ func Run(ctx context.Context, opts *Options) error {
 	src, err := opts.Source(ctx)
 	if err != nil {
 		return err
+	}
+	if dr, ok := src.(interface{ ReportUnreadable(io.Writer) }); ok {
+		// The local store says, once, what it could not read.
+		defer dr.ReportUnreadable(opts.IO.ErrOut)
 	}
 	page, err := src.Activity(ctx, q)
 	if err != nil {

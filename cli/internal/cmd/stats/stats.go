@@ -4,6 +4,7 @@ package stats
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"time"
@@ -22,6 +23,20 @@ import (
 // Source answers stats queries: the local store, or the API.
 type Source interface {
 	Stats(ctx context.Context, q stats.Query) (stats.Stats, error)
+}
+
+// damageReporter is a Source that says what it could not read: the local
+// store.
+type damageReporter interface {
+	Unreadable() store.Unreadable
+	ReportUnreadable(w io.Writer)
+}
+
+// localStats is --json from the local store when some of it could not be
+// read: the stats, and what they could not count.
+type localStats struct {
+	stats.Stats
+	Unreadable *store.Unreadable `json:"unreadable,omitempty"`
 }
 
 // Options are the command's flags and dependencies.
@@ -127,6 +142,12 @@ func Run(ctx context.Context, opts *Options) error {
 	st, err := src.Stats(ctx, q)
 	if err != nil {
 		return fmt.Errorf("compute stats: %w", err)
+	}
+	if dr, ok := src.(damageReporter); ok {
+		defer dr.ReportUnreadable(opts.IO.ErrOut)
+		if u := dr.Unreadable(); opts.JSON && !u.IsZero() {
+			return output.JSON(opts.IO, localStats{Stats: st, Unreadable: &u})
+		}
 	}
 	if opts.JSON {
 		return output.JSON(opts.IO, st)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,9 +58,11 @@ report batches the API refused. On a large backlog progress goes to stderr
 when it is a terminal (or always, with --progress).
 
 Exits non-zero, with the reason, when anything could not be delivered: the API
-is unreachable, the key is refused, or batches were set aside because the API
-refused them (they are kept in the Kilometers home under rejected/; delete a
-file there once you have dealt with it).`,
+is unreachable, the key is refused, or events were set aside because the API
+refused them. A batch that the API keeps refusing is sent again in smaller
+parts until the events at fault are alone: those are set aside, the rest
+ships. Set-aside events are kept in the Kilometers home under rejected/,
+one file each; delete a file there once you have dealt with it.`,
 		Example: `  kilometers sync
   kilometers sync --json
   # Progress lines in a CI log:
@@ -154,7 +157,10 @@ type Output struct {
 	// SetAsideBatches lists every batch the API refused (this run or
 	// before) that is kept for the user.
 	SetAsideBatches []store.SetAsideBatch `json:"set_aside_batches"`
-	Error           string                `json:"error,omitempty"`
+	// Unreadable is what damage made unreadable in the local store, when
+	// anything: it cannot be shipped.
+	Unreadable *store.Unreadable `json:"unreadable,omitempty"`
+	Error      string            `json:"error,omitempty"`
 }
 
 // Run ships what is pending.
@@ -170,6 +176,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	defer st.ReportUnreadable(opts.IO.ErrOut)
 	before, err := st.Pending(ctx)
 	if err != nil {
 		return err
@@ -215,19 +222,23 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	out.Pending = after.Events
 	out.SetAsideBatches = after.SetAside
-	var setAsideEvents int
+	var setAsideEvents, setAsideSessions int
 	for _, b := range after.SetAside {
 		setAsideEvents += b.Events
+		setAsideSessions += b.Sessions
 	}
 	var failure error
 	switch {
 	case shipErr != nil:
 		failure = fmt.Errorf("%d events not delivered, still pending: %w", after.Events, shipErr)
-	case setAsideEvents > 0:
-		failure = fmt.Errorf("%d events in %d batches were refused by the API and set aside (see above)", setAsideEvents, len(after.SetAside))
+	case len(after.SetAside) > 0:
+		failure = fmt.Errorf("%d events and %d session records were refused by the API and set aside, the rest shipped (see above)", setAsideEvents, setAsideSessions)
 	}
 	if failure != nil {
 		out.Error = failure.Error()
+	}
+	if u := st.Unreadable(); !u.IsZero() {
+		out.Unreadable = &u
 	}
 	if opts.JSON {
 		if err := output.JSON(opts.IO, out); err != nil {
@@ -240,7 +251,15 @@ func Run(ctx context.Context, opts *Options) error {
 			fmt.Fprintf(opts.IO.Out, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
 		}
 		for _, b := range after.SetAside {
-			fmt.Fprintf(opts.IO.Out, "Set aside: %d events refused %s: %s\n  kept in %s\n", b.Events, b.RejectedAt.Local().Format(time.DateTime), b.Reason, b.Path)
+			what := fmt.Sprintf("%d events", b.Events)
+			if b.Events == 0 && b.Sessions > 0 {
+				what = fmt.Sprintf("%d session records", b.Sessions)
+			}
+			fmt.Fprintf(opts.IO.Out, "Set aside: %s refused %s: %s\n", what, b.RejectedAt.Local().Format(time.DateTime), b.Reason)
+			if len(b.IDs) > 0 && len(b.IDs) <= 10 {
+				fmt.Fprintf(opts.IO.Out, "  id %s\n", strings.Join(b.IDs, ", "))
+			}
+			fmt.Fprintf(opts.IO.Out, "  kept in %s\n", b.Path)
 		}
 		if after.Lost > 0 {
 			fmt.Fprintf(opts.IO.Out, "%d events were deleted by retention before they could be shipped.\n", after.Lost)

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -68,17 +69,22 @@ func run(t *testing.T, home, url string, args ...string) (string, string, error)
 func TestSyncShipsAndReportsRefusals(t *testing.T) {
 	home := t.TempDir()
 	record(t, home, 1200)
-	calls, seen := 0, map[string]bool{}
+	// The API refuses, every time, any batch that holds the event of seq
+	// 703; the rest of its batch must ship all the same.
+	seen := map[string]bool{}
+	var refused string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls == 2 {
-			w.WriteHeader(http.StatusBadRequest)
-			w.Write([]byte(`{"error":{"code":"invalid","message":"events[3].ts: out of range"}}`))
-			return
-		}
 		zr, _ := gzip.NewReader(r.Body)
 		var b event.Batch
 		json.NewDecoder(zr).Decode(&b)
+		for i, e := range b.Events {
+			if e.Seq == 703 {
+				refused = e.ID
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"error":{"code":"invalid","message":"events[%d].ts: out of range"}}`, i)
+				return
+			}
+		}
 		for _, e := range b.Events {
 			seen[e.ID] = true
 		}
@@ -87,10 +93,11 @@ func TestSyncShipsAndReportsRefusals(t *testing.T) {
 	defer srv.Close()
 
 	out, errOut, err := run(t, home, srv.URL, "--batch-size", "500", "--progress")
-	if err == nil || !strings.Contains(err.Error(), "500 events in 1 batches were refused") {
+	if err == nil || !strings.Contains(err.Error(), "1 events and 0 session records were refused by the API and set aside, the rest shipped") {
 		t.Fatalf("err = %v\nstdout:\n%s", err, out)
 	}
-	if len(seen) != 700 || !strings.Contains(out, "events[3].ts: out of range") || !strings.Contains(out, "rejected") {
+	if len(seen) != 1199 || seen[refused] || !strings.Contains(out, "events[0].ts: out of range") ||
+		!strings.Contains(out, "id "+refused) || !strings.Contains(out, "rejected") || !strings.Contains(out, "Shipped 1199 events") {
 		t.Errorf("seen %d\nstdout:\n%s", len(seen), out)
 	}
 	if !strings.Contains(errOut, "/1200 events shipped") {
@@ -106,7 +113,8 @@ func TestSyncShipsAndReportsRefusals(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &o); err != nil {
 		t.Fatal(err)
 	}
-	if o.Events != 0 || o.Pending != 0 || len(o.SetAsideBatches) != 1 || o.SetAsideBatches[0].Events != 500 {
+	if o.Events != 0 || o.Pending != 0 || len(o.SetAsideBatches) != 1 || o.SetAsideBatches[0].Events != 1 ||
+		len(o.SetAsideBatches[0].IDs) != 1 || o.SetAsideBatches[0].IDs[0] != refused {
 		t.Errorf("output %+v", o)
 	}
 }
