@@ -12,6 +12,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
 // scopeName is the instrumentation scope of everything exported.
@@ -42,19 +43,15 @@ type request struct {
 	Risk        *event.Risk `json:"risk,omitempty"`
 }
 
-// pairKey is the key that pairs a request with its reply: the session, the
-// direction the request went, and its JSON-RPC id, as the monitor pairs
-// them when it records the reply's latency. The reply goes the other way.
+// pairKey is the key that pairs a request with its reply within a
+// session, by the product's one pairing rule (rpcpair), as text: the
+// pending requests outlive the process, in the exporter's state.
 func pairKey(e *event.Event) string {
-	dir := e.Direction
+	k := rpcpair.RequestKey(e.Direction, e.RPCID)
 	if e.IsReply() {
-		if dir == event.ServerToClient {
-			dir = event.ClientToServer
-		} else {
-			dir = event.ServerToClient
-		}
+		k = rpcpair.ReplyKey(e.Direction, e.RPCID)
 	}
-	return e.SessionID + "\x00" + string(dir) + "\x00" + e.RPCID
+	return e.SessionID + "\x00" + string(k.Dir) + "\x00" + k.ID
 }
 
 // maxPending bounds the requests kept waiting for their replies: a server
