@@ -169,3 +169,35 @@ func TestOTLPExport_ExactlyOnce(t *testing.T) {
 		t.Errorf("operation duration histogram counts %d operations, spans %d: metrics lost or counted twice", durations, len(spans))
 	}
 }
+
+// TestOTLPExport_Alone: with only an OTLP endpoint configured (no API at
+// all), the monitor still launches background shippers, and they export.
+func TestOTLPExport_Alone(t *testing.T) {
+	e := setupNoAPI(t)
+	rcv := otlptest.New(t)
+	u := e.user(t, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+rcv.URL+"/v1/traces", "KILOMETERS_CAPTURE_MODE=full")
+	calls := u.everythingSession(t, "")
+	waitFor(t, "the monitor's shippers to export every echo span", func() bool {
+		n := 0
+		for _, s := range rcv.Spans() {
+			if s.Name == "tools/call echo" {
+				n++
+			}
+		}
+		return n == calls
+	})
+	rcv.Check(t)
+	if len(rcv.Metrics()) != 0 {
+		t.Error("metrics sent with only a traces endpoint configured")
+	}
+	// Full capture: the arguments go out, as shipping would send them.
+	found := false
+	for _, s := range rcv.Spans() {
+		if args, _ := otlptest.Attrs(s.Attributes)["gen_ai.tool.call.arguments"].(string); strings.Contains(args, "payload-0") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no span carries its arguments in full capture mode")
+	}
+}
