@@ -109,7 +109,8 @@ const ExitBusy = 75
 // exits with ExitBusy at once, so shippers never queue up behind a lock,
 // unless it is a session's last (Last): that one waits its turn, since the
 // running one may have passed the session's last events already. It fails,
-// for the monitor to back off, when something could not be delivered.
+// for the monitor to back off, when nothing could be delivered anywhere
+// (backgroundOutcome).
 func RunBackground(ctx context.Context, opts *Options) error {
 	c, err := loadConfig(opts)
 	if err != nil {
@@ -132,21 +133,21 @@ func RunBackground(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer unlock()
-	// OTLP export runs beside API shipping, each on its own cursor: one
-	// slow or down destination never holds the other back.
-	// Alerts likewise.
-	otlpDone, alertsDone := make(chan error, 1), make(chan error, 1)
+	// OTLP export and alerts run beside API shipping, each on its own
+	// cursor: one slow or down destination never holds the others back.
+	otlpDone, alertsDone := make(chan result, 1), make(chan result, 1)
 	go func() { otlpDone <- exportOTLP(ctx, c, st, opts.UserAgent) }()
 	go func() { alertsDone <- evaluateAlerts(ctx, c, st, opts.UserAgent, opts.Getenv) }()
-	if !c.ShippingEnabled() {
-		return errors.Join(<-otlpDone, <-alertsDone)
+	api := result{}
+	if c.ShippingEnabled() {
+		sopts := ship.OptionsFromConfig(c)
+		sopts.MaxBytes = ship.BackgroundMaxBytes
+		// Few retries: the monitor launches the next shipper with backoff.
+		client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
+		_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
+		api = result{configured: true, err: err}
 	}
-	sopts := ship.OptionsFromConfig(c)
-	sopts.MaxBytes = ship.BackgroundMaxBytes
-	// Few retries: the monitor launches the next shipper with backoff.
-	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
-	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
-	return errors.Join(err, <-otlpDone, <-alertsDone)
+	return backgroundOutcome(api, <-otlpDone, <-alertsDone)
 }
 
 // Output is the --json shape.
