@@ -356,3 +356,11 @@ func TestSecretFromEnv(t *testing.T) {
 		t.Errorf("secret = %q, %v", s, err)
 	}
 }
+
+func TestRemovedRuleForgotten(t *testing.T) {
+	st := State{Fired: map[string]time.Time{"al_gone\x00x": t0, "al_kept\x00x": t0}}
+	Evaluate(&st, []Rule{{ID: "al_kept", On: NewServer}}, nil, nil)
+	if _, ok := st.Fired["al_gone\x00x"]; ok || len(st.Fired) != 1 {
+		t.Errorf("fired = %v, want only the live rule's", st.Fired)
+	}
+}

@@ -81,6 +81,16 @@ func (s *State) init() {
 // teach it (servers and tools already seen) but never fire it.
 func Evaluate(st *State, rules []Rule, events []event.Event, sessions []event.Session) {
 	st.init()
+	// A removed rule's memory of what it fired goes with it.
+	live := map[string]bool{}
+	for _, r := range rules {
+		live[r.ID] = true
+	}
+	for k := range st.Fired {
+		if id, _, _ := strings.Cut(k, "\x00"); !live[id] {
+			delete(st.Fired, k)
+		}
+	}
 	servers := map[string]string{}
 	for _, s := range sessions {
 		servers[s.ID] = s.Server

@@ -3,6 +3,7 @@
 package alertscmd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -133,19 +134,19 @@ func RunAdd(o *AddOptions) error {
 }
 
 // readSecret reads the secret from stdin: its first line, without
-// surrounding space.
+// surrounding space. One line, not everything up to EOF, so that typing it
+// at a terminal ends with Enter.
 func readSecret(in io.Reader) (string, error) {
 	if in == nil {
 		return "", errors.New("no signing secret: pipe it on stdin or use --secret-env")
 	}
-	b, err := io.ReadAll(io.LimitReader(in, maxSecret+1))
-	if err != nil {
+	line, err := bufio.NewReader(io.LimitReader(in, maxSecret+1)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read the signing secret: %w", err)
 	}
-	if len(b) > maxSecret {
+	if len(line) > maxSecret {
 		return "", fmt.Errorf("signing secret on stdin longer than %d bytes", maxSecret)
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimSpace(line), nil
 }
 
