@@ -5,7 +5,9 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/kilometers
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# The version variables live in cli/internal/app, shared by ./cli and ./cli/kilometers.
+STAMP := github.com/kilometers-ai/kilometers/cli/internal/app
+LDFLAGS := -s -w -X $(STAMP).version=$(VERSION) -X $(STAMP).commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X $(STAMP).date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 WITH_PG := infra/local/with-postgres.sh
 FUNCTIONS := ingest activity stats admin migrate
 

@@ -99,11 +99,14 @@ func TestCrossBuildLinuxArm64(t *testing.T) {
 // function's runtime.
 type gateway map[string]*runtimetest.Runtime
 
-func (g gateway) route(path string) *runtimetest.Runtime {
+// route picks the function template.yaml wires method and path to.
+func (g gateway) route(method, path string) *runtimetest.Runtime {
 	switch {
+	case method == http.MethodGet && strings.HasPrefix(path, "/api/events/"):
+		return g["activity"] // GET /api/events/{id}
 	case path == "/health", strings.HasPrefix(path, "/api/events"):
 		return g["ingest"]
-	case strings.HasPrefix(path, "/api/activity"):
+	case strings.HasPrefix(path, "/api/activity"), strings.HasPrefix(path, "/api/sessions"):
 		return g["activity"]
 	case strings.HasPrefix(path, "/api/stats"):
 		return g["stats"]
@@ -149,7 +152,7 @@ func invoke(tb testing.TB, rt *runtimetest.Runtime, r apitest.Request) (events.A
 func (g gateway) do(tb testing.TB, r apitest.Request) apitest.Answer {
 	tb.Helper()
 	path, _, _ := strings.Cut(r.Path, "?")
-	rt := g.route(path)
+	rt := g.route(r.Method, path)
 	if rt == nil {
 		tb.Fatalf("no function serves %s", path)
 	}
@@ -277,6 +280,11 @@ func testAPI(t *testing.T, bins map[string]string, moto *dbconfigtest.Moto) {
 			{"ingest", apitest.Request{Method: "GET", Path: "/api/events/batch", Token: tenant.APIKey}, 405, "bad_method"},
 			{"ingest", apitest.Request{Method: "POST", Path: "/api/events/batch", Token: tenant.APIKey, Body: []byte(`{"events":[{"id":`)}, 400, "invalid"},
 			{"activity", apitest.Request{Method: "GET", Path: "/api/activity?limit=-1", Token: tenant.APIKey}, 400, "invalid"},
+			{"activity", apitest.Request{Method: "GET", Path: "/api/sessions"}, 401, "unauthorized"},
+			{"activity", apitest.Request{Method: "GET", Path: "/api/sessions?limit=x", Token: tenant.APIKey}, 400, "invalid"},
+			{"activity", apitest.Request{Method: "GET", Path: "/api/events/0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10", Token: tenant.APIKey}, 404, "not_found"},
+			{"activity", apitest.Request{Method: "POST", Path: "/api/sessions", Token: tenant.APIKey}, 405, "bad_method"},
+			{"ingest", apitest.Request{Method: "GET", Path: "/api/sessions", Token: tenant.APIKey}, 404, "not_found"},
 		} {
 			_, a := invoke(t, g[tc.fn], tc.req)
 			if a.Status != tc.status || a.ErrorCode(t) != tc.code {

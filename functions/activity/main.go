@@ -1,4 +1,5 @@
-// Command activity is the Lambda function that serves GET /api/activity
+// Command activity is the Lambda function that serves the reads of recorded
+// traffic (GET /api/activity, GET /api/sessions and GET /api/events/{id})
 // behind an API Gateway HTTP API (payload 2.0). Configuration, the store
 // and the handler are wired by lambdafn.API (see docs/api.md). Build it as
 // bootstrap for provided.al2023:

@@ -7,12 +7,26 @@
 #   4. goreleaser check, then a snapshot release into a temporary dist
 #      directory, and the result inspected: the amd64 .deb unpacked and its
 #      binary run, completions and man page present, .rpm files, archives
-#      with README and LICENSE, checksums that verify;
+#      with README and LICENSE, checksums that verify; then the apt and
+#      rpm repositories built from its packages (infra/release/apt-repo.sh,
+#      rpm-repo.sh), installed from, upgraded (apt), and refused when
+#      wrongly signed (infra/checks/repo_install.sh);
 #   5. infra/smoke.sh against a real functions/local on a free port.
 # No AWS account, package repository or PyPI is needed. Pinned Go tools are
 # installed into $(go env GOPATH)/bin when missing.
+#
+#   infra/checks/run.sh [template] [workflows] [release] [smoke]
+#
+# runs only the sections named (the release workflow runs `release`); no
+# argument runs them all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+sections=("$@")
+for s in "${sections[@]}"; do
+  case $s in template | workflows | release | smoke) ;; *) echo "checks: unknown section '$s'" >&2; exit 2 ;; esac
+done
+want() { [ ${#sections[@]} -eq 0 ] || [[ " ${sections[*]} " == *" $1 "* ]]; }
 
 ACTIONLINT_VERSION=1.7.12
 GORELEASER_VERSION=2.16.0
@@ -28,6 +42,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/km-checks.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # ----------------------------------------------------------------- template
+if want template; then
 step "cfn-lint template.yaml"
 command -v cfn-lint >/dev/null ||
   die "cfn-lint is not installed (pip install cfn-lint aws-sam-translator moto; it is preinstalled on the project's machines)"
@@ -46,8 +61,10 @@ assert c["version"] == 0.1 and c["default"]["global"]["parameters"]["stack_name"
 assert "CAPABILITY_IAM" in d["capabilities"] and d["resolve_s3"] is True, "capabilities/resolve_s3"
 print("infra/samconfig.toml: ok")
 EOF
+fi
 
 # ---------------------------------------------------------------- workflows
+if want workflows; then
 step "actionlint v$ACTIONLINT_VERSION over .github/workflows, shellcheck over infra/**/*.sh"
 # ShellCheck lints the scripts here and, through actionlint, every `run:`
 # block of the workflows (GitHub's runners have it; Debian: apt-get install shellcheck).
@@ -59,7 +76,7 @@ if ! command -v shellcheck >/dev/null; then
   command -v shellcheck >/dev/null || die "shellcheck is not installed (apt-get install shellcheck)"
 fi
 shellcheck --version | sed -n 2p
-shellcheck infra/checks/*.sh infra/deploy.sh infra/smoke.sh
+shellcheck infra/checks/*.sh infra/release/*.sh infra/deploy.sh infra/smoke.sh
 if [ "$(actionlint -version 2>/dev/null | head -1)" != "v$ACTIONLINT_VERSION" ]; then
   echo "installing actionlint v$ACTIONLINT_VERSION into $gobin"
   go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
@@ -68,8 +85,10 @@ workflows=(.github/workflows/*.yml)
 [ -f "${workflows[0]}" ] || die "no workflows in .github/workflows"
 echo "actionlint $("$gobin/actionlint" -version | head -1): ${workflows[*]}"
 "$gobin/actionlint" -no-color -shellcheck shellcheck "${workflows[@]}"
+fi
 
 # ------------------------------------------------------------------ release
+if want release; then
 step "goreleaser check"
 if ! goreleaser --version 2>/dev/null | grep -q "GitVersion: *v$GORELEASER_VERSION\$"; then
   echo "installing goreleaser v$GORELEASER_VERSION into $gobin"
@@ -183,8 +202,14 @@ want="kilometers $version (commit $commit, built $date)"
 KILOMETERS_HOME="$tmp/home" "$root/usr/bin/kilometers" stats --json >/dev/null || die "kilometers stats --json failed on an empty store"
 echo "deb: binary, completions (bash, zsh, fish), man pages and copyright present; binary runs"
 
+step "apt and rpm repositories from the snapshot: install, upgrade, wrong key (infra/checks/repo_install.sh)"
+infra/checks/repo_install.sh "$dist"
+fi
+
 # -------------------------------------------------------------------- smoke
+if want smoke; then
 step "infra/smoke.sh against functions/local (real PostgreSQL)"
 infra/local/with-postgres.sh infra/checks/smoke_local.sh
+fi
 
 step "all deploy checks passed in $((SECONDS - start))s"

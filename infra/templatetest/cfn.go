@@ -1,6 +1,6 @@
 // Package templatetest checks template.yaml against the repository: every
 // function is built from an existing functions/<name> main package, every
-// API route of PRODUCT.md is wired to the function that serves it, and the
+// API route of docs/api.md is wired to the function that serves it, and the
 // deploy-time contracts (migrations, rollback alarms, log retention,
 // configuration variables) hold. The checks are in the package's tests.
 package templatetest

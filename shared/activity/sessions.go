@@ -10,7 +10,8 @@ import (
 // the session record plus what its events add up to.
 type SessionRow struct {
 	event.Session
-	// Calls counts the session's tools/call requests.
+	// Calls counts the session's tools/call requests (stats.NewCall: a
+	// retry after input_required is the same call).
 	Calls int64 `json:"calls"`
 	// Failed counts the session's failed replies (event.Event.Failed).
 	Failed int64 `json:"failed"`

@@ -116,6 +116,13 @@ type Store interface {
 	Ingest(ctx context.Context, tenantID string, b event.Batch) (IngestResult, error)
 	// Activity pages through events newest first.
 	Activity(ctx context.Context, tenantID string, q activity.Query) (activity.Page, error)
+	// Sessions pages through sessions newest start first, each with the
+	// counts of its tool calls and failed replies.
+	Sessions(ctx context.Context, tenantID string, q activity.SessionQuery) (activity.SessionPage, error)
+	// Call returns the event with id eventID (either half of a call) with
+	// its request or reply, paired as activity.Answers says; ENOTFOUND
+	// when the tenant has no such event.
+	Call(ctx context.Context, tenantID, eventID string) (activity.Call, error)
 	// Stats summarises an aligned window (stats.Query.Align); the answer
 	// equals stats.Aggregator's over the same events.
 	Stats(ctx context.Context, tenantID string, q stats.Query) (stats.Stats, error)

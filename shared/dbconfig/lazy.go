@@ -79,6 +79,22 @@ func (l *LazyStore) Activity(ctx context.Context, tenantID string, q activity.Qu
 	return s.Activity(ctx, tenantID, q)
 }
 
+func (l *LazyStore) Sessions(ctx context.Context, tenantID string, q activity.SessionQuery) (activity.SessionPage, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return activity.SessionPage{}, err
+	}
+	return s.Sessions(ctx, tenantID, q)
+}
+
+func (l *LazyStore) Call(ctx context.Context, tenantID, eventID string) (activity.Call, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return activity.Call{}, err
+	}
+	return s.Call(ctx, tenantID, eventID)
+}
+
 func (l *LazyStore) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.Stats, error) {
 	s, err := l.get(ctx)
 	if err != nil {
@@ -88,15 +104,18 @@ func (l *LazyStore) Stats(ctx context.Context, tenantID string, q stats.Query) (
 }
 
 // Postgres returns an OpenFunc that resolves the DSN with r and opens it
-// with postgres.Open. The pool connects lazily, so opening fails only when
-// the DSN cannot be resolved (a secret that cannot be read yet).
+// with postgres.OpenRefreshing, which reads the secret again when the
+// database refuses its credentials. The pool connects lazily, so opening
+// fails only when the DSN cannot be resolved (a secret that cannot be read
+// yet).
 func Postgres(r *Resolver) OpenFunc {
 	return func(ctx context.Context) (backend.Store, error) {
-		dsn, err := r.DSN(ctx)
-		if err != nil {
-			return nil, err
-		}
-		db, err := postgres.Open(ctx, dsn)
+		db, err := postgres.OpenRefreshing(ctx, func(ctx context.Context, fresh bool) (string, error) {
+			if fresh {
+				return r.FreshDSN(ctx)
+			}
+			return r.DSN(ctx)
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -3,7 +3,7 @@
 //
 // The same types are written by the CLI's monitor, kept in the local store,
 // shipped to the API, stored by the backend and printed by --json output, so
-// their JSON encoding is a public contract (see PRODUCT.md): snake_case names,
+// their JSON encoding is a public contract (see docs/api.md): snake_case names,
 // and fields that do not apply are left out.
 package event
 
@@ -78,9 +78,14 @@ type Event struct {
 	// Prompt is the prompt name of a prompts/get request and its response.
 	Prompt string `json:"prompt,omitempty"`
 	// ResourceURI is the uri of a resources/read request and its response.
-	ResourceURI string   `json:"resource_uri,omitempty"`
-	LatencyMS   *float64 `json:"latency_ms,omitempty"`
-	ErrorCode   *int     `json:"error_code,omitempty"`
+	ResourceURI string `json:"resource_uri,omitempty"`
+	// Retry marks a request that repeats one the server answered
+	// input_required (the multi round-trip requests of MCP 2026-07-28),
+	// now with the input asked for (inputResponses or requestState in its
+	// params): the same call again, so stats count it once.
+	Retry     bool     `json:"retry,omitempty"`
+	LatencyMS *float64 `json:"latency_ms,omitempty"`
+	ErrorCode *int     `json:"error_code,omitempty"`
 	// IsError is the tool result's isError flag, present on tools/call
 	// responses only.
 	IsError *bool `json:"is_error,omitempty"`
@@ -137,9 +142,29 @@ func (e *Event) IsToolCall() bool {
 }
 
 // Failed reports whether e is a response that failed: a JSON-RPC error or a
-// tool result with isError set.
+// tool result with isError set. Protocol negotiation (Negotiation) is not
+// failure.
 func (e *Event) Failed() bool {
-	return e.Kind == KindError || (e.Kind == KindResponse && e.IsError != nil && *e.IsError)
+	if e.Kind == KindError {
+		return !e.Negotiation()
+	}
+	return e.Kind == KindResponse && e.IsError != nil && *e.IsError
+}
+
+// JSON-RPC error codes of protocol negotiation.
+const (
+	CodeMethodNotFound             = -32601
+	CodeUnsupportedProtocolVersion = -32022
+)
+
+// Negotiation reports whether e is an error that only steers protocol
+// negotiation: a server/discover request (MCP 2026-07-28) answered "method
+// not found" by a server that predates it, or "unsupported protocol
+// version". Clients then fall back to initialize or retry with another
+// version; nothing the user asked for failed.
+func (e *Event) Negotiation() bool {
+	return e.Kind == KindError && e.Method == "server/discover" && e.ErrorCode != nil &&
+		(*e.ErrorCode == CodeMethodNotFound || *e.ErrorCode == CodeUnsupportedProtocolVersion)
 }
 
 // IsReply reports whether e answers a request (a response or an error).

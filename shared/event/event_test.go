@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-// The example from PRODUCT.md must decode, validate and encode back to the
-// same JSON: it is the wire contract scripts rely on.
-const productExample = `{"id":"0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10","session_id":"0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31","seq":42,"ts":"2026-11-22T12:00:00.123456Z","direction":"server_to_client","kind":"error","rpc_id":"17","method":"tools/call","tool":"read_file","latency_ms":12.481,"error_code":-32602,"is_error":false,"size":312,"risk":{"score":75,"level":"high","reasons":["sensitive_path"]},"cost_usd":0.000305,"payload":{"jsonrpc":"2.0","id":17,"error":{"code":-32602,"message":"..."}}}`
+// An event as docs/api.md shows them must decode, validate and encode back
+// to the same JSON: it is the wire contract scripts rely on.
+const contractExample = `{"id":"0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10","session_id":"0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31","seq":42,"ts":"2026-11-22T12:00:00.123456Z","direction":"server_to_client","kind":"error","rpc_id":"17","method":"tools/call","tool":"read_file","latency_ms":12.481,"error_code":-32602,"is_error":false,"size":312,"risk":{"score":75,"level":"high","reasons":["sensitive_path"]},"cost_usd":0.000305,"payload":{"jsonrpc":"2.0","id":17,"error":{"code":-32602,"message":"..."}}}`
 
 var now = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
-func TestProductExampleRoundTrip(t *testing.T) {
+func TestContractExampleRoundTrip(t *testing.T) {
 	var e Event
-	if err := json.Unmarshal([]byte(productExample), &e); err != nil {
+	if err := json.Unmarshal([]byte(contractExample), &e); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Validate(now); err != nil {
@@ -28,8 +28,8 @@ func TestProductExampleRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != productExample {
-		t.Errorf("re-encoded differently:\n got %s\nwant %s", got, productExample)
+	if string(got) != contractExample {
+		t.Errorf("re-encoded differently:\n got %s\nwant %s", got, contractExample)
 	}
 }
 

@@ -46,6 +46,17 @@ func AppendJSON(b []byte, e *Event) ([]byte, bool) {
 		b = append(b, `,"tool":`...)
 		b = AppendJSONString(b, e.Tool)
 	}
+	if e.Prompt != "" {
+		b = append(b, `,"prompt":`...)
+		b = AppendJSONString(b, e.Prompt)
+	}
+	if e.ResourceURI != "" {
+		b = append(b, `,"resource_uri":`...)
+		b = AppendJSONString(b, e.ResourceURI)
+	}
+	if e.Retry {
+		b = append(b, `,"retry":true`...)
+	}
 	ok := true
 	if e.LatencyMS != nil {
 		b = append(b, `,"latency_ms":`...)
@@ -60,6 +71,10 @@ func AppendJSON(b []byte, e *Event) ([]byte, bool) {
 	if e.IsError != nil {
 		b = append(b, `,"is_error":`...)
 		b = strconv.AppendBool(b, *e.IsError)
+	}
+	if e.ErrorMessage != "" {
+		b = append(b, `,"error_message":`...)
+		b = AppendJSONString(b, e.ErrorMessage)
 	}
 	b = append(b, `,"size":`...)
 	b = strconv.AppendInt(b, e.Size, 10)

@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,6 +15,17 @@ const (
 	MaxNameLen      = 256
 	MaxReasons      = 32
 	MaxPayloadBytes = 1 << 20
+)
+
+// Upper bounds of the counters an event or session carries. Each is far
+// above anything real (a terabyte message, a million dollars of tokens)
+// and low enough that the backend's sums over billions of events stay
+// exact in 64 bits and finite in float64.
+const (
+	MaxSize          = 1 << 40
+	MaxTokens        = 1 << 40
+	MaxCostUSD       = 1e6
+	MaxDroppedEvents = 1 << 40
 )
 
 // ValidationError says which field of which event is wrong.
@@ -73,22 +85,32 @@ func (e *Event) validate(i int, now time.Time) error {
 	if !e.Kind.Valid() {
 		return bad("kind", "must be request, response, notification, error or invalid, got %q", e.Kind)
 	}
-	for field, v := range map[string]string{"server": e.Server, "rpc_id": e.RPCID, "method": e.Method, "tool": e.Tool} {
-		if len(v) > MaxNameLen {
-			return bad(field, "longer than %d bytes", MaxNameLen)
+	// An array, not a map: this runs for every event ingested.
+	for _, f := range [...]struct{ name, v string }{
+		{"server", e.Server}, {"rpc_id", e.RPCID}, {"method", e.Method}, {"tool", e.Tool},
+		{"prompt", e.Prompt}, {"resource_uri", e.ResourceURI},
+	} {
+		if len(f.v) > MaxNameLen {
+			return bad(f.name, "longer than %d bytes", MaxNameLen)
 		}
+	}
+	if len(e.ErrorMessage) > MaxErrorMessage {
+		return bad("error_message", "longer than %d bytes", MaxErrorMessage)
 	}
 	if e.LatencyMS != nil && (*e.LatencyMS < 0 || *e.LatencyMS > 7*24*3600*1000) {
 		return bad("latency_ms", "out of range")
 	}
-	if e.Size < 0 {
-		return bad("size", "must not be negative")
+	if e.Size < 0 || e.Size > MaxSize {
+		return bad("size", "must be 0 to %d, got %d", int64(MaxSize), e.Size)
 	}
-	if e.CostUSD < 0 {
-		return bad("cost_usd", "must not be negative")
+	if !(e.CostUSD >= 0 && e.CostUSD <= MaxCostUSD) { // NaN too
+		return bad("cost_usd", "must be 0 to %g, got %g", MaxCostUSD, e.CostUSD)
 	}
-	if e.Tokens < 0 {
-		return bad("tokens", "must not be negative")
+	if e.Tokens < 0 || e.Tokens > MaxTokens {
+		return bad("tokens", "must be 0 to %d, got %d", int64(MaxTokens), e.Tokens)
+	}
+	if e.ErrorCode != nil && int64(*e.ErrorCode) == math.MinInt64 {
+		return bad("error_code", "must be above %d", int64(math.MinInt64))
 	}
 	if r := e.Risk; r != nil {
 		if r.Score < 0 || r.Score > 100 {
@@ -128,8 +150,14 @@ func (s *Session) Validate(now time.Time) error {
 	if s.StartedAt.IsZero() || s.StartedAt.After(now.Add(24*time.Hour)) {
 		return bad("started_at", "must be a time before now")
 	}
+	if s.StartedAt.Year() < 2000 {
+		return bad("started_at", "must be an RFC 3339 time from 2000 on")
+	}
 	if s.EndedAt != nil && s.EndedAt.Before(s.StartedAt) {
 		return bad("ended_at", "before started_at")
+	}
+	if s.EndedAt != nil && s.EndedAt.After(now.Add(24*time.Hour)) {
+		return bad("ended_at", "must be a time before now")
 	}
 	for field, v := range map[string]string{"server": s.Server, "server_name": s.ServerName, "server_version": s.ServerVersion,
 		"client_name": s.ClientName, "client_version": s.ClientVersion, "protocol_version": s.ProtocolVersion, "host": s.Host} {
@@ -137,11 +165,24 @@ func (s *Session) Validate(now time.Time) error {
 			return bad(field, "longer than %d bytes", MaxNameLen)
 		}
 	}
-	if len(s.Command) > 256 {
-		return bad("command", "more than 256 arguments")
+	if len(s.Command) > MaxCommandArgs {
+		return bad("command", "more than %d arguments", MaxCommandArgs)
 	}
-	if s.DroppedEvents < 0 {
-		return bad("dropped_events", "must not be negative")
+	for _, a := range s.Command {
+		if len(a) > MaxArgLen {
+			return bad("command", "arguments must be at most %d bytes", MaxArgLen)
+		}
+	}
+	if len(s.Warnings) > MaxWarnings {
+		return bad("warnings", "more than %d warnings", MaxWarnings)
+	}
+	for _, w := range s.Warnings {
+		if len(w) > MaxWarningLen {
+			return bad("warnings", "warnings must be at most %d bytes", MaxWarningLen)
+		}
+	}
+	if s.DroppedEvents < 0 || s.DroppedEvents > MaxDroppedEvents {
+		return bad("dropped_events", "must be 0 to %d, got %d", int64(MaxDroppedEvents), s.DroppedEvents)
 	}
 	return nil
 }

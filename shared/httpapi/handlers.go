@@ -81,6 +81,37 @@ func (s *Server) handleActivity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
+func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
+	q, err := activity.ParseSessionQuery(r.URL.Query(), s.now())
+	if err != nil {
+		s.writeError(w, r, backend.Errorf(backend.EINVALID, "%s", err.Error()))
+		return
+	}
+	page, err := s.store.Sessions(r.Context(), tenantOf(r.Context()), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if page.Sessions == nil {
+		page.Sessions = []activity.SessionRow{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !isUUID(id) {
+		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no event %q (event ids are UUIDs)", id))
+		return
+	}
+	call, err := s.store.Call(r.Context(), tenantOf(r.Context()), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, call)
+}
+
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	q, err := stats.ParseQuery(r.URL.Query(), s.now())
 	if err != nil {

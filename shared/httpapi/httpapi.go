@@ -28,7 +28,8 @@ const (
 	Health Group = 1 << iota
 	// Ingest is POST /api/events and POST /api/events/batch.
 	Ingest
-	// Activity is GET /api/activity.
+	// Activity is the reads of recorded traffic: GET /api/activity,
+	// GET /api/sessions and GET /api/events/{id}.
 	Activity
 	// Stats is GET /api/stats.
 	Stats
@@ -111,6 +112,8 @@ func New(cfg Config) *Server {
 	}
 	if routes&Activity != 0 {
 		s.mux.Handle("/api/activity", methods{http.MethodGet: s.authed(s.handleActivity)})
+		s.mux.Handle("/api/sessions", methods{http.MethodGet: s.authed(s.handleSessions)})
+		s.mux.Handle("/api/events/{id}", methods{http.MethodGet: s.authed(s.handleCall)})
 	}
 	if routes&Stats != 0 {
 		s.mux.Handle("/api/stats", methods{http.MethodGet: s.authed(s.handleStats)})

@@ -1,9 +1,13 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,20 +26,22 @@ var stagingColumns = []string{
 	"id", "session_id", "seq", "ts", "direction", "kind", "server", "rpc_id", "method", "tool",
 	"latency_ms", "latency_bucket", "error_code", "is_error", "failed", "size",
 	"risk_score", "risk_level", "risk_rank", "risk_reasons", "cost_usd", "tokens",
-	"payload", "payload_truncated",
+	"payload", "payload_truncated", "error_message", "prompt", "resource_uri", "retry",
 }
 
 const createStaging = `
 CREATE TEMP TABLE km_staging (
     id uuid, session_id uuid, seq bigint, ts timestamptz, direction text, kind text,
     server text, rpc_id text, method text, tool text,
-    latency_ms double precision, latency_bucket integer, error_code integer, is_error boolean,
+    latency_ms double precision, latency_bucket integer, error_code bigint, is_error boolean,
     failed boolean, size bigint, risk_score integer, risk_level text, risk_rank smallint,
     risk_reasons text[], cost_usd double precision, tokens bigint,
-    payload jsonb, payload_truncated boolean
+    payload jsonb, payload_truncated boolean,
+    error_message text NOT NULL DEFAULT '', prompt text NOT NULL DEFAULT '', resource_uri text NOT NULL DEFAULT '',
+    retry boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP`
 
-// unnestSource turns the column arrays Ingest sends as parameters $2..$28
+// unnestSource turns the column arrays Ingest sends as parameters $2..$32
 // (see batchColumns.args) back into rows with the columns of km_staging.
 // One statement with array parameters costs one round trip and no catalog
 // work, where a temporary table plus COPY cost three round trips and the
@@ -44,8 +50,12 @@ CREATE TEMP TABLE km_staging (
 // has_risk for the risk columns, -1 for a missing bucket or is_error, NaN
 // for a missing latency (JSON has no NaN), the int8 minimum for a missing
 // error code, the empty string for no payload. risk_reasons cannot travel as
-// an array of arrays (unnest would flatten it), so all reasons travel in one
-// array and each row takes its slice; a negative length means none.
+// an array of arrays (unnest would flatten it), so each row's reasons
+// travel as one array literal ("{"a","b"}") in $22, which holds the
+// literals of the rows with reasons only; reasons_off is a row's index in
+// it and a negative reasons_len means none. (A row taking its slice of one
+// flat array of every reason cost time in proportion to the reasons before
+// it: a batch of 5000 events with 32 reasons each took seconds.)
 // The arrays are unnested in the select list, not in FROM: all have one
 // length, so both zip them alike, but unnest(a, b, ...) in FROM is a
 // function scan that first copies every array into a tuplestore of its
@@ -55,12 +65,13 @@ CREATE TEMP TABLE km_staging (
 const unnestSource = `src AS (
     SELECT id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         nullif(latency_ms, 'NaN') AS latency_ms, nullif(latency_bucket, -1) AS latency_bucket,
-        nullif(error_code, -9223372036854775808)::integer AS error_code,
+        nullif(error_code, -9223372036854775808) AS error_code,
         CASE is_error WHEN 1 THEN true WHEN 0 THEN false END AS is_error, failed, size,
         CASE WHEN has_risk THEN risk_score END AS risk_score, CASE WHEN has_risk THEN risk_level END AS risk_level,
         risk_rank,
-        CASE WHEN reasons_len >= 0 THEN ($22::text[])[reasons_off + 1 : reasons_off + reasons_len] END AS risk_reasons,
-        cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated
+        CASE WHEN reasons_len >= 0 THEN (($22::text[])[reasons_off + 1])::text[] END AS risk_reasons,
+        cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated,
+        error_message, prompt, resource_uri, retry
     FROM (SELECT unnest($2::uuid[]) AS id, unnest($3::uuid[]) AS session_id, unnest($4::int8[]) AS seq,
         unnest($5::timestamptz[]) AS ts, unnest($6::text[]) AS direction, unnest($7::text[]) AS kind,
         unnest($8::text[]) AS server, unnest($9::text[]) AS rpc_id, unnest($10::text[]) AS method,
@@ -69,7 +80,9 @@ const unnestSource = `src AS (
         unnest($17::int8[]) AS size, unnest($18::bool[]) AS has_risk, unnest($19::int8[]) AS risk_score,
         unnest($20::text[]) AS risk_level, unnest($21::int4[]) AS reasons_off, unnest($23::int4[]) AS reasons_len,
         unnest($24::float8[]) AS cost_usd, unnest($25::int8[]) AS tokens, unnest($26::text[]) AS payload,
-        unnest($27::bool[]) AS payload_truncated, unnest($28::int2[]) AS risk_rank) AS s
+        unnest($27::bool[]) AS payload_truncated, unnest($28::int2[]) AS risk_rank,
+        unnest($29::text[]) AS error_message, unnest($30::text[]) AS prompt, unnest($31::text[]) AS resource_uri,
+        unnest($32::bool[]) AS retry) AS s
 )`
 
 // insertEventsFrom moves the staged events into events, skipping ids the tenant
@@ -82,73 +95,98 @@ const unnestSource = `src AS (
 // of line, and an UPDATE that leaves it unchanged keeps it where it is, so
 // most batches rewrite a small row instead of kilobytes of histogram (the
 // benchmark measured the rewrite as the largest cost of ingest after the
-// events themselves). Stats reads at most 256 tail entries per row. ORDER BY keeps the rollup rows locked in one order so
+// events themselves). Stats reads at most 256 tail entries per row. Each row
+// also keeps its latencies' range and, while it has at most
+// stats.ExactSample of them, the latencies themselves (samples; NULL beyond),
+// so stats.Sample answers as the local Aggregator does. ORDER BY keeps the rollup rows locked in one order so
 // concurrent batches of a tenant queue instead of deadlocking.
 const insertEventsFrom = `
 ins AS (
     INSERT INTO events (tenant_id, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         latency_ms, latency_bucket, error_code, is_error, failed, size,
-        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated)
+        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
+        error_message, prompt, resource_uri, retry)
     SELECT $1, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         latency_ms, latency_bucket, error_code, is_error, failed, size,
-        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated
-    FROM %s
+        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
+        error_message, prompt, resource_uri, retry
+    FROM %[1]s
     ON CONFLICT (tenant_id, id) DO NOTHING
-    RETURNING ts, session_id, server, method, tool, kind, failed, size, cost_usd, tokens,
-        risk_score, risk_rank, latency_bucket
+    RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
+        risk_score, risk_rank, latency_bucket, latency_ms
 ), g AS (
     SELECT date_trunc('minute', ts, 'UTC') AS minute, server, method, tool, latency_bucket,
         count(*) AS events,
-        count(*) FILTER (WHERE kind = 'request') AS requests,
-        count(*) FILTER (WHERE kind IN ('request', 'notification')) AS calls,
+        count(*) FILTER (WHERE kind = 'request' AND NOT retry) AS requests,
+        count(*) FILTER (WHERE (kind = 'request' AND NOT retry) OR kind = 'notification') AS calls,
         count(*) FILTER (WHERE failed) AS errors,
         sum(size) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
         count(*) FILTER (WHERE risk_rank = 1) AS risk_medium,
         count(*) FILTER (WHERE risk_rank = 2) AS risk_high,
-        max(coalesce(risk_score, 0)) AS max_score
+        max(coalesce(risk_score, 0)) AS max_score,
+        min(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS min_ms,
+        max(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS max_ms,
+        array_agg(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS samples
     FROM ins GROUP BY 1, 2, 3, 4, 5
 ), gh AS (
     SELECT date_trunc('hour', minute, 'UTC') AS hour, server, method, tool, latency_bucket,
         sum(events) AS events, sum(requests) AS requests, sum(calls) AS calls, sum(errors) AS errors,
         sum(bytes) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
-        sum(risk_medium) AS risk_medium, sum(risk_high) AS risk_high, max(max_score) AS max_score
+        sum(risk_medium) AS risk_medium, sum(risk_high) AS risk_high, max(max_score) AS max_score,
+        min(min_ms) AS min_ms, max(max_ms) AS max_ms, km_array_cat(samples) AS samples
     FROM g GROUP BY 1, 2, 3, 4, 5
 ), um AS (
     INSERT INTO rollup_minute AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
-        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist)
+        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
     SELECT $1, minute, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
         sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
         coalesce(array_agg((latency_bucket::bigint << 40) | events ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}')
+            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
+        min(min_ms), max(max_ms),
+        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
     FROM g GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + excluded.bytes, cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + excluded.tokens, risk_medium = r.risk_medium + excluded.risk_medium,
+        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
+        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
         hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN '{}' ELSE r.hist_tail || excluded.hist END
+                    THEN '{}' ELSE r.hist_tail || excluded.hist END,
+        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[2]d
+                    THEN r.samples || excluded.samples END,
+        min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
+        max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END
 ), uh AS (
     INSERT INTO rollup_hour AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
-        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist)
+        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
     SELECT $1, hour, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
         sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
         coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}')
+            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
+        min(min_ms), max(max_ms),
+        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
     FROM gh GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + excluded.bytes, cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + excluded.tokens, risk_medium = r.risk_medium + excluded.risk_medium,
+        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
+        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
         hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN '{}' ELSE r.hist_tail || excluded.hist END
+                    THEN '{}' ELSE r.hist_tail || excluded.hist END,
+        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[2]d
+                    THEN r.samples || excluded.samples END,
+        min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
+        max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END
 ), ss AS (
     INSERT INTO series_minute AS r (tenant_id, bucket, server, events, errors)
     SELECT $1, minute, server, sum(events), sum(errors) FROM g GROUP BY 2, 3 ORDER BY 2, 3
@@ -157,10 +195,12 @@ ins AS (
 ), sm AS (
     INSERT INTO session_minute (tenant_id, bucket, server, session_id)
     SELECT DISTINCT $1::uuid, date_trunc('minute', ts, 'UTC'), server, session_id FROM ins
+    ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
 ), sh AS (
     INSERT INTO session_hour (tenant_id, bucket, server, session_id)
     SELECT DISTINCT $1::uuid, date_trunc('hour', ts, 'UTC'), server, session_id FROM ins
+    ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM ins`
@@ -169,8 +209,8 @@ SELECT count(*) FROM ins`
 // parameters of Ingest. Both share every word of the insert and the rollup
 // upkeep, so generated and shipped events are counted alike.
 var (
-	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging")
-	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src")
+	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", stats.ExactSample)
+	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", stats.ExactSample)
 )
 
 // upsertSession records a session; a later report of the same session
@@ -178,8 +218,8 @@ var (
 // the latest end wins, with its exit code, and the dropped count only grows.
 const upsertSession = `
 INSERT INTO sessions AS s (tenant_id, id, server, server_name, server_version, client_name, client_version,
-    protocol_version, command, host, started_at, ended_at, exit_code, dropped_events)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    protocol_version, command, host, started_at, ended_at, exit_code, dropped_events, warnings)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (tenant_id, id) DO UPDATE SET
     server = coalesce(nullif(excluded.server, ''), s.server),
     server_name = coalesce(nullif(excluded.server_name, ''), s.server_name),
@@ -192,9 +232,20 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     started_at = least(s.started_at, excluded.started_at),
     ended_at = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.ended_at ELSE s.ended_at END,
     exit_code = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.exit_code ELSE s.exit_code END,
-    dropped_events = greatest(s.dropped_events, excluded.dropped_events)`
+    dropped_events = greatest(s.dropped_events, excluded.dropped_events),
+    warnings = coalesce(excluded.warnings, s.warnings)`
 
-// Ingest stores a batch in one transaction: sessions upserted, then the
+// setIngestTimeout gives a batch IngestStatementTimeout instead of the
+// statement timeout of reads: a batch is bounded by the body limit, and a
+// full one on a busy database may need longer than a read is allowed,
+// while refusing it would only make the CLI send it again.
+var setIngestTimeout = fmt.Sprintf("SELECT set_config('statement_timeout', '%dms', true)", IngestStatementTimeout.Milliseconds())
+
+// IngestStatementTimeout bounds each statement of an ingest.
+const IngestStatementTimeout = 30 * time.Second
+
+// Ingest stores a batch that passed event.Batch.Clean and Validate (the
+// API decodes nothing else) in one transaction: sessions upserted, then the
 // events sent as column arrays and inserted with ON CONFLICT DO NOTHING,
 // with the rollups updated for the inserted events only, in one statement.
 func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backend.IngestResult, error) {
@@ -211,6 +262,14 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	if len(b.Events) == 0 && len(b.Sessions) == 0 {
 		return backend.IngestResult{}, nil
 	}
+	// Sessions are upserted in id order too, for the same reason as events.
+	sessionOrder := make([]int, len(b.Sessions))
+	for i := range sessionOrder {
+		sessionOrder[i] = i
+	}
+	slices.SortFunc(sessionOrder, func(x, y int) int {
+		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
+	})
 	var inserted int
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
@@ -218,11 +277,12 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	// duplicates) or left no trace.
 	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
 		inserted = 0
-		for i := range b.Sessions {
+		batch.Queue(setIngestTimeout)
+		for _, i := range sessionOrder {
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
 				s.ClientName, s.ClientVersion, s.ProtocolVersion, s.Command, s.Host,
-				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents)
+				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents, s.Warnings)
 		}
 		if len(b.Events) > 0 {
 			batch.Queue(insertArrays, cols.args(tenantID)...).QueryRow(func(row pgx.Row) error {
@@ -245,11 +305,12 @@ type batchColumns struct {
 	seq, size, tokens, errorCode, score                 []int64
 	ts                                                  []time.Time
 	direction, kind, server, rpcID, method, tool, level []string
+	errorMessage, prompt, resourceURI                   []string
 	payload, reasons                                    []string
 	latencyMS, costUSD                                  []float64
 	bucket, reasonsOff, reasonsLen                      []int32
 	isError, rank                                       []int16
-	failed, hasRisk, truncated                          []bool
+	failed, hasRisk, truncated, retry                   []bool
 }
 
 const noErrorCode = math.MinInt64
@@ -263,27 +324,38 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		ts:        make([]time.Time, n),
 		direction: make([]string, n), kind: make([]string, n), server: make([]string, n),
 		rpcID: make([]string, n), method: make([]string, n), tool: make([]string, n), level: make([]string, n),
+		errorMessage: make([]string, n), prompt: make([]string, n), resourceURI: make([]string, n),
 		payload:   make([]string, n),
-		reasons:   []string{}, // never nil: slices of a NULL array are NULL
+		reasons:   []string{}, // never nil: elements of a NULL array are NULL
 		latencyMS: make([]float64, n), costUSD: make([]float64, n),
 		bucket: make([]int32, n), reasonsOff: make([]int32, n), reasonsLen: make([]int32, n),
 		isError: make([]int16, n), rank: make([]int16, n),
-		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n),
+		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n), retry: make([]bool, n),
 	}
+	// Rows go in id order: two batches that share event ids then take
+	// their index locks in the same order, so they queue rather than
+	// deadlock, whatever order their senders listed the events in.
+	ids := make([][16]byte, n)
+	order := make([]int, n)
 	for i := range events {
-		e := &events[i]
-		id, err := uuid.Parse(e.ID)
+		id, err := uuid.Parse(events[i].ID)
 		if err != nil {
 			return nil, backend.Errorf(backend.EINVALID, "events[%d].id: must be a UUID", i)
 		}
+		ids[i], order[i] = id, i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
+	for i, k := range order {
+		e := &events[k]
 		sid, err := uuid.Parse(e.SessionID)
 		if err != nil {
-			return nil, backend.Errorf(backend.EINVALID, "events[%d].session_id: must be a UUID", i)
+			return nil, backend.Errorf(backend.EINVALID, "events[%d].session_id: must be a UUID", k)
 		}
-		c.id[i], c.sessionID[i] = id, sid
+		c.id[i], c.sessionID[i] = ids[k], sid
 		c.seq[i], c.size[i], c.tokens[i], c.ts[i] = e.Seq, e.Size, e.Tokens, e.TS
 		c.direction[i], c.kind[i], c.server[i] = string(e.Direction), string(e.Kind), e.Server
 		c.rpcID[i], c.method[i], c.tool[i] = e.RPCID, e.Method, e.Tool
+		c.errorMessage[i], c.prompt[i], c.resourceURI[i] = e.ErrorMessage, e.Prompt, e.ResourceURI
 		c.costUSD[i] = e.CostUSD
 		c.latencyMS[i], c.bucket[i] = math.NaN(), -1
 		if e.LatencyMS != nil {
@@ -294,7 +366,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		}
 		c.errorCode[i] = noErrorCode
 		if e.ErrorCode != nil {
-			c.errorCode[i] = int64(int32(*e.ErrorCode))
+			c.errorCode[i] = int64(*e.ErrorCode)
 		}
 		c.isError[i] = -1
 		if e.IsError != nil {
@@ -303,18 +375,18 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 				c.isError[i] = 1
 			}
 		}
-		c.failed[i], c.truncated[i] = e.Failed(), e.PayloadTruncated
+		c.failed[i], c.truncated[i], c.retry[i] = e.Failed(), e.PayloadTruncated, e.Retry
 		c.rank[i] = int16(activity.LevelRank(e.RiskLevel()))
 		c.reasonsLen[i] = -1
 		if e.Risk != nil {
 			c.hasRisk[i], c.score[i], c.level[i] = true, int64(e.Risk.Score), string(e.Risk.Level)
 			if e.Risk.Reasons != nil {
 				c.reasonsOff[i], c.reasonsLen[i] = int32(len(c.reasons)), int32(len(e.Risk.Reasons))
-				c.reasons = append(c.reasons, e.Risk.Reasons...)
+				c.reasons = append(c.reasons, arrayLiteral(e.Risk.Reasons))
 			}
 		}
 		if len(e.Payload) > 0 {
-			c.payload[i] = string(jsonbSafe(e.Payload))
+			c.payload[i] = string(e.Payload)
 		}
 	}
 	return c, nil
@@ -325,27 +397,31 @@ func (c *batchColumns) args(tenantID string) []any {
 	return []any{tenantID, c.id, c.sessionID, c.seq, c.ts, c.direction, c.kind, c.server, c.rpcID, c.method, c.tool,
 		c.latencyMS, c.bucket, c.errorCode, c.isError, c.failed, c.size,
 		c.hasRisk, c.score, c.level, c.reasonsOff, c.reasons, c.reasonsLen, c.costUSD, c.tokens, c.payload,
-		c.truncated, c.rank}
+		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI, c.retry}
 }
 
-// jsonbSafe replaces the escape \u0000, which jsonb cannot store, with
-// \ufffd: one odd payload must not make a whole batch fail forever.
-func jsonbSafe(p []byte) []byte {
-	var out []byte
-	for i := 0; i < len(p); i++ {
-		if p[i] != '\\' || i+1 >= len(p) {
-			continue
+// arrayLiteral writes list as a PostgreSQL array literal of quoted
+// elements, which text[] input reads back exactly (cleaned text holds no
+// NUL, the one character a literal cannot carry).
+func arrayLiteral(list []string) string {
+	n := 2
+	for _, s := range list {
+		n += len(s) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		if p[i+1] == 'u' && i+6 <= len(p) && string(p[i+2:i+6]) == "0000" {
-			if out == nil {
-				out = append([]byte(nil), p...)
+		b = append(b, '"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b = append(b, '\\')
 			}
-			copy(out[i+2:i+6], "fffd")
+			b = append(b, s[j])
 		}
-		i++ // skip the escaped character, so \\u0000 stays as written
+		b = append(b, '"')
 	}
-	if out == nil {
-		return p
-	}
-	return out
+	return string(append(b, '}'))
 }

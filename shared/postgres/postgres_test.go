@@ -50,7 +50,8 @@ func newID(t testing.TB) string {
 // servers, methods and tools, replies with latencies, failures, risk and
 // cost, and timestamps that repeat so (ts, id) ordering is exercised.
 func genEvents(tb testing.TB, r *rand.Rand, n int, from time.Time, span time.Duration, sessions []string, servers []string) []event.Event {
-	methods := []string{"tools/call", "tools/call", "tools/call", "resources/read", "tools/list", "initialize", "notifications/initialized", ""}
+	methods := []string{"tools/call", "tools/call", "tools/call", "resources/read", "tools/list", "initialize", "notifications/initialized", "",
+		"server/discover"}
 	tools := []string{"read_file", "write_file", "run_shell", "search"}
 	kinds := []event.Kind{event.KindRequest, event.KindResponse, event.KindError, event.KindNotification, event.KindInvalid}
 	out := make([]event.Event, n)
@@ -89,8 +90,14 @@ func genEvents(tb testing.TB, r *rand.Rand, n int, from time.Time, span time.Dur
 			e.IsError = &b
 		}
 		if e.Kind == event.KindError {
-			c := -32602
+			// A discover probe answered "method not found" is negotiation,
+			// not failure: some are, some are not.
+			c := []int{-32602, -32601}[r.IntN(2)]
 			e.ErrorCode = &c
+			e.ErrorMessage = fmt.Sprintf("error %d", i)
+		}
+		if e.Kind == event.KindRequest && r.IntN(5) == 0 {
+			e.Retry = true // repeats a request answered input_required
 		}
 		if r.IntN(3) > 0 {
 			score := r.IntN(101)
@@ -345,21 +352,26 @@ func TestEventRoundTrip(t *testing.T) {
 	e := event.Event{
 		ID: newID(t), SessionID: newID(t), Seq: 42, TS: base.Add(123456 * time.Microsecond),
 		Direction: event.ServerToClient, Kind: event.KindError, Server: "fs", RPCID: "17",
-		Method: "tools/call", Tool: "read_file", LatencyMS: &lat, ErrorCode: &code, IsError: &isErr,
-		Size: 312, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
+		Method: "tools/call", Tool: "read_file", Prompt: "greet", ResourceURI: "file:///a%20b", LatencyMS: &lat, ErrorCode: &code,
+		IsError: &isErr, ErrorMessage: "no such file: a\x00b", Retry: true, Size: 312, Risk: &event.Risk{Score: 75, Level: event.LevelHigh, Reasons: []string{"sensitive_path"}},
 		CostUSD: 0.000305, Tokens: 77, Payload: json.RawMessage(`{"id": 17, "jsonrpc": "2.0", "nul": "a\u0000b"}`),
 		PayloadTruncated: true,
 	}
 	plain := event.Event{ID: newID(t), SessionID: e.SessionID, TS: base, Direction: event.ClientToServer, Kind: event.KindInvalid, Payload: json.RawMessage(`"not json-rpc"`)}
-	ingest(t, db, tenant, event.Batch{Events: []event.Event{e, plain}})
+	// Ingest takes cleaned batches, as the API decodes them.
+	b := event.Batch{Events: []event.Event{e, plain}}
+	b.Clean()
+	ingest(t, db, tenant, b)
 	got := allActivity(t, db, tenant, activity.Query{})
 	if len(got) != 2 {
 		t.Fatalf("got %d events", len(got))
 	}
-	// jsonb normalises spacing, and \u0000 (which jsonb cannot hold) is
-	// stored as U+FFFD.
+	// jsonb normalises spacing, and \u0000 (which jsonb cannot hold) was
+	// cleaned to U+FFFD.
 	want := e
 	want.Payload = json.RawMessage(`{"id": 17, "nul": "a\ufffdb", "jsonrpc": "2.0"}`)
+	// Text columns cannot hold NUL either.
+	want.ErrorMessage = "no such file: a\uFFFDb"
 	if !jsonEqual(t, got[0].Payload, want.Payload) {
 		t.Errorf("payload = %s, want %s", got[0].Payload, want.Payload)
 	}
@@ -391,21 +403,23 @@ func TestSessionsUpsert(t *testing.T) {
 	id := newID(t)
 	end1, end2 := base.Add(time.Minute), base.Add(2*time.Minute)
 	one, two := 1, 2
-	ingest(t, db, tenant, event.Batch{Sessions: []event.Session{{ID: id, Server: "fs", StartedAt: base, EndedAt: &end2, ExitCode: &two, DroppedEvents: 5}}})
+	warn := []string{"capture_mode: invalid value \"fulll\"; recorded with the default"}
+	ingest(t, db, tenant, event.Batch{Sessions: []event.Session{{ID: id, Server: "fs", StartedAt: base, EndedAt: &end2, ExitCode: &two, DroppedEvents: 5, Warnings: warn}}})
 	// An older, stale report changes nothing it knows less about.
 	ingest(t, db, tenant, event.Batch{Sessions: []event.Session{{ID: id, StartedAt: base, EndedAt: &end1, ExitCode: &one, DroppedEvents: 3}}})
 	var (
-		server  string
-		ended   time.Time
-		code    int
-		dropped int64
+		server   string
+		ended    time.Time
+		code     int
+		dropped  int64
+		warnings []string
 	)
-	err := db.Pool().QueryRow(ctx, "SELECT server, ended_at, exit_code, dropped_events FROM sessions WHERE id = $1", id).Scan(&server, &ended, &code, &dropped)
+	err := db.Pool().QueryRow(ctx, "SELECT server, ended_at, exit_code, dropped_events, warnings FROM sessions WHERE id = $1", id).Scan(&server, &ended, &code, &dropped, &warnings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if server != "fs" || !ended.Equal(end2) || code != 2 || dropped != 5 {
-		t.Errorf("session = %q %v %d %d", server, ended, code, dropped)
+	if server != "fs" || !ended.Equal(end2) || code != 2 || dropped != 5 || !slices.Equal(warnings, warn) {
+		t.Errorf("session = %q %v %d %d %q", server, ended, code, dropped, warnings)
 	}
 }
 
@@ -426,6 +440,8 @@ func TestActivityPaginationAndFilters(t *testing.T) {
 		{Limit: 10, SessionID: sessions[1]},
 		{Limit: 10, Method: "tools/call", Tool: "read_file"},
 		{Limit: 10, Kind: event.KindError},
+		{Limit: 10, Failed: true},
+		{Limit: 3, Failed: true, Server: "web"},
 		{Limit: 10, MinRisk: event.LevelMedium},
 		{Limit: 10, MinRisk: event.LevelHigh, Server: "fs"},
 		{Limit: 10, Since: base.Add(30 * time.Minute), Until: base.Add(80 * time.Minute)},
@@ -585,8 +601,9 @@ func TestTenantIsolation(t *testing.T) {
 		return n
 	}
 	asTenant(a, func(tx pgx.Tx) {
-		for table, want := range map[string]int{"events": 50, "sessions": 1, "rollup_minute": -1, "session_hour": -1, "tenants": 1} {
-			if n := count(tx, "SELECT count(*) FROM "+table+" WHERE "+map[bool]string{true: "id", false: "tenant_id"}[table == "tenants"]+" = $1", b); n != 0 {
+		// tenants is not readable by the app role at all (TestLeastPrivilege).
+		for table, want := range map[string]int{"events": 50, "sessions": 1, "rollup_minute": -1, "session_hour": -1} {
+			if n := count(tx, "SELECT count(*) FROM "+table+" WHERE tenant_id = $1", b); n != 0 {
 				t.Errorf("%s: tenant a reads %d rows of tenant b", table, n)
 			}
 			if n := count(tx, "SELECT count(*) FROM "+table); want >= 0 && n != want {

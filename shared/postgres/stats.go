@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,12 +39,12 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 		var batch pgx.Batch
 		batch.Queue(`
 			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
-				risk_medium, risk_high, max_score, hist, hist_tail
+				risk_medium, risk_high, max_score, hist, hist_tail, min_ms, max_ms, samples
 			FROM rollup_hour
 			WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
 			UNION ALL
 			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
-				risk_medium, risk_high, max_score, hist, hist_tail
+				risk_medium, risk_high, max_score, hist, hist_tail, min_ms, max_ms, samples
 			FROM rollup_minute
 			WHERE tenant_id = $1 AND ($6 = '' OR server = $6)
 				AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))`,
@@ -51,7 +52,7 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			return acc.addRollups(rows)
 		})
 		batch.Queue(`
-			SELECT count(*), coalesce(sum(s.dropped_events), 0)::bigint
+			SELECT count(*), least(coalesce(sum(s.dropped_events), 0), 9223372036854775807)::bigint
 			FROM (
 				SELECT session_id FROM session_hour
 				WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
@@ -85,6 +86,13 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 	return acc.result(since, until, q.Server), nil
 }
 
+// totalsFinite is the totals with every float encodable.
+func (a *statsAcc) totalsFinite() stats.Totals {
+	t := a.totals
+	t.CostUSD = finite(t.CostUSD)
+	return t
+}
+
 // dim is one (method, tool) combination across the window.
 type dim struct{ method, tool string }
 
@@ -94,6 +102,11 @@ type dimAcc struct {
 	medium, high            int64
 	maxScore                int
 	hist                    []int64 // dense, indexed by bucket
+	// The latencies' range (NaN once a row did not know it) and values
+	// (partial once a row did not keep them).
+	min, max float64
+	values   []float64
+	partial  bool
 }
 
 // statsAcc merges rollup rows; it mirrors the counters of stats.Aggregator.
@@ -128,23 +141,25 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		cost                                                    float64
 		maxScore                                                int32
 		hist, tail                                              []int64
+		minMS, maxMS                                            *float64
+		samples                                                 []float64
 	)
 	_, err := pgx.ForEachRow(rows, []any{&bucket, &method, &tool, &events, &requests, &calls, &errors,
-		&bytes, &cost, &tokens, &med, &hi, &maxScore, &hist, &tail}, func() error {
+		&bytes, &cost, &tokens, &med, &hi, &maxScore, &hist, &tail, &minMS, &maxMS, &samples}, func() error {
 		t := &a.totals
 		t.Events += events
 		t.Requests += requests
 		t.Errors += errors
-		t.Bytes += bytes
+		t.Bytes = addSat(t.Bytes, bytes)
 		t.CostUSD += cost
-		t.Tokens += tokens
+		t.Tokens = addSat(t.Tokens, tokens)
 		a.levels.Medium += med
 		a.levels.High += hi
 		a.levels.Low += events - med - hi
 
 		d := a.dims[dim{method, tool}]
 		if d == nil {
-			d = &dimAcc{}
+			d = &dimAcc{min: math.Inf(1), max: math.Inf(-1)}
 			a.dims[dim{method, tool}] = d
 		}
 		d.calls += calls
@@ -154,8 +169,16 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		d.medium += med
 		d.high += hi
 		d.maxScore = max(d.maxScore, int(maxScore))
-		d.addPacked(hist)
-		d.addPacked(tail)
+		if n := d.addPacked(hist) + d.addPacked(tail); n > 0 {
+			d.addRange(minMS, maxMS)
+			switch {
+			case d.partial:
+			case samples == nil || int64(len(samples)) != n:
+				d.partial, d.values = true, nil
+			default:
+				d.values = append(d.values, samples...)
+			}
+		}
 
 		if a.fromRow {
 			k := stats.SeriesBucket(bucket, a.step)
@@ -169,15 +192,62 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 	return err
 }
 
-// addPacked adds a packed histogram (bucket << 40 | count entries).
-func (d *dimAcc) addPacked(packed []int64) {
+// addSat adds two non-negative counters, stopping at the largest int64
+// instead of wrapping negative (rows written before ingest bounded them
+// may be that large).
+func addSat(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// finite keeps a float sum encodable in JSON.
+func finite(f float64) float64 {
+	if math.IsInf(f, 1) || math.IsNaN(f) {
+		return math.MaxFloat64
+	}
+	return f
+}
+
+// addPacked adds a packed histogram (bucket << 40 | count entries) and
+// returns how many latencies it held.
+func (d *dimAcc) addPacked(packed []int64) int64 {
+	var total int64
 	for _, x := range packed {
 		b, n := int(x>>40), x&(1<<40-1)
 		if b >= len(d.hist) {
 			d.hist = append(d.hist, make([]int64, b+1-len(d.hist))...)
 		}
 		d.hist[b] += n
+		total += n
 	}
+	return total
+}
+
+// addRange widens the latencies' range by a row's; a row with latencies
+// but no range (older than the range columns) makes it unknown.
+func (d *dimAcc) addRange(lo, hi *float64) {
+	if lo == nil || hi == nil {
+		d.min, d.max = math.NaN(), math.NaN()
+		return
+	}
+	d.min, d.max = math.Min(d.min, *lo), math.Max(d.max, *hi)
+}
+
+// sample is the dimension's latencies as stats.Sample reads them.
+func (d *dimAcc) sample() *stats.Sample {
+	h := stats.Histogram{}
+	for b, n := range d.hist {
+		h.AddBucket(b, n)
+	}
+	values := d.values
+	if d.partial {
+		values = nil
+	} else if values == nil {
+		values = []float64{}
+	}
+	return stats.RollupSample(h, d.min, d.max, values)
 }
 
 func (a *statsAcc) addSeries(rows pgx.Rows) error {
@@ -196,53 +266,48 @@ func (a *statsAcc) addSeries(rows pgx.Rows) error {
 	return err
 }
 
-func addDense(h stats.Histogram, dense []int64) {
-	for b, n := range dense {
-		h.AddBucket(b, n)
-	}
-}
-
 // result applies the Aggregator's rules per (method, tool): methods count
 // every row with a method, tools only tools/call rows naming a tool.
 func (a *statsAcc) result(since, until time.Time, server string) stats.Stats {
-	latency := stats.Histogram{}
+	latency := stats.NewSample()
 	type methodAcc struct {
 		m    stats.Method
-		hist stats.Histogram
+		hist *stats.Sample
 	}
 	type toolAcc struct {
 		t            stats.Tool
-		hist         stats.Histogram
+		hist         *stats.Sample
 		max          int
 		high, medium int64
 	}
 	methods := map[string]*methodAcc{}
 	tools := map[string]*toolAcc{}
 	for k, d := range a.dims {
-		addDense(latency, d.hist)
+		ds := d.sample()
+		latency.Merge(ds)
 		if k.method != "" {
 			m := methods[k.method]
 			if m == nil {
-				m = &methodAcc{m: stats.Method{Method: k.method}, hist: stats.Histogram{}}
+				m = &methodAcc{m: stats.Method{Method: k.method}, hist: stats.NewSample()}
 				methods[k.method] = m
 			}
 			m.m.Count += d.calls
 			m.m.Errors += d.errors
-			addDense(m.hist, d.hist)
+			m.hist.Merge(ds)
 		}
 		if k.tool != "" && k.method == "tools/call" {
 			t := tools[k.tool]
 			if t == nil {
-				t = &toolAcc{t: stats.Tool{Tool: k.tool}, hist: stats.Histogram{}}
+				t = &toolAcc{t: stats.Tool{Tool: k.tool}, hist: stats.NewSample()}
 				tools[k.tool] = t
 			}
 			t.t.Calls += d.requests
 			t.t.Errors += d.errors
-			t.t.CostUSD += d.costUSD
+			t.t.CostUSD = finite(t.t.CostUSD + d.costUSD)
 			t.max = max(t.max, d.maxScore)
 			t.high += d.high
 			t.medium += d.medium
-			addDense(t.hist, d.hist)
+			t.hist.Merge(ds)
 		}
 	}
 	methodList := make([]stats.Method, 0, len(methods))
@@ -261,7 +326,7 @@ func (a *statsAcc) result(since, until time.Time, server string) stats.Stats {
 	}
 	s := stats.Stats{
 		Since: since, Until: until, Server: server,
-		Totals:     a.totals,
+		Totals:     a.totalsFinite(),
 		Latency:    stats.Latency{Count: latency.Count(), Percentiles: latency.Percentiles()},
 		RiskLevels: a.levels,
 	}

@@ -23,11 +23,15 @@ func RequestKey(dir event.Direction, id string) Key { return Key{dir, id} }
 
 // ReplyKey is the key of the request that a reply with id travelling in dir
 // answers: the request travelled the other way.
-func ReplyKey(dir event.Direction, id string) Key {
+func ReplyKey(dir event.Direction, id string) Key { return Key{Other(dir), id} }
+
+// Other is the direction the other half of a pair travels: a reply to a
+// request sent in dir, or the request of a reply sent in dir.
+func Other(dir event.Direction) event.Direction {
 	if dir == event.ClientToServer {
-		return Key{event.ServerToClient, id}
+		return event.ServerToClient
 	}
-	return Key{event.ClientToServer, id}
+	return event.ClientToServer
 }
 
 // Pending holds a value per request awaiting its reply, at most a bound of

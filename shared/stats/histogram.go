@@ -2,14 +2,16 @@ package stats
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
-// Latency percentiles come from a log-scale histogram rather than from sorted
-// raw values so that the backend can keep them in rollups (bucket counts add
-// up) and still answer exactly what the local store answers for the same
-// events: both sides count the same buckets and read quantiles with the same
-// rule, defined here and nowhere else.
+// Latency percentiles are read by one rule, defined here (Sample) and used by
+// the local Aggregator and the backend alike. Up to ExactSample latencies
+// are kept as they are and percentiles are exact: the nearest rank over the
+// values. Beyond that they come from a log-scale histogram, whose bucket
+// counts add up in the backend's rollups, and are clamped to the observed
+// minimum and maximum, so a percentile never lies outside the data.
 const (
 	// bucketGrowth is the ratio between consecutive bucket bounds, so a
 	// reported percentile is within 1% of the true value.
@@ -67,10 +69,7 @@ func (h Histogram) Quantile(q float64) float64 {
 	if n == 0 {
 		return 0
 	}
-	rank := int64(math.Ceil(q * float64(n)))
-	if rank < 1 {
-		rank = 1
-	}
+	rank := nearestRank(q, n)
 	keys := make([]int, 0, len(h))
 	for b := range h {
 		keys = append(keys, b)
@@ -86,7 +85,100 @@ func (h Histogram) Quantile(q float64) float64 {
 	return BucketValue(keys[len(keys)-1])
 }
 
-// Percentiles reads p50, p95 and p99 from h.
-func (h Histogram) Percentiles() Percentiles {
-	return Percentiles{P50: h.Quantile(0.50), P95: h.Quantile(0.95), P99: h.Quantile(0.99)}
+// ExactSample is how many latencies a Sample keeps as they are. The
+// backend's rollup rows keep their values up to the same count
+// (shared/postgres, ingest.go).
+const ExactSample = 128
+
+// quantiles are the percentiles stats report.
+var quantiles = [3]float64{0.50, 0.95, 0.99}
+
+// Sample collects latencies in milliseconds for percentiles.
+type Sample struct {
+	hist     Histogram
+	min, max float64 // NaN when unknown
+	// exact holds every value while there are at most ExactSample and all
+	// of them are known; partial says they are not.
+	exact   []float64
+	partial bool
 }
+
+// NewSample returns an empty sample.
+func NewSample() *Sample { return &Sample{hist: Histogram{}, min: math.Inf(1), max: math.Inf(-1)} }
+
+// RollupSample is the sample a backend rollup row describes: the histogram
+// of its latencies, their range (NaN when the row predates it), and the
+// values themselves, nil when the row did not keep them.
+func RollupSample(h Histogram, min, max float64, values []float64) *Sample {
+	s := &Sample{hist: h, min: min, max: max, exact: values}
+	s.partial = h.Count() > 0 && (values == nil || int64(len(values)) != h.Count())
+	if s.partial {
+		s.exact = nil
+	}
+	return s
+}
+
+// Add records one latency.
+func (s *Sample) Add(ms float64) {
+	s.hist.Add(ms)
+	s.min, s.max = math.Min(s.min, ms), math.Max(s.max, ms)
+	s.keep(ms)
+}
+
+func (s *Sample) keep(v ...float64) {
+	if s.partial {
+		return
+	}
+	if len(s.exact)+len(v) > ExactSample {
+		s.exact, s.partial = nil, true
+		return
+	}
+	s.exact = append(s.exact, v...)
+}
+
+// Merge adds o's latencies to s.
+func (s *Sample) Merge(o *Sample) {
+	for b, n := range o.hist {
+		s.hist.AddBucket(b, n)
+	}
+	s.min, s.max = math.Min(s.min, o.min), math.Max(s.max, o.max) // NaN wins: unknown stays unknown
+	if o.partial {
+		s.exact, s.partial = nil, true
+		return
+	}
+	s.keep(o.exact...)
+}
+
+// Count is the number of latencies recorded.
+func (s *Sample) Count() int64 { return s.hist.Count() }
+
+// Percentiles reads p50, p95 and p99: exact while the sample holds every
+// value, else from the histogram within the observed range.
+func (s *Sample) Percentiles() Percentiles {
+	var p [3]float64
+	n := s.hist.Count()
+	switch {
+	case n == 0:
+	case !s.partial && int64(len(s.exact)) == n:
+		sorted := slices.Sorted(slices.Values(s.exact))
+		for i, q := range quantiles {
+			p[i] = roundMicros(sorted[nearestRank(q, n)-1])
+		}
+	default:
+		for i, q := range quantiles {
+			v := s.hist.Quantile(q)
+			if !math.IsNaN(s.min) && !math.IsNaN(s.max) {
+				v = math.Min(math.Max(v, roundMicros(s.min)), roundMicros(s.max))
+			}
+			p[i] = v
+		}
+	}
+	return Percentiles{P50: p[0], P95: p[1], P99: p[2]}
+}
+
+// nearestRank is the 1-based rank of the q-quantile of n values.
+func nearestRank(q float64, n int64) int64 {
+	return min(max(int64(math.Ceil(q*float64(n))), 1), n)
+}
+
+func roundMicros(ms float64) float64 { return math.Round(ms*1000) / 1000 }

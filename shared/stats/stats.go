@@ -152,6 +152,16 @@ func RoundCost(v float64) float64 {
 	return math.Round(v*scale) / scale
 }
 
+// NewRequest reports whether e is a request stats count: a request the
+// client repeats after an input_required answer (event.Event.Retry) is the
+// same call again, counted once. The backend's rollups count by the same
+// rule, reading the events' retry column (shared/postgres, ingest.go).
+func NewRequest(e *event.Event) bool { return e.Kind == event.KindRequest && !e.Retry }
+
+// NewCall reports whether e is a tools/call request counted as a call of its
+// tool (and of its session).
+func NewCall(e *event.Event) bool { return NewRequest(e) && e.Method == "tools/call" }
+
 // Aggregator computes Stats from events one at a time. It is the reference
 // implementation: the local store uses it directly and the backend's rollups
 // must produce the same answer.
@@ -162,7 +172,7 @@ type Aggregator struct {
 
 	totals   Totals
 	sessions map[string]struct{}
-	latency  Histogram
+	latency  *Sample
 	tools    map[string]*toolAcc
 	methods  map[string]*methodAcc
 	levels   RiskLevels
@@ -171,7 +181,7 @@ type Aggregator struct {
 
 type toolAcc struct {
 	Tool
-	hist     Histogram
+	hist     *Sample
 	maxScore int
 	high     int64
 	medium   int64
@@ -179,7 +189,7 @@ type toolAcc struct {
 
 type methodAcc struct {
 	Method
-	hist Histogram
+	hist *Sample
 }
 
 // NewAggregator returns an Aggregator for an aligned window (see AlignWindow)
@@ -189,7 +199,7 @@ func NewAggregator(since, until time.Time, server string) *Aggregator {
 		since: since, until: until, server: server,
 		step:     SeriesStep(since, until),
 		sessions: map[string]struct{}{},
-		latency:  Histogram{},
+		latency:  NewSample(),
 		tools:    map[string]*toolAcc{},
 		methods:  map[string]*methodAcc{},
 		series:   map[time.Time]*Point{},
@@ -216,7 +226,8 @@ func (a *Aggregator) Add(e *event.Event) {
 	t.Tokens += e.Tokens
 	a.sessions[e.SessionID] = struct{}{}
 	failed := e.Failed()
-	if e.Kind == event.KindRequest {
+	newRequest := NewRequest(e)
+	if newRequest {
 		t.Requests++
 	}
 	if failed {
@@ -238,10 +249,10 @@ func (a *Aggregator) Add(e *event.Event) {
 	if e.Method != "" {
 		m := a.methods[e.Method]
 		if m == nil {
-			m = &methodAcc{Method: Method{Method: e.Method}, hist: Histogram{}}
+			m = &methodAcc{Method: Method{Method: e.Method}, hist: NewSample()}
 			a.methods[e.Method] = m
 		}
-		if e.Kind == event.KindRequest || e.Kind == event.KindNotification {
+		if newRequest || e.Kind == event.KindNotification {
 			m.Count++
 		}
 		if failed {
@@ -255,10 +266,10 @@ func (a *Aggregator) Add(e *event.Event) {
 	if e.Tool != "" && e.Method == "tools/call" {
 		tl := a.tools[e.Tool]
 		if tl == nil {
-			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: Histogram{}}
+			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: NewSample()}
 			a.tools[e.Tool] = tl
 		}
-		if e.IsToolCall() {
+		if NewCall(e) {
 			tl.Calls++
 		}
 		if failed {

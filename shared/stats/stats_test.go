@@ -2,7 +2,9 @@ package stats
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +50,10 @@ func TestQuantileNearestRank(t *testing.T) {
 		split.AddBucket(b, n/2)
 		split.AddBucket(b, n-n/2)
 	}
-	if split.Percentiles() != h.Percentiles() {
-		t.Errorf("merged histogram differs: %+v vs %+v", split.Percentiles(), h.Percentiles())
+	for _, q := range quantiles {
+		if split.Quantile(q) != h.Quantile(q) {
+			t.Errorf("merged histogram differs at q%.2f: %v vs %v", q, split.Quantile(q), h.Quantile(q))
+		}
 	}
 }
 
@@ -172,5 +176,131 @@ func TestRoundCost(t *testing.T) {
 		if got := RoundCost(tt.in); got != tt.want {
 			t.Errorf("RoundCost(%v) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// A client's protocol probe answered "method not found" is no error, and a
+// call the server answered input_required and the client repeated with the
+// input is one call.
+func TestNegotiationAndRetriesCountOnce(t *testing.T) {
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	notFound, internal := event.CodeMethodNotFound, -32603
+	ev := func(i int, kind event.Kind, method, tool string) event.Event {
+		return event.Event{ID: fmt.Sprint("id", i), SessionID: "s1", Server: "fs", TS: base.Add(time.Duration(i) * time.Second),
+			Kind: kind, Method: method, Tool: tool, LatencyMS: f64(1)}
+	}
+	evs := []event.Event{
+		ev(0, event.KindRequest, "server/discover", ""),
+		ev(1, event.KindError, "server/discover", ""),
+		ev(2, event.KindRequest, "initialize", ""),
+		ev(3, event.KindResponse, "initialize", ""),
+		ev(4, event.KindRequest, "tools/call", "ask"),
+		ev(5, event.KindResponse, "tools/call", "ask"), // input_required
+		ev(6, event.KindRequest, "tools/call", "ask"),  // the retry
+		ev(7, event.KindResponse, "tools/call", "ask"),
+		ev(8, event.KindRequest, "server/discover", ""),
+		ev(9, event.KindError, "server/discover", ""), // a real failure of a modern server
+	}
+	evs[1].ErrorCode, evs[9].ErrorCode = &notFound, &internal
+	evs[6].Retry = true
+	since, until := AlignWindow(base, base.Add(time.Hour), base)
+	a := NewAggregator(since, until, "")
+	for i := range evs {
+		a.Add(&evs[i])
+	}
+	s := a.Result()
+	if s.Totals.Requests != 4 || s.Totals.Errors != 1 {
+		t.Errorf("totals: %d requests, %d errors; want 4 and 1", s.Totals.Requests, s.Totals.Errors)
+	}
+	if len(s.Tools) != 1 || s.Tools[0].Calls != 1 || s.Tools[0].Errors != 0 {
+		t.Errorf("tools = %+v, want ask with 1 call", s.Tools)
+	}
+	for _, m := range s.Methods {
+		if want := map[string]int64{"server/discover": 2, "initialize": 1, "tools/call": 1}[m.Method]; m.Count != want {
+			t.Errorf("method %s counted %d times, want %d", m.Method, m.Count, want)
+		}
+	}
+}
+
+// Twelve replies between 1199 and 1219 ms once reported p50 = p95 = p99 =
+// 1227 ms, above every one of them: small samples are exact now.
+func TestPercentilesOfTwelveReplies(t *testing.T) {
+	values := []float64{1211, 1199, 1203.5, 1219, 1207, 1200, 1215, 1209, 1201.25, 1213, 1205, 1217}
+	s := NewSample()
+	for _, v := range values {
+		s.Add(v)
+	}
+	// Nearest rank over the sorted values: p50 is the 6th, p95 and p99
+	// the 12th.
+	if got, want := s.Percentiles(), (Percentiles{P50: 1207, P95: 1219, P99: 1219}); got != want {
+		t.Errorf("percentiles %+v, want %+v", got, want)
+	}
+}
+
+func TestSamplePercentiles(t *testing.T) {
+	tests := []struct {
+		name   string
+		values func(i int) float64
+		n      int
+	}{
+		{"one value", func(int) float64 { return 12.481 }, 1},
+		{"exact at the limit", func(i int) float64 { return float64(i) + 0.5 }, ExactSample},
+		{"histogram beyond", func(i int) float64 { return 1199 + float64(i%21) }, ExactSample + 1},
+		{"histogram, narrow range", func(i int) float64 { return 1000.001 + float64(i%3)/1000 }, 5000},
+		{"histogram, wide range", func(i int) float64 { return math.Pow(1.003, float64(i)) }, 3000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSample()
+			var values []float64
+			for i := range tt.n {
+				v := tt.values(i)
+				values = append(values, v)
+				s.Add(v)
+			}
+			slices.Sort(values)
+			lo, hi := roundMicros(values[0]), roundMicros(values[len(values)-1])
+			p := s.Percentiles()
+			for i, got := range []float64{p.P50, p.P95, p.P99} {
+				if got < lo || got > hi {
+					t.Errorf("q%.2f = %v, outside the data [%v, %v]", quantiles[i], got, lo, hi)
+				}
+				exact := roundMicros(values[nearestRank(quantiles[i], int64(len(values)))-1])
+				switch {
+				case tt.n <= ExactSample && got != exact:
+					t.Errorf("q%.2f = %v, want exactly %v", quantiles[i], got, exact)
+				case math.Abs(got-exact) > exact*(bucketGrowth-1)+0.001:
+					t.Errorf("q%.2f = %v, want %v within 1%%", quantiles[i], got, exact)
+				}
+			}
+			// Merging halves gives the same answer as adding one by one.
+			a, b := NewSample(), NewSample()
+			for i, v := range values {
+				if i%2 == 0 {
+					a.Add(v)
+				} else {
+					b.Add(v)
+				}
+			}
+			a.Merge(b)
+			if a.Percentiles() != p {
+				t.Errorf("merged %+v, added %+v", a.Percentiles(), p)
+			}
+		})
+	}
+	if (NewSample()).Percentiles() != (Percentiles{}) {
+		t.Error("an empty sample must answer zeros")
+	}
+	// A rollup row that did not keep its values makes the sample partial:
+	// the histogram answers, still within a known range.
+	h := Histogram{}
+	h.Add(10)
+	h.Add(20)
+	r := RollupSample(h, 10, 20, nil)
+	if p := r.Percentiles(); p.P50 < 10 || p.P99 > 20 {
+		t.Errorf("partial rollup sample: %+v", p)
+	}
+	if p := RollupSample(h, 10, 20, []float64{20, 10}).Percentiles(); p != (Percentiles{P50: 10, P95: 20, P99: 20}) {
+		t.Errorf("complete rollup sample: %+v", p)
 	}
 }

@@ -168,18 +168,17 @@ func (c *Config) applyAnalysisFile(f AnalysisFile) error {
 	return nil
 }
 
-// validateAnalysis checks the analysis settings, including ones set on the
+// checkAnalysis checks one analysis setting, including one set on the
 // struct directly.
-func (c *Config) validateAnalysis() error {
-	if _, err := parseCostModel(string(c.Analysis.CostModel)); err != nil {
+func (c *Config) checkAnalysis(key string) error {
+	switch key {
+	case KeyCostModel:
+		_, err := parseCostModel(string(c.Analysis.CostModel))
 		return err
+	case KeyCostPerKB, KeyUSDPerMillionTokens, KeyUSDPerMillionOutputTokens:
+		return checkPrice(key, *c.price(key))
 	}
-	for _, k := range analysisKeys[1:] {
-		if err := checkPrice(k, *c.price(k)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fmt.Errorf("unknown setting %q", key)
 }
 
 // analysisValue returns an analysis key's value as text, "" for other keys.

@@ -168,7 +168,8 @@ func TestAnalysisBadValues(t *testing.T) {
 			[]string{"usd_per_million_output_tokens", "from 0 to"}},
 		{"infinite price", "", map[string]string{"KILOMETERS_COST_PER_KB": "+Inf"}, []string{"cost_per_kb"}},
 		{"absurd price in file", `{"usd_per_million_tokens": 5e9}`, nil, []string{"usd_per_million_tokens", "from 0 to"}},
-		{"price of the wrong type in file", `{"cost_per_kb": "cheap"}`, nil, []string{"parse config"}},
+		{"price of the wrong type in file", `{"cost_per_kb": "cheap"}`, nil, []string{"config.json:1:17", "cost_per_kb", `"cheap"`}},
+		{"price an object in file", `{"cost_per_kb": {"usd": 1}}`, nil, []string{"config.json:1:17", "cost_per_kb", "want a string or a number"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			home := t.TempDir()
@@ -177,9 +178,17 @@ func TestAnalysisBadValues(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := Load(home, env(c.env))
+			cfg, err := Load(home, env(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Load keeps the default; a command using the setting fails.
+			if cfg.Analysis != defaultAnalysis() {
+				t.Errorf("analysis settings %+v, want the defaults in place of the bad value", cfg.Analysis)
+			}
+			err = cfg.Check(Keys...)
 			if err == nil {
-				t.Fatal("Load succeeded, want an error")
+				t.Fatal("Check succeeded, want an error")
 			}
 			for _, w := range c.wantErr {
 				if !strings.Contains(err.Error(), w) {

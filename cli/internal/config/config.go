@@ -84,6 +84,9 @@ type Config struct {
 
 	// Sources records where each key's value came from.
 	Sources map[string]Source `json:"-"`
+	// Problems lists the settings Load could not use and the keys it does
+	// not know (see Check).
+	Problems []Problem `json:"-"`
 	// File is the config file Load read (or would read).
 	File string `json:"-"`
 }
@@ -125,31 +128,24 @@ func Defaults(home string) *Config {
 func Path(home string) string { return filepath.Join(home, FileName) }
 
 // Load reads the effective configuration below flags: defaults, then the
-// config file (a missing file is fine), then KILOMETERS_* variables. The
-// result is validated.
+// config file (a missing file is fine), then KILOMETERS_* variables. It
+// does not fail on a bad value: the setting keeps what the layers below
+// gave it and the problem is recorded in Problems, so that a command fails
+// only on the settings it uses (Check) and the monitor always records. The
+// error is reserved for what leaves no configuration at all.
 func Load(home string, getenv func(string) string) (*Config, error) {
 	c := Defaults(home)
-	f, err := ReadFile(c.File)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.ApplyFile(f); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.File, err)
-	}
+	c.loadFile()
 	for _, k := range Keys {
 		if v := strings.TrimSpace(getenv(EnvVar(k))); v != "" {
-			if err := c.Set(k, v, SourceEnv); err != nil {
-				return nil, fmt.Errorf("%s: %w", EnvVar(k), err)
-			}
+			c.setChecked(k, v, SourceEnv, EnvVar(k))
 		}
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
 	}
 	return c, nil
 }
 
-// ReadFile reads a config file; a missing file reads as empty.
+// ReadFile reads a config file; a missing file reads as empty. Errors name
+// the file, line and column.
 func ReadFile(path string) (File, error) {
 	var f File
 	b, err := os.ReadFile(path)
@@ -159,8 +155,19 @@ func ReadFile(path string) (File, error) {
 	if err != nil {
 		return f, fmt.Errorf("read config: %w", err)
 	}
+	if _, err := parseFile(b); err != nil {
+		var pe *posError
+		if errors.As(err, &pe) {
+			return f, fmt.Errorf("%s: %s", position(path, b, pe.off), pe.msg)
+		}
+		return f, fmt.Errorf("%s: %w", path, err)
+	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return f, fmt.Errorf("parse config %s: %w", path, err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return f, fmt.Errorf("%s: %s: want a %s, got a JSON %s", position(path, b, te.Offset), te.Field, te.Type, te.Value)
+		}
+		return f, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
 }
@@ -282,32 +289,68 @@ func (c *Config) Set(key, v string, src Source) error {
 
 // Validate checks every setting.
 func (c *Config) Validate() error {
-	if c.APIURL != "" {
-		if err := ValidateURL(c.APIURL); err != nil {
-			return fmt.Errorf("%s: %w", KeyAPIURL, err)
+	for _, k := range Keys {
+		if err := c.check(k); err != nil {
+			return err
 		}
 	}
-	if c.BatchSize < 1 || c.BatchSize > backend.MaxBatchEvents {
-		return fmt.Errorf("%s: must be 1 to %d, got %d", KeyBatchSize, backend.MaxBatchEvents, c.BatchSize)
-	}
-	if c.FlushInterval < 100*time.Millisecond || c.FlushInterval > time.Hour {
-		return fmt.Errorf("%s: must be between 100ms and 1h, got %s", KeyFlushInterval, c.FlushInterval)
-	}
-	switch c.CaptureMode {
-	case CaptureFull, CaptureRedacted, CaptureMetadata:
+	return nil
+}
+
+// check checks one setting.
+func (c *Config) check(key string) error {
+	switch key {
+	case KeyAPIURL:
+		if c.APIURL != "" {
+			if err := ValidateURL(c.APIURL); err != nil {
+				return fmt.Errorf("%s: %w", KeyAPIURL, err)
+			}
+		}
+	case KeyAPIKey:
+	case KeyBatchSize:
+		if c.BatchSize < 1 || c.BatchSize > backend.MaxBatchEvents {
+			return fmt.Errorf("%s: must be 1 to %d, got %d", KeyBatchSize, backend.MaxBatchEvents, c.BatchSize)
+		}
+	case KeyFlushInterval:
+		if c.FlushInterval < 100*time.Millisecond || c.FlushInterval > time.Hour {
+			return fmt.Errorf("%s: must be between 100ms and 1h, got %s", KeyFlushInterval, c.FlushInterval)
+		}
+	case KeyCaptureMode:
+		switch c.CaptureMode {
+		case CaptureFull, CaptureRedacted, CaptureMetadata:
+		default:
+			return fmt.Errorf("%s: must be full, redacted or metadata, got %q", KeyCaptureMode, c.CaptureMode)
+		}
+	case KeyRetentionDays:
+		if c.RetentionDays < 1 {
+			return fmt.Errorf("%s: must be at least 1, got %d", KeyRetentionDays, c.RetentionDays)
+		}
+	case KeyRetentionBytes:
+		if c.RetentionBytes < 1<<20 {
+			return fmt.Errorf("%s: must be at least 1 MiB, got %d", KeyRetentionBytes, c.RetentionBytes)
+		}
 	default:
-		return fmt.Errorf("%s: must be full, redacted or metadata, got %q", KeyCaptureMode, c.CaptureMode)
+		if isOTLPKey(key) {
+			return c.checkOTLP(key)
+		}
+		return c.checkAnalysis(key)
 	}
-	if c.RetentionDays < 1 {
-		return fmt.Errorf("%s: must be at least 1, got %d", KeyRetentionDays, c.RetentionDays)
+	return nil
+}
+
+// Retention is how the local store is bounded: by age in days and by size
+// in bytes, 0 meaning no bound. A retention setting with a problem bounds
+// nothing until it is fixed: a typo must not delete what the user meant to
+// keep.
+func (c *Config) Retention() (days int, bytes int64) {
+	days, bytes = c.RetentionDays, c.RetentionBytes
+	if c.problem(KeyRetentionDays) {
+		days = 0
 	}
-	if c.RetentionBytes < 1<<20 {
-		return fmt.Errorf("%s: must be at least 1 MiB, got %d", KeyRetentionBytes, c.RetentionBytes)
+	if c.problem(KeyRetentionBytes) {
+		bytes = 0
 	}
-	if err := c.validateAnalysis(); err != nil {
-		return err
-	}
-	return c.validateOTLP()
+	return days, bytes
 }
 
 // ValidateURL checks an API base URL.

@@ -87,8 +87,15 @@ func TestInvalid(t *testing.T) {
 		"bad interval": {"KILOMETERS_FLUSH_INTERVAL": "soon"},
 		"bad mode":     {"KILOMETERS_CAPTURE_MODE": "everything"},
 	} {
-		if _, err := Load(t.TempDir(), env(m)); err == nil {
-			t.Errorf("%s: Load succeeded", name)
+		c, err := Load(t.TempDir(), env(m))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.Check(Keys...); err == nil {
+			t.Errorf("%s: Check succeeded", name)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: the stand-in values are invalid: %v", name, err)
 		}
 	}
 }
@@ -122,8 +129,6 @@ func TestPrecedenceEveryLayer(t *testing.T) {
 			func(f *File, v string) { f.APIKey = v }},
 		{KeyBatchSize, "batch-size", layer{"100", "200", "300"}, "500",
 			func(f *File, v string) { f.BatchSize, _ = strconv.Atoi(v) }},
-		{KeyFlushInterval, "flush-interval", layer{"2s", "3s", "4s"}, "5s",
-			func(f *File, v string) { f.FlushInterval = v }},
 		{KeyCaptureMode, "capture-mode", layer{"full", "metadata", "redacted"}, "redacted",
 			func(f *File, v string) { f.CaptureMode = v }},
 	}
@@ -178,5 +183,15 @@ func TestPrecedenceEveryLayer(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// flush_interval is read by monitors only, which take no setting flags: a
+// flag for it on init, config or sync would do nothing.
+func TestNoFlushIntervalFlag(t *testing.T) {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	BindFlags(fs)
+	if fs.Lookup("flush-interval") != nil {
+		t.Error("--flush-interval is bound, but nothing reads it")
 	}
 }

@@ -9,22 +9,21 @@ import (
 // Flags are the command-line overrides of settings, the top layer of the
 // precedence. Bind them with BindFlags and Apply them to a loaded Config.
 type Flags struct {
-	fs            *pflag.FlagSet
-	APIURL        string
-	APIKey        string
-	BatchSize     int
-	FlushInterval string
-	CaptureMode   string
+	fs          *pflag.FlagSet
+	APIURL      string
+	APIKey      string
+	BatchSize   int
+	CaptureMode string
 }
 
-// BindFlags adds --api-url, --api-key, --batch-size, --flush-interval and
-// --capture-mode to fs.
+// BindFlags adds --api-url, --api-key, --batch-size and --capture-mode to
+// fs. flush_interval has no flag: only monitors read it, from the file or
+// the environment.
 func BindFlags(fs *pflag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	fs.StringVar(&f.APIURL, "api-url", "", "Kilometers API base `URL` (overrides "+EnvVar(KeyAPIURL)+")")
 	fs.StringVar(&f.APIKey, "api-key", "", "API `key` (overrides "+EnvVar(KeyAPIKey)+"; prefer the variable, argv is visible to other users)")
 	fs.IntVar(&f.BatchSize, "batch-size", 0, "events per batch shipped to the API")
-	fs.StringVar(&f.FlushInterval, "flush-interval", "", "ship pending events at least this often (`duration`, e.g. 5s)")
 	fs.StringVar(&f.CaptureMode, "capture-mode", "", "what of payloads leaves the machine: full, redacted or metadata")
 	return f
 }
@@ -41,7 +40,6 @@ func (f *Flags) Apply(c *Config) error {
 		{"api-url", KeyAPIURL, f.APIURL},
 		{"api-key", KeyAPIKey, f.APIKey},
 		{"batch-size", KeyBatchSize, strconv.Itoa(f.BatchSize)},
-		{"flush-interval", KeyFlushInterval, f.FlushInterval},
 		{"capture-mode", KeyCaptureMode, f.CaptureMode},
 	} {
 		if err := set(x[0], x[1], x[2]); err != nil {

@@ -157,26 +157,32 @@ func (c *Config) applyOTLPFile(f OTLPFile) error {
 	return nil
 }
 
-// validateOTLP checks the OTLP settings: endpoints are http(s) URLs, the
+// checkOTLP checks one OTLP setting: endpoints are http(s) URLs, the
 // protocol is one Kilometers speaks, headers parse.
-func (c *Config) validateOTLP() error {
-	for _, k := range otlpKeys[:3] {
-		v := *c.otlpField(k)
+func (c *Config) checkOTLP(key string) error {
+	switch key {
+	case KeyOTLPEndpoint, KeyOTLPTracesEndpoint, KeyOTLPMetricsEndpoint:
+		v := *c.otlpField(key)
 		if v == "" {
-			continue
+			return nil
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s: want an http(s) URL such as http://localhost:4318, got %q", k, v)
+			return fmt.Errorf("%s: want an http(s) URL such as http://localhost:4318, got %q", key, v)
 		}
-	}
-	switch c.OTLP.Protocol {
-	case "", OTLPProtocolHTTPProtobuf:
+	case KeyOTLPProtocol:
+		switch c.OTLP.Protocol {
+		case "", OTLPProtocolHTTPProtobuf:
+		default:
+			return fmt.Errorf("%s: only %s is supported, got %q", KeyOTLPProtocol, OTLPProtocolHTTPProtobuf, c.OTLP.Protocol)
+		}
+	case KeyOTLPHeaders:
+		_, err := c.OTLP.ParseHeaders()
+		return err
 	default:
-		return fmt.Errorf("%s: only %s is supported, got %q", KeyOTLPProtocol, OTLPProtocolHTTPProtobuf, c.OTLP.Protocol)
+		return fmt.Errorf("unknown setting %q", key)
 	}
-	_, err := c.OTLP.ParseHeaders()
-	return err
+	return nil
 }
 
 // otlpValue returns an OTLP key's value as text; header values, which

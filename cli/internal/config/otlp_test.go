@@ -47,23 +47,35 @@ func TestOTLPSettings(t *testing.T) {
 	}
 }
 
+// A bad OTLP setting is a Problem like any other: Load goes on, the setting
+// keeps what the layers below gave it, and Check on it fails, naming it.
 func TestOTLPInvalid(t *testing.T) {
-	cases := map[string]map[string]string{
-		"grpc":        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
-		"not a URL":   {"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"},
-		"bad scheme":  {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://x/v1/traces"},
-		"bad headers": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "OTEL_EXPORTER_OTLP_HEADERS": "novalue"},
-		"bad escape":  {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "OTEL_EXPORTER_OTLP_HEADERS": "a=%zz"},
+	cases := map[string]struct {
+		vars map[string]string
+		key  string
+	}{
+		"grpc":        {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, KeyOTLPProtocol},
+		"not a URL":   {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, KeyOTLPEndpoint},
+		"bad scheme":  {map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://x/v1/traces"}, KeyOTLPTracesEndpoint},
+		"bad headers": {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, KeyOTLPHeaders},
+		"bad escape":  {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "OTEL_EXPORTER_OTLP_HEADERS": "a=%zz"}, KeyOTLPHeaders},
 	}
-	for name, vars := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Load(t.TempDir(), env(vars)); err == nil || !strings.Contains(err.Error(), "otel_exporter_otlp") {
-				t.Errorf("Load = %v, want an error naming the setting", err)
+			cfg, err := Load(t.TempDir(), env(c.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Check(c.key); err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP") {
+				t.Errorf("Check(%s) = %v, want the problem, naming the variable", c.key, err)
+			}
+			if v := *cfg.otlpField(c.key); v != "" {
+				t.Errorf("%s = %q: the bad value was applied", c.key, v)
 			}
 		})
 	}
 	c, err := Load(t.TempDir(), env(map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "HTTP/Protobuf"}))
-	if err != nil || c.OTLPEnabled() {
-		t.Errorf("protocol alone = %v, enabled %v; want accepted and nothing enabled", err, c != nil && c.OTLPEnabled())
+	if err != nil || c.OTLPEnabled() || len(c.Problems) != 0 {
+		t.Errorf("protocol alone = %v, problems %v; want accepted and nothing enabled", err, c.Problems)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -114,11 +117,17 @@ func (h *home) activity(t *testing.T) []event.Event {
 // one of exits (0 when none are given).
 func (h *home) session(t *testing.T, cmd *exec.Cmd, fn func(cs *mcp.ClientSession), exits ...int) string {
 	t.Helper()
+	return h.sessionWith(t, cmd, nil, fn, exits...)
+}
+
+// sessionWith is session with a client made with opts.
+func (h *home) sessionWith(t *testing.T, cmd *exec.Cmd, opts *mcp.ClientOptions, fn func(cs *mcp.ClientSession), exits ...int) string {
+	t.Helper()
 	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client := mcp.NewClient(&mcp.Implementation{Name: "monitor-test-client", Version: "1.0.0"}, nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "monitor-test-client", Version: "1.0.0"}, opts)
 	tr := &mcp.CommandTransport{Command: cmd}
 	if slices.Contains(exits, 128+int(syscall.SIGTERM)) {
 		tr.TerminateDuration = time.Second // no need to wait long for a server that will be stopped anyway
@@ -220,6 +229,15 @@ func TestMonitorBinary(t *testing.T) {
 		}
 		evs := h.activity(t)
 		checkEvents(t, evs, s.Totals)
+		messages := map[string]int{}
+		for _, e := range evs {
+			if e.Failed() {
+				messages[e.Tool+": "+e.ErrorMessage]++
+			}
+		}
+		if want := map[string]int{"fail: this tool always fails": 3, "crash: crashed": 2}; !maps.Equal(messages, want) {
+			t.Errorf("failed replies say %v, want %v", messages, want)
+		}
 		for _, e := range evs {
 			if e.Server != serverName {
 				t.Errorf("event %s labelled %q, want the server's own name", e.ID, e.Server)
@@ -272,7 +290,159 @@ func TestMonitorBinary(t *testing.T) {
 		if got := toolStats(s, "echo"); got.Calls != 7 || got.Errors != 2 {
 			t.Errorf("stats for echo: %d calls, %d errors; want 7, 2", got.Calls, got.Errors)
 		}
-		checkEvents(t, h.activity(t), s.Totals)
+		// The SDK client probes server/discover first; this server
+		// predates it and answers "method not found", and the client falls
+		// back to initialize. That is negotiation: the only errors are the
+		// two refused echoes.
+		if s.Totals.Errors != 2 {
+			t.Errorf("%d errors in total, want the 2 refused echoes", s.Totals.Errors)
+		}
+		evs := h.activity(t)
+		checkEvents(t, evs, s.Totals)
+		var probes, initialized int
+		for _, e := range evs {
+			switch {
+			case e.Kind == event.KindError && e.Method == "server/discover" && e.ErrorCode != nil && *e.ErrorCode == event.CodeMethodNotFound:
+				probes++
+			case e.Kind == event.KindResponse && e.Method == "initialize":
+				initialized++
+			case e.Failed() && (e.Tool != "echo" || e.ErrorMessage == ""):
+				t.Errorf("failed reply %s (%s) without its message: %q", e.ID, e.Tool, e.ErrorMessage)
+			}
+		}
+		if probes != 1 || initialized != 1 {
+			t.Errorf("%d discover probes refused and %d initialize answers, want the SDK's fallback: 1 and 1", probes, initialized)
+		}
+	})
+
+	t.Run("--name wins over the server's own name", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		cmd := exec.Command(h.bin, "monitor", "--name", "memory", "--", os.Args[0])
+		cmd.Env = append(append([]string{}, h.env...), childEnv+"=mcp")
+		h.session(t, cmd, func(cs *mcp.ClientSession) {
+			call(t, cs, "echo", map[string]any{"text": "hi"}, 3)
+		})
+		out, errOut, code := h.run(t, "stats", "--json", "--since", "1h", "--server", "memory")
+		var s stats.Stats
+		if code != 0 || json.Unmarshal([]byte(out), &s) != nil {
+			t.Fatalf("stats --server memory: exit %d\n%s\n%s", code, out, errOut)
+		}
+		if got := toolStats(s, "echo"); got.Calls != 3 || s.Totals.Sessions != 1 {
+			t.Errorf("stats --server memory: echo %+v, %d sessions; want 3 calls in 1 session", got, s.Totals.Sessions)
+		}
+		for _, e := range h.activity(t) {
+			if e.Server != "memory" {
+				t.Errorf("event %s labelled %q, want memory", e.ID, e.Server)
+				break
+			}
+		}
+	})
+
+	t.Run("a bad setting records with the default and says so", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		conf := "{\n  \"capture_mode\": \"ful\",\n  \"captur_mode\": \"full\"\n}\n"
+		if err := os.WriteFile(filepath.Join(h.dir, "config.json"), []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stderr := h.session(t, h.child("mcp"), func(cs *mcp.ClientSession) {
+			call(t, cs, "echo", map[string]any{"text": "hi"}, 2)
+		})
+		file := filepath.Join(h.dir, "config.json")
+		want := []string{
+			file + `:2:19: capture_mode: must be full, redacted or metadata, got "ful"; using redacted (the default)`,
+			file + `:3:3: unknown setting "captur_mode"; did you mean "capture_mode"?`,
+		}
+		for _, w := range want {
+			if !strings.Contains(stderr, "kilometers monitor: warning: "+w+"\n") {
+				t.Errorf("stderr lacks %q:\n%s", w, stderr)
+			}
+		}
+		// Reading commands do not use capture_mode: they work.
+		s := h.stats(t)
+		if got := toolStats(s, "echo"); got.Calls != 2 {
+			t.Errorf("echo recorded %d times, want 2", got.Calls)
+		}
+		st, err := store.Open(context.Background(), h.dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions, err := st.Sessions(context.Background())
+		if err != nil || len(sessions) != 1 {
+			t.Fatalf("sessions %+v, %v", sessions, err)
+		}
+		if !slices.Equal(sessions[0].Warnings, want) {
+			t.Errorf("session warnings %q, want %q", sessions[0].Warnings, want)
+		}
+	})
+
+	t.Run("npm server-filesystem, a healthy session has no errors", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var read callResults
+		h.session(t, h.monitor(testenv.NPMServer(t, "mcp-server-filesystem", root)), func(cs *mcp.ClientSession) {
+			read = call(t, cs, "read_text_file", map[string]any{"path": filepath.Join(root, "a.txt")}, 3)
+		}, 0, 128+int(syscall.SIGTERM))
+		if read.ok != 3 {
+			t.Fatalf("read_text_file: %+v", read)
+		}
+		// The SDK's refused server/discover probe is the only error reply
+		// on the wire, and it is negotiation.
+		if s := h.stats(t); s.Totals.Errors != 0 || s.Totals.ErrorRate != 0 {
+			t.Errorf("totals %+v, want no errors", s.Totals)
+		}
+		var probes int
+		for _, e := range h.activity(t) {
+			if e.Negotiation() {
+				probes++
+			}
+		}
+		if probes != 1 {
+			t.Errorf("%d refused discover probes recorded, want the SDK's one", probes)
+		}
+	})
+
+	t.Run("input_required and the retry are one call", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, bin)
+		opts := &mcp.ClientOptions{ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+		}}
+		var answers []string
+		h.sessionWith(t, h.child("mcp"), opts, func(cs *mcp.ClientSession) {
+			for range 3 {
+				res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "ask", Arguments: map[string]any{"text": "x"}})
+				if err != nil || res.IsError || len(res.Content) != 1 {
+					t.Fatalf("ask: %+v, %v", res, err)
+				}
+				answers = append(answers, res.Content[0].(*mcp.TextContent).Text)
+			}
+		})
+		if !slices.Equal(answers, []string{"hello Ada", "hello Ada", "hello Ada"}) {
+			t.Fatalf("ask answered %q", answers)
+		}
+		s := h.stats(t)
+		if got := toolStats(s, "ask"); got.Calls != 3 || got.Errors != 0 {
+			t.Errorf("stats for ask: %d calls, %d errors; want 3, 0", got.Calls, got.Errors)
+		}
+		var requests, retries int
+		for _, e := range h.activity(t) {
+			if e.Kind == event.KindRequest && e.Tool == "ask" {
+				requests++
+				if e.Retry {
+					retries++
+				}
+			}
+		}
+		// The SDK really sends each call twice, with new ids.
+		if requests != 6 || retries != 3 {
+			t.Errorf("%d ask requests recorded, %d marked as retries; want 6 and 3", requests, retries)
+		}
 	})
 
 	t.Run("concurrent monitors on one home", func(t *testing.T) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -33,8 +35,11 @@ type handshake struct {
 }
 
 type pendingReq struct {
-	method, tool string
-	ts           time.Time
+	method string
+	// name is what the request names: the tool, prompt or resource uri
+	// (see named).
+	name string
+	ts   time.Time
 }
 
 // built is an event and the raw bytes analysis should see.
@@ -116,15 +121,22 @@ func (b *builder) message(l *line, m *msgInfo) built {
 	switch kind {
 	case event.KindRequest, event.KindNotification:
 		ev.Method = capName(unquote(m.vals[fMethod]))
-		if ev.Method == "tools/call" {
-			ev.Tool = capName(unquote(m.vals[fToolName]))
+		var name string
+		switch ev.Method {
+		case "tools/call", "prompts/get":
+			name = capName(unquote(m.vals[fToolName]))
+		case "resources/read":
+			name = capName(unquote(m.vals[fURI]))
 		}
+		named(&ev, name)
+		ev.Retry = kind == event.KindRequest && m.has[fRetry]
 		if kind == event.KindRequest {
-			b.pending.Request(l.dir, ev.RPCID, pendingReq{method: ev.Method, tool: ev.Tool, ts: l.ts})
+			b.pending.Request(l.dir, ev.RPCID, pendingReq{method: ev.Method, name: name, ts: l.ts})
 		}
 	case event.KindResponse, event.KindError:
 		if req, ok := b.pending.Reply(l.dir, ev.RPCID); ok {
-			ev.Method, ev.Tool = req.method, req.tool
+			ev.Method = req.method
+			named(&ev, req.name)
 			lat := float64(l.ts.Sub(req.ts).Microseconds()) / 1000
 			ev.LatencyMS = &lat
 		}
@@ -132,14 +144,115 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			if code, err := strconv.Atoi(string(m.vals[fErrorCode])); err == nil {
 				ev.ErrorCode = &code
 			}
+			ev.ErrorMessage = reasonText(l.prefix, m.reason[reasonIndex(fErrorMessage)])
 		}
 		if ev.Method == "tools/call" {
 			isErr := kind == event.KindResponse && string(m.vals[fIsError]) == "true"
 			ev.IsError = &isErr
+			if isErr {
+				ev.ErrorMessage = reasonText(l.prefix, m.reason[reasonIndex(fContentText)])
+			}
 		}
 	}
 	b.learn(l.dir, &ev, m)
 	return built{ev: ev, raw: raw}
+}
+
+// named sets the field of ev that holds what its method names.
+func named(ev *event.Event, name string) {
+	switch ev.Method {
+	case "tools/call":
+		ev.Tool = name
+	case "prompts/get":
+		ev.Prompt = name
+	case "resources/read":
+		ev.ResourceURI = name
+	}
+}
+
+// reasonText decodes the JSON string at sp in a line whose first bytes are
+// prefix, capped at event.MaxErrorMessage bytes. A string that runs past
+// the prefix gives what the prefix holds of it.
+func reasonText(prefix []byte, sp span) string {
+	if sp.end == 0 || sp.start >= int64(len(prefix)) {
+		return ""
+	}
+	raw := prefix[sp.start+1 : min(sp.end, int64(len(prefix)))] // past the opening quote
+	return capText(decodeStringPrefix(raw, event.MaxErrorMessage), event.MaxErrorMessage)
+}
+
+// decodeStringPrefix decodes the body of a JSON string (after its opening
+// quote) up to its closing quote, the end of raw, a malformed escape, or
+// about max bytes of output, whichever comes first. It is lenient because
+// raw may be cut anywhere: the scanner does not validate strings, and the
+// prefix may end inside one.
+func decodeStringPrefix(raw []byte, max int) string {
+	out := make([]byte, 0, min(len(raw), max+utf8.UTFMax))
+	for i := 0; i < len(raw) && len(out) <= max; {
+		c := raw[i]
+		if c == '"' {
+			break
+		}
+		if c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		if i+1 >= len(raw) {
+			break
+		}
+		switch e := raw[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n := hexRune(raw[i+2:])
+			if n == 0 {
+				return string(out)
+			}
+			if utf16.IsSurrogate(r) {
+				// A pair is two escapes; a lone half becomes U+FFFD.
+				rest := raw[i+2+n:]
+				if lo, m := hexRune(bytes.TrimPrefix(rest, []byte(`\u`))); m > 0 && bytes.HasPrefix(rest, []byte(`\u`)) {
+					if d := utf16.DecodeRune(r, lo); d != utf8.RuneError {
+						out = utf8.AppendRune(out, d)
+						i += 2 + n + 2 + m
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+			i += 2 + n
+			continue
+		default:
+			return string(out)
+		}
+		i += 2
+	}
+	return string(out)
+}
+
+// hexRune reads the four hex digits of a \u escape; n is 0 when there are
+// not four.
+func hexRune(b []byte) (rune, int) {
+	if len(b) < 4 {
+		return 0, 0
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	if err != nil {
+		return 0, 0
+	}
+	return rune(v), 4
 }
 
 // awaitsRequest reports whether l holds a reply whose request has not been
@@ -238,11 +351,18 @@ func unquote(raw []byte) string {
 }
 
 // capName keeps names within what an event may hold, on a rune boundary.
-func capName(s string) string {
-	if len(s) <= event.MaxNameLen {
+func capName(s string) string { return capText(s, event.MaxNameLen) }
+
+// capText makes s valid UTF-8 and cuts it to at most n bytes on a rune
+// boundary.
+func capText(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= n {
 		return s
 	}
-	s = s[:event.MaxNameLen]
+	s = s[:n]
 	for len(s) > 0 && !utf8.ValidString(s) {
 		s = s[:len(s)-1]
 	}

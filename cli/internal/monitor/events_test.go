@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,157 @@ func TestDeepNestingIsInvalidNotHuge(t *testing.T) {
 	evs, _ := eventsOf(t, []exchange{{c2s, deep + "\n"}}, 0, DefaultPayloadCap)
 	if len(evs) != 1 || evs[0].Kind != event.KindInvalid {
 		t.Fatalf("got %d events, first %+v", len(evs), evs)
+	}
+}
+
+func TestNamesAndReasons(t *testing.T) {
+	long := strings.Repeat("é", event.MaxErrorMessage) // 2 bytes a rune
+	type want struct{ prompt, uri, msg string }
+	tests := []struct {
+		name string
+		ex   []exchange
+		want []want // per event
+	}{
+		{"json-rpc error message", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"unknown tool \"t\"\n\u00e9\ud83d\ude80"}}` + "\n"},
+		}, []want{{}, {msg: "unknown tool \"t\"\né🚀"}}},
+		{"message before code, data ignored", []exchange{
+			{s2c, `{"error":{"message":"boom","data":{"message":"no","text":"no"},"code":-1},"jsonrpc":"2.0","id":"x"}` + "\n"},
+		}, []want{{msg: "boom"}}},
+		{"isError result: first text content", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"image","data":"AAA"},{"type":"text","text":"disk full"},{"type":"text","text":"second"}],"isError":true}}` + "\n"},
+		}, []want{{}, {msg: "disk full"}}},
+		{"successful result keeps no message", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t"}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"fine"}],"isError":false}}` + "\n"},
+		}, []want{{}, {}}},
+		{"isError on a non-tool reply is not a failure", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":4,"method":"ping"}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"x"}],"isError":true}}` + "\n"},
+		}, []want{{}, {}}},
+		{"message capped on a rune boundary", []exchange{
+			{s2c, `{"jsonrpc":"2.0","id":5,"error":{"code":-1,"message":"a` + long + `"}}` + "\n"},
+		}, []want{{msg: "a" + long[:event.MaxErrorMessage-2]}}},
+		{"invalid utf-8 in a message", []exchange{
+			{s2c, "{\"jsonrpc\":\"2.0\",\"id\":6,\"error\":{\"code\":-1,\"message\":\"bad \xff byte\"}}\n"},
+		}, []want{{msg: "bad \uFFFD byte"}}},
+		{"prompt name on request and reply", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":7,"method":"prompts/get","params":{"name":"simple_prompt","arguments":{}}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":7,"result":{"messages":[]}}` + "\n"},
+		}, []want{{prompt: "simple_prompt"}, {prompt: "simple_prompt"}}},
+		{"resource uri on request and reply", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":8,"method":"resources/read","params":{"uri":"file:///tmp/a b.txt"}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":8,"result":{"contents":[{"uri":"file:///tmp/other","text":"hi"}]}}` + "\n"},
+		}, []want{{uri: "file:///tmp/a b.txt"}, {uri: "file:///tmp/a b.txt"}}},
+		{"discover answered method not found is negotiation", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}` + "\n"},
+			{s2c, `{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}` + "\n"},
+		}, []want{{}, {msg: "Method not found"}}},
+		{"uri of another method is not a resource read", []exchange{
+			{c2s, `{"jsonrpc":"2.0","id":9,"method":"resources/subscribe","params":{"uri":"file:///x"}}` + "\n"},
+		}, []want{{}}},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 7} {
+			t.Run(fmt.Sprintf("%s/chunk%d", tt.name, chunk), func(t *testing.T) {
+				evs, _ := eventsOf(t, tt.ex, chunk, DefaultPayloadCap)
+				if len(evs) != len(tt.want) {
+					t.Fatalf("got %d events, want %d", len(evs), len(tt.want))
+				}
+				for i, w := range tt.want {
+					e := evs[i]
+					if e.Method == "server/discover" && e.IsReply() && (e.Failed() || !e.Negotiation()) {
+						t.Errorf("event %d: a discover probe's answer counts as a failure", i)
+					}
+					got := want{e.Prompt, e.ResourceURI, e.ErrorMessage}
+					if got != w {
+						t.Errorf("event %d: got %+q, want %+q", i, got, w)
+					}
+					if len(e.ErrorMessage) > event.MaxErrorMessage || !utf8.ValidString(e.ErrorMessage) {
+						t.Errorf("event %d: message of %d bytes, valid UTF-8 %v", i, len(e.ErrorMessage), utf8.ValidString(e.ErrorMessage))
+					}
+				}
+			})
+		}
+	}
+}
+
+// A failed reply whose message runs past the kept prefix still says what
+// the prefix holds of it.
+func TestReasonPastThePrefix(t *testing.T) {
+	line := `{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"` + strings.Repeat("ab", 100) + `"}}` + "\n"
+	evs, _ := eventsOf(t, []exchange{{s2c, line}}, 5, 64)
+	if len(evs) != 1 || evs[0].Kind != event.KindError {
+		t.Fatalf("got %+v", evs)
+	}
+	// 64 bytes of prefix, of which the message's opening quote ends at 54.
+	if want := strings.Repeat("ab", 5); evs[0].ErrorMessage != want {
+		t.Errorf("message %q, want %q", evs[0].ErrorMessage, want)
+	}
+}
+
+func TestDecodeStringPrefix(t *testing.T) {
+	tests := []struct {
+		raw  string
+		max  int
+		want string
+	}{
+		{`plain"rest`, 100, "plain"},
+		{`cut mid escape \`, 100, "cut mid escape "},
+		{`cut mid unicode \u00`, 100, "cut mid unicode "},
+		{`bad escape \q after`, 100, "bad escape "},
+		{`lone surrogate \ud83d then`, 100, "lone surrogate \uFFFD then"},
+		{`\"\\\/\b\f\n\r\t`, 100, "\"\\/\b\f\n\r\t"},
+		{`0123456789`, 4, "01234"}, // stops once past max; the caller cuts
+	}
+	for _, tt := range tests {
+		if got := decodeStringPrefix([]byte(tt.raw), tt.max); got != tt.want {
+			t.Errorf("decodeStringPrefix(%q, %d) = %q, want %q", tt.raw, tt.max, got, tt.want)
+		}
+	}
+}
+
+// Replies that succeed must cost the builder nothing for reasons: the
+// scanner notes offsets, and only a failure's text is decoded.
+func TestNoAllocationForReasonsOfSuccesses(t *testing.T) {
+	ok := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"fine and long enough to matter"}],"isError":false}}`)
+	plain := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}`)
+	count := func(line []byte) float64 {
+		var sc scanner
+		sc.reset()
+		sc.write(line) // warm the key buffer
+		return testing.AllocsPerRun(100, func() {
+			sc.reset()
+			sc.write(line)
+			if !sc.valid() {
+				t.Fatal("invalid")
+			}
+		})
+	}
+	if a, b := count(ok), count(plain); a != b {
+		t.Errorf("scanning a text result allocates %v times, one without text %v", a, b)
+	}
+}
+
+// A request repeated after an input_required answer carries what the server
+// asked for (inputResponses, or only requestState when it was shedding
+// load); the monitor marks it so stats count the call once.
+func TestRetryAfterInputRequired(t *testing.T) {
+	evs, _ := eventsOf(t, []exchange{
+		{c2s, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask"}}` + "\n"},
+		{s2c, `{"jsonrpc":"2.0","id":2,"result":{"resultType":"input_required","inputRequests":{"input":{"method":"elicitation/create","params":{}}}}}` + "\n"},
+		{c2s, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask","inputResponses":{"input":{"action":"accept"}}}}` + "\n"},
+		{s2c, `{"jsonrpc":"2.0","id":3,"result":{"content":[],"resultType":"complete"}}` + "\n"},
+		{c2s, `{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"p","requestState":"abc"}}` + "\n"},
+		{c2s, `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":{"inputResponses":1}}}` + "\n"},
+	}, 3, DefaultPayloadCap)
+	var got []bool
+	for _, e := range evs {
+		got = append(got, e.Retry)
+	}
+	if want := []bool{false, false, true, false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("retry flags %v, want %v", got, want)
 	}
 }

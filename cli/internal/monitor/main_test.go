@@ -89,6 +89,21 @@ func runMCPServer() error {
 		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return nil, errors.New("crashed")
 		})
+	// ask needs input from the user: under MCP 2026-07-28 it answers
+	// input_required, and the client repeats the call with the input.
+	mcp.AddTool(s, &mcp.Tool{Name: "ask", Description: "asks first"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		if len(req.Params.InputResponses) == 0 {
+			return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"name": &mcp.ElicitParams{
+				Message:         "Your name?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
+			}}}, nil, nil
+		}
+		res, ok := req.Params.InputResponses["name"].(*mcp.ElicitResult)
+		if !ok {
+			return nil, nil, errors.New("no name given")
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint("hello ", res.Content["name"])}}}, nil, nil
+	})
 	return s.Run(context.Background(), &mcp.StdioTransport{})
 }
 

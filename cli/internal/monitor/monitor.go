@@ -51,8 +51,9 @@ const (
 type Config struct {
 	// Command is the server's command line.
 	Command []string
-	// Name labels the server's events when its initialize response does
-	// not name it; empty means the command's base name.
+	// Name labels the server's events and session, whatever the server
+	// calls itself; empty means the server's serverInfo.name, or the
+	// command's base name when it gives none.
 	Name string
 
 	Stdin  io.Reader
@@ -82,6 +83,9 @@ type Config struct {
 	// tool definitions kept across sessions; nil means
 	// analysis.DefaultOptions() with definitions kept within the session.
 	Analysis *analysis.Options
+	// Warnings are problems worked around before the session started (a
+	// bad setting replaced by its default); they go in the session record.
+	Warnings []string
 }
 
 // Result is how a monitored session ended.
@@ -193,13 +197,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		sessionID = newUUID()
 	}
 	sess := event.Session{ID: sessionID, Server: Label(cfg.Name, cfg.Command), Command: capCommand(cfg.Command),
-		Host: capName(cfg.Host), StartedAt: startedAt.UTC()}
+		Host: capName(cfg.Host), StartedAt: startedAt.UTC(), Warnings: capWarnings(cfg.Warnings)}
 	an := analysis.DefaultOptions()
 	if cfg.Analysis != nil {
 		an = *cfg.Analysis
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
-	p := newPipeline(cfg.Recorder, cfg.Logger, sess, Label(cfg.Name, cfg.Command), newUUID, an, pool)
+	p := newPipeline(cfg.Recorder, cfg.Logger, sess, cfg.Name, Label("", cfg.Command), newUUID, an, pool)
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
 	go func() {
@@ -321,6 +325,17 @@ func capCommand(cmd []string) []string {
 	out := make([]string, 0, min(len(cmd), 256))
 	for _, a := range cmd[:min(len(cmd), 256)] {
 		out = append(out, capName(a))
+	}
+	return out
+}
+
+// capWarnings keeps warnings within what a session may hold.
+func capWarnings(ws []string) []string {
+	var out []string
+	for _, w := range ws[:min(len(ws), event.MaxWarnings)] {
+		if w = capText(w, event.MaxErrorMessage); w != "" {
+			out = append(out, w)
+		}
 	}
 	return out
 }

@@ -64,7 +64,8 @@ type pipeline struct {
 	b    *builder
 	pool *prefixPool // where recorded lines' prefixes go back; may be nil
 	sess event.Session
-	// fallback labels the server when it does not name itself.
+	// fallback labels the server when it does not name itself and no
+	// name was given.
 	fallback string
 	label    string
 	labelSet bool
@@ -88,13 +89,21 @@ type pipeline struct {
 	recErr bool // a Record failure was already logged
 }
 
-func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, fallback string, newID func() string, an analysis.Options, pool *prefixPool) *pipeline {
-	return &pipeline{
+// newPipeline makes the capture pipeline of a session. A non-empty name is
+// the server's label, whatever the server calls itself; otherwise the label
+// is the server's serverInfo.name, or fallback when it gives none.
+func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, name, fallback string, newID func() string, an analysis.Options, pool *prefixPool) *pipeline {
+	p := &pipeline{
 		rec: rec, log: log, sess: sess, fallback: fallback, pool: pool,
 		an:    analysis.NewSession(an),
 		b:     newBuilder(sess.ID, newID),
 		lines: make(chan *line, queueLines),
 	}
+	if name != "" {
+		// The label is known before any event: nothing needs holding.
+		p.fixLabel(name)
+	}
+	return p
 }
 
 // offer queues a finished line for recording, or drops it when the queue
@@ -260,20 +269,24 @@ func (p *pipeline) build(l *line) {
 // release fixes the server label and lets held events go.
 func (p *pipeline) release() {
 	if !p.labelSet {
-		p.label = p.fallback
+		label := p.fallback
 		if p.b.hs.ServerName != "" {
-			p.label = p.b.hs.ServerName
+			label = p.b.hs.ServerName
 		}
-		p.labelSet = true
-		p.sess.Server = p.label
-		// Nothing was analysed before this point (events wait for the
-		// label), so every tools/list is compared under the same key.
-		p.an.SetServer(p.label, p.sess.Command)
+		p.fixLabel(label)
 	}
 	for _, bt := range p.held {
 		p.finish(bt)
 	}
 	p.held, p.heldBytes = nil, 0
+}
+
+func (p *pipeline) fixLabel(label string) {
+	p.label, p.labelSet = label, true
+	p.sess.Server = label
+	// Nothing was analysed before this point (events wait for the label),
+	// so every tools/list is compared under the same key.
+	p.an.SetServer(label, p.sess.Command)
 }
 
 func (p *pipeline) finish(bt built) {

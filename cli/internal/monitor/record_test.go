@@ -66,11 +66,18 @@ type pipelineRun struct {
 
 func startPipeline(t *testing.T) *pipelineRun {
 	t.Helper()
+	return startNamedPipeline(t, "")
+}
+
+// startNamedPipeline starts a pipeline as `kilometers monitor --name name`
+// would (no --name when empty); the command's name is "srv".
+func startNamedPipeline(t *testing.T, name string) *pipelineRun {
+	t.Helper()
 	n := 0
 	rec := &memRecorder{}
 	pr := &pipelineRun{rec: rec, stop: make(chan sessionEnd, 1), done: make(chan struct{})}
 	pr.p = newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", Server: "srv", StartedAt: t0}, "srv",
+		event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", Server: "srv", StartedAt: t0}, name, "srv",
 		func() string { n++; return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n) }, analysis.DefaultOptions(),
 		newPrefixPool(DefaultPayloadCap, prefixPoolBuffers))
 	go func() {
@@ -244,7 +251,7 @@ func TestFlushCountsPartialRecordFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &failingRecorder{err: tc.err}
 			p := newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
-				event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}, "srv",
+				event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}, "", "srv",
 				func() string { return "0196f1c2-7a3b-7c11-9d2e-000000000001" }, analysis.DefaultOptions(), nil)
 			p.out = make([]event.Event, 3)
 			p.flush(context.Background())
@@ -320,5 +327,46 @@ func TestRecycledPrefixesKeepPayloadsIntact(t *testing.T) {
 			}
 			t.Errorf("event %d: payload of %d bytes holds %q: not its own message", i, len(e.Payload), got)
 		}
+	}
+}
+
+// The label is --name when given, else serverInfo.name, else the command's
+// name; the handshake's names are recorded in the session either way.
+func TestServerLabel(t *testing.T) {
+	initReq := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","clientInfo":{"name":"c","version":"1"}}}` + "\n"
+	initReply := `{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","serverInfo":{"name":"everything","version":"2"}}}` + "\n"
+	anon := `{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18"}}` + "\n"
+	for _, tc := range []struct {
+		name, reply, want string
+	}{
+		{"memory", initReply, "memory"},
+		{"", initReply, "everything"},
+		{"", anon, "srv"},
+		{"memory", anon, "memory"},
+	} {
+		t.Run(tc.name+"/"+tc.want, func(t *testing.T) {
+			pr := startNamedPipeline(t, tc.name)
+			pr.p.offer(oneLine(t, c2s, initReq, t0))
+			pr.p.offer(oneLine(t, s2c, tc.reply, t0.Add(time.Millisecond)))
+			pr.end()
+			evs := pr.rec.events()
+			if len(evs) != 2 {
+				t.Fatalf("got %d events", len(evs))
+			}
+			for _, e := range evs {
+				if e.Server != tc.want {
+					t.Errorf("event %d labelled %q, want %q", e.Seq, e.Server, tc.want)
+				}
+			}
+			pr.rec.mu.Lock()
+			defer pr.rec.mu.Unlock()
+			last := pr.rec.sessions[len(pr.rec.sessions)-1]
+			if last.Server != tc.want {
+				t.Errorf("session labelled %q, want %q", last.Server, tc.want)
+			}
+			if tc.reply == initReply && last.ServerName != "everything" {
+				t.Errorf("session server_name %q, want the server's own name", last.ServerName)
+			}
+		})
 	}
 }

@@ -8,7 +8,8 @@ import (
 // The scanner reads one line incrementally, as its bytes arrive, without
 // keeping the line: it checks that the line is one JSON value and picks out
 // the few scalars an event needs (id, method, error code, isError, tool
-// name, the initialize handshake's names and versions). Huge messages are
+// or prompt name, resource uri, the initialize handshake's names and
+// versions) and where the texts saying why a reply failed sit. Huge messages are
 // only ever seen a chunk at a time, so their kind, id and result flags come
 // out right even when they sit past the captured prefix (the TypeScript SDK
 // writes "id" after "result", for example).
@@ -34,6 +35,11 @@ const (
 	fClientVersion
 	fServerName
 	fServerVersion
+	fURI
+	fRetry // presence only: params.inputResponses or params.requestState
+	// The two reason texts are spans, not captures (see msgInfo.reason).
+	fErrorMessage // error.message
+	fContentText  // result.content[].text
 	numFields
 )
 
@@ -57,6 +63,11 @@ const (
 	kClientInfo
 	kServerInfo
 	kMeta
+	kMessage
+	kContent
+	kText
+	kURI
+	kRetryState // inputResponses, requestState
 )
 
 func keyOf(k []byte) keyID {
@@ -83,6 +94,16 @@ func keyOf(k []byte) keyID {
 		return kVersion
 	case "_meta":
 		return kMeta
+	case "message":
+		return kMessage
+	case "content":
+		return kContent
+	case "text":
+		return kText
+	case "uri":
+		return kURI
+	case "inputResponses", "requestState":
+		return kRetryState
 	}
 	// The 2026-07-28 revision moves the handshake into _meta under
 	// namespaced keys ("io.modelcontextprotocol/clientInfo"), so match by
@@ -128,6 +149,12 @@ func fieldOf(path []keyID) field {
 		switch {
 		case top == kError && rest[0] == kCode:
 			return fErrorCode
+		case top == kError && rest[0] == kMessage:
+			return fErrorMessage
+		case top == kParams && rest[0] == kURI:
+			return fURI
+		case top == kParams && rest[0] == kRetryState:
+			return fRetry
 		case top == kResult && rest[0] == kIsError:
 			return fIsError
 		case top == kParams && rest[0] == kName:
@@ -139,6 +166,9 @@ func fieldOf(path []keyID) field {
 	}
 	if top == kError {
 		return fNone
+	}
+	if top == kResult && len(rest) == 3 && rest[0] == kContent && rest[1] == kArray && rest[2] == kText {
+		return fContentText
 	}
 	if rest[0] == kMeta {
 		rest = rest[1:]
@@ -171,7 +201,18 @@ type msgInfo struct {
 	// vals holds each wanted scalar as written (strings with their quotes);
 	// nil when it was longer than maxScalar.
 	vals [numFields][]byte
+	// reason holds where error.message and the first result.content[].text
+	// sit in the line, quotes included. Most replies succeed and their
+	// reasons are never read, so the scanner notes two offsets instead of
+	// copying text; the builder reads a failed reply's from the prefix.
+	reason [2]span
 }
+
+// span is a range of line offsets; end is zero while the value is open or
+// absent.
+type span struct{ start, end int64 }
+
+func reasonIndex(f field) int { return int(f - fErrorMessage) }
 
 const (
 	maxScalar = 512
@@ -217,6 +258,8 @@ type scanner struct {
 	capField field
 	capBuf   []byte
 	capLong  bool
+	// spanField is the reason field whose string is open, fNone if none.
+	spanField field
 
 	msgDepth int // stack depth at which messages sit: 0 (object) or 1 (batch)
 	cur      *msgInfo
@@ -227,7 +270,7 @@ func (s *scanner) reset() {
 	s.pos, s.state, s.top = 0, sValue, 0
 	s.stack, s.keys = s.stack[:0], s.keys[:0]
 	s.cur, s.msgs = nil, nil
-	s.capField = fNone
+	s.capField, s.spanField = fNone, fNone
 }
 
 // blank reports whether the line so far held only whitespace.
@@ -537,8 +580,17 @@ func (s *scanner) beginValue(c byte) {
 	if f == fNone {
 		return
 	}
+	if f == fErrorMessage || f == fContentText {
+		// Only the first, and only a string.
+		if !s.cur.has[f] && c == '"' {
+			s.cur.has[f] = true
+			s.cur.reason[reasonIndex(f)].start = s.pos
+			s.spanField = f
+		}
+		return
+	}
 	s.cur.has[f] = true
-	if f == fResult || f == fError || c == '{' || c == '[' {
+	if f == fResult || f == fError || f == fRetry || c == '{' || c == '[' {
 		return
 	}
 	s.capField, s.capBuf, s.capLong = f, s.capBuf[:0], false
@@ -552,7 +604,10 @@ func (s *scanner) endScalar(end int64) {
 			s.cur.vals[s.capField] = append([]byte(nil), s.capBuf...)
 		}
 	}
-	s.capField = fNone
+	if s.spanField != fNone && s.cur != nil {
+		s.cur.reason[reasonIndex(s.spanField)].end = end
+	}
+	s.capField, s.spanField = fNone, fNone
 	s.endValue(end)
 }
 

@@ -62,6 +62,7 @@ func encodeCases() map[string]event.Event {
 	for i, s := range oddStrings {
 		cases["odd string "+string(rune('a'+i))] = event.Event{
 			ID: s, SessionID: s, Direction: event.Direction(s), Kind: event.Kind(s), Server: s, RPCID: s, Method: s, Tool: s,
+			Prompt: s, ResourceURI: s, ErrorMessage: s,
 			Risk: &event.Risk{Level: event.Level(s), Reasons: []string{s, s}},
 		}
 	}

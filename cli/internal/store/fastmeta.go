@@ -67,6 +67,14 @@ func (d *metaDecoder) eventField(key []byte, e *event.Event) bool {
 		e.Method, ok = d.str(true)
 	case "tool":
 		e.Tool, ok = d.str(true)
+	case "prompt":
+		e.Prompt, ok = d.str(true)
+	case "resource_uri":
+		e.ResourceURI, ok = d.str(false)
+	case "retry":
+		e.Retry, ok = d.bool()
+	case "error_message":
+		e.ErrorMessage, ok = d.str(false)
 	case "latency_ms":
 		var f float64
 		if f, ok = d.float(); ok {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +67,99 @@ func TestMetaDecoder(t *testing.T) {
 		if dec.decode([]byte(bad), &e) {
 			t.Errorf("decoded %s", bad)
 		}
+	}
+}
+
+// fillNonZero sets every field reachable from v to a value that is not its
+// zero value, so that an encoder or decoder that forgets a field shows.
+func fillNonZero(t *testing.T, v reflect.Value, name string) {
+	t.Helper()
+	switch v.Interface().(type) {
+	case time.Time:
+		v.Set(reflect.ValueOf(time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)))
+		return
+	case json.RawMessage:
+		v.Set(reflect.ValueOf(json.RawMessage(`{"k":1}`)))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("v-" + name)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		v.SetInt(int64(len(name)) + 7)
+	case reflect.Float64:
+		v.SetFloat(float64(len(name)) + 0.25)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fillNonZero(t, p.Elem(), name)
+		v.Set(p)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := range 2 {
+			fillNonZero(t, s.Index(i), fmt.Sprint(name, i))
+		}
+		v.Set(s)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			fillNonZero(t, v.Field(i), v.Type().Field(i).Name)
+		}
+	default:
+		t.Fatalf("field %s: no non-zero value for kind %s; teach fillNonZero", name, v.Kind())
+	}
+	if v.IsZero() {
+		t.Fatalf("field %s is still zero", name)
+	}
+}
+
+// TestEveryEventFieldRoundTrips fails when a field added to event.Event is
+// left out by the hand-written encoder (event.AppendJSON, the store's and
+// the wire's) or by the fast decoder: each field gets a non-zero value,
+// and the event must encode as json.Marshal does and come back whole.
+func TestEveryEventFieldRoundTrips(t *testing.T) {
+	var e event.Event
+	fillNonZero(t, reflect.ValueOf(&e).Elem(), "event")
+
+	checkEncodeSame(t, e)
+
+	noPayload := e
+	noPayload.Payload = nil
+	got, ok := event.AppendJSON(nil, &noPayload)
+	if !ok {
+		t.Fatal("AppendJSON failed")
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(got, &keys); err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[event.Event]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if _, ok := keys[name]; !ok && name != "payload" {
+			t.Errorf("AppendJSON leaves out %s (%s)", typ.Field(i).Name, name)
+		}
+	}
+
+	var buf bytes.Buffer
+	if err := appendEventLine(&buf, &e); err != nil {
+		t.Fatal(err)
+	}
+	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	var dec event.Event
+	if !newMetaDecoder().decode(line, &dec) {
+		t.Fatalf("the fast decoder gave up on %s: a field it does not know?", line)
+	}
+	if !reflect.DeepEqual(dec, noPayload) {
+		g, _ := json.Marshal(dec)
+		w, _ := json.Marshal(noPayload)
+		t.Errorf("fast decoder:\n got %s\nwant %s", g, w)
+	}
+	full, err := decodeEvent(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(full, e) {
+		t.Errorf("decodeEvent:\n got %+v\nwant %+v", full, e)
 	}
 }

@@ -81,9 +81,10 @@ type Options struct {
 
 // OptionsFromConfig returns the options the configuration asks for.
 func OptionsFromConfig(c *config.Config) Options {
+	days, bytes := c.Retention()
 	return Options{
-		RetentionDays:  c.RetentionDays,
-		RetentionBytes: c.RetentionBytes,
+		RetentionDays:  days,
+		RetentionBytes: bytes,
 		Spool:          c.APIURL != "",
 	}
 }

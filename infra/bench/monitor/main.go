@@ -16,7 +16,7 @@
 // For each wrapper it prints the added latency over the direct pipe at p50
 // and p99 (percentiles of the pairwise differences between a wrapper's
 // round trip and the direct pipe's in the same round), that as a multiple
-// of the bare copy's added latency (the figure issue 2 bounds), and the
+// of the bare copy's added latency (the figure the monitor is held to), and the
 // wrapper process's peak RSS (VmHWM) after the small run's 10,000+ round
 // trips. It exits 1 when a required floor is missed, 2 when the run itself
 // fails. The echo server, the bare copy and functions/local are built with
@@ -46,7 +46,7 @@ import (
 	"time"
 )
 
-// Required floors from issue 2 (and issue 4: shipping on stays within them).
+// Required floors (docs/performance.md); shipping on stays within them too.
 const (
 	maxRatio  = 1.5
 	aimRatio  = 1.1
@@ -526,7 +526,7 @@ func (r *Results) print(w io.Writer) {
 				fmt.Sprintf("%.1f MiB", float64(vr.PeakKB)/1024), dur(vr.Exit))
 		}
 	}
-	fmt.Fprintln(w, "\nADDED = percentile of (wrapper RTT - direct RTT), each pair taken in the same round; xBARE = ADDED / bare copy's ADDED (the figure bounded by issue 2).")
+	fmt.Fprintln(w, "\nADDED = percentile of (wrapper RTT - direct RTT), each pair taken in the same round; xBARE = ADDED / bare copy's ADDED (the figure the monitor is held to).")
 	fmt.Fprintln(w, "xBARE is n/a when the bare copy's ADDED is not positive: noise exceeds the floor there (UNMEASURED below, not a failure).")
 	fmt.Fprintln(w, "PEAK RSS = the wrapper process's VmHWM, sampled until it exited; EXIT = time from stdin EOF to exit (monitors make events durable then).")
 	for _, ph := range r.Phases {

@@ -42,7 +42,7 @@ func pairedAdded(wrapper, direct []time.Duration) []time.Duration {
 	return d
 }
 
-// addedRatio is what issue 2 asks for: the latency a wrapper adds over the
+// addedRatio is the figure the monitor is held to: the latency a wrapper adds over the
 // direct pipe, as a multiple of what the bare copy adds. ok is false when
 // the bare copy's added latency is not positive (noise larger than the
 // floor itself), where no ratio means anything.

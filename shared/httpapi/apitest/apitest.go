@@ -54,7 +54,7 @@ func SampleBatch(base time.Time, rounds int) event.Batch {
 			LatencyMS: lat(10), IsError: &no})
 		add(s2, "shell", event.Event{Direction: event.ClientToServer, Kind: event.KindRequest, RPCID: id, Method: "tools/call", Tool: "run_shell"})
 		add(s2, "shell", event.Event{Direction: event.ServerToClient, Kind: event.KindError, RPCID: id, Method: "tools/call", Tool: "run_shell",
-			LatencyMS: lat(30), ErrorCode: &code})
+			LatencyMS: lat(30), ErrorCode: &code, ErrorMessage: "permission denied: " + id})
 		add(s1, "fs", event.Event{Direction: event.ClientToServer, Kind: event.KindRequest, RPCID: "l" + id, Method: "tools/list"})
 		add(s1, "fs", event.Event{Direction: event.ClientToServer, Kind: event.KindNotification, Method: "notifications/initialized"})
 	}

@@ -138,6 +138,16 @@ func Scenario(t *testing.T, do Doer, adminToken string) {
 		}
 	}
 
+	// Failed calls, sessions with their counts, and one call by either half.
+	var failed activity.Page
+	a = do(t, Request{Method: "GET", Path: "/api/activity?failed=true&limit=1000", Token: acme.APIKey})
+	a.Decode(t, &failed)
+	if a.Status != 200 || len(failed.Events) != Rounds || failed.Events[0].ErrorMessage == "" {
+		t.Errorf("activity?failed=true: %d, %d events, want %d with their messages", a.Status, len(failed.Events), Rounds)
+	}
+	checkSessions(t, do, acme.APIKey, batch)
+	checkCalls(t, do, acme.APIKey, batch)
+
 	// Stats over a window holding the whole batch.
 	q := stats.Query{Since: now.Add(-2 * time.Hour), Until: now}.Align(now)
 	var st stats.Stats
@@ -194,6 +204,17 @@ func Scenario(t *testing.T, do Doer, adminToken string) {
 	a.Decode(t, &page)
 	if a.Status != 200 || len(page.Events) != 0 {
 		t.Errorf("other tenant's activity: %d %s", a.Status, a.Body)
+	}
+
+	var sessions activity.SessionPage
+	a = do(t, Request{Method: "GET", Path: "/api/sessions", Token: other.APIKey})
+	a.Decode(t, &sessions)
+	if a.Status != 200 || len(sessions.Sessions) != 0 {
+		t.Errorf("other tenant's sessions: %d %s", a.Status, a.Body)
+	}
+	a = do(t, Request{Method: "GET", Path: "/api/events/" + batch.Events[0].ID, Token: other.APIKey})
+	if a.Status != 404 || a.ErrorCode(t) != "not_found" {
+		t.Errorf("other tenant's call: %d %s", a.Status, a.Body)
 	}
 
 	// A second key works until revoked; the first keeps working.
@@ -350,5 +371,99 @@ func AdminScenario(t *testing.T, do Doer, adminToken string, acme, other Tenant,
 	expect(Request{Method: "GET", Path: "/api/admin/audit?tenant=" + other.TenantID, Token: adminToken}, 200, "").Decode(t, &audit)
 	if len(audit.Entries) == 0 || audit.Entries[0].Action != backend.ActionTenantDelete {
 		t.Errorf("audit of the deleted tenant: %s", MustJSON(t, audit))
+	}
+}
+
+// checkSessions reads GET /api/sessions a session a page: both sessions of
+// the batch, newest start first (they share one, so by id), each with its
+// tool calls and failed replies counted.
+func checkSessions(t *testing.T, do Doer, key string, batch event.Batch) {
+	t.Helper()
+	want := slices.Clone(batch.Sessions)
+	slices.SortFunc(want, func(x, y event.Session) int {
+		if activity.SessionLess(&x, &y) {
+			return -1
+		}
+		return 1
+	})
+	var got []activity.SessionRow
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > len(want) {
+			t.Fatal("session pages never end")
+		}
+		v := url.Values{"limit": {"1"}, "since": {"3h"}}
+		if cursor != "" {
+			v.Set("cursor", cursor)
+		}
+		var page activity.SessionPage
+		a := do(t, Request{Method: "GET", Path: "/api/sessions?" + v.Encode(), Token: key})
+		if a.Status != 200 {
+			t.Fatalf("sessions: %d %s", a.Status, a.Body)
+		}
+		a.Decode(t, &page)
+		got = append(got, page.Sessions...)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("sessions: got %d, want %d", len(got), len(want))
+	}
+	for i := range got {
+		// fs makes read_file calls that succeed, shell run_shell calls
+		// that all fail.
+		wantFailed := int64(0)
+		if want[i].Server == "shell" {
+			wantFailed = Rounds
+		}
+		if got[i].ID != want[i].ID || got[i].Server != want[i].Server || got[i].Calls != Rounds || got[i].Failed != wantFailed {
+			t.Errorf("sessions[%d] = %s %s calls %d failed %d, want %s %s calls %d failed %d", i,
+				got[i].ID, got[i].Server, got[i].Calls, got[i].Failed, want[i].ID, want[i].Server, Rounds, wantFailed)
+		}
+	}
+	for path, status := range map[string]int{
+		"/api/sessions?server=shell":  200,
+		"/api/sessions?limit=0":       400,
+		"/api/sessions?cursor=nope":   400,
+		"/api/sessions?since=someday": 400,
+	} {
+		if a := do(t, Request{Method: "GET", Path: path, Token: key}); a.Status != status {
+			t.Errorf("%s: %d %s, want %d", path, a.Status, a.Body, status)
+		}
+	}
+}
+
+// checkCalls reads GET /api/events/{id} by either half of a failed call,
+// and for ids that are not there.
+func checkCalls(t *testing.T, do Doer, key string, batch event.Batch) {
+	t.Helper()
+	req, reply := batch.Events[2], batch.Events[3] // run_shell 0 and its error
+	for _, id := range []string{req.ID, reply.ID} {
+		var call activity.Call
+		a := do(t, Request{Method: "GET", Path: "/api/events/" + id, Token: key})
+		if a.Status != 200 {
+			t.Fatalf("call %s: %d %s", id, a.Status, a.Body)
+		}
+		a.Decode(t, &call)
+		if call.Request == nil || call.Response == nil || call.Request.ID != req.ID || call.Response.ID != reply.ID ||
+			call.Response.ErrorMessage != reply.ErrorMessage {
+			t.Errorf("call by %s = %s", id, a.Body)
+		}
+	}
+	var call activity.Call
+	note := batch.Events[5] // a notification: no reply
+	a := do(t, Request{Method: "GET", Path: "/api/events/" + note.ID, Token: key})
+	a.Decode(t, &call)
+	if a.Status != 200 || call.Request == nil || call.Request.ID != note.ID || call.Response != nil {
+		t.Errorf("call by a notification: %d %s", a.Status, a.Body)
+	}
+	for _, id := range []string{"0196f1c2-7a3b-7c11-9d2e-5b0c3a7e9f10", "not-an-id"} {
+		if a := do(t, Request{Method: "GET", Path: "/api/events/" + id, Token: key}); a.Status != 404 || a.ErrorCode(t) != "not_found" {
+			t.Errorf("call %s: %d %s, want 404", id, a.Status, a.Body)
+		}
+	}
+	if a := do(t, Request{Method: "GET", Path: "/api/events/" + req.ID}); a.Status != 401 {
+		t.Errorf("call without a key: %d %s, want 401", a.Status, a.Body)
 	}
 }

@@ -54,7 +54,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, nil) }
 func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now}
 	opts.Source = func(ctx context.Context) (Source, error) {
-		return openSource(ctx, opts.Config, opts.Local, "kilometers/"+f.Build.Version)
+		return openSource(ctx, opts.Config, opts.Local, "kilometers/"+f.Build.Version, opts.IO.ErrOut)
 	}
 	cmd := &cobra.Command{
 		Use:   "activity",
@@ -241,11 +241,16 @@ func arrow(d event.Direction) string {
 
 // openSource reads the API (every machine of the tenant) when one is
 // configured, else, or with --local, the local store.
-func openSource(ctx context.Context, cfg func() (*config.Config, error), local bool, userAgent string) (Source, error) {
+func openSource(ctx context.Context, cfg func() (*config.Config, error), local bool, userAgent string, errOut io.Writer) (Source, error) {
 	c, err := cfg()
 	if err != nil {
 		return nil, err
 	}
+	// A bad setting stops the command only if it uses it.
+	if err := c.Check(config.ReadKeys(local)...); err != nil {
+		return nil, err
+	}
+	c.Warn(errOut, "kilometers", config.ReadKeys(local)...)
 	if client := apiclient.FromConfig(c, userAgent); client != nil && !local {
 		return client, nil
 	}

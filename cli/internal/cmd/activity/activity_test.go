@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,49 @@ func TestLocalStore(t *testing.T) {
 	}
 	if len(page.Events) != 1 || page.Events[0].Kind != event.KindRequest || page.NextCursor != "" {
 		t.Fatalf("second page = %+v", page)
+	}
+}
+
+// A bad setting stops activity only when it uses it: capture_mode never,
+// api_url unless --local.
+func TestBadSettingsStopOnlyWhatUsesThem(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		args       []string
+		wantErr    string // "" to succeed
+		wantWarn   string
+	}{
+		{"bad capture mode", `{"capture_mode": "ful"}`, []string{"--json"}, "", `capture_mode: must be full, redacted or metadata, got "ful"`},
+		{"bad api url", `{"api_url": "ftp://x", "api_key": "km_0123456789abcdef"}`, []string{"--json"}, "config.json:1:13: api_url: want an http(s) URL", ""},
+		{"bad api url, local", `{"api_url": "ftp://x", "api_key": "km_0123456789abcdef"}`, []string{"--json", "--local"}, "", "api_url"},
+		{"unknown key", `{"limit": 5}`, []string{"--json"}, "", `unknown setting "limit"`},
+		{"not JSON, local", `{capture_mode: "full"}`, []string{"--json", "--local"}, "", "config.json:1:2: invalid JSON"},
+		{"not JSON", `{capture_mode: "full"}`, []string{"--json"}, "config.json:1:2: invalid JSON", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			if err := os.WriteFile(config.Path(home), []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, out, errOut := testFactory(home)
+			f.Config = func() (*config.Config, error) { return config.Load(home, func(string) string { return "" }) }
+			cmd := NewCmd(f)
+			cmd.SetArgs(tc.args)
+			cmd.SilenceUsage, cmd.SilenceErrors = true, true
+			err := cmd.ExecuteContext(context.Background())
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("failed: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one with %q", err, tc.wantErr)
+			}
+			if tc.wantErr == "" && !strings.Contains(out.String(), `"events"`) {
+				t.Errorf("no page printed: %q", out.String())
+			}
+			if tc.wantWarn != "" && (!strings.Contains(errOut.String(), "kilometers: warning: ") ||
+				!strings.Contains(errOut.String(), tc.wantWarn)) {
+				t.Errorf("stderr %q, want a warning with %q", errOut.String(), tc.wantWarn)
+			}
+		})
 	}
 }

@@ -72,6 +72,9 @@ func Run(opts *Options) error {
 	if err != nil {
 		return err
 	}
+	// Showing the configuration is how to find what is wrong with it: the
+	// problems are warnings here, the values shown are what is used.
+	c.Warn(opts.IO.ErrOut, "kilometers config")
 	if err := opts.Flags.Apply(c); err != nil {
 		return &cmdutil.FlagError{Err: err}
 	}

@@ -35,7 +35,7 @@ type Options struct {
 	// `kilometers sync --background` processes of this executable).
 	Shipper func(home string) ship.Launch
 
-	// Name labels the server when it does not name itself.
+	// Name labels the server, whatever it calls itself.
 	Name string
 	// Command is the server's command line.
 	Command []string
@@ -61,7 +61,7 @@ Put it in front of the server command in your MCP client's configuration.`,
   # "args": ["monitor", "--", "npx", "-y", "@modelcontextprotocol/server-everything"]
   kilometers monitor -- npx -y @modelcontextprotocol/server-everything
 
-  # Label the server's events yourself when it does not name itself
+  # Label the server's events yourself (stats --server github finds them)
   kilometers monitor --name github -- docker run -i --rm ghcr.io/github/github-mcp-server`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,7 +75,7 @@ Put it in front of the server command in your MCP client's configuration.`,
 	// Everything after the server command belongs to the server, even
 	// without "--".
 	cmd.Flags().SetInterspersed(false)
-	cmd.Flags().StringVar(&opts.Name, "name", "", "label for the server's events when its initialize response gives no serverInfo.name (default: the command's base name)")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "label for the server's events and session (default: the server's serverInfo.name, else the command's base name)")
 	return cmd
 }
 
@@ -87,6 +87,14 @@ func Run(ctx context.Context, opts *Options) error {
 	sessionID, err := newSessionID()
 	if err != nil {
 		return err
+	}
+	// A bad setting never stops recording: it has been replaced by its
+	// default, and the session says so (as does stderr, which MCP clients
+	// keep in their logs).
+	var warnings []string
+	if cfg, err := opts.Config(); err == nil {
+		warnings = cfg.Warnings()
+		cfg.Warn(opts.IO.ErrOut, "kilometers monitor")
 	}
 	stopShip := func() {}
 	open := opts.OpenRecorder
@@ -130,6 +138,7 @@ func Run(ctx context.Context, opts *Options) error {
 		Now:       opts.Now,
 		Logger:    log,
 		Analysis:  &an,
+		Warnings:  warnings,
 	})
 	// The session's events are durable now: a last shipper takes what is
 	// left, without the monitor waiting for it.

@@ -14,6 +14,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/initcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/monitor"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/setup"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/stats"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/sync"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
@@ -50,6 +51,7 @@ are also shipped to a Kilometers backend.`,
 		initcmd.NewCmd(f),
 		configcmd.NewCmd(f),
 		admin.NewCmd(f),
+		setup.NewCmd(f),
 		alertscmd.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })

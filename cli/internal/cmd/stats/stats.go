@@ -66,6 +66,11 @@ func newCmd(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cob
 		if err != nil {
 			return nil, err
 		}
+		// A bad setting stops the command only if it uses it.
+		if err := c.Check(config.ReadKeys(opts.Local)...); err != nil {
+			return nil, err
+		}
+		c.Warn(opts.IO.ErrOut, "kilometers", config.ReadKeys(opts.Local)...)
 		if client := apiclient.FromConfig(c, "kilometers/"+f.Build.Version); client != nil && !opts.Local {
 			return client, nil
 		}

@@ -117,11 +117,11 @@ func TestRun(t *testing.T) {
 		{name: "json", json: true, st: st, wantOut: []string{string(wantJSON) + "\n"}},
 		{name: "plain", st: st, wantOut: []string{
 			"Events    3\n", "Errors    1 (50.0% of requests)\n", "Dropped   2 events",
-			"TOOL\tCALLS\tERRORS\tP50\tP95\tP99\tCOST\nread_file\t1\t1\t42.06\t42.06\t42.06\t0.000000\n",
+			"TOOL\tCALLS\tERRORS\tP50\tP95\tP99\tCOST\nread_file\t1\t1\t42\t42\t42\t0.000000\n",
 			"METHOD\tCOUNT\tERRORS", "tools/list\t1\t0\t0\t0\t0\n",
 			"TOOL\tMAX SCORE\tHIGH\tMEDIUM\nread_file\t80\t1\t0\n",
 		}},
-		{name: "terminal", tty: true, st: st, wantOut: []string{"\x1b[1mTools\x1b[0m", "42.1 ms", "p50 42.1 ms"}},
+		{name: "terminal", tty: true, st: st, wantOut: []string{"\x1b[1mTools\x1b[0m", "42.0 ms", "p50 42.0 ms"}},
 		{name: "empty", st: stats.Stats{}, wantOut: []string{"Events    0\n"}, wantErr: "No events in this window"},
 	}
 	for _, tt := range tests {

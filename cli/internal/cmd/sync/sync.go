@@ -278,6 +278,14 @@ func loadConfig(opts *Options) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What shipping uses must be right; anything else only warns.
+	used := []string{config.KeyAPIURL, config.KeyAPIKey, config.KeyBatchSize, config.KeyCaptureMode}
+	if err := c.Check(used...); err != nil {
+		return nil, err
+	}
+	if !opts.Background {
+		c.Warn(opts.IO.ErrOut, "kilometers sync", used...)
+	}
 	if err := opts.Flags.Apply(c); err != nil {
 		return nil, &cmdutil.FlagError{Err: err}
 	}

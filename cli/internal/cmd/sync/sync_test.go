@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -240,5 +241,44 @@ func TestSyncBackground(t *testing.T) {
 	p, err := st.Pending(context.Background())
 	if err != nil || p.Events != 10 {
 		t.Errorf("pending after the outage: %+v, %v; want the 10 events kept", p, err)
+	}
+}
+
+// sync refuses to ship with a bad setting it ships with, and only warns
+// about one it does not use.
+func TestSyncChecksWhatItUses(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, wantErr, wantWarn string
+	}{
+		{"bad capture mode", `{"capture_mode": "ful"}`, `config.json:1:18: capture_mode: must be full, redacted or metadata, got "ful"`, ""},
+		{"bad batch size", "{\n\"batch_size\": 0.5}", "config.json:2:15: batch_size: want a whole number", ""},
+		{"bad cost model", `{"cost_model": "free"}`, "", "cost_model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			record(t, home, 3)
+			if err := os.WriteFile(config.Path(home), []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var posted int
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				posted++
+				w.Write([]byte(`{"accepted":3,"duplicates":0}`))
+			}))
+			defer srv.Close()
+			_, errOut, err := run(t, home, srv.URL)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || posted != 0 {
+					t.Fatalf("err = %v after %d posts, want %q before any", err, posted, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || posted == 0 {
+				t.Fatalf("err = %v after %d posts", err, posted)
+			}
+			if !strings.Contains(errOut, "kilometers sync: warning: ") || !strings.Contains(errOut, tc.wantWarn) {
+				t.Errorf("stderr %q, want a warning about %s", errOut, tc.wantWarn)
+			}
+		})
 	}
 }

@@ -1,0 +1,5 @@
+package setup
+
+import "runtime"
+
+func goos() string { return runtime.GOOS }
