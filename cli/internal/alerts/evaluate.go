@@ -189,11 +189,12 @@ func (v *evaluation) run(maxWindow time.Duration) {
 			if len(in) < minWindowCalls {
 				return Alert{}, false
 			}
-			h := stats.Histogram{}
+			// The percentile rule of stats, exact over a window's calls.
+			sample := stats.NewSample()
 			for _, s := range in {
-				h.Add(s.MS)
+				sample.Add(s.MS)
 			}
-			p95 := h.Quantile(0.95)
+			p95 := sample.Percentiles().P95
 			if p95 < r.threshold() {
 				return Alert{}, false
 			}
