@@ -56,10 +56,15 @@ const (
 )
 
 // Keys lists every setting in display order.
-var Keys = append([]string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyFlushInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}, analysisKeys...)
+var Keys = append(append([]string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyFlushInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}, analysisKeys...), otlpKeys...)
 
 // EnvVar returns the environment variable that sets key.
-func EnvVar(key string) string { return "KILOMETERS_" + strings.ToUpper(key) }
+func EnvVar(key string) string {
+	if isOTLPKey(key) {
+		return strings.ToUpper(key) // the standard OTEL_ variable
+	}
+	return "KILOMETERS_" + strings.ToUpper(key)
+}
 
 // Config is the effective configuration.
 type Config struct {
@@ -74,6 +79,8 @@ type Config struct {
 	RetentionBytes int64 `json:"retention_bytes,omitempty"`
 	// Analysis holds the cost settings (see analysis.go).
 	Analysis AnalysisSettings `json:"-"`
+	// OTLP holds the OpenTelemetry export settings (see otlp.go).
+	OTLP OTLPSettings `json:"-"`
 
 	// Sources records where each key's value came from.
 	Sources map[string]Source `json:"-"`
@@ -95,6 +102,7 @@ type File struct {
 	RetentionDays  int    `json:"retention_days,omitempty"`
 	RetentionBytes int64  `json:"retention_bytes,omitempty"`
 	AnalysisFile
+	OTLPFile
 }
 
 // Defaults returns the configuration with nothing set.
@@ -223,7 +231,10 @@ func (c *Config) ApplyFile(f File) error {
 			return err
 		}
 	}
-	return c.applyAnalysisFile(f.AnalysisFile)
+	if err := c.applyAnalysisFile(f.AnalysisFile); err != nil {
+		return err
+	}
+	return c.applyOTLPFile(f.OTLPFile)
 }
 
 // Set parses v into key and records its source.
@@ -261,7 +272,11 @@ func (c *Config) Set(key, v string, src Source) error {
 		}
 		c.RetentionBytes = n
 	default:
-		if err := c.setAnalysis(key, v); err != nil {
+		set := c.setAnalysis
+		if isOTLPKey(key) {
+			set = c.setOTLP
+		}
+		if err := set(key, v); err != nil {
 			return err
 		}
 	}
@@ -315,6 +330,9 @@ func (c *Config) check(key string) error {
 			return fmt.Errorf("%s: must be at least 1 MiB, got %d", KeyRetentionBytes, c.RetentionBytes)
 		}
 	default:
+		if isOTLPKey(key) {
+			return c.checkOTLP(key)
+		}
 		return c.checkAnalysis(key)
 	}
 	return nil
@@ -372,6 +390,9 @@ func (c *Config) Value(key string) string {
 	case KeyRetentionBytes:
 		return strconv.FormatInt(c.RetentionBytes, 10)
 	}
+	if isOTLPKey(key) {
+		return c.otlpValue(key)
+	}
 	return c.analysisValue(key)
 }
 
@@ -402,6 +423,7 @@ func (c *Config) ToFile() File {
 		f.RetentionBytes = c.RetentionBytes
 	}
 	f.AnalysisFile = c.analysisFile()
+	f.OTLPFile = c.otlpFile()
 	return f
 }
 

@@ -32,10 +32,50 @@ import (
 // DefaultClaimEvents bounds a claim when the caller gives no limit.
 const DefaultClaimEvents = 500
 
+// A Cursor names one destination's delivery state in the spool. The API's
+// is the zero Cursor (files <id>.claim and <id>.acked); any other
+// destination, such as an OTLP endpoint, keeps its own claim lock and
+// offset log (<id>.<cursor>.claim, <id>.<cursor>.acked), so each
+// destination gets every event once, whatever the others do.
+type Cursor string
+
+// APICursor is the Kilometers API's delivery state.
+const APICursor Cursor = ""
+
+// ext is the file suffix of the cursor's file of a kind (".claim", ".acked").
+func (c Cursor) ext(kind string) string {
+	if c == APICursor {
+		return kind
+	}
+	return "." + string(c) + kind
+}
+
+// validCursor keeps cursor names to what is safe in a file name and cannot
+// be mistaken for another of the store's files.
+func validCursor(c Cursor) error {
+	if c == APICursor {
+		return nil
+	}
+	if len(c) > 32 {
+		return fmt.Errorf("cursor name %q: too long", string(c))
+	}
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("cursor name %q: only a-z, 0-9 and -", string(c))
+		}
+	}
+	switch c {
+	case "claim", "acked", "meta", "jsonl", "lock":
+		return fmt.Errorf("cursor name %q: reserved", string(c))
+	}
+	return nil
+}
+
 // Claim is a batch of unshipped events held exclusively by this process
 // until Ack, SetAside or Release.
 type Claim struct {
 	s        *Store
+	cursor   Cursor
 	parts    []claimPart
 	events   []event.Event
 	sessions []event.Session
@@ -64,6 +104,15 @@ func (c *Claim) Sessions() []event.Session { return c.sessions }
 // encoded lines (no bound when <= 0; one event is always taken). It returns
 // nil, nil when nothing is pending.
 func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim, error) {
+	return s.ClaimFor(ctx, APICursor, maxEvents, maxBytes)
+}
+
+// ClaimFor is Claim for the destination whose delivery state is cursor:
+// the events that destination has not had yet, whatever other cursors did.
+func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxBytes int) (*Claim, error) {
+	if err := validCursor(cursor); err != nil {
+		return nil, err
+	}
 	if maxEvents <= 0 {
 		maxEvents = DefaultClaimEvents
 	}
@@ -71,7 +120,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 	if err != nil {
 		return nil, err
 	}
-	c := &Claim{s: s}
+	c := &Claim{s: s, cursor: cursor}
 	dec := newMetaDecoder()
 	sessions := sessionFold{}
 	var order []string
@@ -91,7 +140,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 			c.Release()
 			return nil, err
 		}
-		acked, err := s.readAcked(sg.id)
+		acked, err := s.readCursor(sg.id, cursor)
 		if err != nil {
 			c.Release()
 			return nil, err
@@ -99,7 +148,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 		if acked >= sg.size {
 			continue
 		}
-		lock := flock.New(s.path(sg.id, ".claim"), flock.SetPermissions(filePerm))
+		lock := flock.New(s.path(sg.id, cursor.ext(".claim")), flock.SetPermissions(filePerm))
 		ok, err := lock.TryLock()
 		if err != nil {
 			c.Release()
@@ -110,7 +159,7 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 		}
 		// Read the offset again under the lock: the previous holder may
 		// have moved it.
-		if acked, err = s.readAcked(sg.id); err != nil {
+		if acked, err = s.readCursor(sg.id, cursor); err != nil {
 			lock.Unlock()
 			c.Release()
 			return nil, err
@@ -306,7 +355,7 @@ func (c *Claim) Ack(ctx context.Context) error {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		if err = c.s.appendAcked(p.seg, p.to); err != nil {
+		if err = c.s.appendCursor(p.seg, c.cursor, p.to); err != nil {
 			break
 		}
 	}
@@ -423,8 +472,11 @@ func (s *Store) rejectedDir() string { return filepath.Join(s.home, "rejected") 
 
 // readAcked returns how many bytes of a segment were shipped: the last
 // whole line of its .acked log.
-func (s *Store) readAcked(id string) (int64, error) {
-	b, err := os.ReadFile(s.path(id, ".acked"))
+func (s *Store) readAcked(id string) (int64, error) { return s.readCursor(id, APICursor) }
+
+// readCursor is readAcked for a cursor's offset log.
+func (s *Store) readCursor(id string, cursor Cursor) (int64, error) {
+	b, err := os.ReadFile(s.path(id, cursor.ext(".acked")))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -452,9 +504,10 @@ func (s *Store) readAcked(id string) (int64, error) {
 	}
 }
 
-// appendAcked records durably that a segment was shipped up to offset.
-func (s *Store) appendAcked(id string, offset int64) error {
-	path := s.path(id, ".acked")
+// appendCursor records durably that a segment was delivered up to offset
+// to the cursor's destination.
+func (s *Store) appendCursor(id string, cursor Cursor, offset int64) error {
+	path := s.path(id, cursor.ext(".acked"))
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, filePerm)
 	if err != nil {
@@ -610,4 +663,44 @@ func (s *Store) LockShipping(ctx context.Context, wait bool) (unlock func() erro
 		return nil, ErrShippingBusy
 	}
 	return lock.Unlock, nil
+}
+
+// ReadCursorState returns the small state a destination keeps beside its
+// cursor (what it must remember from one batch to the next); nil when it
+// has none yet.
+func (s *Store) ReadCursorState(c Cursor) ([]byte, error) {
+	if err := stateCursor(c); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(s.cursorStatePath(c))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cursor state: %w", err)
+	}
+	return b, nil
+}
+
+// WriteCursorState replaces a destination's state atomically and durably.
+// Write it before the Ack of the claim it follows from: a crash between
+// the two sends that claim again with the state already past it, which a
+// destination must tolerate (it would send the claim again anyway).
+func (s *Store) WriteCursorState(c Cursor, b []byte) error {
+	if err := stateCursor(c); err != nil {
+		return err
+	}
+	return writeFileAtomic(s.cursorStatePath(c), b)
+}
+
+func (s *Store) cursorStatePath(c Cursor) string {
+	return filepath.Join(s.dir, "cursor-"+string(c)+".state")
+}
+
+// stateCursor checks a cursor that keeps state: the API's keeps none.
+func stateCursor(c Cursor) error {
+	if c == APICursor {
+		return errors.New("cursor state: the API cursor keeps none")
+	}
+	return validCursor(c)
 }

@@ -17,6 +17,7 @@
 //	<id>.meta    written once, when the segment is sealed
 //	<id>.claim   held (flock) by a shipping claim
 //	<id>.acked   append-only log of byte offsets shipped so far; the last whole line wins
+//	<id>.<cursor>.claim, <id>.<cursor>.acked   the same for another destination (Cursor)
 //
 // Ids start with the creation time in nanoseconds, so name order is age order.
 // Batches the API refused are kept in <home>/rejected.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/alerts"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/defs"
@@ -108,8 +109,9 @@ func Run(ctx context.Context, opts *Options) error {
 			if err != nil {
 				return nil, err
 			}
-			if cfg.ShippingEnabled() {
-				// With an API configured, ship from the store beside
+			if cfg.BackgroundShipping() || alerts.Configured(cfg.Home) {
+				// With an API or an OTLP endpoint configured, or alert
+				// rules, ship (and evaluate) from the store beside
 				// the session, in processes of their own.
 				launch := opts.Shipper
 				if launch == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/admin"
+	"github.com/kilometers-ai/kilometers/cli/internal/cmd/alertscmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/configcmd"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/doctor"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmd/export"
@@ -78,6 +79,7 @@ are also shipped to a Kilometers backend.`,
 		purge.NewCmd(f),
 		doctor.NewCmd(f),
 		version.NewCmd(f),
+		alertscmd.NewCmd(f),
 	)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: cmdutil.PlainFlagError(err)} })
 	return cmd

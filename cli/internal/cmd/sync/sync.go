@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/alerts"
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
@@ -25,6 +26,7 @@ type Options struct {
 	IO        *cmdutil.IOStreams
 	Config    func() (*config.Config, error)
 	Now       func() time.Time
+	Getenv    func(string) string
 	UserAgent string
 	Flags     *config.Flags
 	JSON      bool
@@ -45,7 +47,7 @@ type Options struct {
 
 // NewCmd builds the command; runF replaces the run function in tests.
 func NewCmd(f *cmdutil.Factory, runF ...func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
+	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, Getenv: f.Getenv, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Ship every pending event to the API now",
@@ -106,13 +108,14 @@ const ExitBusy = 75
 // exits with ExitBusy at once, so shippers never queue up behind a lock,
 // unless it is a session's last (Last): that one waits its turn, since the
 // running one may have passed the session's last events already. It fails,
-// for the monitor to back off, when something could not be delivered.
+// for the monitor to back off, when nothing could be delivered anywhere
+// (backgroundOutcome).
 func RunBackground(ctx context.Context, opts *Options) error {
 	c, err := loadConfig(opts)
 	if err != nil {
 		return err
 	}
-	if !c.ShippingEnabled() {
+	if !c.BackgroundShipping() && !alerts.Configured(c.Home) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, backgroundLimit)
@@ -129,15 +132,25 @@ func RunBackground(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer unlock()
-	sopts := ship.OptionsFromConfig(c)
-	sopts.MaxBytes = ship.BackgroundMaxBytes
-	// Few retries: the monitor launches the next shipper with backoff.
-	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
-	_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
-	if serr := st.RecordShipStatus(err); serr != nil && err == nil {
-		return serr
+	// OTLP export and alerts run beside API shipping, each on its own
+	// cursor: one slow or down destination never holds the others back.
+	otlpDone, alertsDone := make(chan result, 1), make(chan result, 1)
+	go func() { otlpDone <- exportOTLP(ctx, c, st, opts.UserAgent) }()
+	go func() { alertsDone <- evaluateAlerts(ctx, c, st, opts.UserAgent, opts.Getenv) }()
+	api := result{}
+	if c.ShippingEnabled() {
+		sopts := ship.OptionsFromConfig(c)
+		sopts.MaxBytes = ship.BackgroundMaxBytes
+		// Few retries: the monitor launches the next shipper with backoff.
+		client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent, RetryMax: 2, RetryWaitMax: 5 * time.Second})
+		_, err = ship.New(ship.FromStore(st), client, sopts).Flush(ctx)
+		// doctor shows the last outcome of API shipping.
+		if serr := st.RecordShipStatus(err); serr != nil && err == nil {
+			err = serr
+		}
+		api = result{configured: true, err: err}
 	}
-	return err
+	return backgroundOutcome(api, <-otlpDone, <-alertsDone)
 }
 
 // Output is the --json shape.
