@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/alerts"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/codepages"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/defs"
 	mon "github.com/kilometers-ai/kilometers/cli/internal/monitor"
@@ -131,6 +132,11 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	an := analysisOptions(opts, log)
 	host, _ := os.Hostname()
+	// Startup is over: give back the code pages only it needed (every
+	// command's initialisation, the configuration, opening the store).
+	if _, err := codepages.Release(); err != nil {
+		log.Debug("release startup code pages", "err", err)
+	}
 	res, err := mon.Run(ctx, mon.Config{
 		Command:   opts.Command,
 		Name:      opts.Name,

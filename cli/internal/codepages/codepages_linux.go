@@ -1,0 +1,103 @@
+package codepages
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// mapping is one entry of /proc/self/smaps.
+type mapping struct {
+	start, end uint64
+	perms      string
+	path       string
+	rssKB      int64
+	anonKB     int64 // private pages written by the process
+}
+
+func release() (int64, error) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return 0, fmt.Errorf("find the executable: %w", err)
+	}
+	raw, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return 0, fmt.Errorf("read the memory map: %w", err)
+	}
+	maps, err := parseSmaps(raw)
+	if err != nil {
+		return 0, err
+	}
+	var released int64
+	for _, m := range maps {
+		if !releasable(m, exe) {
+			continue
+		}
+		// By address, not through a slice: the range is the kernel's own
+		// account of this process's memory.
+		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), syscall.MADV_DONTNEED); errno != 0 {
+			return released, fmt.Errorf("release %x-%x: %w", m.start, m.end, errno)
+		}
+		released += m.rssKB
+	}
+	return released, nil
+}
+
+// releasable holds the rule: the executable's own mappings that cannot be
+// written and hold no page the process wrote. Dropping such a page loses
+// nothing: the next touch reads it again from the file's page cache.
+func releasable(m mapping, exe string) bool {
+	return m.path == exe && (m.perms == "r-xp" || m.perms == "r--p") && m.anonKB == 0 && m.rssKB > 0
+}
+
+// parseSmaps reads the mappings of /proc/<pid>/smaps with the fields
+// releasable needs.
+func parseSmaps(raw []byte) ([]mapping, error) {
+	var out []mapping
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if addr, ok := strings.CutSuffix(f[0], ":"); ok {
+			// A field of the current mapping: "Rss:  1234 kB".
+			if len(out) == 0 || len(f) < 2 {
+				continue
+			}
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			switch addr {
+			case "Rss":
+				out[len(out)-1].rssKB = n
+			case "Anonymous":
+				out[len(out)-1].anonKB = n
+			}
+			continue
+		}
+		// A mapping: "00400000-0083c000 r-xp 00000000 fd:01 1234  /path".
+		lo, hi, ok := strings.Cut(f[0], "-")
+		if !ok || len(f) < 5 {
+			return nil, fmt.Errorf("memory map: unexpected line %q", line)
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end < start {
+			return nil, fmt.Errorf("memory map: unexpected range %q", f[0])
+		}
+		m := mapping{start: start, end: end, perms: f[1]}
+		if len(f) >= 6 {
+			m.path = strings.Join(f[5:], " ")
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}
