@@ -14,6 +14,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
+	"github.com/kilometers-ai/kilometers/cli/internal/setup"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 )
 
@@ -47,10 +48,14 @@ type Report struct {
 // ClientConfig is one MCP client configuration found on this machine and
 // how many of its servers run behind the monitor.
 type ClientConfig struct {
-	Client  string `json:"client"`
-	Path    string `json:"path"`
-	Servers int    `json:"servers"`
-	Wrapped int    `json:"wrapped"`
+	Client string `json:"client"`
+	Path   string `json:"path"`
+	// Servers counts the stdio servers the monitor can wrap (remote ones
+	// are not counted), Wrapped those it does.
+	Servers int `json:"servers"`
+	Wrapped int `json:"wrapped"`
+	// Error says why the file could not be read (file:line:column).
+	Error string `json:"error,omitempty"`
 }
 
 // Options are the command's flags and dependencies.
@@ -62,9 +67,8 @@ type Options struct {
 	UserAgent string
 	// HTTPClient replaces the API client's transport (tests).
 	HTTPClient *http.Client
-	// Clients lists the MCP client configurations on this machine; nil
-	// until `kilometers setup` provides the finder, and then the section
-	// says it was not checked.
+	// Clients lists the MCP client configurations on this machine (the
+	// files `kilometers setup` edits); nil skips the section.
 	Clients func(ctx context.Context) ([]ClientConfig, error)
 	JSON    bool
 }
@@ -79,6 +83,17 @@ const sessionWindow = 7 * 24 * time.Hour
 // NewCmd builds the command.
 func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, UserAgent: f.UserAgent()}
+	opts.Clients = func(context.Context) ([]ClientConfig, error) {
+		home, err := f.Home()
+		if err != nil {
+			return nil, err
+		}
+		env, err := setup.NewEnv(f.Getenv, home)
+		if err != nil {
+			return nil, fmt.Errorf("find the MCP client configurations: %w", err)
+		}
+		return clientConfigs(setup.Status(env)), nil
+	}
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the configuration, the local store, shipping and the API",
@@ -289,6 +304,16 @@ func checkSpool(ctx context.Context, st *store.Store, add func(Check)) {
 	}
 }
 
+// clientConfigs is what doctor reports of the files setup found.
+func clientConfigs(files []setup.File) []ClientConfig {
+	out := make([]ClientConfig, 0, len(files))
+	for _, f := range files {
+		wrapped, wrappable := f.Wrapped()
+		out = append(out, ClientConfig{Client: f.ClientName, Path: f.Path, Servers: wrappable, Wrapped: wrapped, Error: f.Error})
+	}
+	return out
+}
+
 func checkClients(ctx context.Context, opts *Options, add func(Check)) {
 	if opts.Clients == nil {
 		add(Check{Section: "clients", Name: "MCP clients", Status: Info, Detail: "not checked by this build"})
@@ -303,6 +328,11 @@ func checkClients(ctx context.Context, opts *Options, add func(Check)) {
 		add(Check{Section: "clients", Name: "MCP clients", Status: Info, Detail: "no MCP client configuration found"})
 	}
 	for _, cl := range found {
+		if cl.Error != "" {
+			add(Check{Section: "clients", Name: cl.Client, Status: Warn, Detail: cl.Error,
+				Fix: "fix the file; kilometers setup leaves a file it cannot read untouched"})
+			continue
+		}
 		c := Check{Section: "clients", Name: cl.Client, Status: OK, Detail: fmt.Sprintf("%d of %d servers monitored (%s)", cl.Wrapped, cl.Servers, cl.Path)}
 		if cl.Wrapped < cl.Servers {
 			c.Status, c.Fix = Warn, "kilometers setup puts the monitor in front of the others"

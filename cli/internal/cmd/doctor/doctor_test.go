@@ -8,12 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/setup"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
@@ -139,5 +142,49 @@ func TestBadConfig(t *testing.T) {
 	err := Run(context.Background(), opts)
 	if code, ok := cmdutil.IsExit(err); !ok || code != 1 || !strings.Contains(out.String(), "config.json:3:5") {
 		t.Errorf("err %v, out %s", err, out.String())
+	}
+}
+
+// The clients section reports what setup finds in the user's files: how
+// many stdio servers each runs behind the monitor, and a file it cannot
+// read.
+func TestClientConfigsFromSetup(t *testing.T) {
+	home := t.TempDir()
+	write := func(rel, body string) {
+		p := filepath.Join(home, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const km = "/opt/kilometers/bin/kilometers"
+	write(".cursor/mcp.json", `{"mcpServers": {
+  "fs": {"command": "`+km+`", "args": ["monitor", "--name", "fs", "--", "npx", "-y", "server-filesystem"]},
+  "memory": {"command": "npx", "args": ["-y", "server-memory"]},
+  "remote": {"url": "https://example.invalid/mcp"}
+}}`)
+	write(".codeium/windsurf/mcp_config.json", `{"mcpServers": {"x": {"command": "npx",}`)
+	env := setup.Env{GOOS: "linux", UserHome: home, Getenv: func(string) string { return "" },
+		Home: filepath.Join(home, ".km"), Executable: km, Now: time.Now}
+	got := clientConfigs(setup.Status(env))
+	byPath := map[string]ClientConfig{}
+	for _, c := range got {
+		byPath[c.Path] = c
+	}
+	cursor := byPath[filepath.Join(home, ".cursor/mcp.json")]
+	if cursor.Servers != 2 || cursor.Wrapped != 1 || cursor.Error != "" {
+		t.Errorf("cursor: %+v, want 1 of 2 stdio servers wrapped", cursor)
+	}
+	broken := byPath[filepath.Join(home, ".codeium/windsurf/mcp_config.json")]
+	if broken.Error == "" || !strings.Contains(broken.Error, ":") {
+		t.Errorf("broken windsurf file: %+v, want its error with a position", broken)
+	}
+
+	c := config.Defaults(filepath.Join(home, ".km"))
+	r, _, code := run(t, c, func(context.Context) ([]ClientConfig, error) { return got, nil })
+	if code == 0 || r.OK {
+		t.Errorf("an unwrapped server and a broken file need attention: exit %d, %+v", code, r)
 	}
 }
