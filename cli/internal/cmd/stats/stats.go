@@ -16,6 +16,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
@@ -132,10 +133,45 @@ func Run(ctx context.Context, opts *Options) error {
 	if opts.JSON {
 		return output.JSON(opts.IO, st)
 	}
-	return printStats(opts.IO, &st)
+	return printStats(opts.IO, &st, sessionWarnings(ctx, src, st))
 }
 
-func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
+// maxWarningsShown bounds the distinct session warnings stats prints; the
+// rest are in `kilometers sessions`.
+const maxWarningsShown = 3
+
+// warningCount is one warning the monitor recorded, and in how many of
+// the window's sessions.
+type warningCount struct {
+	text     string
+	sessions int
+}
+
+// sessionWarnings gathers the warnings of the sessions that started in
+// st's window (a setting replaced by its default, say): recording went
+// on, but the user should know. A source that cannot list sessions adds
+// nothing: the numbers above stand on their own.
+func sessionWarnings(ctx context.Context, src source.Source, st stats.Stats) []warningCount {
+	page, err := src.Sessions(ctx, activity.SessionQuery{Server: st.Server, Since: st.Since, Until: st.Until, Limit: activity.MaxLimit})
+	if err != nil {
+		return nil
+	}
+	var out []warningCount
+	seen := map[string]int{}
+	for _, s := range page.Sessions {
+		for _, w := range s.Warnings {
+			if i, ok := seen[w]; ok {
+				out[i].sessions++
+				continue
+			}
+			seen[w] = len(out)
+			out = append(out, warningCount{text: w, sessions: 1})
+		}
+	}
+	return out
+}
+
+func printStats(ios *cmdutil.IOStreams, st *stats.Stats, warnings []warningCount) error {
 	w := ios.Out
 	title := func(s string) string { return output.Title(ios, s) }
 	// A zero "now" shows the whole date on both ends.
@@ -163,6 +199,17 @@ func printStats(ios *cmdutil.IOStreams, st *stats.Stats) error {
 	}
 	pairs = append(pairs, [2]string{"Risk", fmt.Sprintf("%s low, %s medium, %s high",
 		output.Count(st.RiskLevels.Low), output.Count(st.RiskLevels.Medium), output.Count(st.RiskLevels.High))})
+	for i, w := range warnings {
+		if i == maxWarningsShown {
+			pairs = append(pairs, [2]string{"", fmt.Sprintf("and %d more: kilometers sessions", len(warnings)-i)})
+			break
+		}
+		key := ""
+		if i == 0 {
+			key = "Warnings"
+		}
+		pairs = append(pairs, [2]string{key, fmt.Sprintf("%s (%d sessions)", w.text, w.sessions)})
+	}
 	if err := output.KeyValues(w, pairs); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/golden"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
+	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
@@ -85,11 +86,20 @@ func TestFlags(t *testing.T) {
 }
 
 type fakeSource struct {
-	source.Source // only Stats is called
+	source.Source // only Stats and Sessions are called
 	st            stats.Stats
 }
 
 func (f fakeSource) Stats(context.Context, stats.Query) (stats.Stats, error) { return f.st, nil }
+
+// Sessions answers two sessions that recorded the same warning: stats
+// names it once, with the count.
+func (f fakeSource) Sessions(context.Context, activity.SessionQuery) (activity.SessionPage, error) {
+	w := []string{`capture_mode "everything" is not redacted, metadata or full; recording with redacted (config.json:3:19)`}
+	return activity.SessionPage{Sessions: []activity.SessionRow{
+		{Session: event.Session{ID: "s1", Warnings: w}}, {Session: event.Session{ID: "s2", Warnings: w}}, {Session: event.Session{ID: "s3"}},
+	}}, nil
+}
 
 func sampleStats() stats.Stats {
 	q := stats.Query{}.Align(now)
