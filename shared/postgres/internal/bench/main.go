@@ -678,7 +678,8 @@ func (g *eventGen) batch(n int) event.Batch {
 
 var copyColumns = []string{"tenant_id", "id", "session_id", "seq", "ts", "direction", "kind", "server", "rpc_id", "method", "tool",
 	"latency_ms", "latency_bucket", "error_code", "is_error", "failed", "size", "risk_score", "risk_level",
-	"risk_rank", "risk_reasons", "cost_usd", "tokens", "payload", "payload_truncated"}
+	"risk_rank", "risk_reasons", "cost_usd", "tokens", "payload", "payload_truncated",
+	"error_message", "prompt", "resource_uri", "retry"}
 
 // copyRows is the row the store writes for each event, ready for COPY, so
 // both paths move the same values.
@@ -694,8 +695,9 @@ func copyRows(tenant uuid.UUID, events []event.Event) [][]any {
 		score, level := int32(e.Risk.Score), string(e.Risk.Level)
 		rows[i] = []any{[16]byte(tenant), [16]byte(uuid.MustParse(e.ID)), [16]byte(uuid.MustParse(e.SessionID)), e.Seq, e.TS,
 			string(e.Direction), string(e.Kind), e.Server, e.RPCID, e.Method, e.Tool, e.LatencyMS, bucket,
-			(*int32)(nil), e.IsError, e.Failed(), e.Size, &score, &level, int16(activity.LevelRank(e.RiskLevel())),
-			e.Risk.Reasons, e.CostUSD, e.Tokens, []byte(e.Payload), e.PayloadTruncated}
+			(*int64)(nil), e.IsError, e.Failed(), e.Size, &score, &level, int16(activity.LevelRank(e.RiskLevel())),
+			e.Risk.Reasons, e.CostUSD, e.Tokens, []byte(e.Payload), e.PayloadTruncated,
+			e.ErrorMessage, e.Prompt, e.ResourceURI, e.Retry}
 	}
 	return rows
 }
