@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -20,7 +21,34 @@ import (
 const (
 	DefaultLimit = 50
 	MaxLimit     = 1000
+	// MaxPageBytes bounds a page in bytes as EventBytes counts them: a
+	// page ends early, with a next_cursor, before it would pass this, so
+	// an answer stays well under the 6 MB a Lambda function may return.
+	// A page holds at least one event, and one event is at most about
+	// event.MaxPayloadBytes plus its bounded fields.
+	MaxPageBytes = 4 << 20
+	// MaxScanRows bounds how many events (newest first, within session,
+	// since, until and cursor) one page walks to find those matching its
+	// other filters; a page that walked this far ends there, with a
+	// next_cursor, even with fewer events than its limit, or none.
+	MaxScanRows = 20000
 )
+
+// EventBytes is an upper bound on the size of e in a page's JSON: its
+// payload as stored plus every text field escaped at worst, plus the
+// fixed fields.
+func EventBytes(e *event.Event) int {
+	n := 512 + len(e.Payload)
+	for _, s := range []string{e.ID, e.SessionID, e.Server, e.RPCID, e.Method, e.Tool, e.Prompt, e.ResourceURI, e.ErrorMessage} {
+		n += 6 * len(s)
+	}
+	if e.Risk != nil {
+		for _, r := range e.Risk.Reasons {
+			n += 3 + 6*len(r)
+		}
+	}
+	return n
+}
 
 // Query selects events. Zero fields do not filter.
 type Query struct {
@@ -73,14 +101,49 @@ func DecodeCursor(s string) (*Cursor, error) {
 		return nil, ErrBadCursor
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
+	if err != nil || t.Before(MinTime) || !t.Before(MaxTime) {
 		return nil, ErrBadCursor
 	}
-	if _, err := uuid.Parse(id); err != nil {
+	if !CanonicalUUID(id) {
 		return nil, ErrBadCursor
 	}
 	return &Cursor{TS: t, ID: id}, nil
 }
+
+// CanonicalUUID reports whether s is a UUID in the one spelling every part
+// of Kilometers (and PostgreSQL) reads: 8-4-4-4-12 hex digits. uuid.Parse
+// alone also takes urn:uuid: and braced forms.
+func CanonicalUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+// MaxTextParam bounds a text filter (server, method, tool), in bytes: no
+// stored name is longer (event.MaxNameLen).
+const MaxTextParam = event.MaxNameLen
+
+// ParseText checks a text filter: valid UTF-8 without NUL characters, at
+// most MaxTextParam bytes. Stored names are cleaned to that form
+// (event.Clean), so anything else could match nothing.
+func ParseText(name, s string) (string, error) {
+	switch {
+	case !utf8.ValidString(s):
+		return "", fmt.Errorf("%s: must be valid UTF-8", name)
+	case strings.IndexByte(s, 0) >= 0:
+		return "", fmt.Errorf("%s: must not contain NUL characters", name)
+	case len(s) > MaxTextParam:
+		return "", fmt.Errorf("%s: longer than %d bytes", name, MaxTextParam)
+	}
+	return s, nil
+}
+
+// Times in queries and cursors fall in [MinTime, MaxTime): every instant
+// an event can carry (event.Validate takes years from 2000), with room to
+// round a window out to whole minutes and still print it in RFC 3339.
+var (
+	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // Before reports whether e sorts after the cursor in newest-first order,
 // that is, whether it belongs on a later page.
@@ -134,12 +197,18 @@ func LevelRank(l event.Level) int {
 func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	q := Query{
 		SessionID: v.Get("session"),
-		Server:    v.Get("server"),
-		Method:    v.Get("method"),
-		Tool:      v.Get("tool"),
 		Kind:      event.Kind(v.Get("kind")),
 		MinRisk:   event.Level(v.Get("risk")),
 		Limit:     DefaultLimit,
+	}
+	var err error
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"server", &q.Server}, {"method", &q.Method}, {"tool", &q.Tool}} {
+		if *p.dst, err = ParseText(p.name, v.Get(p.name)); err != nil {
+			return q, err
+		}
 	}
 	switch v.Get("failed") {
 	case "", "false", "0":
@@ -148,10 +217,8 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	default:
 		return q, fmt.Errorf("failed: must be true or false")
 	}
-	if q.SessionID != "" {
-		if _, err := uuid.Parse(q.SessionID); err != nil {
-			return q, fmt.Errorf("session: must be a UUID")
-		}
+	if q.SessionID != "" && !CanonicalUUID(q.SessionID) {
+		return q, fmt.Errorf("session: must be a UUID written as 8-4-4-4-12 hex digits, got %q", q.SessionID)
 	}
 	if q.Kind != "" && !q.Kind.Valid() {
 		return q, fmt.Errorf("kind: must be request, response, notification, error or invalid")
@@ -159,7 +226,6 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	if q.MinRisk != "" && !q.MinRisk.Valid() {
 		return q, fmt.Errorf("risk: must be low, medium or high")
 	}
-	var err error
 	if q.Since, err = ParseTime(v.Get("since"), now); err != nil {
 		return q, fmt.Errorf("since: %w", err)
 	}
@@ -219,17 +285,34 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+	t, ok := parseTime(s, now)
+	if !ok {
+		return time.Time{}, fmt.Errorf("want an RFC 3339 time or a duration like 30m, 24h or 7d, got %q", s)
 	}
+	if t.Before(MinTime) || !t.Before(MaxTime) {
+		return time.Time{}, fmt.Errorf("%q is outside %s to %s", s, MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+func parseTime(s string, now time.Time) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), true
+	}
+	// A duration longer than MaxTime-MinTime would overflow time.Duration
+	// (about 292 years) on the way; it is refused rather than wrapped.
+	maxDays := int(MaxTime.Sub(MinTime).Hours()/24) + 1
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err == nil && days >= 0 {
-			return now.Add(-time.Duration(days) * 24 * time.Hour).UTC(), nil
+		if err == nil && days >= 0 && days <= maxDays {
+			return now.AddDate(0, 0, -days).UTC(), true
+		}
+		if err == nil && days > maxDays {
+			return MinTime.Add(-time.Nanosecond), true // refused by the caller's range check
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d).UTC(), nil
+		return now.Add(-d).UTC(), true
 	}
-	return time.Time{}, fmt.Errorf("want an RFC 3339 time or a duration like 30m, 24h or 7d, got %q", s)
+	return time.Time{}, false
 }

@@ -2,6 +2,7 @@ package activity
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,20 @@ func TestParseQuery(t *testing.T) {
 		{"risk=severe", nil, true},
 		{"session=abc", nil, true},
 		{"cursor=zzz", nil, true},
+		{"session=urn:uuid:0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", nil, true},
+		{"session={0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31}", nil, true},
+		{"session=0196f1c26e007a558c1d2f4b6a8e0c31", nil, true},
+		{"server=a%00b", nil, true},
+		{"method=%ff", nil, true},
+		{"tool=" + strings.Repeat("x", MaxTextParam+1), nil, true},
+		{"since=106752d", nil, true},
+		{"since=99999999d", nil, true},
+		{"since=1969-12-31T23:59:59Z", nil, true},
+		{"until=9999-01-01T00:00:00Z", nil, true},
+		{"cursor=" + Cursor{TS: now, ID: "urn:uuid:0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}.Encode(), nil, true},
+		{"cursor=" + Cursor{TS: time.Date(9999, 6, 1, 0, 0, 0, 0, time.UTC), ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}.Encode(), nil, true},
+		{"since=1970-01-01T00:00:00Z&until=9998-12-31T23:59:59Z", func(q Query) bool { return q.Since.Equal(MinTime) }, false},
+		{"since=3650d", func(q Query) bool { return q.Since.Equal(now.AddDate(0, 0, -3650)) }, false},
 	}
 	for _, tt := range tests {
 		v, _ := url.ParseQuery(tt.query)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -146,8 +147,8 @@ func (u TenantUpdate) Empty() bool { return u == TenantUpdate{} }
 
 // ValidateTenantName checks a tenant name (already trimmed by the caller).
 func ValidateTenantName(name string) error {
-	if name == "" || len(name) > MaxTenantName || !utf8.ValidString(name) {
-		return Errorf(EINVALID, "name: want 1-%d bytes of text", MaxTenantName)
+	if name == "" || len(name) > MaxTenantName || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+		return Errorf(EINVALID, "name: want 1-%d bytes of text without NUL characters", MaxTenantName)
 	}
 	return nil
 }

@@ -13,7 +13,9 @@
 //
 // A Resolver reads each secret at most once per process (once per Lambda
 // cold start) and keeps the answer; a failed read is not kept, so the next
-// request tries again.
+// request tries again. When the database refuses the credentials (RDS
+// rotated the password), the store reads the database secret again
+// (FreshDSN) and retries once.
 package dbconfig
 
 import (
@@ -110,6 +112,16 @@ func (r *Resolver) DSN(ctx context.Context) (string, error) {
 	}
 	r.dsn = dsn
 	return dsn, nil
+}
+
+// FreshDSN is DSN read again from the secret, not from the cache: the
+// database refused the credentials it had (a rotated password). With
+// DATABASE_URL it is DSN.
+func (r *Resolver) FreshDSN(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	r.dsn = ""
+	r.mu.Unlock()
+	return r.DSN(ctx)
 }
 
 // AdminToken returns the admin token, "" when none is configured. Its

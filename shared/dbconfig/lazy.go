@@ -88,15 +88,18 @@ func (l *LazyStore) Stats(ctx context.Context, tenantID string, q stats.Query) (
 }
 
 // Postgres returns an OpenFunc that resolves the DSN with r and opens it
-// with postgres.Open. The pool connects lazily, so opening fails only when
-// the DSN cannot be resolved (a secret that cannot be read yet).
+// with postgres.OpenRefreshing, which reads the secret again when the
+// database refuses its credentials. The pool connects lazily, so opening
+// fails only when the DSN cannot be resolved (a secret that cannot be read
+// yet).
 func Postgres(r *Resolver) OpenFunc {
 	return func(ctx context.Context) (backend.Store, error) {
-		dsn, err := r.DSN(ctx)
-		if err != nil {
-			return nil, err
-		}
-		db, err := postgres.Open(ctx, dsn)
+		db, err := postgres.OpenRefreshing(ctx, func(ctx context.Context, fresh bool) (string, error) {
+			if fresh {
+				return r.FreshDSN(ctx)
+			}
+			return r.DSN(ctx)
+		})
 		if err != nil {
 			return nil, err
 		}

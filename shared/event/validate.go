@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,6 +15,17 @@ const (
 	MaxNameLen      = 256
 	MaxReasons      = 32
 	MaxPayloadBytes = 1 << 20
+)
+
+// Upper bounds of the counters an event or session carries. Each is far
+// above anything real (a terabyte message, a million dollars of tokens)
+// and low enough that the backend's sums over billions of events stay
+// exact in 64 bits and finite in float64.
+const (
+	MaxSize          = 1 << 40
+	MaxTokens        = 1 << 40
+	MaxCostUSD       = 1e6
+	MaxDroppedEvents = 1 << 40
 )
 
 // ValidationError says which field of which event is wrong.
@@ -81,14 +93,17 @@ func (e *Event) validate(i int, now time.Time) error {
 	if e.LatencyMS != nil && (*e.LatencyMS < 0 || *e.LatencyMS > 7*24*3600*1000) {
 		return bad("latency_ms", "out of range")
 	}
-	if e.Size < 0 {
-		return bad("size", "must not be negative")
+	if e.Size < 0 || e.Size > MaxSize {
+		return bad("size", "must be 0 to %d, got %d", int64(MaxSize), e.Size)
 	}
-	if e.CostUSD < 0 {
-		return bad("cost_usd", "must not be negative")
+	if !(e.CostUSD >= 0 && e.CostUSD <= MaxCostUSD) { // NaN too
+		return bad("cost_usd", "must be 0 to %g, got %g", MaxCostUSD, e.CostUSD)
 	}
-	if e.Tokens < 0 {
-		return bad("tokens", "must not be negative")
+	if e.Tokens < 0 || e.Tokens > MaxTokens {
+		return bad("tokens", "must be 0 to %d, got %d", int64(MaxTokens), e.Tokens)
+	}
+	if e.ErrorCode != nil && int64(*e.ErrorCode) == math.MinInt64 {
+		return bad("error_code", "must be above %d", int64(math.MinInt64))
 	}
 	if r := e.Risk; r != nil {
 		if r.Score < 0 || r.Score > 100 {
@@ -137,11 +152,24 @@ func (s *Session) Validate(now time.Time) error {
 			return bad(field, "longer than %d bytes", MaxNameLen)
 		}
 	}
-	if len(s.Command) > 256 {
-		return bad("command", "more than 256 arguments")
+	if len(s.Command) > MaxCommandArgs {
+		return bad("command", "more than %d arguments", MaxCommandArgs)
 	}
-	if s.DroppedEvents < 0 {
-		return bad("dropped_events", "must not be negative")
+	for _, a := range s.Command {
+		if len(a) > MaxArgLen {
+			return bad("command", "arguments must be at most %d bytes", MaxArgLen)
+		}
+	}
+	if len(s.Warnings) > MaxWarnings {
+		return bad("warnings", "more than %d warnings", MaxWarnings)
+	}
+	for _, w := range s.Warnings {
+		if len(w) > MaxWarningLen {
+			return bad("warnings", "warnings must be at most %d bytes", MaxWarningLen)
+		}
+	}
+	if s.DroppedEvents < 0 || s.DroppedEvents > MaxDroppedEvents {
+		return bad("dropped_events", "must be 0 to %d, got %d", int64(MaxDroppedEvents), s.DroppedEvents)
 	}
 	return nil
 }

@@ -120,6 +120,9 @@ func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return backend.Errorf(backend.EINVALID, "body is empty; want a JSON object")
 	}
+	if err := checkShape(body, v); err != nil {
+		return err
+	}
 	rest, err := segjson.Parse(body, v, 0)
 	if err == nil {
 		if len(bytes.TrimSpace(rest)) != 0 {
@@ -130,6 +133,32 @@ func decodeJSON(body []byte, v any) error {
 	// A refused body may have been decoded in part.
 	reflect.ValueOf(v).Elem().SetZero()
 	return decodeJSONStd(body, v)
+}
+
+// checkShape bounds the nesting and the arrays of a body before any of it
+// is decoded (event.CheckBatchShape): no decoder then recurses deeper than
+// a few hundred frames, and what decoding allocates stays a small multiple
+// of the body whatever the body holds.
+func checkShape(body []byte, v any) error {
+	var err error
+	switch v.(type) {
+	case *event.Batch:
+		err = event.CheckBatchShape(body, backend.MaxBatchEvents)
+	case *event.Event:
+		err = event.CheckEventShape(body)
+	default:
+		if event.PayloadTooDeep(body) {
+			return backend.Errorf(backend.EINVALID, "body nests deeper than %d levels", event.MaxPayloadDepth)
+		}
+	}
+	var se *event.ShapeError
+	if errors.As(err, &se) {
+		if se.TooMany {
+			return backend.Errorf(backend.ETOOLARGE, "%s", se.Error())
+		}
+		return backend.Errorf(backend.EINVALID, "%s", se.Error())
+	}
+	return err
 }
 
 // decodeJSONStd is decodeJSON with encoding/json alone.
@@ -190,7 +219,8 @@ func jsonTypeName(kind string) string {
 	return kind
 }
 
-// DecodeBatch turns a request body (already inflated) into a valid batch, or
+// DecodeBatch turns a request body (already inflated) into a cleaned
+// (event.Batch.Clean), valid batch, or
 // an *backend.Error saying what is wrong: malformed JSON is EINVALID, too
 // many events ETOOLARGE, an invalid event or session EINVALID naming it.
 // Nothing is stored unless DecodeBatch succeeds, so a bad batch leaves
@@ -209,6 +239,7 @@ func DecodeEvent(body []byte, now time.Time) (event.Batch, error) {
 	if err := decodeJSON(body, &e); err != nil {
 		return event.Batch{}, err
 	}
+	e.Clean()
 	b := event.Batch{Events: []event.Event{e}}
 	if err := e.Validate(now); err != nil {
 		return event.Batch{}, backend.Errorf(backend.EINVALID, "%s", err.Error())
@@ -226,6 +257,7 @@ func checkBatch(b *event.Batch, now time.Time) error {
 	if len(b.Events) == 0 && len(b.Sessions) == 0 {
 		return backend.Errorf(backend.EINVALID, `batch has no "events" and no "sessions"`)
 	}
+	b.Clean()
 	if err := b.Validate(now); err != nil {
 		return backend.Errorf(backend.EINVALID, "%s", err.Error())
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -85,17 +86,26 @@ func errOrInternal(err error, status int) error {
 	return err
 }
 
-// writeJSON answers v as JSON with status.
+// writeJSON answers v as JSON with status. HTML characters are not
+// escaped (the answers are application/json with nosniff, never HTML): a
+// payload of "<" would otherwise grow sixfold on the way out, and an
+// activity page's byte bound (activity.MaxPageBytes) counts the bytes as
+// stored.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	var body []byte
+	if err := enc.Encode(v); err != nil {
 		slog.Default().Error("encode answer", "err", err)
 		status = http.StatusInternalServerError
-		body = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		body = []byte(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
+	} else {
+		body = buf.Bytes()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }

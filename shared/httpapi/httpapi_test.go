@@ -19,6 +19,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
+	"github.com/kilometers-ai/kilometers/shared/stats"
 	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
@@ -210,6 +211,22 @@ type fakeStore struct {
 	mu            sync.Mutex
 	ingested      int
 	pingErr       error
+	activity      []activity.Query
+	stats         []stats.Query
+}
+
+func (f *fakeStore) Activity(_ context.Context, _ string, q activity.Query) (activity.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.activity = append(f.activity, q)
+	return activity.Page{}, nil
+}
+
+func (f *fakeStore) Stats(_ context.Context, _ string, q stats.Query) (stats.Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats = append(f.stats, q)
+	return stats.Stats{Since: q.Since, Until: q.Until}, nil
 }
 
 func (f *fakeStore) Ping(context.Context) error { return f.pingErr }

@@ -16,8 +16,9 @@ const eventColumns = `id::text, session_id::text, seq, ts, direction, kind, serv
 	latency_ms, error_code, is_error, size, risk_score, risk_level, risk_reasons, cost_usd, tokens,
 	payload, payload_truncated`
 
-// Activity pages through a tenant's events newest first. It fetches one
-// event more than the page holds to know whether a next page exists.
+// Activity pages through a tenant's events newest first. It reads one
+// event more than the page holds to know whether a next page exists, and
+// ends a page early at activity.MaxPageBytes.
 func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (activity.Page, error) {
 	if err := tenantUUID(tenantID); err != nil {
 		return activity.Page{}, err
@@ -31,14 +32,19 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	// The explicit tenant_id lets the planner use the (tenant_id, ...)
 	// indexes; the row-level security policy would reject other tenants'
 	// rows anyway.
+	// where holds the bounds an index walks (tenant, session, time,
+	// cursor); filters the conditions tested on each row walked.
 	where := []string{"tenant_id = $1"}
+	var filters []string
 	args := []any{tenantID}
-	add := func(cond string, v any) {
+	param := func(cond string, v any) string {
 		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+		return strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args)))
 	}
+	bound := func(cond string, v any) { where = append(where, param(cond, v)) }
+	add := func(cond string, v any) { filters = append(filters, param(cond, v)) }
 	if q.SessionID != "" {
-		add("session_id = ?::uuid", q.SessionID)
+		bound("session_id = ?::uuid", q.SessionID)
 	}
 	if q.Server != "" {
 		add("server = ?", q.Server)
@@ -56,39 +62,39 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 		add("risk_rank >= ?", int16(activity.LevelRank(q.MinRisk)))
 	}
 	if !q.Since.IsZero() {
-		add("ts >= ?", q.Since)
+		bound("ts >= ?", q.Since)
 	}
 	if !q.Until.IsZero() {
-		add("ts < ?", q.Until)
+		bound("ts < ?", q.Until)
 	}
 	if c := q.Cursor; c != nil {
 		args = append(args, c.TS, c.ID)
 		where = append(where, fmt.Sprintf("(ts, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
 	}
 	args = append(args, limit+1)
-	sql := fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY ts DESC, id DESC LIMIT $%d",
+	sql := fmt.Sprintf("SELECT %s, true FROM events WHERE %s ORDER BY ts DESC, id DESC LIMIT $%d",
 		eventColumns, strings.Join(where, " AND "), len(args))
+	if len(filters) > 0 {
+		// A filter that matches little would walk the tenant's whole
+		// history: the walk stops after activity.MaxScanRows rows, and
+		// the last row walked, matched or not, comes out flagged so the
+		// page can end there with a cursor.
+		sql = fmt.Sprintf(`SELECT %[1]s, matched FROM (
+				SELECT *, %[2]s AS matched, row_number() OVER (ORDER BY ts DESC, id DESC) AS walked
+				FROM (SELECT * FROM events WHERE %[3]s ORDER BY ts DESC, id DESC LIMIT %[4]d) AS w
+			) AS m
+			WHERE matched OR walked = %[4]d ORDER BY ts DESC, id DESC LIMIT $%[5]d`,
+			eventColumns, strings.Join(filters, " AND "), strings.Join(where, " AND "), activity.MaxScanRows, len(args))
+	}
 
 	var page activity.Page
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return dbError("activity", err)
-		}
-		events, err := pgx.CollectRows(rows, scanEvent)
-		if err != nil {
-			return dbError("activity", err)
-		}
-		page = activity.Page{Events: events}
-		return nil
+		var err error
+		page, err = fetchPage(ctx, tx, sql, args, limit)
+		return err
 	})
 	if err != nil {
 		return activity.Page{}, err
-	}
-	if len(page.Events) > limit {
-		page.Events = page.Events[:limit]
-		last := page.Events[limit-1]
-		page.NextCursor = activity.Cursor{TS: last.TS, ID: last.ID}.Encode()
 	}
 	if page.Events == nil {
 		page.Events = []event.Event{}
@@ -96,20 +102,90 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	return page, nil
 }
 
-func scanEvent(row pgx.CollectableRow) (event.Event, error) {
+// fetchFirst is how many rows the first fetch of a page asks for: a
+// default page in one round trip.
+const fetchFirst = activity.DefaultLimit + 1
+
+// fetchPage reads the page from a cursor over query, in fetches sized to
+// what the byte budget (activity.MaxPageBytes) has left, so that a page of
+// large payloads ends early without the database sending, or this process
+// holding, the rows past the budget.
+func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit int) (activity.Page, error) {
+	if _, err := tx.Exec(ctx, "DECLARE km_page NO SCROLL CURSOR FOR "+query, args...); err != nil {
+		return activity.Page{}, dbError("activity", err)
+	}
+	var page activity.Page
+	used, done := 0, false
+	more := func() { // the page ends after its last event, with a cursor
+		last := page.Events[len(page.Events)-1]
+		page.NextCursor = activity.Cursor{TS: last.TS, ID: last.ID}.Encode()
+		done = true
+	}
+	for !done {
+		n := fetchFirst
+		if len(page.Events) > 0 {
+			// As many rows as the budget left holds at the mean size so
+			// far, at least one.
+			n = max(1, (activity.MaxPageBytes-used)/(used/len(page.Events)+1))
+		}
+		n = min(n, limit+1-len(page.Events))
+		rows, err := tx.Query(ctx, fmt.Sprintf("FETCH %d FROM km_page", n))
+		if err != nil {
+			return activity.Page{}, dbError("activity", err)
+		}
+		got := 0
+		for rows.Next() && !done {
+			got++
+			var matched bool
+			e, err := scanEventAnd(rows, &matched)
+			if err != nil {
+				rows.Close()
+				return activity.Page{}, dbError("activity", err)
+			}
+			size := activity.EventBytes(&e)
+			switch {
+			case !matched:
+				// The end of the walk: the next page starts past it.
+				page.NextCursor = activity.Cursor{TS: e.TS, ID: e.ID}.Encode()
+				done = true
+			case len(page.Events) == limit:
+				more() // the one row past the limit: there is a next page
+			case len(page.Events) > 0 && used+size > activity.MaxPageBytes:
+				more()
+			default:
+				page.Events = append(page.Events, e)
+				used += size
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return activity.Page{}, dbError("activity", err)
+		}
+		if got < n {
+			done = true // the query has no more rows
+		}
+	}
+	return page, nil
+}
+
+func scanEvent(row pgx.CollectableRow) (event.Event, error) { return scanEventAnd(row) }
+
+// scanEventAnd is scanEvent for rows with more columns after the event's,
+// scanned into extra.
+func scanEventAnd(row pgx.CollectableRow, extra ...any) (event.Event, error) {
 	var (
 		e         event.Event
 		ts        time.Time
 		dir, kind string
-		errCode   *int32
+		errCode   *int64
 		score     *int32
 		level     *string
 		reasons   []string
 		payload   []byte
 	)
-	err := row.Scan(&e.ID, &e.SessionID, &e.Seq, &ts, &dir, &kind, &e.Server, &e.RPCID, &e.Method, &e.Tool,
+	err := row.Scan(append([]any{&e.ID, &e.SessionID, &e.Seq, &ts, &dir, &kind, &e.Server, &e.RPCID, &e.Method, &e.Tool,
 		&e.LatencyMS, &errCode, &e.IsError, &e.Size, &score, &level, &reasons, &e.CostUSD, &e.Tokens,
-		&payload, &e.PayloadTruncated)
+		&payload, &e.PayloadTruncated}, extra...)...)
 	if err != nil {
 		return e, err
 	}

@@ -11,3 +11,6 @@ import (
 func (db *DB) SendTxAsApp(ctx context.Context, tenantID string, queue func(*pgx.Batch)) error {
 	return db.sendTx(ctx, "test", roleApp, tenantID, queue)
 }
+
+// SetTenantQueue sets how many requests of one tenant may wait for a slot.
+func (db *DB) SetTenantQueue(n int) { db.perTenantQueue = n }

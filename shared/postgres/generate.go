@@ -18,6 +18,11 @@ func (db *DB) IngestGenerated(ctx context.Context, tenantID, fillSQL string, arg
 	}
 	var inserted int
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
+		// Bulk loads of tens of thousands of rows run longer than a
+		// request's StatementTimeout, by design.
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+			return dbError("lift statement timeout", err)
+		}
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return dbError("create staging", err)
 		}

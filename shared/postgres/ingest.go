@@ -1,9 +1,13 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,7 +33,7 @@ const createStaging = `
 CREATE TEMP TABLE km_staging (
     id uuid, session_id uuid, seq bigint, ts timestamptz, direction text, kind text,
     server text, rpc_id text, method text, tool text,
-    latency_ms double precision, latency_bucket integer, error_code integer, is_error boolean,
+    latency_ms double precision, latency_bucket integer, error_code bigint, is_error boolean,
     failed boolean, size bigint, risk_score integer, risk_level text, risk_rank smallint,
     risk_reasons text[], cost_usd double precision, tokens bigint,
     payload jsonb, payload_truncated boolean
@@ -55,7 +59,7 @@ CREATE TEMP TABLE km_staging (
 const unnestSource = `src AS (
     SELECT id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
         nullif(latency_ms, 'NaN') AS latency_ms, nullif(latency_bucket, -1) AS latency_bucket,
-        nullif(error_code, -9223372036854775808)::integer AS error_code,
+        nullif(error_code, -9223372036854775808) AS error_code,
         CASE is_error WHEN 1 THEN true WHEN 0 THEN false END AS is_error, failed, size,
         CASE WHEN has_risk THEN risk_score END AS risk_score, CASE WHEN has_risk THEN risk_level END AS risk_level,
         risk_rank,
@@ -124,8 +128,8 @@ ins AS (
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + excluded.bytes, cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + excluded.tokens, risk_medium = r.risk_medium + excluded.risk_medium,
+        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
+        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
@@ -142,8 +146,8 @@ ins AS (
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + excluded.bytes, cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + excluded.tokens, risk_medium = r.risk_medium + excluded.risk_medium,
+        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
+        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
         hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
@@ -157,10 +161,12 @@ ins AS (
 ), sm AS (
     INSERT INTO session_minute (tenant_id, bucket, server, session_id)
     SELECT DISTINCT $1::uuid, date_trunc('minute', ts, 'UTC'), server, session_id FROM ins
+    ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
 ), sh AS (
     INSERT INTO session_hour (tenant_id, bucket, server, session_id)
     SELECT DISTINCT $1::uuid, date_trunc('hour', ts, 'UTC'), server, session_id FROM ins
+    ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM ins`
@@ -194,7 +200,17 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     exit_code = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.exit_code ELSE s.exit_code END,
     dropped_events = greatest(s.dropped_events, excluded.dropped_events)`
 
-// Ingest stores a batch in one transaction: sessions upserted, then the
+// setIngestTimeout gives a batch IngestStatementTimeout instead of the
+// statement timeout of reads: a batch is bounded by the body limit, and a
+// full one on a busy database may need longer than a read is allowed,
+// while refusing it would only make the CLI send it again.
+var setIngestTimeout = fmt.Sprintf("SELECT set_config('statement_timeout', '%dms', true)", IngestStatementTimeout.Milliseconds())
+
+// IngestStatementTimeout bounds each statement of an ingest.
+const IngestStatementTimeout = 30 * time.Second
+
+// Ingest stores a batch that passed event.Batch.Clean and Validate (the
+// API decodes nothing else) in one transaction: sessions upserted, then the
 // events sent as column arrays and inserted with ON CONFLICT DO NOTHING,
 // with the rollups updated for the inserted events only, in one statement.
 func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backend.IngestResult, error) {
@@ -211,6 +227,14 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	if len(b.Events) == 0 && len(b.Sessions) == 0 {
 		return backend.IngestResult{}, nil
 	}
+	// Sessions are upserted in id order too, for the same reason as events.
+	sessionOrder := make([]int, len(b.Sessions))
+	for i := range sessionOrder {
+		sessionOrder[i] = i
+	}
+	slices.SortFunc(sessionOrder, func(x, y int) int {
+		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
+	})
 	var inserted int
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
@@ -218,7 +242,8 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	// duplicates) or left no trace.
 	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
 		inserted = 0
-		for i := range b.Sessions {
+		batch.Queue(setIngestTimeout)
+		for _, i := range sessionOrder {
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
 				s.ClientName, s.ClientVersion, s.ProtocolVersion, s.Command, s.Host,
@@ -270,17 +295,26 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		isError: make([]int16, n), rank: make([]int16, n),
 		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n),
 	}
+	// Rows go in id order: two batches that share event ids then take
+	// their index locks in the same order, so they queue rather than
+	// deadlock, whatever order their senders listed the events in.
+	ids := make([][16]byte, n)
+	order := make([]int, n)
 	for i := range events {
-		e := &events[i]
-		id, err := uuid.Parse(e.ID)
+		id, err := uuid.Parse(events[i].ID)
 		if err != nil {
 			return nil, backend.Errorf(backend.EINVALID, "events[%d].id: must be a UUID", i)
 		}
+		ids[i], order[i] = id, i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
+	for i, k := range order {
+		e := &events[k]
 		sid, err := uuid.Parse(e.SessionID)
 		if err != nil {
-			return nil, backend.Errorf(backend.EINVALID, "events[%d].session_id: must be a UUID", i)
+			return nil, backend.Errorf(backend.EINVALID, "events[%d].session_id: must be a UUID", k)
 		}
-		c.id[i], c.sessionID[i] = id, sid
+		c.id[i], c.sessionID[i] = ids[k], sid
 		c.seq[i], c.size[i], c.tokens[i], c.ts[i] = e.Seq, e.Size, e.Tokens, e.TS
 		c.direction[i], c.kind[i], c.server[i] = string(e.Direction), string(e.Kind), e.Server
 		c.rpcID[i], c.method[i], c.tool[i] = e.RPCID, e.Method, e.Tool
@@ -294,7 +328,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		}
 		c.errorCode[i] = noErrorCode
 		if e.ErrorCode != nil {
-			c.errorCode[i] = int64(int32(*e.ErrorCode))
+			c.errorCode[i] = int64(*e.ErrorCode)
 		}
 		c.isError[i] = -1
 		if e.IsError != nil {
@@ -314,7 +348,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 			}
 		}
 		if len(e.Payload) > 0 {
-			c.payload[i] = string(jsonbSafe(e.Payload))
+			c.payload[i] = string(e.Payload)
 		}
 	}
 	return c, nil
@@ -326,26 +360,4 @@ func (c *batchColumns) args(tenantID string) []any {
 		c.latencyMS, c.bucket, c.errorCode, c.isError, c.failed, c.size,
 		c.hasRisk, c.score, c.level, c.reasonsOff, c.reasons, c.reasonsLen, c.costUSD, c.tokens, c.payload,
 		c.truncated, c.rank}
-}
-
-// jsonbSafe replaces the escape \u0000, which jsonb cannot store, with
-// \ufffd: one odd payload must not make a whole batch fail forever.
-func jsonbSafe(p []byte) []byte {
-	var out []byte
-	for i := 0; i < len(p); i++ {
-		if p[i] != '\\' || i+1 >= len(p) {
-			continue
-		}
-		if p[i+1] == 'u' && i+6 <= len(p) && string(p[i+2:i+6]) == "0000" {
-			if out == nil {
-				out = append([]byte(nil), p...)
-			}
-			copy(out[i+2:i+6], "fffd")
-		}
-		i++ // skip the escaped character, so \\u0000 stays as written
-	}
-	if out == nil {
-		return p
-	}
-	return out
 }

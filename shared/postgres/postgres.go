@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,13 +53,51 @@ const (
 // warm invocations).
 type DB struct {
 	pool *pgxpool.Pool
+	// perTenant bounds the transactions one tenant runs at once, so that
+	// its slow queries cannot hold every pooled connection.
+	perTenant      int
+	perTenantQueue int
+	mu             sync.Mutex
+	inFlight       map[string]*tenantGate // by tenant id
+
+	// refresh, when set, reads the DSN again after an authentication
+	// failure; user and password are then what new connections use.
+	refresh        DSNFunc
+	credsMu        sync.Mutex
+	user, password string
 }
+
+// StatementTimeout bounds every statement of a request; a query that
+// takes longer is cancelled and answered 503 (backend.EUNAVAILABLE).
+const StatementTimeout = 5 * time.Second
 
 var _ backend.Store = (*DB)(nil)
 
 // Open connects to dsn. It does not fail when the database is down: the pool
 // connects lazily, and Ping reports EUNAVAILABLE until it is back.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return open(ctx, dsn, nil)
+}
+
+// DSNFunc returns the DSN to connect with; fresh asks for it to be read
+// again from where it is kept (a secret), not from a cache, because the
+// database refused the credentials it had.
+type DSNFunc func(ctx context.Context, fresh bool) (string, error)
+
+// OpenRefreshing is Open over a DSN that can change its credentials (RDS
+// rotates the password in its secret): when the database refuses a new
+// connection's credentials, the DSN is read again, fresh, and the work
+// tried once more with what it says, so a rotation costs one slow request
+// instead of failures until the next cold start.
+func OpenRefreshing(ctx context.Context, dsn DSNFunc) (*DB, error) {
+	s, err := dsn(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, s, dsn)
+}
+
+func open(ctx context.Context, dsn string, refresh DSNFunc) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
@@ -75,11 +114,91 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	perTenant := max(1, int(cfg.MaxConns)/2)
+	db := &DB{perTenant: perTenant, perTenantQueue: 8 * perTenant, inFlight: map[string]*tenantGate{}, refresh: refresh}
+	if refresh != nil {
+		cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+			db.credsMu.Lock()
+			defer db.credsMu.Unlock()
+			if db.user != "" {
+				cc.User, cc.Password = db.user, db.password
+			}
+			return nil
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	db.pool = pool
+	return db, nil
+}
+
+// reloadCredentials reads the DSN afresh and makes new connections log in
+// with its user and password.
+func (db *DB) reloadCredentials(ctx context.Context) error {
+	dsn, err := db.refresh(ctx, true)
+	if err != nil {
+		return fmt.Errorf("postgres: read the credentials again: %w", err)
+	}
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("postgres: parse the refreshed dsn: %w", err)
+	}
+	db.credsMu.Lock()
+	db.user, db.password = cc.User, cc.Password
+	db.credsMu.Unlock()
+	return nil
+}
+
+// authFailed reports the database refusing a connection's credentials.
+func authFailed(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+}
+
+// enter takes one of tenantID's slots (see DB.perTenant), waiting for one
+// while the tenant has fewer than perTenantQueue requests waiting already;
+// past that it fails with EUNAVAILABLE at once: a client told to retry
+// later does better than one queued behind its own slow queries.
+func (db *DB) enter(ctx context.Context, tenantID string) (leave func(), err error) {
+	if tenantID == "" {
+		return func() {}, nil
+	}
+	db.mu.Lock()
+	g := db.inFlight[tenantID]
+	if g == nil {
+		g = &tenantGate{slots: make(chan struct{}, db.perTenant)}
+		db.inFlight[tenantID] = g
+	}
+	if g.users >= db.perTenant+db.perTenantQueue {
+		db.mu.Unlock()
+		return nil, backend.Errorf(backend.EUNAVAILABLE, "too many concurrent requests for this tenant (%d at a time, %d waiting); retry shortly",
+			db.perTenant, db.perTenantQueue)
+	}
+	g.users++
+	db.mu.Unlock()
+	release := func() {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		if g.users--; g.users == 0 {
+			delete(db.inFlight, tenantID)
+		}
+	}
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, fmt.Errorf("postgres: wait for a tenant slot: %w", ctx.Err())
+	}
+	return func() { <-g.slots; release() }, nil
+}
+
+// tenantGate is one tenant's share of the pool: slots holds a token per
+// running request, users counts running and waiting ones.
+type tenantGate struct {
+	slots chan struct{}
+	users int
 }
 
 // dsnHas reports whether the DSN sets param itself, so explicit settings
@@ -116,8 +235,25 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers. When every pooled connection is
+// busy (slow queries, not a dead database), it asks on a connection of its
+// own instead of queueing behind them, so a busy pool never reads as an
+// unreachable database.
 func (db *DB) Ping(ctx context.Context) error {
+	if st := db.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+		cc := db.pool.Config().ConnConfig.Copy()
+		db.credsMu.Lock()
+		if db.user != "" {
+			cc.User, cc.Password = db.user, db.password
+		}
+		db.credsMu.Unlock()
+		conn, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			return dbError("ping", err)
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		return dbError("ping", conn.Ping(ctx))
+	}
 	return db.retry(ctx, func() error {
 		if err := db.pool.Ping(ctx); err != nil {
 			return dbError("ping", err)
@@ -141,6 +277,15 @@ func (db *DB) retry(ctx context.Context, f func() error) error {
 		}
 		err = f()
 	}
+	// Refused credentials (perhaps met only on the fresh connection of the
+	// retry above): read them again and try once more.
+	if err != nil && authFailed(err) && db.refresh != nil && ctx.Err() == nil {
+		if rerr := db.reloadCredentials(ctx); rerr != nil {
+			return fmt.Errorf("%w (and %w)", err, rerr)
+		}
+		db.pool.Reset()
+		err = f()
+	}
 	return err
 }
 
@@ -152,6 +297,12 @@ func retryable(err error) bool {
 	if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
 		return true
 	}
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" {
+		return false // a statement timeout: the same query would time out again
+	}
+	if authFailed(err) {
+		return false // the same credentials would be refused again
+	}
 	return backend.ErrorCode(err) == backend.EUNAVAILABLE
 }
 
@@ -159,6 +310,11 @@ func retryable(err error) bool {
 // tenantID (empty for the admin role), retrying once on a broken
 // connection or a deadlock. f must be safe to repeat.
 func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) error) error {
+	leave, err := db.enter(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	return db.retry(ctx, func() error {
 		// set_config(..., true) ends with the transaction, so a pooled (or
 		// RDS Proxy multiplexed) connection never carries one tenant's
@@ -166,7 +322,8 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 		// round trip; both values are ours (a role constant and a parsed
 		// UUID), quoted all the same.
 		tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SELECT set_config('role', " +
-			quoteLiteral(role) + ", true), set_config('app.tenant_id', " + quoteLiteral(tenantID) + ", true)"})
+			quoteLiteral(role) + ", true), set_config('app.tenant_id', " + quoteLiteral(tenantID) + ", true), " +
+			"set_config('statement_timeout', " + quoteLiteral(statementTimeout) + ", true)"})
 		if err != nil {
 			return dbError("begin", err)
 		}
@@ -184,7 +341,11 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 // setIdentity starts every pipelined transaction (see sendTx): the role and
 // tenant travel as parameters, and set_config(..., true) ends with the
 // transaction like SET LOCAL.
-const setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)`
+var setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true),
+	set_config('statement_timeout', '` + statementTimeout + `', true)`
+
+// statementTimeout is StatementTimeout as PostgreSQL reads it.
+var statementTimeout = fmt.Sprintf("%dms", StatementTimeout.Milliseconds())
 
 // sendTx runs the statements queue adds to a batch as role with
 // app.tenant_id set to tenantID, in one round trip: the identity, the
@@ -198,6 +359,11 @@ const setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant
 // reset what they fill. Like inTx, it retries once on a broken connection
 // or a deadlock; the work must be safe to repeat.
 func (db *DB) sendTx(ctx context.Context, op, role, tenantID string, queue func(*pgx.Batch)) error {
+	leave, err := db.enter(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	return db.retry(ctx, func() error {
 		var b pgx.Batch
 		b.Queue(setIdentity, role, tenantID)
@@ -228,6 +394,14 @@ func dbError(op string, err error) error {
 	var be *backend.Error
 	if errors.As(err, &be) {
 		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: the statement timeout
+		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE,
+			"the query took longer than %s; narrow it (since, until, session) or retry later", StatementTimeout), err)
+	}
+	if authFailed(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE, "database unavailable (credentials refused)"), err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, backend.Errorf(backend.EUNAVAILABLE, "database unavailable"), err)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +52,7 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			return acc.addRollups(rows)
 		})
 		batch.Queue(`
-			SELECT count(*), coalesce(sum(s.dropped_events), 0)::bigint
+			SELECT count(*), least(coalesce(sum(s.dropped_events), 0), 9223372036854775807)::bigint
 			FROM (
 				SELECT session_id FROM session_hour
 				WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
@@ -83,6 +84,13 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 		return stats.Stats{}, err
 	}
 	return acc.result(since, until, q.Server), nil
+}
+
+// totalsFinite is the totals with every float encodable.
+func (a *statsAcc) totalsFinite() stats.Totals {
+	t := a.totals
+	t.CostUSD = finite(t.CostUSD)
+	return t
 }
 
 // dim is one (method, tool) combination across the window.
@@ -135,9 +143,9 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		t.Events += events
 		t.Requests += requests
 		t.Errors += errors
-		t.Bytes += bytes
+		t.Bytes = addSat(t.Bytes, bytes)
 		t.CostUSD += cost
-		t.Tokens += tokens
+		t.Tokens = addSat(t.Tokens, tokens)
 		a.levels.Medium += med
 		a.levels.High += hi
 		a.levels.Low += events - med - hi
@@ -167,6 +175,24 @@ func (a *statsAcc) addRollups(rows pgx.Rows) error {
 		return nil
 	})
 	return err
+}
+
+// addSat adds two non-negative counters, stopping at the largest int64
+// instead of wrapping negative (rows written before ingest bounded them
+// may be that large).
+func addSat(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// finite keeps a float sum encodable in JSON.
+func finite(f float64) float64 {
+	if math.IsInf(f, 1) || math.IsNaN(f) {
+		return math.MaxFloat64
+	}
+	return f
 }
 
 // addPacked adds a packed histogram (bucket << 40 | count entries).
@@ -238,7 +264,7 @@ func (a *statsAcc) result(since, until time.Time, server string) stats.Stats {
 			}
 			t.t.Calls += d.requests
 			t.t.Errors += d.errors
-			t.t.CostUSD += d.costUSD
+			t.t.CostUSD = finite(t.t.CostUSD + d.costUSD)
 			t.max = max(t.max, d.maxScore)
 			t.high += d.high
 			t.medium += d.medium
@@ -261,7 +287,7 @@ func (a *statsAcc) result(since, until time.Time, server string) stats.Stats {
 	}
 	s := stats.Stats{
 		Since: since, Until: until, Server: server,
-		Totals:     a.totals,
+		Totals:     a.totalsFinite(),
 		Latency:    stats.Latency{Count: latency.Count(), Percentiles: latency.Percentiles()},
 		RiskLevels: a.levels,
 	}

@@ -8,6 +8,10 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/activity"
 )
 
+// MaxWindow bounds the window of a stats query (before it is widened to
+// whole minutes).
+const MaxWindow = 366 * 24 * time.Hour
+
 // Query selects the window and server of a stats answer.
 type Query struct {
 	Since, Until time.Time // aligned by ParseQuery / Align
@@ -31,15 +35,25 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	if q.Until, err = activity.ParseTime(v.Get("until"), now); err != nil {
 		return q, fmt.Errorf("until: %w", err)
 	}
-	q.Server = v.Get("server")
-	q = q.Align(now)
-	if !q.Since.Before(q.Until) {
+	if q.Server, err = activity.ParseText("server", v.Get("server")); err != nil {
+		return q, err
+	}
+	// The window's length is judged as asked, before it is widened to
+	// whole minutes, so that exactly MaxWindow is accepted.
+	since, until := q.Since, q.Until
+	if until.IsZero() {
+		until = now
+	}
+	if since.IsZero() {
+		since = until.Add(-DefaultWindow)
+	}
+	if !since.Before(until) {
 		return q, fmt.Errorf("since must be before until")
 	}
-	if q.Until.Sub(q.Since) > 366*24*time.Hour {
-		return q, fmt.Errorf("window longer than a year")
+	if until.Sub(since) > MaxWindow {
+		return q, fmt.Errorf("window longer than %d days", int(MaxWindow.Hours()/24))
 	}
-	return q, nil
+	return q.Align(now), nil
 }
 
 // Values is the inverse of ParseQuery, for clients of the API.

@@ -439,3 +439,39 @@ func gunzip(t *testing.T, gz []byte) string {
 	}
 	return sb.String()
 }
+
+// What the API would have to clean (event.Clean) is cleaned before it is
+// sent, so the batch is never refused for values the monitor recorded
+// faithfully, and the stored events are left as they were.
+func TestWireAppliesTheCleanRule(t *testing.T) {
+	sid := "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"
+	sessions := []event.Session{{ID: sid, Host: "box\x00", StartedAt: time.Date(2026, 11, 23, 1, 2, 3, 0, time.UTC), Command: []string{"srv\xff"}}}
+	deep := strings.Repeat("[", event.MaxPayloadDepth+1) + strings.Repeat("]", event.MaxPayloadDepth+1)
+	evs := []event.Event{
+		{ID: "nul", SessionID: sid, Seq: 1, Kind: event.KindRequest, RPCID: "a\x00b", Payload: json.RawMessage(`{"id":"a\u0000b","s":"\ud800"}`)},
+		{ID: "deep", SessionID: sid, Seq: 2, Kind: event.KindRequest, Payload: json.RawMessage(deep)},
+	}
+	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted} {
+		s := New(nil, nil, Options{CaptureMode: mode})
+		gz, err := s.gzipBatch(sessions, evs, backend.MaxBodyBytes, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b event.Batch
+		if err := json.Unmarshal([]byte(gunzip(t, gz)), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Events[0].RPCID != "a\uFFFDb" || !strings.Contains(string(b.Events[0].Payload), `a\ufffdb`) || strings.Contains(string(b.Events[0].Payload), `\ud800`) {
+			t.Errorf("%s: event sent uncleaned: %+v %s", mode, b.Events[0], b.Events[0].Payload)
+		}
+		if b.Events[1].Payload != nil || !b.Events[1].PayloadTruncated {
+			t.Errorf("%s: payload too deep was sent", mode)
+		}
+		if b.Sessions[0].Host != "box\uFFFD" || b.Sessions[0].Command[0] != "srv\uFFFD" {
+			t.Errorf("%s: session sent uncleaned: %+v", mode, b.Sessions[0])
+		}
+	}
+	if evs[0].RPCID != "a\x00b" || sessions[0].Command[0] != "srv\xff" {
+		t.Error("cleaning changed the stored events")
+	}
+}

@@ -16,8 +16,9 @@ import (
 // Prepare returns the batch as it may leave the machine under a capture
 // mode: full keeps payloads, redacted (and any unknown mode) redacts them,
 // metadata drops them; a payload that is not valid JSON never leaves.
-// Session command lines are redacted unless the mode is full. The inputs
-// are not modified.
+// Session command lines are redacted unless the mode is full. Everything
+// then goes through event.Clean, the rule the API applies to what it
+// stores. The inputs are not modified.
 //
 // Shipping itself streams the same batch onto the wire (writeBatch)
 // without building it; Prepare is the rule both follow, and what tests
@@ -27,6 +28,7 @@ func Prepare(sessions []event.Session, events []event.Event, mode string) event.
 	for i := range events {
 		b.Events[i] = events[i]
 		b.Events[i].Payload, b.Events[i].PayloadTruncated = outgoing(&events[i], mode)
+		b.Events[i].Clean()
 	}
 	return b
 }
@@ -59,10 +61,11 @@ func outgoingSessions(sessions []event.Session, mode string) []event.Session {
 	}
 	out := make([]event.Session, len(sessions))
 	copy(out, sessions)
-	if mode != config.CaptureFull {
-		for i := range out {
+	for i := range out {
+		if mode != config.CaptureFull {
 			out[i].Command = redact.Args(out[i].Command)
 		}
+		out[i].Clean()
 	}
 	return out
 }
@@ -95,8 +98,10 @@ func writeBatch(w io.Writer, sessions []event.Session, events []event.Event, mod
 			buf = append(buf, ',')
 		}
 		e := events[i] // a copy: the flag may change, the payload goes apart
-		payload, truncated := outgoing(&e, mode)
-		e.Payload, e.PayloadTruncated = nil, truncated
+		e.Payload, e.PayloadTruncated = outgoing(&e, mode)
+		e.Clean() // the API's rule for what is storable, applied before sending
+		payload := e.Payload
+		e.Payload = nil
 		var ok bool
 		if buf, ok = event.AppendJSON(buf, &e); !ok {
 			// json.Marshal has the error for what AppendJSON cannot

@@ -235,6 +235,10 @@ type StatsResult struct {
 	RollupHourRows   int64          `json:"rollup_hour_rows"`
 	RollupMinuteRows int64          `json:"rollup_minute_rows"`
 	Windows          []WindowResult `json:"windows"`
+	// Activity times first pages of GET /api/activity, unfiltered and
+	// with filters that match little or nothing (the bounded walk), at
+	// the largest size only (the events indexes are rebuilt for it).
+	Activity []WindowResult `json:"activity,omitempty"`
 }
 
 // WindowResult is the latency of one stats request shape.
@@ -725,12 +729,14 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 	if _, err := db.Pool().Exec(ctx, `DROP INDEX events_ts, events_session_ts`); err != nil {
 		return nil, fmt.Errorf("drop event indexes for the load: %w", err)
 	}
+	rebuilt := false
 	if o.keep {
 		defer func() {
+			if rebuilt {
+				return
+			}
 			progress("rebuilding the events indexes of the kept database")
-			if _, err := db.Pool().Exec(context.WithoutCancel(ctx), `
-				CREATE INDEX events_ts ON events (tenant_id, ts DESC, id DESC);
-				CREATE INDEX events_session_ts ON events (tenant_id, session_id, ts DESC, id DESC)`); err != nil {
+			if _, err := db.Pool().Exec(context.WithoutCancel(ctx), createEventIndexes); err != nil {
 				progress("rebuild events indexes: %v", err)
 			}
 		}()
@@ -780,7 +786,46 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 		}
 		out = append(out, sr)
 	}
+	if len(out) > 0 {
+		progress("rebuilding the events indexes for the activity timings")
+		if _, err := db.Pool().Exec(ctx, createEventIndexes+"; ANALYZE events"); err != nil {
+			return nil, fmt.Errorf("rebuild events indexes: %w", err)
+		}
+		rebuilt = true
+		for _, q := range []string{"limit=50", "limit=50&tool=no-such-tool", "limit=50&kind=invalid", "limit=1000"} {
+			wr, err := timeActivity(ctx, c, key, q, o.runs)
+			if err != nil {
+				return nil, err
+			}
+			progress("activity %s: median %.1f ms, p95 %.1f ms", wr.Query, wr.MedianMillis, wr.P95Millis)
+			out[len(out)-1].Activity = append(out[len(out)-1].Activity, wr)
+		}
+	}
 	return out, nil
+}
+
+const createEventIndexes = `
+	CREATE INDEX events_ts ON events (tenant_id, ts DESC, id DESC);
+	CREATE INDEX events_session_ts ON events (tenant_id, session_id, ts DESC, id DESC)`
+
+// timeActivity requests the first page of /api/activity?query runs times
+// after three warm-ups.
+func timeActivity(ctx context.Context, c *client, key, query string, runs int) (WindowResult, error) {
+	var d []time.Duration
+	for i := 0; i < runs+3; i++ {
+		var page activity.Page
+		t0 := time.Now()
+		if err := c.do(ctx, http.MethodGet, "/api/activity?"+query, key, nil, nil, &page); err != nil {
+			return WindowResult{}, err
+		}
+		if i >= 3 {
+			d = append(d, time.Since(t0))
+		}
+	}
+	return WindowResult{
+		Query: query, Runs: runs,
+		MedianMillis: millis(quantile(d, 0.5)), P95Millis: millis(quantile(d, 0.95)), MaxMillis: millis(slices.Max(d)),
+	}, nil
 }
 
 // timeStats requests /api/stats?query runs times after three warm-ups,
@@ -912,6 +957,17 @@ func printTables(w io.Writer, r *Result) {
 					s.Events, s.OtherEvents, s.LoadSeconds, s.LoadEventsPerS, s.RollupHourRows, s.RollupMinuteRows,
 					q.Query, q.MedianMillis, q.P95Millis, q.MaxMillis)
 			}
+		}
+	}
+	for _, s := range r.Stats {
+		if len(s.Activity) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n## GET /api/activity, first page, at %d events stored (filters walk at most %d events)\n\n", s.Events, activity.MaxScanRows)
+		fmt.Fprintln(w, "| query | median | p95 | max |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|")
+		for _, q := range s.Activity {
+			fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %.1f ms |\n", q.Query, q.MedianMillis, q.P95Millis, q.MaxMillis)
 		}
 	}
 	fmt.Fprintln(w)
