@@ -103,7 +103,7 @@ func (g gateway) route(path string) *runtimetest.Runtime {
 	switch {
 	case path == "/health", strings.HasPrefix(path, "/api/events"):
 		return g["ingest"]
-	case strings.HasPrefix(path, "/api/activity"):
+	case strings.HasPrefix(path, "/api/activity"), strings.HasPrefix(path, "/api/export"):
 		return g["activity"]
 	case strings.HasPrefix(path, "/api/stats"):
 		return g["stats"]

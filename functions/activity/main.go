@@ -1,4 +1,5 @@
-// Command activity is the Lambda function that serves GET /api/activity
+// Command activity is the Lambda function that serves the reads of events,
+// GET /api/activity and GET /api/export,
 // behind an API Gateway HTTP API (payload 2.0). Configuration, the store
 // and the handler are wired by lambdafn.API (see docs/api.md). Build it as
 // bootstrap for provided.al2023:
@@ -16,5 +17,5 @@ import (
 )
 
 func main() {
-	lambda.Start(lambdafn.API(os.Getenv, httpapi.Activity))
+	lambda.Start(lambdafn.API(os.Getenv, httpapi.Activity|httpapi.Export))
 }

@@ -37,6 +37,7 @@ EXPECTED_ROUTES = {
     "POST /api/events",
     "POST /api/events/batch",
     "GET /api/activity",
+    "GET /api/export",
     "GET /api/stats",
     "GET /api/admin/tenants",
     "POST /api/admin/tenants",

@@ -17,6 +17,7 @@ var routes = map[string]string{
 	"POST /api/events":                  "IngestFunction",
 	"POST /api/events/batch":            "IngestFunction",
 	"GET /api/activity":                 "ActivityFunction",
+	"GET /api/export":                   "ActivityFunction",
 	"GET /api/stats":                    "StatsFunction",
 	"GET /api/admin/tenants":            "AdminFunction",
 	"POST /api/admin/tenants":           "AdminFunction",

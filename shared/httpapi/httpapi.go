@@ -34,9 +34,11 @@ const (
 	Stats
 	// Admin is every route under /api/admin/ (tenants, keys, audit).
 	Admin
+	// Export is GET /api/export.
+	Export
 
 	// All is every route, as functions/local serves them.
-	All = Health | Ingest | Activity | Stats | Admin
+	All = Health | Ingest | Activity | Stats | Admin | Export
 )
 
 // TokenFunc returns the admin token. An empty token with a nil error means
@@ -111,6 +113,9 @@ func New(cfg Config) *Server {
 	}
 	if routes&Activity != 0 {
 		s.mux.Handle("/api/activity", methods{http.MethodGet: s.authed(s.handleActivity)})
+	}
+	if routes&Export != 0 {
+		s.mux.Handle("/api/export", methods{http.MethodGet: s.authed(s.handleExport)})
 	}
 	if routes&Stats != 0 {
 		s.mux.Handle("/api/stats", methods{http.MethodGet: s.authed(s.handleStats)})

@@ -290,6 +290,10 @@ func (p *panicky) Activity(context.Context, string, activity.Query) (activity.Pa
 	return activity.Page{}, fmt.Errorf("pq: relation \"secret_table\" at host 10.0.0.7")
 }
 
+func (p *panicky) Stats(context.Context, string, stats.Query) (stats.Stats, error) {
+	panic("stats exploded")
+}
+
 // TestHealthDownAndRecovery cuts the database off behind a TCP relay and
 // lets it back.
 func TestHealthDownAndRecovery(t *testing.T) {

@@ -204,15 +204,17 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"kilometers_admin api_keys INSERT,SELECT,UPDATE",
-		"kilometers_admin tenants INSERT,SELECT,UPDATE",
-		"kilometers_app events INSERT,SELECT",
-		"kilometers_app rollup_hour INSERT,SELECT,UPDATE",
-		"kilometers_app rollup_minute INSERT,SELECT,UPDATE",
-		"kilometers_app series_minute INSERT,SELECT,UPDATE",
-		"kilometers_app session_hour INSERT,SELECT",
-		"kilometers_app session_minute INSERT,SELECT",
-		"kilometers_app sessions INSERT,SELECT,UPDATE",
+		"kilometers_admin admin_audit INSERT,SELECT",
+		"kilometers_admin api_keys DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_admin key_read_windows INSERT,SELECT,UPDATE",
+		"kilometers_admin tenants DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_app events DELETE,INSERT,SELECT",
+		"kilometers_app rollup_hour DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_app rollup_minute DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_app series_minute DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_app session_hour DELETE,INSERT,SELECT",
+		"kilometers_app session_minute DELETE,INSERT,SELECT",
+		"kilometers_app sessions DELETE,INSERT,SELECT,UPDATE",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("grants:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -222,7 +224,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("PUBLIC may execute km_hist_merge: %v, %v", public, err)
 	}
 	tenant := mustTenant(t, db, "grants")
-	for _, stmt := range []string{`UPDATE events SET seq = 0`, `SELECT count(*) FROM tenants`, `DELETE FROM sessions`, `UPDATE session_minute SET server = ''`} {
+	for _, stmt := range []string{`UPDATE events SET seq = 0`, `SELECT count(*) FROM tenants`, `SELECT count(*) FROM admin_audit`, `UPDATE session_minute SET server = ''`} {
 		err := db.SendTxAsApp(ctx, tenant, func(b *pgx.Batch) { b.Queue(stmt) })
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
