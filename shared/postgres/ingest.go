@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
@@ -168,16 +171,43 @@ ins AS (
     SELECT DISTINCT $1::uuid, date_trunc('hour', ts, 'UTC'), server, session_id FROM ins
     ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
-)
+)%s
 SELECT count(*) FROM ins`
+
+// countQuota adds the events a batch inserted (duplicates are not in ins)
+// to the tenant's ingest windows (migration 00020), at the time $29 that
+// km_ingest_gate judged the batch by. A window only moves forward: a
+// process whose clock lags a little counts into the current window rather
+// than resetting it.
+const countQuota = `, qw AS (
+    INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
+    SELECT $1, date_trunc('minute', $29::timestamptz, 'UTC'), n, date_trunc('day', $29::timestamptz, 'UTC'), n
+    FROM (SELECT count(*) AS n FROM ins) AS c WHERE n > 0
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
+                             ELSE w.minute_events + excluded.minute_events END,
+        minute_start = greatest(w.minute_start, excluded.minute_start),
+        day_events = CASE WHEN excluded.day_start > w.day_start THEN excluded.day_events
+                          ELSE w.day_events + excluded.day_events END,
+        day_start = greatest(w.day_start, excluded.day_start)
+)`
 
 // insertStaged reads km_staging (IngestGenerated); insertArrays reads the
 // parameters of Ingest. Both share every word of the insert and the rollup
 // upkeep, so generated and shipped events are counted alike.
+// Generated events (the benchmark's bulk loads) are not counted against
+// the ingest quotas.
 var (
-	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging")
-	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src")
+	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", "")
+	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", countQuota)
 )
+
+// ingestGate refuses the batch, before anything is written, when the
+// tenant's ingest quota is used up (km_ingest_gate, migration 00020).
+const ingestGate = `SELECT km_ingest_gate($1, $2)`
+
+// quotaExceeded is the SQLSTATE km_ingest_gate raises.
+const quotaExceeded = "KM429"
 
 // upsertSession records a session; a later report of the same session
 // (the monitor sends one at start and one at exit) fills in what it knows:
@@ -236,6 +266,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
 	})
 	var inserted int
+	at := db.clock()
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
@@ -243,6 +274,11 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
 		inserted = 0
 		batch.Queue(setIngestTimeout)
+		if len(b.Events) > 0 {
+			// First, so that a refused batch costs one cheap statement;
+			// its error ends the pipeline's transaction, sessions included.
+			batch.Queue(ingestGate, tenantID, at)
+		}
 		for _, i := range sessionOrder {
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
@@ -250,15 +286,29 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents)
 		}
 		if len(b.Events) > 0 {
-			batch.Queue(insertArrays, cols.args(tenantID)...).QueryRow(func(row pgx.Row) error {
+			batch.Queue(insertArrays, append(cols.args(tenantID), at)...).QueryRow(func(row pgx.Row) error {
 				return row.Scan(&inserted)
 			})
 		}
 	})
 	if err != nil {
-		return backend.IngestResult{}, err
+		return backend.IngestResult{}, quotaError(err)
 	}
 	return backend.IngestResult{Accepted: inserted, Duplicates: len(b.Events) - inserted}, nil
+}
+
+// quotaError turns km_ingest_gate's refusal into ERATELIMIT with the
+// seconds it named as RetryAfter; other errors pass through.
+func quotaError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != quotaExceeded {
+		return err
+	}
+	e := backend.Errorf(backend.ERATELIMIT, "%s", pgErr.Message)
+	if secs, perr := strconv.ParseInt(pgErr.Detail, 10, 64); perr == nil {
+		e.RetryAfter = time.Duration(max(1, secs)) * time.Second
+	}
+	return e
 }
 
 // batchColumns holds a batch column by column, as insertArrays takes it
