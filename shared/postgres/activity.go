@@ -34,7 +34,9 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	// rows anyway.
 	// where holds the bounds an index walks (tenant, session, time,
 	// cursor); filters the conditions tested on each row walked.
-	where := []string{"tenant_id = $1"}
+	// km_event_horizon hides what is older than the tenant's retention
+	// until maintenance drops its partition.
+	where := []string{"tenant_id = $1", "ts >= km_event_horizon($1)"}
 	var filters []string
 	args := []any{tenantID}
 	param := func(cond string, v any) string {

@@ -220,7 +220,8 @@ func TestLeastPrivilege(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("grants:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	// The ingest gate reads the tenant's own ingest limits, nothing else.
+	// The ingest gate and the retention horizons read the tenant's own
+	// limits and retentions, nothing else.
 	rows, err = db.Pool().Query(ctx, `
 		SELECT table_name || ' ' || string_agg(column_name || ':' || privilege_type, ',' ORDER BY column_name)
 		FROM information_schema.column_privileges
@@ -232,7 +233,7 @@ func TestLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "tenants id:SELECT,ingest_events_per_day:SELECT,ingest_events_per_minute:SELECT"; strings.Join(cols, "\n") != want {
+	if want := "tenants event_retention_days:SELECT,id:SELECT,ingest_events_per_day:SELECT,ingest_events_per_minute:SELECT,rollup_retention_days:SELECT"; strings.Join(cols, "\n") != want {
 		t.Errorf("app role's columns of tenants: %q, want %q", cols, want)
 	}
 	var public bool

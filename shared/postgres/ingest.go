@@ -100,7 +100,7 @@ ins AS (
         latency_ms, latency_bucket, error_code, is_error, failed, size,
         risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated
     FROM %s
-    ON CONFLICT (tenant_id, id) DO NOTHING
+    ON CONFLICT (tenant_id, id, ts) DO NOTHING
     RETURNING ts, session_id, server, method, tool, kind, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket
 ), g AS (
@@ -298,10 +298,21 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 }
 
 // quotaError turns km_ingest_gate's refusal into ERATELIMIT with the
-// seconds it named as RetryAfter; other errors pass through.
+// seconds it named as RetryAfter, and an event whose ts has no partition
+// into EINVALID; other errors pass through.
 func quotaError(err error) error {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != quotaExceeded {
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	if pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation") {
+		// Partitions reach back to the longest retention of any tenant
+		// and a week ahead (docs/deploy.md, "Data lifecycle"): an event
+		// outside them would be dropped at once, or its day is not made
+		// yet because maintenance has not run.
+		return backend.Errorf(backend.EINVALID, "events[].ts: an event of this batch is older than the server keeps events (every tenant's retention), or too far ahead; it cannot be stored")
+	}
+	if pgErr.Code != quotaExceeded {
 		return err
 	}
 	e := backend.Errorf(backend.ERATELIMIT, "%s", pgErr.Message)
