@@ -48,6 +48,7 @@ EXPECTED_ROUTES = {
     "POST /api/admin/tenants/{id}/keys",
     "DELETE /api/admin/keys/{id}",
     "GET /api/admin/audit",
+    "POST /api/admin/maintenance",
 }
 API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction"}
 

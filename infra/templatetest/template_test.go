@@ -28,6 +28,7 @@ var routes = map[string]string{
 	"POST /api/admin/tenants/{id}/keys": "AdminFunction",
 	"DELETE /api/admin/keys/{id}":       "AdminFunction",
 	"GET /api/admin/audit":              "AdminFunction",
+	"POST /api/admin/maintenance":       "AdminFunction",
 }
 
 // deployed lists the functions/<name> folders the template must deploy;
@@ -39,6 +40,8 @@ var deployed = map[string]string{
 	"StatsFunction":    "stats",
 	"AdminFunction":    "admin",
 	"MigrateFunction":  "migrate",
+	// MaintenanceFunction serves no route: a schedule runs it.
+	"MaintenanceFunction": "maintenance",
 }
 
 // The configuration the functions read (docs/deploy.md); the template sets
@@ -454,6 +457,73 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 	for rt := range routes {
 		if !strings.Contains(string(data), "`"+rt+"`") {
 			t.Errorf("docs/api.md does not document %s", rt)
+		}
+	}
+}
+
+// TestMaintenanceIsScheduled checks that the maintenance job runs on an
+// EventBridge schedule often enough to make partitions ahead (they reach a
+// week ahead, so daily would do; hourly leaves room for failed runs), with
+// retries, that its failures and throttles raise the alarms the API's do,
+// and that it has time for a run (postgres.MaintenanceTimeout is 2 min).
+func TestMaintenanceIsScheduled(t *testing.T) {
+	tmpl, _ := load(t)
+	fn, ok := tmpl.Functions()["MaintenanceFunction"]
+	if !ok {
+		t.Fatal("no MaintenanceFunction")
+	}
+	events, _ := fn.Properties["Events"].(map[string]any)
+	var schedules []string
+	for name, ev := range events {
+		ev, _ := ev.(map[string]any)
+		if ev["Type"] == "HttpApi" {
+			t.Errorf("MaintenanceFunction.%s: the job serves no route (POST /api/admin/maintenance is the admin function's)", name)
+		}
+		if ev["Type"] != "Schedule" && ev["Type"] != "ScheduleV2" {
+			continue
+		}
+		p, _ := ev["Properties"].(map[string]any)
+		expr, _ := p["Schedule"].(string)
+		if expr == "" {
+			expr, _ = p["ScheduleExpression"].(string)
+		}
+		schedules = append(schedules, expr)
+		if !regexp.MustCompile(`^rate\(([1-9]|[1-5][0-9]) (minute|minutes|hour|hours)\)$`).MatchString(expr) && expr != "rate(1 day)" {
+			t.Errorf("MaintenanceFunction.%s runs %q; want a rate of at most a day", name, expr)
+		}
+		if rp, _ := p["RetryPolicy"].(map[string]any); rp == nil {
+			t.Errorf("MaintenanceFunction.%s has no RetryPolicy", name)
+		}
+	}
+	if len(schedules) != 1 {
+		t.Errorf("MaintenanceFunction has schedules %v, want one", schedules)
+	}
+	if to, _ := tmpl.FunctionProperty(fn, "Timeout").(int); to < 130 || to > 900 {
+		t.Errorf("MaintenanceFunction Timeout %v, want 130 to 900 s", tmpl.FunctionProperty(fn, "Timeout"))
+	}
+	for _, alarm := range []string{"FunctionErrorsAlarm", "FunctionThrottlesAlarm"} {
+		metrics, _ := tmpl.Resources[alarm].Properties["Metrics"].([]any)
+		counted := false
+		for _, m := range metrics {
+			m, _ := m.(map[string]any)
+			ms, _ := m["MetricStat"].(map[string]any)
+			metric, _ := ms["Metric"].(map[string]any)
+			dims, _ := metric["Dimensions"].([]any)
+			for _, d := range dims {
+				d, _ := d.(map[string]any)
+				if ref, _ := Ref(d["Value"]); ref == "MaintenanceFunction" {
+					id, _ := m["Id"].(string)
+					for _, e := range metrics {
+						e, _ := e.(map[string]any)
+						if expr, _ := e["Expression"].(string); e["ReturnData"] == true && strings.Contains(expr, id) {
+							counted = true
+						}
+					}
+				}
+			}
+		}
+		if !counted {
+			t.Errorf("%s does not count MaintenanceFunction", alarm)
 		}
 	}
 }

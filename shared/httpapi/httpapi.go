@@ -32,7 +32,8 @@ const (
 	Activity
 	// Stats is GET /api/stats.
 	Stats
-	// Admin is every route under /api/admin/ (tenants, keys, audit).
+	// Admin is every route under /api/admin/ (tenants, keys, audit,
+	// maintenance).
 	Admin
 	// Export is GET /api/export.
 	Export
@@ -136,6 +137,7 @@ func New(cfg Config) *Server {
 		})
 		s.mux.Handle("/api/admin/keys/{id}", methods{http.MethodDelete: s.admin(s.handleRevokeKey)})
 		s.mux.Handle("/api/admin/audit", methods{http.MethodGet: s.admin(s.handleAudit)})
+		s.mux.Handle("/api/admin/maintenance", methods{http.MethodPost: s.admin(s.handleMaintenance)})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
