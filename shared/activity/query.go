@@ -280,14 +280,12 @@ func (q *Query) Values() url.Values {
 }
 
 // ParseTime reads an RFC 3339 time, or a duration before now such as "90m",
-// "24h" or "7d". Empty means zero.
+// "24h" or "7d". Empty means zero. Times outside [MinTime, MaxTime) are
+// refused, never wrapped.
 func ParseTime(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, ok := parseTime(s, now)
-	if !ok {
-		return time.Time{}, fmt.Errorf("want an RFC 3339 time or a duration like 30m, 24h or 7d, got %q", s)
+	t, err := parseTime(s, now)
+	if err != nil || t.IsZero() {
+		return t, err
 	}
 	if t.Before(MinTime) || !t.Before(MaxTime) {
 		return time.Time{}, fmt.Errorf("%q is outside %s to %s", s, MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
@@ -295,24 +293,23 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func parseTime(s string, now time.Time) (time.Time, bool) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), true
+// parseTime is ParseTime without the range check.
+func parseTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
 	}
-	// A duration longer than MaxTime-MinTime would overflow time.Duration
-	// (about 292 years) on the way; it is refused rather than wrapped.
-	maxDays := int(MaxTime.Sub(MinTime).Hours()/24) + 1
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err == nil && days >= 0 && days <= maxDays {
-			return now.AddDate(0, 0, -days).UTC(), true
-		}
-		if err == nil && days > maxDays {
-			return MinTime.Add(-time.Nanosecond), true // refused by the caller's range check
+		// Past a century, days*24h would overflow time.Duration and wrap.
+		if err == nil && days >= 0 && days <= 100*366 {
+			return now.Add(-time.Duration(days) * 24 * time.Hour).UTC(), nil
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d).UTC(), true
+		return now.Add(-d).UTC(), nil
 	}
-	return time.Time{}, false
+	return time.Time{}, fmt.Errorf("want an RFC 3339 time or a duration like 30m, 24h or 7d, got %q", s)
 }

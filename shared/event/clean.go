@@ -18,7 +18,7 @@ import (
 //     error_message, risk reasons, session text, command arguments,
 //     warnings): invalid UTF-8 and NUL characters become U+FFFD, then the
 //     text is cut at a character boundary to its limit (MaxNameLen,
-//     MaxErrorMessage, MaxWarningLen);
+//     MaxErrorMessage, MaxArgLen, MaxWarningLen);
 //   - payload: the escapes \u0000 and unpaired surrogates (\ud800 alone)
 //     and invalid UTF-8 inside strings become U+FFFD; a payload nested
 //     deeper than MaxPayloadDepth, with a number PostgreSQL cannot store,
@@ -35,7 +35,7 @@ func (e *Event) Clean() {
 	e.Method = cleanText(e.Method, MaxNameLen)
 	e.Tool = cleanText(e.Tool, MaxNameLen)
 	e.Prompt = cleanText(e.Prompt, MaxNameLen)
-	e.ResourceURI = cleanText(e.ResourceURI, MaxURILen)
+	e.ResourceURI = cleanText(e.ResourceURI, MaxNameLen)
 	e.ErrorMessage = cleanText(e.ErrorMessage, MaxErrorMessage)
 	if e.Risk != nil {
 		if r := cleanTexts(e.Risk.Reasons, MaxNameLen); r != nil {
@@ -53,9 +53,6 @@ func (e *Event) Clean() {
 		}
 	}
 }
-
-// MaxURILen caps Event.ResourceURI, in bytes.
-const MaxURILen = 2048
 
 // Clean applies the rule of Event.Clean to a session's text.
 func (s *Session) Clean() {

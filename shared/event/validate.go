@@ -85,9 +85,13 @@ func (e *Event) validate(i int, now time.Time) error {
 	if !e.Kind.Valid() {
 		return bad("kind", "must be request, response, notification, error or invalid, got %q", e.Kind)
 	}
-	for field, v := range map[string]string{"server": e.Server, "rpc_id": e.RPCID, "method": e.Method, "tool": e.Tool} {
-		if len(v) > MaxNameLen {
-			return bad(field, "longer than %d bytes", MaxNameLen)
+	// An array, not a map: this runs for every event ingested.
+	for _, f := range [...]struct{ name, v string }{
+		{"server", e.Server}, {"rpc_id", e.RPCID}, {"method", e.Method}, {"tool", e.Tool},
+		{"prompt", e.Prompt}, {"resource_uri", e.ResourceURI},
+	} {
+		if len(f.v) > MaxNameLen {
+			return bad(f.name, "longer than %d bytes", MaxNameLen)
 		}
 	}
 	if e.LatencyMS != nil && (*e.LatencyMS < 0 || *e.LatencyMS > 7*24*3600*1000) {
@@ -143,8 +147,14 @@ func (s *Session) Validate(now time.Time) error {
 	if s.StartedAt.IsZero() || s.StartedAt.After(now.Add(24*time.Hour)) {
 		return bad("started_at", "must be a time before now")
 	}
+	if s.StartedAt.Year() < 2000 {
+		return bad("started_at", "must be an RFC 3339 time from 2000 on")
+	}
 	if s.EndedAt != nil && s.EndedAt.Before(s.StartedAt) {
 		return bad("ended_at", "before started_at")
+	}
+	if s.EndedAt != nil && s.EndedAt.After(now.Add(24*time.Hour)) {
+		return bad("ended_at", "must be a time before now")
 	}
 	for field, v := range map[string]string{"server": s.Server, "server_name": s.ServerName, "server_version": s.ServerVersion,
 		"client_name": s.ClientName, "client_version": s.ClientVersion, "protocol_version": s.ProtocolVersion, "host": s.Host} {

@@ -84,6 +84,15 @@ func hostileIngestCases() []hostileCase {
 		add(tn+" in session command", "", `,"command":["x",`+v+`]`, false)
 		add(tn+" in session warnings", "", `,"warnings":[`+v+`]`, false)
 	}
+	// Times at the edges of the calendar.
+	for _, ts := range []string{"9999-12-31T23:59:59.9999999Z", "0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2000-01-01T00:00:00+14:00"} {
+		add("session ended_at "+ts, "", `,"ended_at":"`+ts+`"`, false)
+		add("event ts "+ts, `,"ts":"`+ts+`"`, "", false)
+		body, _, _ := hostileBatch("", "")
+		cases = append(cases, hostileCase{name: "session started_at " + ts, body: strings.Replace(body, `"started_at":"`, `"started_at":"`+ts+`","x":"`, 1)})
+	}
+	// Reasons that an array literal must quote.
+	add("reasons with array syntax", `,"risk":{"score":1,"level":"low","reasons":["q\"uote","back\\slash","{a,b}","NULL"," spaced ","\u00e9\ud83d\ude00"]}`, "", false)
 	// Numeric extremes.
 	for _, f := range []string{"size", "tokens", "seq"} {
 		for _, v := range []string{"0", "1099511627776", "1099511627777", "9223372036854775807", "-1", "9223372036854775808", "1e3", "1.5"} {
@@ -290,5 +299,31 @@ func TestHostileQueries(t *testing.T) {
 	}
 	if h := do(t, apitest.Request{Method: "GET", Path: "/health"}); h.Status != 200 {
 		t.Fatalf("health: %d %s", h.Status, h.Body)
+	}
+}
+
+// The admin body gets the same treatment: NUL, deep nesting and bad text
+// in a tenant name are refused with 400 and create nothing.
+func TestHostileAdmin(t *testing.T) {
+	do, db := newAPI(t)
+	tenants := func() int {
+		var n int
+		if err := db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM tenants`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, body := range []string{
+		`{"name":"a\u0000b"}`, `{"name":` + strings.Repeat("[", 100000) + `}`, `{"x":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat("}", 200) + `,"name":"n"}`,
+		`{"name":"` + strings.Repeat("x", 300) + `"}`, `{"name":"  "}`,
+	} {
+		before := tenants()
+		a := do(t, apitest.Request{Method: "POST", Path: "/api/admin/tenants", Token: adminToken, Body: []byte(body)})
+		if a.Status != 400 || a.ErrorCode(t) == "" {
+			t.Errorf("%.60s: %d %s", body, a.Status, a.Body)
+		}
+		if tenants() != before {
+			t.Errorf("%.60s: refused, yet a tenant was created", body)
+		}
 	}
 }

@@ -29,11 +29,11 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	}
 	limit = min(limit, activity.MaxLimit)
 
-	// The explicit tenant_id lets the planner use the (tenant_id, ...)
+	// where holds the bounds an index walks (tenant, session, time,
+	// cursor), filters the conditions tested on each row walked. The
+	// explicit tenant_id lets the planner use the (tenant_id, ...)
 	// indexes; the row-level security policy would reject other tenants'
 	// rows anyway.
-	// where holds the bounds an index walks (tenant, session, time,
-	// cursor); filters the conditions tested on each row walked.
 	// km_event_horizon hides what is older than the tenant's retention
 	// until maintenance drops its partition.
 	where := []string{"tenant_id = $1", "ts >= km_event_horizon($1)"}
@@ -82,7 +82,7 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 		// the last row walked, matched or not, comes out flagged so the
 		// page can end there with a cursor.
 		sql = fmt.Sprintf(`SELECT %[1]s, matched FROM (
-				SELECT *, %[2]s AS matched, row_number() OVER (ORDER BY ts DESC, id DESC) AS walked
+				SELECT *, coalesce(%[2]s, false) AS matched, row_number() OVER (ORDER BY ts DESC, id DESC) AS walked
 				FROM (SELECT * FROM events WHERE %[3]s ORDER BY ts DESC, id DESC LIMIT %[4]d) AS w
 			) AS m
 			WHERE matched OR walked = %[4]d ORDER BY ts DESC, id DESC LIMIT $%[5]d`,
