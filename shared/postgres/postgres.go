@@ -70,9 +70,9 @@ type DB struct {
 	clock func() time.Time
 }
 
-// SetClock replaces the clock by which ingest quota windows are judged;
-// tests move it instead of waiting for a minute or a day to pass. Call it
-// before the DB is used.
+// SetClock replaces the clock by which ingest quota windows and the
+// maintenance job judge time; tests and the benchmark move it instead of
+// waiting for a minute or a day to pass. Not safe while requests run.
 func (db *DB) SetClock(now func() time.Time) { db.clock = now }
 
 // StatementTimeout bounds every statement of a request; a query that
