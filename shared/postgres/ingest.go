@@ -296,25 +296,20 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 		}
 	})
 	if err != nil {
+		if noPartition(err) {
+			return backend.IngestResult{}, db.outsidePartitions(ctx, b.Events, err)
+		}
 		return backend.IngestResult{}, quotaError(err)
 	}
 	return backend.IngestResult{Accepted: inserted, Duplicates: len(b.Events) - inserted}, nil
 }
 
 // quotaError turns km_ingest_gate's refusal into ERATELIMIT with the
-// seconds it named as RetryAfter, and an event whose ts has no partition
-// into EINVALID; other errors pass through.
+// seconds it named as RetryAfter; other errors pass through.
 func quotaError(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
-	}
-	if pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation") {
-		// Partitions reach back to the longest retention of any tenant
-		// and a week ahead (docs/deploy.md, "Data lifecycle"): an event
-		// outside them would be dropped at once, or its day is not made
-		// yet because maintenance has not run.
-		return backend.Errorf(backend.EINVALID, "events[].ts: an event of this batch is older than the server keeps events (every tenant's retention), or too far ahead; it cannot be stored")
 	}
 	if pgErr.Code != quotaExceeded {
 		return err
@@ -324,6 +319,37 @@ func quotaError(err error) error {
 		e.RetryAfter = time.Duration(max(1, secs)) * time.Second
 	}
 	return e
+}
+
+// noPartition reports PostgreSQL refusing a row no partition of events
+// takes.
+func noPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
+}
+
+// outsidePartitions names the first event whose ts no partition of events
+// takes. Partitions reach back to the longest retention of any tenant and
+// a week ahead (docs/deploy.md, "Data lifecycle"): an event before them
+// would be dropped at once; one past them means maintenance has not run.
+// It reads the bounds from the catalog only on this error path.
+func (db *DB) outsidePartitions(ctx context.Context, events []event.Event, cause error) error {
+	var lo, hi *time.Time
+	if err := db.pool.QueryRow(ctx, `SELECT CASE WHEN bool_or(lo IS NULL) THEN NULL ELSE min(lo) END, max(hi) FROM km_partition_bounds('events')`).Scan(&lo, &hi); err != nil {
+		return fmt.Errorf("%w (and reading the partition bounds: %w)", cause, dbError("partition bounds", err))
+	}
+	for i := range events {
+		ts := events[i].TS
+		switch {
+		case lo != nil && ts.Before(*lo):
+			return backend.Errorf(backend.EINVALID, "events[%d].ts: %s is older than the server keeps events (from %s, the longest retention of any tenant); it cannot be stored",
+				i, ts.UTC().Format(time.RFC3339Nano), lo.UTC().Format(time.RFC3339))
+		case hi != nil && !ts.Before(*hi):
+			return backend.Errorf(backend.EUNAVAILABLE, "events[%d].ts: %s is past the days the server has made ready (until %s); its maintenance job has not run, try again later",
+				i, ts.UTC().Format(time.RFC3339Nano), hi.UTC().Format(time.RFC3339))
+		}
+	}
+	return backend.Errorf(backend.EINVALID, "events[].ts: an event of this batch is outside the days the server keeps; it cannot be stored")
 }
 
 // batchColumns holds a batch column by column, as insertArrays takes it

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,8 +137,22 @@ func TestRetentionPerTenant(t *testing.T) {
 	ok := genEvents(t, r, 1, now.Add(-time.Hour), time.Minute, newSessions(t, 1), []string{"fs"})
 	tooOld := genEvents(t, r, 1, now.AddDate(0, 0, -40), time.Minute, newSessions(t, 1), []string{"fs"})
 	_, err = db.Ingest(ctx, long, event.Batch{Events: append(ok, tooOld...)})
-	if backend.ErrorCode(err) != backend.EINVALID {
-		t.Errorf("event 40 days old: %v, want invalid", err)
+	if backend.ErrorCode(err) != backend.EINVALID || !strings.Contains(err.Error(), "events[1].ts") {
+		t.Errorf("event 40 days old: %v, want invalid naming events[1].ts", err)
+	}
+	// Past the newest partition (maintenance stopped a week ago) the event
+	// is not at fault: 503, so the CLI keeps it and retries.
+	newest := partitions(t, db, "events")
+	if _, err := db.Pool().Exec(ctx, `DROP TABLE `+newest[len(newest)-1]+`, `+newest[len(newest)-2]+`, `+newest[len(newest)-3]+`, `+newest[len(newest)-4]+`, `+newest[len(newest)-5]+`, `+newest[len(newest)-6]+`, `+newest[len(newest)-7]); err != nil {
+		t.Fatal(err)
+	}
+	// What is left ends with today; the store itself does not check how
+	// far ahead an event is (the API's validation does).
+	tomorrow := now.Truncate(24 * time.Hour).AddDate(0, 0, 1)
+	ahead := genEvents(t, r, 1, tomorrow.Add(time.Minute), time.Minute, newSessions(t, 1), []string{"fs"})
+	_, err = db.Ingest(ctx, long, event.Batch{Events: append(ok, ahead...)})
+	if backend.ErrorCode(err) != backend.EUNAVAILABLE || !strings.Contains(err.Error(), "events[1].ts") {
+		t.Errorf("event past the newest partition: %v, want unavailable naming events[1].ts", err)
 	}
 	if n := countRows(t, db, long, "events"); n != 0 {
 		t.Errorf("the refused batch stored %d events", n)
