@@ -148,7 +148,7 @@ func TestRetentionPerTenant(t *testing.T) {
 	}
 	// What is left ends with today; the store itself does not check how
 	// far ahead an event is (the API's validation does).
-	tomorrow := now.Truncate(24 * time.Hour).AddDate(0, 0, 1)
+	tomorrow := now.Truncate(24*time.Hour).AddDate(0, 0, 1)
 	ahead := genEvents(t, r, 1, tomorrow.Add(time.Minute), time.Minute, newSessions(t, 1), []string{"fs"})
 	_, err = db.Ingest(ctx, long, event.Batch{Events: append(ok, ahead...)})
 	if backend.ErrorCode(err) != backend.EUNAVAILABLE || !strings.Contains(err.Error(), "events[1].ts") {
