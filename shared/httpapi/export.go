@@ -14,12 +14,19 @@ import (
 // without it is the last page.
 const NextCursorHeader = "Kilometers-Next-Cursor"
 
+// ExportPageBytes bounds an export page as activity.EventBytes counts
+// them. Half an activity page: EventBytes counts payloads as stored, and
+// an NDJSON body travels from Lambda as one JSON string, in which every
+// quote and backslash of a payload is escaped again (up to twice the
+// bytes); 2 MiB so counted stays under Lambda's 6 MB whatever the
+// payloads hold, gzip or not.
+const ExportPageBytes = 2 << 20
+
 // handleExport answers GET /api/export: the events of one activity page as
 // NDJSON, one event a line in the shape of an activity page's events,
-// newest first. A page is an activity page with the largest limit, so it
-// is bounded in bytes by the same rule (activity.MaxPageBytes) and stays
-// under Lambda's answer limit; the next page's cursor travels in a header
-// so that every line of the body is an event.
+// newest first. A page is an activity page with the largest limit and a
+// byte bound of ExportPageBytes; the next page's cursor travels in a
+// header so that every line of the body is an event.
 func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	if v.Get("limit") == "" {
@@ -30,6 +37,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, backend.Errorf(backend.EINVALID, "%s", err.Error()))
 		return
 	}
+	q.MaxBytes = ExportPageBytes
 	page, err := s.store.Activity(r.Context(), tenantOf(r.Context()), q)
 	if err != nil {
 		s.writeError(w, r, err)
