@@ -159,6 +159,31 @@ func TestRetentionPerTenant(t *testing.T) {
 	}
 }
 
+// A retention raised to ten years gets one partition for the days before
+// the oldest, not thousands, and an event of last year is then stored.
+func TestLongRetentionFillsBackInOnePartition(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	tenant := mustTenant(t, db, "archivist")
+	setRetention(t, db, tenant, backend.MaxRetentionDays, backend.MaxRetentionDays)
+	before := len(partitions(t, db, "events"))
+	res, err := db.Maintain(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(partitions(t, db, "events")); got != before+1 {
+		t.Errorf("%d event partitions after raising the retention, want %d (one for the gap): created %v", got, before+1, res.Created)
+	}
+	old := genEvents(t, rand.New(rand.NewPCG(3, 3)), 5, now.AddDate(-1, 0, 0), time.Hour, newSessions(t, 1), []string{"fs"})
+	if res := ingest(t, db, tenant, event.Batch{Events: old}); res.Accepted != 5 {
+		t.Errorf("events of last year: %+v", res)
+	}
+	if again, err := db.Maintain(ctx, alice); err != nil || len(again.Created)+len(again.Dropped) != 0 {
+		t.Errorf("second run: %+v, %v", again, err)
+	}
+}
+
 // Two runs at once (two schedules, or a schedule and an operator) both
 // succeed, and make each partition once.
 func TestMaintainTwiceAtOnce(t *testing.T) {

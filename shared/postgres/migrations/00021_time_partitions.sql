@@ -85,7 +85,7 @@ $$;
 -- +goose StatementEnd
 
 -- km_maintain creates every partition from the last one up to its table's
--- ahead interval past at (and, without an archive, back to the oldest
+-- ahead interval past at (and, without an archive, back to the longest
 -- retention), and drops every partition whose end is older than every
 -- tenant's retention for its table: event_days and rollup_days are the
 -- largest retentions of any tenant (the caller reads them as the admin
@@ -124,19 +124,21 @@ BEGIN
         SELECT max(x.hi), min(x.lo), bool_or(x.lo IS NULL) INTO lo, oldest, has_min
             FROM km_partition_bounds(p.parent) AS x;
         IF lo IS NULL THEN
-            lo := date_trunc(p.step, horizon, 'UTC');
+            -- At most 31 steps back one by one; the back fill below covers
+            -- a longer retention with one partition.
+            lo := greatest(date_trunc(p.step, horizon, 'UTC'), date_trunc(p.step, at, 'UTC') - 31 * step);
             oldest := lo;
         END IF;
         WHILE lo < at + p.ahead LOOP
             action := 'created'; partition := km_create_partition(p.parent, lo, lo + step); RETURN NEXT;
             lo := lo + step;
         END LOOP;
-        -- Back: a retention raised since the oldest partition was made.
-        IF NOT coalesce(has_min, false) THEN
-            WHILE oldest > date_trunc(p.step, horizon, 'UTC') LOOP
-                oldest := oldest - step;
-                action := 'created'; partition := km_create_partition(p.parent, oldest, oldest + step); RETURN NEXT;
-            END LOOP;
+        -- Back: a retention longer than the oldest partition reaches (raised
+        -- since, or past the 31 steps above) gets one partition for the
+        -- whole gap, not one per day for up to ten years; it goes like any
+        -- other once every retention has passed its end.
+        IF NOT coalesce(has_min, false) AND oldest > date_trunc(p.step, horizon, 'UTC') THEN
+            action := 'created'; partition := km_create_partition(p.parent, date_trunc(p.step, horizon, 'UTC'), oldest); RETURN NEXT;
         END IF;
     END LOOP;
 END
