@@ -146,9 +146,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := db.Migrate(ctx); err != nil {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
-	// At start, so the partitions are there whatever the schedule.
+	// At start, so the partitions are there whatever the schedule. The
+	// migrations made them ahead already, so a failed run is only logged:
+	// the timer tries again.
 	if err := m.maintain(ctx); err != nil {
-		return err
+		m.logger.ErrorContext(ctx, "maintenance failed at start; the next run tries again", "err", err)
 	}
 	if m.MaintenanceEvery > 0 {
 		mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
