@@ -334,6 +334,16 @@ func AdminScenario(t *testing.T, do Doer, adminToken string, acme, other Tenant,
 	expect(Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken, Body: []byte(`{"scopes":["admin"]}`)}, 400, "invalid")
 	expect(Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken, Body: []byte(`{"scopes":[]}`)}, 400, "invalid")
 
+	// The maintenance job: admin only, answers what it did (a database
+	// fresh from its migrations has every partition already), audited.
+	expect(Request{Method: "POST", Path: "/api/admin/maintenance", Token: acme.APIKey}, 401, "unauthorized")
+	expect(Request{Method: "GET", Path: "/api/admin/maintenance", Token: adminToken}, 405, "bad_method")
+	var maint backend.MaintenanceResult
+	expect(Request{Method: "POST", Path: "/api/admin/maintenance", Token: adminToken}, 200, "").Decode(t, &maint)
+	if maint.Created == nil || maint.Dropped == nil || maint.DurationMS <= 0 {
+		t.Errorf("maintenance answered %+v", maint)
+	}
+
 	// Tenants: list, one, rename and settings.
 	var page backend.TenantPage
 	expect(Request{Method: "GET", Path: "/api/admin/tenants", Token: adminToken}, 200, "").Decode(t, &page)
