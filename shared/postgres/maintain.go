@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kilometers-ai/kilometers/shared/backend"
 )
@@ -65,6 +67,11 @@ func (db *DB) Maintain(ctx context.Context, a backend.Actor) (backend.Maintenanc
 		return dbError("maintenance: commit", tx.Commit(ctx))
 	})
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available: km_maintain's lock_timeout
+			return backend.MaintenanceResult{}, fmt.Errorf("%w: %w", backend.Errorf(backend.EUNAVAILABLE,
+				"the maintenance job waited too long for a table lock (long queries running); it changed nothing, try again"), err)
+		}
 		return backend.MaintenanceResult{}, err
 	}
 	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000

@@ -184,6 +184,36 @@ func TestLongRetentionFillsBackInOnePartition(t *testing.T) {
 	}
 }
 
+// A run that cannot get a table lock in time (a long query holds it) gives
+// up with EUNAVAILABLE, changing nothing; the next run does the work.
+func TestMaintainGivesUpOnALockedTable(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	db.SetClock(func() time.Time { return time.Now().AddDate(0, 0, 2) })
+	before := partitions(t, db, "events")
+	tx, err := db.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `LOCK TABLE events IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Maintain(ctx, alice)
+	if backend.ErrorCode(err) != backend.EUNAVAILABLE || !strings.Contains(err.Error(), "table lock") {
+		t.Fatalf("run behind a lock: %v, want unavailable", err)
+	}
+	if got := partitions(t, db, "events"); !slices.Equal(got, before) {
+		t.Errorf("the run that gave up changed the partitions: %v", got)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := db.Maintain(ctx, alice); err != nil || len(partitions(t, db, "events")) != len(before)+2 {
+		t.Errorf("next run: %+v, %v; want the two days ahead", res, err)
+	}
+}
+
 // Two runs at once (two schedules, or a schedule and an operator) both
 // succeed, and make each partition once.
 func TestMaintainTwiceAtOnce(t *testing.T) {
