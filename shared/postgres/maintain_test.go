@@ -209,7 +209,14 @@ func TestMaintainGivesUpOnALockedTable(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := db.Maintain(ctx, alice); err != nil || len(partitions(t, db, "events")) != len(before)+2 {
+	res, err := db.Maintain(ctx, alice)
+	days := 0
+	for _, p := range res.Created {
+		if strings.HasPrefix(p, "events_p") {
+			days++
+		}
+	}
+	if err != nil || days != 2 {
 		t.Errorf("next run: %+v, %v; want the two days ahead", res, err)
 	}
 }
