@@ -92,9 +92,11 @@ $$;
 -- role, since the owner running this is under the tenants table's
 -- row-level security), NULL for the defaults. It returns one row per
 -- partition created or dropped. Two runs at once queue on an advisory lock, and the
--- second finds nothing left to do. lock_timeout keeps a run from queueing
--- a table's readers behind it for long; a run that times out changes
--- nothing and the next run does the work.
+-- second finds nothing left to do. Making or dropping a partition takes
+-- an exclusive lock on its parent, and while a run waits for one (behind a
+-- long query) every request on that table queues behind the run: a 1 s
+-- lock_timeout bounds that stall; a run that times out changes nothing
+-- and the next run does the work.
 -- +goose StatementBegin
 CREATE FUNCTION km_maintain(at timestamptz, event_days integer, rollup_days integer) RETURNS TABLE (action text, partition text)
 LANGUAGE plpgsql AS $$
@@ -109,7 +111,7 @@ DECLARE
     has_min boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('kilometers maintenance'));
-    PERFORM set_config('lock_timeout', '5s', true);
+    PERFORM set_config('lock_timeout', '1s', true);
     FOR p IN SELECT * FROM km_partitioning ORDER BY parent LOOP
         step := CASE p.step WHEN 'day' THEN interval '1 day' ELSE interval '1 month' END;
         days := coalesce(CASE p.retention WHEN 'event_retention_days' THEN event_days ELSE rollup_days END, p.default_days);
