@@ -179,13 +179,14 @@ ins AS (
 SELECT count(*) FROM ins`
 
 // countQuota adds the events a batch inserted (duplicates are not in ins)
-// to the tenant's ingest windows (migration 00020), at the time $29 that
-// km_ingest_gate judged the batch by. A window only moves forward: a
-// process whose clock lags a little counts into the current window rather
-// than resetting it.
+// to the tenant's ingest windows (migration 00020), at the time that
+// km_ingest_gate judged the batch by: the parameter after the batch's
+// columns (quotaAtParam), so that a column added to the batch moves it. A
+// window only moves forward: a process whose clock lags a little counts
+// into the current window rather than resetting it.
 const countQuota = `, qw AS (
     INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
-    SELECT $1, date_trunc('minute', $29::timestamptz, 'UTC'), n, date_trunc('day', $29::timestamptz, 'UTC'), n
+    SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), n, date_trunc('day', $%[1]d::timestamptz, 'UTC'), n
     FROM (SELECT count(*) AS n FROM ins) AS c WHERE n > 0
     ON CONFLICT (tenant_id) DO UPDATE SET
         minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
@@ -203,8 +204,12 @@ const countQuota = `, qw AS (
 // the ingest quotas.
 var (
 	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", "")
-	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", countQuota)
+	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", fmt.Sprintf(countQuota, quotaAtParam))
 )
+
+// quotaAtParam is the number of the parameter after batchColumns.args,
+// which carries the time the quota is judged at.
+var quotaAtParam = len((&batchColumns{}).args("")) + 1
 
 // ingestGate refuses the batch, before anything is written, when the
 // tenant's ingest quota is used up (km_ingest_gate, migration 00020).
