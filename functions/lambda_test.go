@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ import (
 )
 
 // lambdaFunctions are the packages deployed to Lambda (template.yaml).
-var lambdaFunctions = []string{"ingest", "activity", "stats", "admin", "migrate", "ui"}
+var lambdaFunctions = []string{"ingest", "activity", "stats", "admin", "migrate", "ui", "maintenance"}
 
 const adminToken = "lambda-admin-token"
 
@@ -106,7 +107,7 @@ func (g gateway) route(method, path string) *runtimetest.Runtime {
 		return g["activity"] // GET /api/events/{id}
 	case path == "/health", strings.HasPrefix(path, "/api/events"):
 		return g["ingest"]
-	case strings.HasPrefix(path, "/api/activity"), strings.HasPrefix(path, "/api/sessions"):
+	case strings.HasPrefix(path, "/api/activity"), strings.HasPrefix(path, "/api/sessions"), strings.HasPrefix(path, "/api/export"):
 		return g["activity"]
 	case strings.HasPrefix(path, "/api/stats"):
 		return g["stats"]
@@ -191,6 +192,7 @@ func TestFunctions_Postgres(t *testing.T) {
 	t.Run("recovers", func(t *testing.T) { testRecovers(t, bins, moto) })
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, bins) })
 	t.Run("ui", func(t *testing.T) { testUI(t, bins) })
+	t.Run("maintenance", func(t *testing.T) { testMaintenance(t, bins) })
 }
 
 // testUI runs the ui bootstrap with no configuration at all (it reads no
@@ -215,6 +217,49 @@ func testUI(t *testing.T, bins map[string]string) {
 	}
 	if _, a := invoke(t, rt, apitest.Request{Method: "GET", Path: "/nope.js"}); a.Status != 404 {
 		t.Errorf("GET /nope.js: %d, want 404", a.Status)
+	}
+}
+
+// testMaintenance invokes the built maintenance function with an
+// EventBridge scheduled event, as its schedule does: it answers what it did
+// and writes the audit trail; on a database that does not exist the
+// invocation fails, which the function's alarm counts.
+func testMaintenance(t *testing.T, bins map[string]string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	scheduled := map[string]any{"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+		"time": time.Now().UTC().Format(time.RFC3339), "detail": map[string]any{}}
+
+	db, dsn := pgtest.MustOpenDBDSN(t)
+	// A day past the partitions made ahead: the run must make it.
+	if _, err := db.Pool().Exec(ctx, `DROP TABLE events_p`+time.Now().UTC().AddDate(0, 0, 7).Format("20060102")); err != nil {
+		t.Fatal(err)
+	}
+	rt := runtimetest.New(t)
+	rt.Start(t, bins["maintenance"], "DATABASE_URL="+dsn)
+	var res backend.MaintenanceResult
+	if err := rt.InvokeJSON(ctx, scheduled, &res); err != nil {
+		t.Fatalf("scheduled run: %v", err)
+	}
+	if want := "events_p" + time.Now().UTC().AddDate(0, 0, 7).Format("20060102"); !slices.Contains(res.Created, want) {
+		t.Errorf("scheduled run created %v, want %s among them", res.Created, want)
+	}
+	var admin string
+	if err := db.Pool().QueryRow(ctx, `SELECT admin FROM admin_audit WHERE action = 'maintenance.run' ORDER BY id DESC LIMIT 1`).Scan(&admin); err != nil || admin != "schedule" {
+		t.Errorf("audit of the scheduled run: %q, %v", admin, err)
+	}
+
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/km_test_does_not_exist"
+	bad := runtimetest.New(t)
+	bad.Start(t, bins["maintenance"], "DATABASE_URL="+u.String())
+	err = bad.InvokeJSON(ctx, scheduled, &res)
+	var fe *runtimetest.FunctionError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "maintenance") {
+		t.Errorf("run on a missing database: %v, want a function error", err)
 	}
 }
 

@@ -1,5 +1,6 @@
 // Command activity is the Lambda function that serves the reads of recorded
-// traffic (GET /api/activity, GET /api/sessions and GET /api/events/{id})
+// traffic (GET /api/activity, GET /api/sessions, GET /api/events/{id} and
+// GET /api/export)
 // behind an API Gateway HTTP API (payload 2.0). Configuration, the store
 // and the handler are wired by lambdafn.API (see docs/api.md). Build it as
 // bootstrap for provided.al2023:
@@ -17,5 +18,5 @@ import (
 )
 
 func main() {
-	lambda.Start(lambdafn.API(os.Getenv, httpapi.Activity))
+	lambda.Start(lambdafn.API(os.Getenv, httpapi.Activity|httpapi.Export))
 }

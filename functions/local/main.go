@@ -7,6 +7,9 @@
 //
 // Once it listens it prints "listening on http://ADDR" to stderr (with
 // -addr 127.0.0.1:0 the system picks the port; read it from that line).
+// It runs the maintenance job (time partitions, retention) at start and
+// then every -maintenance-every (1h; 0 for never), as the scheduled
+// function does on AWS.
 // SIGINT or SIGTERM shut it down gracefully.
 package main
 
@@ -24,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
@@ -68,6 +72,9 @@ type Main struct {
 	Addr        string
 	DatabaseURL string
 	AdminToken  string
+	// MaintenanceEvery is how often the maintenance job runs after the
+	// run at start; 0 runs it only at start.
+	MaintenanceEvery time.Duration
 
 	getenv func(string) string
 	stderr io.Writer
@@ -78,16 +85,27 @@ type Main struct {
 	listener net.Listener
 	done     chan struct{}
 	serveErr error // set before done is closed
+
+	stopMaintenance context.CancelFunc
+	maintenanceDone chan struct{}
 }
+
+// DefaultMaintenanceEvery is how often functions/local runs the
+// maintenance job, as the AWS schedule does.
+const DefaultMaintenanceEvery = time.Hour
+
+// maintenanceActor is who the audit trail names for the timer's runs.
+var maintenanceActor = backend.Actor{Admin: "local-timer", Address: "local"}
 
 // NewMain returns a Main that reads its environment with getenv and writes
 // its logs to stderr.
 func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 	return &Main{
-		Addr:   DefaultAddr,
-		getenv: getenv,
-		stderr: stderr,
-		logger: slog.New(slog.NewJSONHandler(stderr, nil)),
+		Addr:             DefaultAddr,
+		MaintenanceEvery: DefaultMaintenanceEvery,
+		getenv:           getenv,
+		stderr:           stderr,
+		logger:           slog.New(slog.NewJSONHandler(stderr, nil)),
 	}
 }
 
@@ -96,6 +114,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("local", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.Addr, "addr", m.Addr, "address to listen on (host:port; port 0 picks a free one)")
+	fs.DurationVar(&m.MaintenanceEvery, "maintenance-every", m.MaintenanceEvery, "how often to run the maintenance job after the run at start (0: only at start)")
 	fs.Usage = func() {
 		fmt.Fprintf(m.stderr, "usage: local [-addr %s]\n\nServes the Kilometers API against $%s; $%s enables the admin routes.\n\n",
 			DefaultAddr, dbconfig.EnvDatabaseURL, dbconfig.EnvAdminToken)
@@ -103,6 +122,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if m.MaintenanceEvery < 0 {
+		return fmt.Errorf("-maintenance-every: must not be negative")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -125,6 +147,24 @@ func (m *Main) Run(ctx context.Context) error {
 	m.db = db
 	if err := db.Migrate(ctx); err != nil {
 		return fmt.Errorf("apply migrations: %w", err)
+	}
+	// At start, so the partitions are there whatever the schedule. The
+	// migrations made them ahead already, so a failed run is only logged:
+	// the timer tries again.
+	if err := m.maintain(ctx); err != nil {
+		m.logger.ErrorContext(ctx, "maintenance failed at start; the next run tries again", "err", err)
+	}
+	if m.MaintenanceEvery > 0 {
+		mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.stopMaintenance, m.maintenanceDone = cancel, make(chan struct{})
+		go func() {
+			defer close(m.maintenanceDone)
+			Every(mctx, m.MaintenanceEvery, func(ctx context.Context) {
+				if err := m.maintain(ctx); err != nil {
+					m.logger.ErrorContext(ctx, "maintenance failed; the next run tries again", "err", err)
+				}
+			})
+		}()
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", m.Addr)
@@ -157,6 +197,32 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+func (m *Main) maintain(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, postgres.MaintenanceTimeout)
+	defer cancel()
+	res, err := m.db.Maintain(ctx, maintenanceActor)
+	if err != nil {
+		return fmt.Errorf("maintenance: %w", err)
+	}
+	m.logger.InfoContext(ctx, "maintenance", "created", len(res.Created), "dropped", res.Dropped, "duration_ms", res.DurationMS)
+	return nil
+}
+
+// Every calls run every interval until ctx ends; a run that takes longer
+// than the interval delays the next rather than overlapping it.
+func Every(ctx context.Context, interval time.Duration, run func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			run(ctx)
+		}
+	}
+}
+
 // URL is the base URL the server answers on (after Run).
 func (m *Main) URL() string {
 	if m.listener == nil {
@@ -172,6 +238,11 @@ func (m *Main) Done() <-chan struct{} { return m.done }
 // and closes the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stopMaintenance != nil {
+		m.stopMaintenance()
+		<-m.maintenanceDone
+		m.stopMaintenance = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

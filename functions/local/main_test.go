@@ -2,17 +2,20 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,6 +41,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "addr flag", args: []string{"-addr", "127.0.0.1:0"}, getenv: dbOnly, addr: "127.0.0.1:0"},
 		{name: "admin token", getenv: env(map[string]string{"DATABASE_URL": "postgres://x", "KILOMETERS_ADMIN_TOKEN": "tok"}), addr: DefaultAddr, token: "tok"},
 		{name: "no database", getenv: env(nil), wantErr: "DATABASE_URL is not set"},
+		{name: "negative maintenance interval", args: []string{"-maintenance-every", "-1m"}, getenv: dbOnly, wantErr: "must not be negative"},
 		{name: "stray argument", args: []string{"serve"}, getenv: dbOnly, wantErr: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"-port", "1"}, getenv: dbOnly, wantErr: "flag provided but not defined"},
 	} {
@@ -54,6 +58,13 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("addr %q token %q err %v, want addr %q token %q", m.Addr, m.AdminToken, err, tc.addr, tc.token)
 			}
 		})
+	}
+	m := NewMain(dbOnly, io.Discard)
+	if err := m.ParseFlags([]string{"-maintenance-every", "15m"}); err != nil || m.MaintenanceEvery != 15*time.Minute {
+		t.Errorf("-maintenance-every 15m: %v, %v", m.MaintenanceEvery, err)
+	}
+	if m := NewMain(dbOnly, io.Discard); m.ParseFlags(nil) != nil || m.MaintenanceEvery != time.Hour {
+		t.Errorf("default maintenance interval %v, want 1h", m.MaintenanceEvery)
 	}
 	if DefaultAddr != "127.0.0.1:8080" {
 		t.Errorf("DefaultAddr = %q; it must stay loopback on 8080", DefaultAddr)
@@ -157,6 +168,12 @@ func TestLocal_Postgres(t *testing.T) {
 	}
 
 	apitest.Scenario(t, apitest.HTTP(p.url), token)
+
+	// The maintenance job ran at start, before the server listened.
+	if a := apitest.HTTP(p.url)(t, apitest.Request{Method: "GET", Path: "/api/admin/audit?limit=1000", Token: token}); a.Status != 200 ||
+		!strings.Contains(string(a.Body), `"admin":"local-timer"`) || !strings.Contains(string(a.Body), `"action":"maintenance.run"`) {
+		t.Errorf("audit shows no maintenance run at start: %d %.300s", a.Status, a.Body)
+	}
 
 	do := apitest.HTTP(p.url)
 	health := func(status int, want string) {
@@ -266,4 +283,25 @@ func TestLocalStops_Postgres(t *testing.T) {
 	if p.err != nil {
 		t.Errorf("exit after SIGINT: %v, want 0\n%s", p.err, p.output())
 	}
+}
+
+// Every runs on the interval, not before, and stops with its context.
+func TestEvery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var runs []time.Duration
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Every(ctx, time.Hour, func(context.Context) { runs = append(runs, time.Since(start)) })
+		}()
+		time.Sleep(3*time.Hour + time.Minute)
+		synctest.Wait()
+		cancel()
+		<-done
+		if want := []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}; !slices.Equal(runs, want) {
+			t.Errorf("runs at %v, want %v", runs, want)
+		}
+	})
 }

@@ -39,6 +39,7 @@ EXPECTED_ROUTES = {
     "GET /api/activity",
     "GET /api/sessions",
     "GET /api/events/{id}",
+    "GET /api/export",
     "GET /api/stats",
     "GET /api/admin/tenants",
     "POST /api/admin/tenants",
@@ -54,6 +55,7 @@ EXPECTED_ROUTES = {
     "GET /app.js",
     "GET /app.css",
     "GET /favicon.svg",
+    "POST /api/admin/maintenance",
 }
 API_FUNCTIONS = {"IngestFunction", "ActivityFunction", "StatsFunction", "AdminFunction", "UiFunction"}
 
@@ -157,6 +159,15 @@ def check(cfn):
             fail(f"{fn} logs to a log group without retention")
     if "Migrations" not in res or res["Migrations"]["Type"] != "Custom::Migrations":
         fail("no Migrations custom resource")
+    # The maintenance job: a schedule whose target is the live alias.
+    rules = [n for n in by_type.get("AWS::Events::Rule", []) if n.startswith("MaintenanceFunction")]
+    if len(rules) != 1:
+        fail(f"want one schedule of MaintenanceFunction, got {rules}")
+    rule = res[rules[0]]["Properties"]
+    targets = rule.get("Targets", [])
+    if not rule.get("ScheduleExpression", "").startswith("rate(") or len(targets) != 1 or \
+            "Aliaslive" not in json.dumps(targets[0].get("Arn")):
+        fail(f"{rules[0]}: schedule {rule.get('ScheduleExpression')}, targets {targets}; want a rate calling the live alias")
     print(f"sam_translate: {len(res)} resources, {len(routes)} routes, "
           f"{len(groups)} gradual deployments: ok")
 
@@ -235,6 +246,13 @@ def moto_create(cfn):
     for n in dropped:
         del t["Resources"][n]
     t = resolve_cidr(placeholders(t, set(dropped)), t.get("Parameters", {}))
+    # A schedule targets a function's alias, which is dropped: moto wants an
+    # ARN there, not the placeholder name.
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::Events::Rule":
+            for target in r["Properties"].get("Targets", []):
+                if isinstance(target.get("Arn"), str) and not target["Arn"].startswith("arn:"):
+                    target["Arn"] = f"arn:aws:lambda:us-east-1:123456789012:function:{target['Arn']}"
     for r in t["Resources"].values():
         deps = r.get("DependsOn")
         if isinstance(deps, str):

@@ -22,6 +22,7 @@ var routes = map[string]string{
 	"GET /api/activity":                 "ActivityFunction",
 	"GET /api/sessions":                 "ActivityFunction",
 	"GET /api/events/{id}":              "ActivityFunction",
+	"GET /api/export":                   "ActivityFunction",
 	"GET /api/stats":                    "StatsFunction",
 	"GET /api/admin/tenants":            "AdminFunction",
 	"POST /api/admin/tenants":           "AdminFunction",
@@ -33,10 +34,11 @@ var routes = map[string]string{
 	"DELETE /api/admin/keys/{id}":       "AdminFunction",
 	"GET /api/admin/audit":              "AdminFunction",
 	// The dashboard's page, on the API's origin (TestUiServesEveryFile).
-	"GET /":            "UiFunction",
-	"GET /app.js":      "UiFunction",
-	"GET /app.css":     "UiFunction",
-	"GET /favicon.svg": "UiFunction",
+	"GET /":                       "UiFunction",
+	"GET /app.js":                 "UiFunction",
+	"GET /app.css":                "UiFunction",
+	"GET /favicon.svg":            "UiFunction",
+	"POST /api/admin/maintenance": "AdminFunction",
 }
 
 // deployed lists the functions/<name> folders the template must deploy;
@@ -49,6 +51,8 @@ var deployed = map[string]string{
 	"AdminFunction":    "admin",
 	"MigrateFunction":  "migrate",
 	"UiFunction":       "ui",
+	// MaintenanceFunction serves no route: a schedule runs it.
+	"MaintenanceFunction": "maintenance",
 }
 
 // The configuration the functions read (docs/deploy.md); the template sets
@@ -503,5 +507,72 @@ func TestUiServesEveryFile(t *testing.T) {
 	sort.Strings(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("UiFunction routes %v, want one per embedded file %v", got, want)
+	}
+}
+
+// TestMaintenanceIsScheduled checks that the maintenance job runs on an
+// EventBridge schedule often enough to make partitions ahead (they reach a
+// week ahead, so daily would do; hourly leaves room for failed runs), with
+// retries, that its failures and throttles raise the alarms the API's do,
+// and that it has time for a run (postgres.MaintenanceTimeout is 2 min).
+func TestMaintenanceIsScheduled(t *testing.T) {
+	tmpl, _ := load(t)
+	fn, ok := tmpl.Functions()["MaintenanceFunction"]
+	if !ok {
+		t.Fatal("no MaintenanceFunction")
+	}
+	events, _ := fn.Properties["Events"].(map[string]any)
+	var schedules []string
+	for name, ev := range events {
+		ev, _ := ev.(map[string]any)
+		if ev["Type"] == "HttpApi" {
+			t.Errorf("MaintenanceFunction.%s: the job serves no route (POST /api/admin/maintenance is the admin function's)", name)
+		}
+		if ev["Type"] != "Schedule" && ev["Type"] != "ScheduleV2" {
+			continue
+		}
+		p, _ := ev["Properties"].(map[string]any)
+		expr, _ := p["Schedule"].(string)
+		if expr == "" {
+			expr, _ = p["ScheduleExpression"].(string)
+		}
+		schedules = append(schedules, expr)
+		if !regexp.MustCompile(`^rate\(([1-9]|[1-5][0-9]) (minute|minutes|hour|hours)\)$`).MatchString(expr) && expr != "rate(1 day)" {
+			t.Errorf("MaintenanceFunction.%s runs %q; want a rate of at most a day", name, expr)
+		}
+		if rp, _ := p["RetryPolicy"].(map[string]any); rp == nil {
+			t.Errorf("MaintenanceFunction.%s has no RetryPolicy", name)
+		}
+	}
+	if len(schedules) != 1 {
+		t.Errorf("MaintenanceFunction has schedules %v, want one", schedules)
+	}
+	if to, _ := tmpl.FunctionProperty(fn, "Timeout").(int); to < 130 || to > 900 {
+		t.Errorf("MaintenanceFunction Timeout %v, want 130 to 900 s", tmpl.FunctionProperty(fn, "Timeout"))
+	}
+	for _, alarm := range []string{"FunctionErrorsAlarm", "FunctionThrottlesAlarm"} {
+		metrics, _ := tmpl.Resources[alarm].Properties["Metrics"].([]any)
+		counted := false
+		for _, m := range metrics {
+			m, _ := m.(map[string]any)
+			ms, _ := m["MetricStat"].(map[string]any)
+			metric, _ := ms["Metric"].(map[string]any)
+			dims, _ := metric["Dimensions"].([]any)
+			for _, d := range dims {
+				d, _ := d.(map[string]any)
+				if ref, _ := Ref(d["Value"]); ref == "MaintenanceFunction" {
+					id, _ := m["Id"].(string)
+					for _, e := range metrics {
+						e, _ := e.(map[string]any)
+						if expr, _ := e["Expression"].(string); e["ReturnData"] == true && strings.Contains(expr, id) {
+							counted = true
+						}
+					}
+				}
+			}
+		}
+		if !counted {
+			t.Errorf("%s does not count MaintenanceFunction", alarm)
+		}
 	}
 }

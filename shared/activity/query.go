@@ -67,6 +67,19 @@ type Query struct {
 	Limit   int
 	// Cursor continues after the last event of a previous page.
 	Cursor *Cursor
+	// MaxBytes bounds the page in bytes as EventBytes counts them, below
+	// MaxPageBytes; 0 means MaxPageBytes. It is the server's choice, not a
+	// URL parameter.
+	MaxBytes int
+}
+
+// PageBytes is the byte bound of q's page: MaxBytes when set (and below
+// MaxPageBytes), else MaxPageBytes.
+func (q *Query) PageBytes() int {
+	if q.MaxBytes > 0 && q.MaxBytes < MaxPageBytes {
+		return q.MaxBytes
+	}
+	return MaxPageBytes
 }
 
 // Page is the activity answer.

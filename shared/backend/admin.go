@@ -180,6 +180,7 @@ const (
 	ActionKeyCreate    = "key.create"
 	ActionKeyRevoke    = "key.revoke"
 	ActionAuditList    = "audit.list"
+	ActionMaintenance  = "maintenance.run"
 )
 
 // AuditEntry is one admin action.
@@ -248,4 +249,17 @@ type Admin interface {
 	RevokeKey(ctx context.Context, a Actor, keyID string) (APIKey, error)
 	// Audit pages through the audit trail, newest first.
 	Audit(ctx context.Context, a Actor, q AuditQuery) (AuditPage, error)
+	// Maintain runs the maintenance job now (docs/deploy.md, "Data
+	// lifecycle"): time partitions made ahead, those past every tenant's
+	// retention dropped. Safe to run twice at once.
+	Maintain(ctx context.Context, a Actor) (MaintenanceResult, error)
+}
+
+// MaintenanceResult is what one maintenance run did.
+type MaintenanceResult struct {
+	// Created and Dropped name the partitions made and dropped.
+	Created []string `json:"created"`
+	Dropped []string `json:"dropped"`
+	// DurationMS is how long the run took.
+	DurationMS float64 `json:"duration_ms"`
 }

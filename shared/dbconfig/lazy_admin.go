@@ -97,3 +97,11 @@ func (l *LazyStore) Audit(ctx context.Context, a backend.Actor, q backend.AuditQ
 	}
 	return s.Audit(ctx, a, q)
 }
+
+func (l *LazyStore) Maintain(ctx context.Context, a backend.Actor) (backend.MaintenanceResult, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return backend.MaintenanceResult{}, err
+	}
+	return s.Maintain(ctx, a)
+}

@@ -263,3 +263,14 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, page)
 }
+
+// handleMaintenance runs the maintenance job now (POST
+// /api/admin/maintenance); the scheduled runs call the store directly.
+func (s *Server) handleMaintenance(w http.ResponseWriter, r *http.Request) {
+	res, err := s.store.Maintain(r.Context(), actorOf(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}

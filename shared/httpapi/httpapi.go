@@ -33,11 +33,14 @@ const (
 	Activity
 	// Stats is GET /api/stats.
 	Stats
-	// Admin is every route under /api/admin/ (tenants, keys, audit).
+	// Admin is every route under /api/admin/ (tenants, keys, audit,
+	// maintenance).
 	Admin
+	// Export is GET /api/export.
+	Export
 
 	// All is every route, as functions/local serves them.
-	All = Health | Ingest | Activity | Stats | Admin
+	All = Health | Ingest | Activity | Stats | Admin | Export
 )
 
 // TokenFunc returns the admin token. An empty token with a nil error means
@@ -117,6 +120,9 @@ func New(cfg Config) *Server {
 		s.mux.Handle("/api/sessions", methods{http.MethodGet: s.authed(s.handleSessions)})
 		s.mux.Handle("/api/events/{id}", methods{http.MethodGet: s.authed(s.handleCall)})
 	}
+	if routes&Export != 0 {
+		s.mux.Handle("/api/export", methods{http.MethodGet: s.authed(s.handleExport)})
+	}
 	if routes&Stats != 0 {
 		s.mux.Handle("/api/stats", methods{http.MethodGet: s.authed(s.handleStats)})
 	}
@@ -136,6 +142,7 @@ func New(cfg Config) *Server {
 		})
 		s.mux.Handle("/api/admin/keys/{id}", methods{http.MethodDelete: s.admin(s.handleRevokeKey)})
 		s.mux.Handle("/api/admin/audit", methods{http.MethodGet: s.admin(s.handleAudit)})
+		s.mux.Handle("/api/admin/maintenance", methods{http.MethodPost: s.admin(s.handleMaintenance)})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))

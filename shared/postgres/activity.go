@@ -18,7 +18,7 @@ const eventColumns = `id::text, session_id::text, seq, ts, direction, kind, serv
 
 // Activity pages through a tenant's events newest first. It reads one
 // event more than the page holds to know whether a next page exists, and
-// ends a page early at activity.MaxPageBytes.
+// ends a page early at its byte bound (activity.Query.PageBytes).
 func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (activity.Page, error) {
 	if err := tenantUUID(tenantID); err != nil {
 		return activity.Page{}, err
@@ -34,7 +34,9 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	// explicit tenant_id lets the planner use the (tenant_id, ...)
 	// indexes; the row-level security policy would reject other tenants'
 	// rows anyway.
-	where := []string{"tenant_id = $1"}
+	// km_event_horizon hides what is older than the tenant's retention
+	// until maintenance drops its partition.
+	where := []string{"tenant_id = $1", "ts >= km_event_horizon($1)"}
 	var filters []string
 	args := []any{tenantID}
 	param := func(cond string, v any) string {
@@ -95,7 +97,7 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 	var page activity.Page
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
 		var err error
-		page, err = fetchPage(ctx, tx, sql, args, limit)
+		page, err = fetchPage(ctx, tx, sql, args, limit, q.PageBytes())
 		return err
 	})
 	if err != nil {
@@ -112,10 +114,10 @@ func (db *DB) Activity(ctx context.Context, tenantID string, q activity.Query) (
 const fetchFirst = activity.DefaultLimit + 1
 
 // fetchPage reads the page from a cursor over query, in fetches sized to
-// what the byte budget (activity.MaxPageBytes) has left, so that a page of
+// what the byte budget (maxBytes) has left, so that a page of
 // large payloads ends early without the database sending, or this process
 // holding, the rows past the budget.
-func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit int) (activity.Page, error) {
+func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit, maxBytes int) (activity.Page, error) {
 	if _, err := tx.Exec(ctx, "DECLARE km_page NO SCROLL CURSOR FOR "+query, args...); err != nil {
 		return activity.Page{}, dbError("activity", err)
 	}
@@ -131,7 +133,7 @@ func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit i
 		if len(page.Events) > 0 {
 			// As many rows as the budget left holds at the mean size so
 			// far, at least one.
-			n = max(1, (activity.MaxPageBytes-used)/(used/len(page.Events)+1))
+			n = max(1, (maxBytes-used)/(used/len(page.Events)+1))
 		}
 		n = min(n, limit+1-len(page.Events))
 		rows, err := tx.Query(ctx, fmt.Sprintf("FETCH %d FROM km_page", n))
@@ -155,7 +157,7 @@ func fetchPage(ctx context.Context, tx pgx.Tx, query string, args []any, limit i
 				done = true
 			case len(page.Events) == limit:
 				more() // the one row past the limit: there is a next page
-			case len(page.Events) > 0 && used+size > activity.MaxPageBytes:
+			case len(page.Events) > 0 && used+size > maxBytes:
 				more()
 			default:
 				page.Events = append(page.Events, e)

@@ -212,6 +212,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"kilometers_admin key_read_windows INSERT,SELECT,UPDATE",
 		"kilometers_admin tenants DELETE,INSERT,SELECT,UPDATE",
 		"kilometers_app events DELETE,INSERT,SELECT",
+		"kilometers_app ingest_windows DELETE,INSERT,SELECT,UPDATE",
 		"kilometers_app rollup_hour DELETE,INSERT,SELECT,UPDATE",
 		"kilometers_app rollup_minute DELETE,INSERT,SELECT,UPDATE",
 		"kilometers_app series_minute DELETE,INSERT,SELECT,UPDATE",
@@ -222,12 +223,28 @@ func TestLeastPrivilege(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("grants:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// The ingest gate and the retention horizons read the tenant's own
+	// limits and retentions, nothing else.
+	rows, err = db.Pool().Query(ctx, `
+		SELECT table_name || ' ' || string_agg(column_name || ':' || privilege_type, ',' ORDER BY column_name)
+		FROM information_schema.column_privileges
+		WHERE grantee = 'kilometers_app' AND table_name = 'tenants' GROUP BY table_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "tenants event_retention_days:SELECT,id:SELECT,ingest_events_per_day:SELECT,ingest_events_per_minute:SELECT,rollup_retention_days:SELECT"; strings.Join(cols, "\n") != want {
+		t.Errorf("app role's columns of tenants: %q, want %q", cols, want)
+	}
 	var public bool
 	if err := db.Pool().QueryRow(ctx, `SELECT has_function_privilege('public', 'km_hist_merge(bigint[], bigint[])', 'EXECUTE')`).Scan(&public); err != nil || public {
 		t.Errorf("PUBLIC may execute km_hist_merge: %v, %v", public, err)
 	}
 	tenant := mustTenant(t, db, "grants")
-	for _, stmt := range []string{`UPDATE events SET seq = 0`, `SELECT count(*) FROM tenants`, `TRUNCATE sessions`, `UPDATE session_minute SET server = ''`} {
+	for _, stmt := range []string{`UPDATE events SET seq = 0`, `SELECT name FROM tenants`, `SELECT count(*) FROM admin_audit`, `TRUNCATE sessions`, `UPDATE session_minute SET server = ''`} {
 		err := db.SendTxAsApp(ctx, tenant, func(b *pgx.Batch) { b.Queue(stmt) })
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
@@ -111,7 +114,7 @@ ins AS (
         risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
         error_message, prompt, resource_uri, retry
     FROM %[1]s
-    ON CONFLICT (tenant_id, id) DO NOTHING
+    ON CONFLICT (tenant_id, id, ts) DO NOTHING
     RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket, latency_ms
 ), g AS (
@@ -202,16 +205,48 @@ ins AS (
     SELECT DISTINCT $1::uuid, date_trunc('hour', ts, 'UTC'), server, session_id FROM ins
     ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING
-)
+)%[3]s
 SELECT count(*) FROM ins`
+
+// countQuota adds the events a batch inserted (duplicates are not in ins)
+// to the tenant's ingest windows (migration 00020), at the time that
+// km_ingest_gate judged the batch by: the parameter after the batch's
+// columns (quotaAtParam), so that a column added to the batch moves it. A
+// window only moves forward: a process whose clock lags a little counts
+// into the current window rather than resetting it.
+const countQuota = `, qw AS (
+    INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
+    SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), n, date_trunc('day', $%[1]d::timestamptz, 'UTC'), n
+    FROM (SELECT count(*) AS n FROM ins) AS c WHERE n > 0
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
+                             ELSE w.minute_events + excluded.minute_events END,
+        minute_start = greatest(w.minute_start, excluded.minute_start),
+        day_events = CASE WHEN excluded.day_start > w.day_start THEN excluded.day_events
+                          ELSE w.day_events + excluded.day_events END,
+        day_start = greatest(w.day_start, excluded.day_start)
+)`
 
 // insertStaged reads km_staging (IngestGenerated); insertArrays reads the
 // parameters of Ingest. Both share every word of the insert and the rollup
 // upkeep, so generated and shipped events are counted alike.
+// Generated events (the benchmark's bulk loads) are not counted against
+// the ingest quotas.
 var (
-	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", stats.ExactSample)
-	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", stats.ExactSample)
+	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", stats.ExactSample, "")
+	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", stats.ExactSample, fmt.Sprintf(countQuota, quotaAtParam))
 )
+
+// quotaAtParam is the number of the parameter after batchColumns.args,
+// which carries the time the quota is judged at.
+var quotaAtParam = len((&batchColumns{}).args("")) + 1
+
+// ingestGate refuses the batch, before anything is written, when the
+// tenant's ingest quota is used up (km_ingest_gate, migration 00020).
+const ingestGate = `SELECT km_ingest_gate($1, $2)`
+
+// quotaExceeded is the SQLSTATE km_ingest_gate raises.
+const quotaExceeded = "KM429"
 
 // upsertSession records a session; a later report of the same session
 // (the monitor sends one at start and one at exit) fills in what it knows:
@@ -271,6 +306,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
 	})
 	var inserted int
+	at := db.clock()
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
@@ -278,6 +314,11 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
 		inserted = 0
 		batch.Queue(setIngestTimeout)
+		if len(b.Events) > 0 {
+			// First, so that a refused batch costs one cheap statement;
+			// its error ends the pipeline's transaction, sessions included.
+			batch.Queue(ingestGate, tenantID, at)
+		}
 		for _, i := range sessionOrder {
 			s := &b.Sessions[i]
 			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
@@ -285,15 +326,66 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents, s.Warnings)
 		}
 		if len(b.Events) > 0 {
-			batch.Queue(insertArrays, cols.args(tenantID)...).QueryRow(func(row pgx.Row) error {
+			batch.Queue(insertArrays, append(cols.args(tenantID), at)...).QueryRow(func(row pgx.Row) error {
 				return row.Scan(&inserted)
 			})
 		}
 	})
 	if err != nil {
-		return backend.IngestResult{}, err
+		if noPartition(err) {
+			return backend.IngestResult{}, db.outsidePartitions(ctx, b.Events, err)
+		}
+		return backend.IngestResult{}, quotaError(err)
 	}
 	return backend.IngestResult{Accepted: inserted, Duplicates: len(b.Events) - inserted}, nil
+}
+
+// quotaError turns km_ingest_gate's refusal into ERATELIMIT with the
+// seconds it named as RetryAfter; other errors pass through.
+func quotaError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	if pgErr.Code != quotaExceeded {
+		return err
+	}
+	e := backend.Errorf(backend.ERATELIMIT, "%s", pgErr.Message)
+	if secs, perr := strconv.ParseInt(pgErr.Detail, 10, 64); perr == nil {
+		e.RetryAfter = time.Duration(max(1, secs)) * time.Second
+	}
+	return e
+}
+
+// noPartition reports PostgreSQL refusing a row no partition of events
+// takes.
+func noPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
+}
+
+// outsidePartitions names the first event whose ts no partition of events
+// takes. Partitions reach back to the longest retention of any tenant and
+// a week ahead (docs/deploy.md, "Data lifecycle"): an event before them
+// would be dropped at once; one past them means maintenance has not run.
+// It reads the bounds from the catalog only on this error path.
+func (db *DB) outsidePartitions(ctx context.Context, events []event.Event, cause error) error {
+	var lo, hi *time.Time
+	if err := db.pool.QueryRow(ctx, `SELECT CASE WHEN bool_or(lo IS NULL) THEN NULL ELSE min(lo) END, max(hi) FROM km_partition_bounds('events')`).Scan(&lo, &hi); err != nil {
+		return fmt.Errorf("%w (and reading the partition bounds: %w)", cause, dbError("partition bounds", err))
+	}
+	for i := range events {
+		ts := events[i].TS
+		switch {
+		case lo != nil && ts.Before(*lo):
+			return backend.Errorf(backend.EINVALID, "events[%d].ts: %s is older than the server keeps events (from %s, the longest retention of any tenant); it cannot be stored",
+				i, ts.UTC().Format(time.RFC3339Nano), lo.UTC().Format(time.RFC3339))
+		case hi != nil && !ts.Before(*hi):
+			return backend.Errorf(backend.EUNAVAILABLE, "events[%d].ts: %s is past the days the server has made ready (until %s); its maintenance job has not run, try again later",
+				i, ts.UTC().Format(time.RFC3339Nano), hi.UTC().Format(time.RFC3339))
+		}
+	}
+	return backend.Errorf(backend.EINVALID, "events[].ts: an event of this batch is outside the days the server keeps; it cannot be stored")
 }
 
 // batchColumns holds a batch column by column, as insertArrays takes it

@@ -65,7 +65,15 @@ type DB struct {
 	refresh        DSNFunc
 	credsMu        sync.Mutex
 	user, password string
+
+	// clock is when ingest quotas are judged (time.Now unless SetClock).
+	clock func() time.Time
 }
+
+// SetClock replaces the clock by which ingest quota windows and the
+// maintenance job judge time; tests and the benchmark move it instead of
+// waiting for a minute or a day to pass. Not safe while requests run.
+func (db *DB) SetClock(now func() time.Time) { db.clock = now }
 
 // StatementTimeout bounds every statement of a request; a query that
 // takes longer is cancelled and answered 503 (backend.EUNAVAILABLE).
@@ -115,7 +123,7 @@ func open(ctx context.Context, dsn string, refresh DSNFunc) (*DB, error) {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
 	perTenant := max(1, int(cfg.MaxConns)/2)
-	db := &DB{perTenant: perTenant, perTenantQueue: 8 * perTenant, inFlight: map[string]*tenantGate{}, refresh: refresh}
+	db := &DB{perTenant: perTenant, perTenantQueue: 8 * perTenant, inFlight: map[string]*tenantGate{}, refresh: refresh, clock: time.Now}
 	if refresh != nil {
 		cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
 			db.credsMu.Lock()

@@ -25,9 +25,11 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/testenv"
 )
 
-// base is a fixed instant the generated events gather around, mid-hour so
-// windows have partial hours at both edges.
-var base = time.Date(2026, 3, 10, 9, 37, 0, 0, time.UTC)
+// base is the instant the generated events gather around, mid-hour so
+// windows have partial hours at both edges, and three days back: within
+// every retention and the partitions the database keeps (events older than
+// the retention are hidden, and past every partition refused).
+var base = time.Now().UTC().Truncate(time.Hour).Add(-72*time.Hour + 37*time.Minute)
 
 func mustTenant(t *testing.T, db *postgres.DB, name string) string {
 	t.Helper()
@@ -645,13 +647,16 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatalf("control: the owner sees %d of b's events (%v); the isolation checks prove nothing", leaked, err)
 	}
 	// And the policies bind the roles the store works as: enabled and
-	// forced on every tenant table, neither role owns a table, is a
+	// forced on every tenant table (partitions are reached only through
+	// their parents, which TestLeastPrivilege checks, and km_partitioning
+	// holds no tenant data and no role's grant), neither role owns a table, is a
 	// superuser or bypasses row-level security.
 	rows, err := conn.Query(ctx, `
 		SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner),
 			EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
 		FROM pg_class c
-		WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> 'goose_db_version'`)
+		WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+		  AND c.relname NOT IN ('goose_db_version', 'km_partitioning')`)
 	if err != nil {
 		t.Fatal(err)
 	}

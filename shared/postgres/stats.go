@@ -41,12 +41,12 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
 				risk_medium, risk_high, max_score, hist, hist_tail, min_ms, max_ms, samples
 			FROM rollup_hour
-			WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
+			WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
 			UNION ALL
 			SELECT bucket, method, tool, events, requests, calls, errors, bytes, cost_usd, tokens,
 				risk_medium, risk_high, max_score, hist, hist_tail, min_ms, max_ms, samples
 			FROM rollup_minute
-			WHERE tenant_id = $1 AND ($6 = '' OR server = $6)
+			WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND ($6 = '' OR server = $6)
 				AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))`,
 			tenantID, h0, h1, since, until, q.Server).Query(func(rows pgx.Rows) error {
 			return acc.addRollups(rows)
@@ -55,10 +55,10 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			SELECT count(*), least(coalesce(sum(s.dropped_events), 0), 9223372036854775807)::bigint
 			FROM (
 				SELECT session_id FROM session_hour
-				WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
 				UNION
 				SELECT session_id FROM session_minute
-				WHERE tenant_id = $1 AND ($6 = '' OR server = $6)
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND ($6 = '' OR server = $6)
 					AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))
 			) AS x
 			LEFT JOIN sessions AS s ON s.tenant_id = $1 AND s.id = x.session_id`,
@@ -70,7 +70,7 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			acc.series = map[time.Time]stats.Point{}
 			batch.Queue(`
 				SELECT bucket, sum(events)::bigint, sum(errors)::bigint FROM series_minute
-				WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND ($4 = '' OR server = $4)
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND bucket >= $2 AND bucket < $3 AND ($4 = '' OR server = $4)
 				GROUP BY bucket`, tenantID, since, until, q.Server).Query(func(rows pgx.Rows) error {
 				return acc.addSeries(rows)
 			})

@@ -114,3 +114,10 @@ func (a *Admin) Audit(ctx context.Context, q backend.AuditQuery) (backend.AuditP
 	err := a.send(ctx, http.MethodGet, "/api/admin/audit?"+v.Encode(), nil, &p)
 	return p, err
 }
+
+// Maintenance is POST /api/admin/maintenance: the maintenance job, now.
+func (a *Admin) Maintenance(ctx context.Context) (backend.MaintenanceResult, error) {
+	var r backend.MaintenanceResult
+	err := a.send(ctx, http.MethodPost, "/api/admin/maintenance", nil, &r)
+	return r, err
+}

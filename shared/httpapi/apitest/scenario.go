@@ -1,6 +1,9 @@
 package apitest
 
 import (
+	"bytes"
+	"encoding/json"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -37,6 +40,39 @@ func CreateTenant(tb testing.TB, do Doer, adminToken, name string) Tenant {
 		tb.Fatalf("create tenant answered %s", a.Body)
 	}
 	return t
+}
+
+// ExportAll reads GET /api/export?v page by page, following the
+// Kilometers-Next-Cursor header, and returns every event exported.
+func ExportAll(tb testing.TB, do Doer, key string, v url.Values) []event.Event {
+	tb.Helper()
+	var out []event.Event
+	for pages := 0; ; pages++ {
+		if pages > 10000 {
+			tb.Fatal("export pages never end")
+		}
+		a := do(tb, Request{Method: "GET", Path: "/api/export?" + v.Encode(), Token: key})
+		if a.Status != 200 {
+			tb.Fatalf("export page %d: %d %s", pages, a.Status, a.Body)
+		}
+		if ct := a.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+			tb.Fatalf("export Content-Type %q, want application/x-ndjson", ct)
+		}
+		dec := json.NewDecoder(bytes.NewReader(a.Body))
+		for dec.More() {
+			var e event.Event
+			if err := dec.Decode(&e); err != nil {
+				tb.Fatalf("export page %d: %v", pages, err)
+			}
+			out = append(out, e)
+		}
+		next := a.Header.Get("Kilometers-Next-Cursor")
+		if next == "" {
+			return out
+		}
+		v = maps.Clone(v)
+		v.Set("cursor", next)
+	}
 }
 
 // Scenario runs the end-to-end story against an API with every route:
@@ -119,6 +155,20 @@ func Scenario(t *testing.T, do Doer, adminToken string) {
 			t.Fatalf("activity[%d] = %s %s %s, want %s %s %s", i, got[i].ID, got[i].TS, got[i].Kind, want[i].ID, want[i].TS, want[i].Kind)
 		}
 	}
+	// Export, page by page: the same events as activity, one a line.
+	exported := ExportAll(t, do, acme.APIKey, url.Values{"limit": {"40"}, "since": {"3h"}})
+	if len(exported) != n {
+		t.Fatalf("export: %d events, want %d", len(exported), n)
+	}
+	for i := range exported {
+		if exported[i].ID != want[i].ID || !exported[i].TS.Equal(want[i].TS) || exported[i].Kind != want[i].Kind {
+			t.Fatalf("export[%d] = %s %s, want %s %s", i, exported[i].ID, exported[i].TS, want[i].ID, want[i].TS)
+		}
+	}
+	if e := ExportAll(t, do, acme.APIKey, url.Values{"kind": {"error"}}); len(e) != Rounds {
+		t.Errorf("export?kind=error: %d events, want %d", len(e), Rounds)
+	}
+
 	for query, count := range map[string]int{
 		"kind=error":                      Rounds,
 		"tool=read_file":                  2 * Rounds,
@@ -298,10 +348,22 @@ func AdminScenario(t *testing.T, do Doer, adminToken string, acme, other Tenant,
 	expect(Request{Method: "GET", Path: "/api/activity?limit=1", Token: reader.APIKey}, 200, "")
 	expect(Request{Method: "GET", Path: "/api/stats", Token: reader.APIKey}, 200, "")
 	expect(Request{Method: "GET", Path: "/api/activity", Token: writer.APIKey}, 403, "forbidden")
+	expect(Request{Method: "GET", Path: "/api/export", Token: writer.APIKey}, 403, "forbidden")
+	expect(Request{Method: "GET", Path: "/api/export?limit=1", Token: reader.APIKey}, 200, "")
 	expect(Request{Method: "GET", Path: "/api/stats", Token: writer.APIKey}, 403, "forbidden")
 	expect(Request{Method: "POST", Path: "/api/events", Token: writer.APIKey, Body: one}, 200, "")
 	expect(Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken, Body: []byte(`{"scopes":["admin"]}`)}, 400, "invalid")
 	expect(Request{Method: "POST", Path: "/api/admin/tenants/" + acme.TenantID + "/keys", Token: adminToken, Body: []byte(`{"scopes":[]}`)}, 400, "invalid")
+
+	// The maintenance job: admin only, answers what it did (a database
+	// fresh from its migrations has every partition already), audited.
+	expect(Request{Method: "POST", Path: "/api/admin/maintenance", Token: acme.APIKey}, 401, "unauthorized")
+	expect(Request{Method: "GET", Path: "/api/admin/maintenance", Token: adminToken}, 405, "bad_method")
+	var maint backend.MaintenanceResult
+	expect(Request{Method: "POST", Path: "/api/admin/maintenance", Token: adminToken}, 200, "").Decode(t, &maint)
+	if maint.Created == nil || maint.Dropped == nil || maint.DurationMS <= 0 {
+		t.Errorf("maintenance answered %+v", maint)
+	}
 
 	// Tenants: list, one, rename and settings.
 	var page backend.TenantPage

@@ -1,8 +1,9 @@
 // Package lambdafn is the wiring every Kilometers Lambda function shares,
 // so that each functions/<name>/main.go is one line: configuration from
 // the environment (package dbconfig), a PostgreSQL store opened lazily, and
-// either a slice of the HTTP API behind the API Gateway adapter or the
-// migrations behind the custom resource handler.
+// either a slice of the HTTP API behind the API Gateway adapter, the
+// migrations behind the custom resource handler, or the scheduled
+// maintenance job.
 package lambdafn
 
 import (
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
 	"github.com/kilometers-ai/kilometers/shared/lambdahttp"
@@ -40,6 +42,29 @@ func API(getenv func(string) string, routes httpapi.Group) lambdahttp.HandlerFun
 		Logger:     Logger(),
 	})
 	return lambdahttp.Handler(h)
+}
+
+// ScheduledActor is who the audit trail names for a scheduled maintenance
+// run (functions/maintenance, functions/local's timer).
+var ScheduledActor = backend.Actor{Admin: "schedule", Address: "scheduler"}
+
+// Maintenance returns the handler of the maintenance function, which an
+// EventBridge schedule invokes (its event is ignored): it runs the
+// maintenance job (backend.Admin.Maintain) over a store opened on first
+// use and kept for the next invocations, and logs what it did. An error
+// fails the invocation, which the function's alarm counts.
+func Maintenance(getenv func(string) string) func(ctx context.Context, _ json.RawMessage) (backend.MaintenanceResult, error) {
+	store := dbconfig.NewLazyStore(dbconfig.Postgres(dbconfig.New(getenv)))
+	logger := Logger()
+	return func(ctx context.Context, _ json.RawMessage) (backend.MaintenanceResult, error) {
+		res, err := store.Maintain(ctx, ScheduledActor)
+		if err != nil {
+			logger.ErrorContext(ctx, "maintenance failed", "err", err)
+			return res, fmt.Errorf("maintenance: %w", err)
+		}
+		logger.InfoContext(ctx, "maintenance", "created", res.Created, "dropped", res.Dropped, "duration_ms", res.DurationMS)
+		return res, nil
+	}
 }
 
 // Migrate returns the handler of the migrate function: a CloudFormation

@@ -1,5 +1,5 @@
 // Package admin implements `kilometers admin`: tenants, their keys and
-// settings, and the audit trail, through the API's admin routes (see
+// settings, the audit trail and the maintenance job, through the API's admin routes (see
 // docs/api.md, "Admin").
 //
 // The admin token is read from $KILOMETERS_ADMIN_TOKEN or, with
@@ -86,8 +86,9 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "Administer a Kilometers API: tenants, keys, settings, audit trail",
 		Long: `Administer the Kilometers API configured for shipping (api_url) with its
 admin token: create, list, rename and delete tenants, create, list and
-revoke their API keys, set their retention and limits, and read the audit
-trail every one of these actions is written to.
+revoke their API keys, set their retention and limits, read the audit
+trail every one of these actions is written to, and run the maintenance
+job (time partitions and retention) now.
 
 The admin token comes from $KILOMETERS_ADMIN_TOKEN or, with --token-stdin,
 from the first line of standard input; there is no flag for the token
@@ -97,12 +98,13 @@ itself, so it never lands in shell history.`,
   kilometers admin tenants list
   kilometers admin keys create 01a207de-8b16-7d10-afc3-6313c71168c2 --scopes read
   kilometers admin settings 01a207de-8b16-7d10-afc3-6313c71168c2 --read-per-minute 1200
-  kilometers admin audit --json`,
+  kilometers admin audit --json
+  kilometers admin maintenance`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.PersistentFlags().BoolVar(&c.TokenStdin, "token-stdin", false, "read the admin token from the first line of standard input")
-	cmd.AddCommand(newTenantsCmd(c, nil), newKeysCmd(c, nil), newSettingsCmd(c, nil), newAuditCmd(c, nil))
+	cmd.AddCommand(newTenantsCmd(c, nil), newKeysCmd(c, nil), newSettingsCmd(c, nil), newAuditCmd(c, nil), newMaintenanceCmd(c, nil))
 	return cmd
 }
 

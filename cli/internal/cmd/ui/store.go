@@ -120,3 +120,7 @@ func (noAdmin) RevokeKey(context.Context, backend.Actor, string) (backend.APIKey
 func (noAdmin) Audit(context.Context, backend.Actor, backend.AuditQuery) (backend.AuditPage, error) {
 	return backend.AuditPage{}, errReadOnly()
 }
+
+func (noAdmin) Maintain(context.Context, backend.Actor) (backend.MaintenanceResult, error) {
+	return backend.MaintenanceResult{}, errReadOnly()
+}

@@ -399,6 +399,7 @@ func TestLocalStoreIsReadOnly(t *testing.T) {
 		"delete tenant": l.DeleteTenant(ctx, backend.Actor{}, LocalTenant),
 		"create key":    func() error { _, _, err := l.CreateKey(ctx, backend.Actor{}, LocalTenant, nil); return err }(),
 		"revoke key":    func() error { _, err := l.RevokeKey(ctx, backend.Actor{}, "k"); return err }(),
+		"maintenance":   func() error { _, err := l.Maintain(ctx, backend.Actor{}); return err }(),
 	} {
 		if backend.ErrorCode(err) != backend.EMETHOD {
 			t.Errorf("%s: %v, want refused as read-only", name, err)

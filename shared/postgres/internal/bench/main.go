@@ -20,6 +20,9 @@
 //     rollups that stats reads are built exactly as live ingest builds them;
 //     only the secondary indexes of events, which stats never reads, are
 //     left out during that bulk load.
+//   - retention: at each stats size, the maintenance run that drops one
+//     day partition of 100k events, which should take about the same
+//     time at 1M and at 10M stored events (a whole partition goes).
 //
 // It works in a database of its own, created on the server of DATABASE_URL
 // and dropped at the end (unless -keep). It prints a table (or, with -json,
@@ -240,7 +243,26 @@ type StatsResult struct {
 	// with filters that match little or nothing (the bounded walk), at
 	// the largest size only (the events indexes are rebuilt for it).
 	Activity []WindowResult `json:"activity,omitempty"`
+	// Retention times the maintenance run that drops one day partition
+	// holding RetentionDayEvents of the measured tenant's events, with
+	// Events stored in all: dropping a whole partition should cost the
+	// same whatever the table holds.
+	Retention *RetentionResult `json:"retention,omitempty"`
 }
+
+// RetentionResult is one timed maintenance run that dropped a day.
+type RetentionResult struct {
+	DayEvents    int      `json:"day_events"`
+	Dropped      []string `json:"dropped"`
+	Created      int      `json:"created"`
+	RunMillis    float64  `json:"run_ms"`
+	EventsBefore int64    `json:"events_before"`
+	EventsAfter  int64    `json:"events_after"`
+}
+
+// retentionDayEvents are the events loaded into the day each size's
+// retention run drops.
+const retentionDayEvents = 100_000
 
 // WindowResult is the latency of one stats request shape.
 type WindowResult struct {
@@ -405,6 +427,13 @@ var gzipJSON = http.Header{"Content-Type": {"application/json"}, "Content-Encodi
 func benchIngest(ctx context.Context, db *postgres.DB, dsn string, c *client, o options) (IngestResult, error) {
 	tenant, key, err := db.CreateTenant(ctx, "bench-ingest")
 	if err != nil {
+		return IngestResult{}, err
+	}
+	// The benchmark times ingest, not the tenant's ingest quota, which a
+	// run loads past in seconds: lift it (the quota's own statement still
+	// runs for every batch, as in production).
+	var noQuota int64
+	if _, err := db.UpdateTenant(ctx, backend.Actor{}, tenant.ID, backend.TenantUpdate{IngestEventsPerMinute: &noQuota, IngestEventsPerDay: &noQuota}); err != nil {
 		return IngestResult{}, err
 	}
 	// bench_copy has the columns, defaults, constraints, primary key and
@@ -779,6 +808,10 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 			progress("stats %s at %d events: median %.1f ms, p95 %.1f ms", wr.Query, n, wr.MedianMillis, wr.P95Millis)
 			sr.Windows = append(sr.Windows, wr)
 		}
+		if sr.Retention, err = benchRetention(ctx, db, measured.ID, len(out), o.loaders); err != nil {
+			return nil, err
+		}
+		progress("retention at %d events: a run dropping a day of %d events took %.1f ms (%v)", n, retentionDayEvents, sr.Retention.RunMillis, sr.Retention.Dropped)
 		// The other tenant still sees exactly its own.
 		var st stats.Stats
 		if err := c.do(ctx, http.MethodGet, "/api/stats?since=24h", otherKey, nil, nil, &st); err != nil {
@@ -805,6 +838,37 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 		}
 	}
 	return out, nil
+}
+
+// benchRetention loads retentionDayEvents into an old day (25 days back,
+// one day later for each size, so each size drops a day of its own), then
+// times the maintenance run that drops it, its clock set just past that
+// day's retention.
+func benchRetention(ctx context.Context, db *postgres.DB, tenant string, size, loaders int) (*RetentionResult, error) {
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -25+size)
+	if err := generate(ctx, db, tenant, 7+size, 1_000_000_000+size*retentionDayEvents, retentionDayEvents, loaders, day, day.Add(23*time.Hour)); err != nil {
+		return nil, fmt.Errorf("retention day: %w", err)
+	}
+	r := &RetentionResult{DayEvents: retentionDayEvents}
+	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsBefore); err != nil {
+		return nil, err
+	}
+	db.SetClock(func() time.Time { return day.AddDate(0, 0, 31).Add(time.Minute) })
+	defer db.SetClock(time.Now)
+	t0 := time.Now()
+	res, err := db.Maintain(ctx, backend.Actor{Admin: "bench"})
+	if err != nil {
+		return nil, fmt.Errorf("maintenance: %w", err)
+	}
+	r.RunMillis = millis(time.Since(t0))
+	r.Dropped, r.Created = res.Dropped, len(res.Created)
+	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsAfter); err != nil {
+		return nil, err
+	}
+	if r.EventsBefore-r.EventsAfter != retentionDayEvents {
+		return nil, fmt.Errorf("retention dropped %d events, want the day's %d", r.EventsBefore-r.EventsAfter, retentionDayEvents)
+	}
+	return r, nil
 }
 
 const createEventIndexes = `
@@ -959,6 +1023,16 @@ func printTables(w io.Writer, r *Result) {
 				fmt.Fprintf(w, "| %d | %d | %.0f s | %.0f | %d | %d | %s | %.1f ms | %.1f ms | %.1f ms |\n",
 					s.Events, s.OtherEvents, s.LoadSeconds, s.LoadEventsPerS, s.RollupHourRows, s.RollupMinuteRows,
 					q.Query, q.MedianMillis, q.P95Millis, q.MaxMillis)
+			}
+		}
+	}
+	if len(r.Stats) > 0 && r.Stats[0].Retention != nil {
+		fmt.Fprintf(w, "\n## Retention: a maintenance run dropping one day partition of %d events\n\n", retentionDayEvents)
+		fmt.Fprintln(w, "| events stored | run | partitions dropped | created |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|")
+		for _, s := range r.Stats {
+			if rr := s.Retention; rr != nil {
+				fmt.Fprintf(w, "| %d | %.1f ms | %d | %d |\n", rr.EventsBefore, rr.RunMillis, len(rr.Dropped), rr.Created)
 			}
 		}
 	}
