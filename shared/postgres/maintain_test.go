@@ -105,10 +105,32 @@ func TestRetentionPerTenant(t *testing.T) {
 	short, long := mustTenant(t, db, "short"), mustTenant(t, db, "long")
 	r := rand.New(rand.NewPCG(7, 8))
 	from := now.Add(-3*24*time.Hour - 2*time.Hour)
+	stored := map[string][]event.Event{}
 	for _, tenant := range []string{short, long} {
-		ingest(t, db, tenant, event.Batch{Events: genEvents(t, r, 40, from, time.Hour, newSessions(t, 1), []string{"fs"})})
+		sid := newSessions(t, 1)
+		stored[tenant] = genEvents(t, r, 40, from, time.Hour, sid, []string{"fs"})
+		ingest(t, db, tenant, event.Batch{Sessions: []event.Session{{ID: sid[0], Server: "fs", StartedAt: from}}, Events: stored[tenant]})
 	}
 	setRetention(t, db, short, 2, 2)
+	// Hidden means hidden from every read: one call, and the counts of the
+	// sessions list, too.
+	for tenant, visible := range map[string]bool{short: false, long: true} {
+		_, err := db.Call(ctx, tenant, stored[tenant][0].ID)
+		if found := err == nil; found != visible || (!found && backend.ErrorCode(err) != backend.ENOTFOUND) {
+			t.Errorf("call of an event %s: %v", map[bool]string{true: "kept", false: "past retention"}[visible], err)
+		}
+		page, err := db.Sessions(ctx, tenant, activity.SessionQuery{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var calls, failed int64
+		for _, s := range page.Sessions {
+			calls, failed = calls+s.Calls, failed+s.Failed
+		}
+		if len(page.Sessions) != 1 || (calls+failed > 0) != visible {
+			t.Errorf("sessions of the tenant whose events are %v: %d calls, %d failed", visible, calls, failed)
+		}
+	}
 	sq := stats.Query{Since: now.AddDate(0, 0, -7), Until: now.Add(time.Hour)}
 	for tenant, want := range map[string]int{short: 0, long: 40} {
 		page, err := db.Activity(ctx, tenant, activity.Query{Limit: 1000})

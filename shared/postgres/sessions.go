@@ -24,7 +24,7 @@ import (
 const sessionCounts = `CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE NOT e.failed) AS calls, count(*) FILTER (WHERE e.failed) AS failed
     FROM events e
-    WHERE e.tenant_id = s.tenant_id AND e.session_id = s.id
+    WHERE e.tenant_id = s.tenant_id AND e.session_id = s.id AND e.ts >= km_event_horizon($1::uuid)
         AND (e.failed OR (e.kind = 'request' AND e.method = 'tools/call' AND NOT e.retry))
 ) AS c`
 
@@ -124,11 +124,11 @@ func scanSessionRow(row pgx.CollectableRow) (activity.SessionRow, error) {
 const (
 	replyOf = `SELECT ` + eventColumns + ` FROM events
 WHERE tenant_id = $1 AND session_id = $2::uuid AND direction = $3 AND rpc_id = $4
-    AND kind IN ('response', 'error') AND ts >= $5 AND seq > $6
+    AND kind IN ('response', 'error') AND ts >= $5 AND seq > $6 AND ts >= km_event_horizon($1::uuid)
 ORDER BY ts, seq LIMIT 1`
 	requestOf = `SELECT ` + eventColumns + ` FROM events
 WHERE tenant_id = $1 AND session_id = $2::uuid AND direction = $3 AND rpc_id = $4
-    AND kind = 'request' AND ts <= $5 AND seq < $6
+    AND kind = 'request' AND ts <= $5 AND seq < $6 AND ts >= km_event_horizon($1::uuid)
 ORDER BY ts DESC, seq DESC LIMIT 1`
 )
 
@@ -144,7 +144,7 @@ func (db *DB) Call(ctx context.Context, tenantID, eventID string) (activity.Call
 	var call activity.Call
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
 		call = activity.Call{}
-		e, err := queryEvent(ctx, tx, "SELECT "+eventColumns+" FROM events WHERE tenant_id = $1 AND id = $2::uuid", tenantID, eventID)
+		e, err := queryEvent(ctx, tx, "SELECT "+eventColumns+" FROM events WHERE tenant_id = $1 AND id = $2::uuid AND ts >= km_event_horizon($1::uuid)", tenantID, eventID)
 		if err != nil {
 			return err
 		}
