@@ -34,6 +34,9 @@ type Receiver struct {
 	errs    []string
 	// Requests counts every request, answered or not.
 	requests int
+	// held counts the requests waiting for a release now; abandoned, those
+	// whose client went away while they waited.
+	held, abandoned int
 }
 
 // New starts a receiver, stopped when the test ends.
@@ -54,7 +57,9 @@ func (r *Receiver) SetStatus(code int) {
 }
 
 // Hold makes requests wait, unanswered, until the returned release is
-// called; a request whose client went away meanwhile is not kept.
+// called; a request whose client went away meanwhile is not kept, once the
+// receiver has seen it go (Held, Abandoned): a client killed just before
+// the release may still look connected, and its request would be kept.
 func (r *Receiver) Hold() (release func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -76,11 +81,25 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.requests++
 	hold, status := r.hold, r.status
+	if hold != nil {
+		r.held++
+	}
 	r.mu.Unlock()
 	if hold != nil {
+		gone := false
 		select {
 		case <-hold:
+			gone = req.Context().Err() != nil
 		case <-req.Context().Done():
+			gone = true
+		}
+		r.mu.Lock()
+		r.held--
+		if gone {
+			r.abandoned++
+		}
+		r.mu.Unlock()
+		if gone {
 			return // the exporter is gone: it never learnt of an answer
 		}
 	}
@@ -171,6 +190,21 @@ func (r *Receiver) Requests() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.requests
+}
+
+// Held counts the requests waiting, unanswered, for Hold's release.
+func (r *Receiver) Held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held
+}
+
+// Abandoned counts the held requests whose client went away before they
+// were answered: none of them was kept.
+func (r *Receiver) Abandoned() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.abandoned
 }
 
 // Check fails the test if anything arrived that did not decode.
