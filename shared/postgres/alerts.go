@@ -356,7 +356,7 @@ func (db *DB) evaluateWindows(ctx context.Context, tenantID string, now time.Tim
 				continue // a window before the rule existed fires nothing
 			}
 			rows, err := tx.Query(ctx, `SELECT server, tool, count(*)::int, (count(*) FILTER (WHERE failed))::int, array_agg(latency_ms)
-				FROM events WHERE ts >= $1 AND ts < $2 AND kind = 'response' AND method = 'tools/call' AND latency_ms IS NOT NULL
+				FROM events WHERE ts >= $1 AND ts < $2 AND kind IN ('response', 'error') AND method = 'tools/call' AND latency_ms IS NOT NULL
 				GROUP BY server, tool ORDER BY server, tool`, start, end)
 			if err != nil {
 				return dbError("window rule", err)

@@ -57,6 +57,7 @@ CREATE INDEX alert_outbox_due ON alert_outbox (next_at);
 -- which tenants have window rules or alerts due (the scheduled run then
 -- works on each as the app role); it sees no secret column it could use
 -- without SELECT on it.
+-- +goose StatementBegin
 DO $$
 DECLARE t text;
 BEGIN
@@ -69,6 +70,7 @@ BEGIN
         EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', t);
     END LOOP;
 END $$;
+-- +goose StatementEnd
 CREATE POLICY admin_list ON alert_rules TO kilometers_admin USING (true);
 CREATE POLICY admin_list ON alert_outbox TO kilometers_admin USING (true);
 GRANT SELECT, INSERT, DELETE ON alert_rules TO kilometers_app;
