@@ -7,7 +7,9 @@
 //
 // Once it listens it prints "listening on http://ADDR" to stderr (with
 // -addr 127.0.0.1:0 the system picks the port; read it from that line).
-// SIGINT or SIGTERM shut it down gracefully.
+// It also runs the team alerts' schedule (window rules, then webhook
+// deliveries) every -alert-interval, as POST /api/admin/alerts/evaluate
+// does in a deployment. SIGINT or SIGTERM shut it down gracefully.
 package main
 
 import (
@@ -33,6 +35,10 @@ import (
 // DefaultAddr is where the server listens unless -addr says otherwise:
 // loopback, so nothing is exposed by accident.
 const DefaultAddr = "127.0.0.1:8080"
+
+// DefaultAlertInterval is how often the team alerts' schedule runs: well
+// under the shortest rule window (backend.MinAlertWindow).
+const DefaultAlertInterval = 15 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,6 +74,11 @@ type Main struct {
 	Addr        string
 	DatabaseURL string
 	AdminToken  string
+	// AlertInterval is the period of the team alerts' schedule; 0 turns
+	// it off.
+	AlertInterval time.Duration
+	// Ticks, when set, replaces the alert timer (tests tick by hand).
+	Ticks <-chan time.Time
 
 	getenv func(string) string
 	stderr io.Writer
@@ -78,16 +89,21 @@ type Main struct {
 	listener net.Listener
 	done     chan struct{}
 	serveErr error // set before done is closed
+
+	stopAlerts context.CancelFunc
+	alertsDone chan struct{}
+	alertRuns  chan struct{} // one value per finished run, when tests listen
 }
 
 // NewMain returns a Main that reads its environment with getenv and writes
 // its logs to stderr.
 func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 	return &Main{
-		Addr:   DefaultAddr,
-		getenv: getenv,
-		stderr: stderr,
-		logger: slog.New(slog.NewJSONHandler(stderr, nil)),
+		Addr:          DefaultAddr,
+		AlertInterval: DefaultAlertInterval,
+		getenv:        getenv,
+		stderr:        stderr,
+		logger:        slog.New(slog.NewJSONHandler(stderr, nil)),
 	}
 }
 
@@ -96,6 +112,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("local", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.Addr, "addr", m.Addr, "address to listen on (host:port; port 0 picks a free one)")
+	fs.DurationVar(&m.AlertInterval, "alert-interval", m.AlertInterval, "how often team alert window rules and webhook deliveries run (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintf(m.stderr, "usage: local [-addr %s]\n\nServes the Kilometers API against $%s; $%s enables the admin routes.\n\n",
 			DefaultAddr, dbconfig.EnvDatabaseURL, dbconfig.EnvAdminToken)
@@ -153,8 +170,50 @@ func (m *Main) Run(ctx context.Context) error {
 		defer close(m.done)
 		m.serveErr = m.server.Serve(ln)
 	}()
+	m.startAlerts()
 	fmt.Fprintf(m.stderr, "listening on http://%s\n", ln.Addr())
 	return nil
+}
+
+// startAlerts runs the team alerts' schedule on a timer until Close.
+func (m *Main) startAlerts() {
+	ticks := m.Ticks
+	var ticker *time.Ticker
+	if ticks == nil {
+		if m.AlertInterval <= 0 {
+			return
+		}
+		ticker = time.NewTicker(m.AlertInterval)
+		ticks = ticker.C
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopAlerts, m.alertsDone = cancel, make(chan struct{})
+	go func() {
+		defer close(m.alertsDone)
+		if ticker != nil {
+			defer ticker.Stop()
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now, ok := <-ticks:
+				if !ok {
+					return
+				}
+				run, err := m.db.RunAlerts(ctx, now.UTC())
+				if err != nil && ctx.Err() == nil {
+					m.logger.Warn("alerts run", "err", err)
+				}
+				if run.Fired+run.Delivered+run.Failed+run.GivenUp > 0 {
+					m.logger.Info("alerts run", "fired", run.Fired, "delivered", run.Delivered, "failed", run.Failed, "given_up", run.GivenUp)
+				}
+				if m.alertRuns != nil {
+					m.alertRuns <- struct{}{}
+				}
+			}
+		}
+	}()
 }
 
 // URL is the base URL the server answers on (after Run).
@@ -172,6 +231,11 @@ func (m *Main) Done() <-chan struct{} { return m.done }
 // and closes the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stopAlerts != nil {
+		m.stopAlerts()
+		<-m.alertsDone
+		m.stopAlerts = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
