@@ -253,12 +253,21 @@ func ToolsOf(e *event.Event) []string {
 	}
 	var out []string
 	for _, t := range p.Result.Tools {
-		if t.Name != "" {
-			out = append(out, t.Name)
+		// A name is the client's text: cleaned like every recorded name
+		// (no NUL, valid UTF-8, bounded), so the backend can store it.
+		if name := event.CleanText(t.Name, event.MaxNameLen); name != "" {
+			out = append(out, name)
+		}
+		if len(out) == MaxListedTools {
+			break
 		}
 	}
 	return out
 }
+
+// MaxListedTools bounds the tools of one tools/list reply that the
+// new_tool rule looks at.
+const MaxListedTools = 1000
 
 // SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body,
 // keyed with the rule's secret.

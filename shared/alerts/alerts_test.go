@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -65,6 +66,13 @@ func TestEventConditions(t *testing.T) {
 		}
 		if strings.Join(got, ",") != strings.Join(c.want, ",") {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	hostile := event.Event{Kind: event.KindResponse, Method: "tools/list",
+		Payload: json.RawMessage(`{"result":{"tools":[{"name":"a\u0000b"},{"name":"\ud800x"}]}}`)}
+	for _, x := range EventConditions(&hostile, "fs") {
+		if strings.ContainsRune(x.Condition, 0) || !utf8.ValidString(x.Condition) {
+			t.Errorf("condition %q is not clean text", x.Condition)
 		}
 	}
 	if got := EventConditions(&call, ""); len(got) != 2 || got[1].Score != 75 {

@@ -351,3 +351,24 @@ func TestAlertRules(t *testing.T) {
 		t.Errorf("DeleteAlertRules = %d, %v", n, err)
 	}
 }
+
+// A tools/list reply naming tools with NUL and broken UTF-8 (its payload
+// is the client's), cleaned as the API cleans every batch, stores and
+// fires like any other.
+func TestTeamAlertsHostileToolNames(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "hostile")
+	if _, err := db.CreateAlertRule(ctx, tenant, backend.NewAlertRule{On: alerts.NewTool, Webhook: "https://h.example", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	b := alertBatch(t, time.Now().UTC().Add(time.Second), "fs")
+	b.Events[0].Payload = json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a\u0000b"},{"name":"\ud800"},{"name":"x"}]}}`)
+	b.Events[0].Risk = nil
+	b.Clean() // as the API does
+	ingest(t, db, tenant, b)
+	page, err := db.FiredAlerts(ctx, tenant, backend.AlertQuery{})
+	if err != nil || len(page.Alerts) != 4 { // a\uFFFDb, \uFFFD, x, and evil from the calls
+		t.Fatalf("FiredAlerts = %+v, %v", page, err)
+	}
+}
