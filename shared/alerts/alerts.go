@@ -14,9 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/analysis"
@@ -317,4 +320,39 @@ func Post(ctx context.Context, client *http.Client, userAgent, webhook, secret s
 // Backoff is the wait before retry n (1-based) of a delivery: first, doubling.
 func Backoff(first time.Duration, n int) time.Duration {
 	return first << min(n-1, 16)
+}
+
+// NewClient is the HTTP client a server posts webhooks with: it refuses to
+// connect to link-local, multicast and unspecified addresses, so a rule's
+// webhook cannot reach a cloud metadata endpoint (169.254.169.254) from
+// inside the backend. Loopback and private addresses stay allowed: a
+// self-hosted backend may post to a receiver beside it.
+func NewClient() *http.Client {
+	d := &net.Dialer{Timeout: PostTimeout, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return fmt.Errorf("webhook address %q: %w", host, err)
+		}
+		ip = ip.Unmap()
+		if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() {
+			return fmt.Errorf("%w: webhook address %s is link-local, multicast or unspecified", ErrRefused, ip)
+		}
+		return nil
+	}}
+	return &http.Client{
+		Timeout: PostTimeout,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         d.DialContext,
+			TLSHandshakeTimeout: PostTimeout,
+			MaxIdleConns:        10,
+			IdleConnTimeout:     time.Minute,
+		},
+		// A redirect could lead anywhere; a webhook answers where it is.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

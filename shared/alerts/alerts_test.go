@@ -1,7 +1,9 @@
 package alerts
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +86,14 @@ func TestSign(t *testing.T) {
 	// RFC 4231 test case 2.
 	if got := Sign("Jefe", []byte("what do ya want for nothing?")); got != "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843" {
 		t.Errorf("Sign = %s", got)
+	}
+}
+
+func TestNewClientRefusesMetadataAddresses(t *testing.T) {
+	for _, url := range []string{"http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/", "http://0.0.0.0:80/"} {
+		err := Post(context.Background(), NewClient(), "test", url, "s", []byte(`{}`))
+		if !errors.Is(err, ErrRefused) {
+			t.Errorf("%s: %v, want refused", url, err)
+		}
 	}
 }

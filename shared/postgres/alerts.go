@@ -261,6 +261,9 @@ func eventConditions(tenantID string, b event.Batch) ([]any, error) {
 			server = servers[e.SessionID]
 		}
 		for _, c := range alerts.EventConditions(e, server) {
+			if c.Kind == alerts.HighRisk && c.Score <= 0 {
+				continue // no threshold is under a score of 0 (zero means the default)
+			}
 			if c.Kind == alerts.NewServer || c.Kind == alerts.NewTool {
 				// Only the first sighting in the batch can be new.
 				k := string(c.Kind) + "\x00" + c.Condition
@@ -472,7 +475,7 @@ func (db *DB) deliver(ctx context.Context, tenantID string, now time.Time, run *
 	}
 	client := db.alertClient
 	if client == nil {
-		client = &http.Client{Timeout: alerts.PostTimeout}
+		client = alerts.NewClient()
 	}
 	for _, d := range due {
 		body, err := json.Marshal(d.alert)
@@ -517,6 +520,6 @@ func truncateError(err error) string {
 	return s
 }
 
-// SetAlertClient sets the HTTP client webhooks are posted with (nil: a
-// client with alerts.PostTimeout). Call it before serving.
+// SetAlertClient sets the HTTP client webhooks are posted with (nil:
+// alerts.NewClient). Call it before serving.
 func (db *DB) SetAlertClient(c *http.Client) { db.alertClient = c }
