@@ -101,8 +101,8 @@ type Alerting interface {
 	// DeleteAlertRules removes every rule of the tenant.
 	DeleteAlertRules(ctx context.Context, tenantID string) (int, error)
 	FiredAlerts(ctx context.Context, tenantID string, q AlertQuery) (AlertPage, error)
-	// RunAlerts evaluates every tenant's window rules over the last
-	// complete window before now and delivers the alerts due, each at
+	// RunAlerts evaluates every tenant's window rules over the last two
+	// complete windows before now and delivers the alerts due, each at
 	// most once per run; safe to run in several processes at once.
 	RunAlerts(ctx context.Context, now time.Time) (AlertRun, error)
 }

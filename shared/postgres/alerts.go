@@ -331,9 +331,9 @@ type windowRule struct {
 	created   time.Time
 }
 
-// evaluateWindows judges each window rule over its last complete aligned
-// window before now; a run repeated in that window, or by another process,
-// finds its alerts already fired.
+// evaluateWindows judges each window rule over its last two complete
+// aligned windows before now; a run repeated in that window, or by another
+// process, finds its alerts already fired.
 func (db *DB) evaluateWindows(ctx context.Context, tenantID string, now time.Time) (int, error) {
 	fired := 0
 	err := db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
@@ -352,12 +352,25 @@ func (db *DB) evaluateWindows(ctx context.Context, tenantID string, now time.Tim
 		if err != nil {
 			return dbError("window rules", err)
 		}
+		type judged struct {
+			r          windowRule
+			start, end time.Time
+		}
+		var windows []judged
 		for _, r := range rules {
-			end := now.Truncate(r.window)
-			start := end.Add(-r.window)
-			if start.Before(r.created) {
-				continue // a window before the rule existed fires nothing
+			// The last two complete windows: a run missed (a deploy, a
+			// scheduler hiccup) still judges the window it skipped, and
+			// one judged already finds its alerts fired.
+			for back := 2; back >= 1; back-- {
+				start := now.Truncate(r.window).Add(-time.Duration(back) * r.window)
+				if start.Before(r.created) {
+					continue // a window before the rule existed fires nothing
+				}
+				windows = append(windows, judged{r, start, start.Add(r.window)})
 			}
+		}
+		for _, w := range windows {
+			r, start, end := w.r, w.start, w.end
 			rows, err := tx.Query(ctx, `SELECT server, tool, count(*)::int, (count(*) FILTER (WHERE failed))::int, array_agg(latency_ms)
 				FROM events WHERE ts >= $1 AND ts < $2 AND kind IN ('response', 'error') AND method = 'tools/call' AND latency_ms IS NOT NULL
 				GROUP BY server, tool ORDER BY server, tool`, start, end)

@@ -372,3 +372,30 @@ func TestTeamAlertsHostileToolNames(t *testing.T) {
 		t.Fatalf("FiredAlerts = %+v, %v", page, err)
 	}
 }
+
+// A window rule judges the last two complete windows: a run that did not
+// happen at the end of a window (a deploy, a late scheduler) is made up by
+// the next, and a window older than that is left alone.
+func TestTeamAlertsMissedRun(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "missed")
+	h := &webhook{t: t, secrets: map[string]string{}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	newRule(t, db, tenant, h, srv.URL, backend.NewAlertRule{On: alerts.FailureRate, Window: "1m"})
+	w0 := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
+	ingest(t, db, tenant, alertBatch(t, w0.Add(10*time.Second), "fs"))
+	ingest(t, db, tenant, alertBatch(t, w0.Add(3*time.Minute+10*time.Second), "gh"))
+	// No run until two windows after the first batch's: it is judged.
+	if run, err := db.RunAlerts(ctx, w0.Add(2*time.Minute+time.Second)); err != nil || run.Fired != 1 || run.Delivered != 1 {
+		t.Errorf("late run = %+v, %v; want the skipped window judged", run, err)
+	}
+	// Three windows after the second batch's: too late, nothing fires.
+	if run, err := db.RunAlerts(ctx, w0.Add(7*time.Minute)); err != nil || run.Fired != 0 {
+		t.Errorf("run three windows late = %+v, %v; want nothing", run, err)
+	}
+	if got := h.alerts(); len(got) != 1 || got[0].Server != "fs" {
+		t.Errorf("delivered %+v, want the fs window only", got)
+	}
+}
