@@ -107,7 +107,7 @@ func (g gateway) route(method, path string) *runtimetest.Runtime {
 		return g["activity"] // GET /api/events/{id}
 	case path == "/health", strings.HasPrefix(path, "/api/events"):
 		return g["ingest"]
-	case strings.HasPrefix(path, "/api/activity"), strings.HasPrefix(path, "/api/sessions"), strings.HasPrefix(path, "/api/export"):
+	case strings.HasPrefix(path, "/api/activity"), strings.HasPrefix(path, "/api/sessions"), strings.HasPrefix(path, "/api/export"), strings.HasPrefix(path, "/api/alerts"):
 		return g["activity"]
 	case strings.HasPrefix(path, "/api/stats"):
 		return g["stats"]

@@ -10,7 +10,9 @@
 // It runs the maintenance job (time partitions, retention) at start and
 // then every -maintenance-every (1h; 0 for never), as the scheduled
 // function does on AWS.
-// SIGINT or SIGTERM shut it down gracefully.
+// It also runs the team alerts' schedule (window rules, then webhook
+// deliveries) every -alert-interval, as POST /api/admin/alerts/evaluate
+// does in a deployment. SIGINT or SIGTERM shut it down gracefully.
 package main
 
 import (
@@ -37,6 +39,10 @@ import (
 // DefaultAddr is where the server listens unless -addr says otherwise:
 // loopback, so nothing is exposed by accident.
 const DefaultAddr = "127.0.0.1:8080"
+
+// DefaultAlertInterval is how often the team alerts' schedule runs: well
+// under the shortest rule window (backend.MinAlertWindow).
+const DefaultAlertInterval = 15 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -75,6 +81,11 @@ type Main struct {
 	// MaintenanceEvery is how often the maintenance job runs after the
 	// run at start; 0 runs it only at start.
 	MaintenanceEvery time.Duration
+	// AlertInterval is the period of the team alerts' schedule; 0 turns
+	// it off.
+	AlertInterval time.Duration
+	// Ticks, when set, replaces the alert timer (tests tick by hand).
+	Ticks <-chan time.Time
 
 	getenv func(string) string
 	stderr io.Writer
@@ -88,6 +99,9 @@ type Main struct {
 
 	stopMaintenance context.CancelFunc
 	maintenanceDone chan struct{}
+	stopAlerts      context.CancelFunc
+	alertsDone      chan struct{}
+	alertRuns       chan struct{} // one value per finished run, when tests listen
 }
 
 // DefaultMaintenanceEvery is how often functions/local runs the
@@ -103,6 +117,7 @@ func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 	return &Main{
 		Addr:             DefaultAddr,
 		MaintenanceEvery: DefaultMaintenanceEvery,
+		AlertInterval:    DefaultAlertInterval,
 		getenv:           getenv,
 		stderr:           stderr,
 		logger:           slog.New(slog.NewJSONHandler(stderr, nil)),
@@ -115,6 +130,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.Addr, "addr", m.Addr, "address to listen on (host:port; port 0 picks a free one)")
 	fs.DurationVar(&m.MaintenanceEvery, "maintenance-every", m.MaintenanceEvery, "how often to run the maintenance job after the run at start (0: only at start)")
+	fs.DurationVar(&m.AlertInterval, "alert-interval", m.AlertInterval, "how often team alert window rules and webhook deliveries run (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintf(m.stderr, "usage: local [-addr %s]\n\nServes the Kilometers API against $%s; $%s enables the admin routes.\n\n",
 			DefaultAddr, dbconfig.EnvDatabaseURL, dbconfig.EnvAdminToken)
@@ -193,6 +209,7 @@ func (m *Main) Run(ctx context.Context) error {
 		defer close(m.done)
 		m.serveErr = m.server.Serve(ln)
 	}()
+	m.startAlerts()
 	fmt.Fprintf(m.stderr, "listening on http://%s\n", ln.Addr())
 	return nil
 }
@@ -223,6 +240,47 @@ func Every(ctx context.Context, interval time.Duration, run func(context.Context
 	}
 }
 
+// startAlerts runs the team alerts' schedule on a timer until Close.
+func (m *Main) startAlerts() {
+	ticks := m.Ticks
+	var ticker *time.Ticker
+	if ticks == nil {
+		if m.AlertInterval <= 0 {
+			return
+		}
+		ticker = time.NewTicker(m.AlertInterval)
+		ticks = ticker.C
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopAlerts, m.alertsDone = cancel, make(chan struct{})
+	go func() {
+		defer close(m.alertsDone)
+		if ticker != nil {
+			defer ticker.Stop()
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now, ok := <-ticks:
+				if !ok {
+					return
+				}
+				run, err := m.db.RunAlerts(ctx, now.UTC())
+				if err != nil && ctx.Err() == nil {
+					m.logger.Warn("alerts run", "err", err)
+				}
+				if run.Fired+run.Delivered+run.Failed+run.GivenUp > 0 {
+					m.logger.Info("alerts run", "fired", run.Fired, "delivered", run.Delivered, "failed", run.Failed, "given_up", run.GivenUp)
+				}
+				if m.alertRuns != nil {
+					m.alertRuns <- struct{}{}
+				}
+			}
+		}
+	}()
+}
+
 // URL is the base URL the server answers on (after Run).
 func (m *Main) URL() string {
 	if m.listener == nil {
@@ -242,6 +300,11 @@ func (m *Main) Close() error {
 		m.stopMaintenance()
 		<-m.maintenanceDone
 		m.stopMaintenance = nil
+	}
+	if m.stopAlerts != nil {
+		m.stopAlerts()
+		<-m.alertsDone
+		m.stopAlerts = nil
 	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

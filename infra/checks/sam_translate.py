@@ -50,6 +50,12 @@ EXPECTED_ROUTES = {
     "POST /api/admin/tenants/{id}/keys",
     "DELETE /api/admin/keys/{id}",
     "GET /api/admin/audit",
+    "POST /api/admin/alerts/evaluate",
+    "GET /api/alerts/rules",
+    "POST /api/alerts/rules",
+    "DELETE /api/alerts/rules",
+    "DELETE /api/alerts/rules/{id}",
+    "GET /api/alerts",
     # The dashboard's page and its files (functions/ui).
     "GET /",
     "GET /app.js",

@@ -33,6 +33,12 @@ var routes = map[string]string{
 	"POST /api/admin/tenants/{id}/keys": "AdminFunction",
 	"DELETE /api/admin/keys/{id}":       "AdminFunction",
 	"GET /api/admin/audit":              "AdminFunction",
+	"POST /api/admin/alerts/evaluate":   "AdminFunction",
+	"GET /api/alerts/rules":             "ActivityFunction",
+	"POST /api/alerts/rules":            "ActivityFunction",
+	"DELETE /api/alerts/rules":          "ActivityFunction",
+	"DELETE /api/alerts/rules/{id}":     "ActivityFunction",
+	"GET /api/alerts":                   "ActivityFunction",
 	// The dashboard's page, on the API's origin (TestUiServesEveryFile).
 	"GET /":                       "UiFunction",
 	"GET /app.js":                 "UiFunction",

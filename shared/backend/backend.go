@@ -109,6 +109,7 @@ type Store interface {
 	CountRead(ctx context.Context, k Key, now time.Time) (ReadWindow, error)
 
 	Admin
+	Alerting
 
 	// Ingest stores a validated batch, idempotent on (tenant, event id):
 	// events already stored count as duplicates and change nothing. It

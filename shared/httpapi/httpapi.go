@@ -34,13 +34,16 @@ const (
 	// Stats is GET /api/stats.
 	Stats
 	// Admin is every route under /api/admin/ (tenants, keys, audit,
-	// maintenance).
+	// maintenance, the alerts' scheduled run).
 	Admin
 	// Export is GET /api/export.
 	Export
+	// Alerts is the team alerts: GET/POST/DELETE /api/alerts/rules,
+	// DELETE /api/alerts/rules/{id} and GET /api/alerts.
+	Alerts
 
 	// All is every route, as functions/local serves them.
-	All = Health | Ingest | Activity | Stats | Admin | Export
+	All = Health | Ingest | Activity | Stats | Admin | Export | Alerts
 )
 
 // TokenFunc returns the admin token. An empty token with a nil error means
@@ -143,6 +146,16 @@ func New(cfg Config) *Server {
 		s.mux.Handle("/api/admin/keys/{id}", methods{http.MethodDelete: s.admin(s.handleRevokeKey)})
 		s.mux.Handle("/api/admin/audit", methods{http.MethodGet: s.admin(s.handleAudit)})
 		s.mux.Handle("/api/admin/maintenance", methods{http.MethodPost: s.admin(s.handleMaintenance)})
+		s.mux.Handle("/api/admin/alerts/evaluate", methods{http.MethodPost: s.admin(s.handleEvaluateAlerts)})
+	}
+	if routes&Alerts != 0 {
+		s.mux.Handle("/api/alerts/rules", methods{
+			http.MethodGet:    s.authed(s.handleListAlertRules),
+			http.MethodPost:   s.authed(s.handleCreateAlertRule),
+			http.MethodDelete: s.authed(s.handleDeleteAlertRules),
+		})
+		s.mux.Handle("/api/alerts/rules/{id}", methods{http.MethodDelete: s.authed(s.handleDeleteAlertRule)})
+		s.mux.Handle("/api/alerts", methods{http.MethodGet: s.authed(s.handleFiredAlerts)})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, backend.Errorf(backend.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))

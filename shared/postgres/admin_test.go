@@ -16,6 +16,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 	"github.com/pressly/goose/v3"
 
+	"github.com/kilometers-ai/kilometers/shared/alerts"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
@@ -193,8 +194,15 @@ func TestDeleteTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := mustTenant(t, db, "kept")
-	batch := apitest.SampleBatch(time.Now(), 3)
+	// Events after the rules below exist (SampleBatch starts an hour
+	// before its base), so that the rules fire.
+	batch := apitest.SampleBatch(time.Now().Add(2*time.Hour), 3)
 	for _, id := range []string{doomed.ID, kept} {
+		// A rule that fires on the batch fills every alerts table (its
+		// alert stays in the outbox: nothing delivers it here).
+		if _, err := db.CreateAlertRule(ctx, id, backend.NewAlertRule{On: alerts.NewServer, Webhook: "http://127.0.0.1:9/", Secret: "s"}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := db.Ingest(ctx, id, batch); err != nil {
 			t.Fatal(err)
 		}

@@ -282,7 +282,8 @@ const IngestStatementTimeout = 30 * time.Second
 // Ingest stores a batch that passed event.Batch.Clean and Validate (the
 // API decodes nothing else) in one transaction: sessions upserted, then the
 // events sent as column arrays and inserted with ON CONFLICT DO NOTHING,
-// with the rollups updated for the inserted events only, in one statement.
+// with the rollups updated for the inserted events only, in one statement,
+// then the per-event alert rules in one more (fireEventAlerts).
 func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backend.IngestResult, error) {
 	if err := tenantUUID(tenantID); err != nil {
 		return backend.IngestResult{}, err
@@ -305,6 +306,10 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	slices.SortFunc(sessionOrder, func(x, y int) int {
 		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
 	})
+	conds, err := eventConditions(tenantID, b)
+	if err != nil {
+		return backend.IngestResult{}, err
+	}
 	var inserted int
 	at := db.clock()
 	// Sessions and events go in one pipeline with the transaction's
@@ -329,6 +334,11 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 			batch.Queue(insertArrays, append(cols.args(tenantID), at)...).QueryRow(func(row pgx.Row) error {
 				return row.Scan(&inserted)
 			})
+		}
+		// The per-event alert rules, in the same transaction: an alert
+		// fires with the events that fire it or not at all.
+		if conds != nil {
+			batch.Queue(fireEventAlerts, conds...)
 		}
 	})
 	if err != nil {

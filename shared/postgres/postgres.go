@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,8 @@ type DB struct {
 	perTenantQueue int
 	mu             sync.Mutex
 	inFlight       map[string]*tenantGate // by tenant id
+	// alertClient posts team alerts to webhooks (see SetAlertClient).
+	alertClient *http.Client
 
 	// refresh, when set, reads the DSN again after an authentication
 	// failure; user and password are then what new connections use.

@@ -1,38 +1,31 @@
 package alerts
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"time"
+
+	shalerts "github.com/kilometers-ai/kilometers/shared/alerts"
 )
 
-// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body,
-// keyed with the rule's secret.
-const SignatureHeader = "X-Kilometers-Signature"
+// SignatureHeader and Sign are the signature the backend's team alerts
+// carry too (package shared/alerts owns it).
+const SignatureHeader = shalerts.SignatureHeader
 
 // Sign returns the SignatureHeader value of body.
-func Sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
+func Sign(secret string, body []byte) string { return shalerts.Sign(secret, body) }
 
 // Delivery tuning: attempts per alert in one run, and the first wait
 // between them (doubling).
 const (
 	attempts     = 4
 	firstBackoff = time.Second
-	postTimeout  = 10 * time.Second
+	postTimeout  = shalerts.PostTimeout
 )
 
 // Sender posts alerts to their rules' webhooks.
@@ -59,8 +52,7 @@ func (s *Sender) fill() {
 	}
 }
 
-// errRefused is a webhook's 4xx: sending the alert again cannot help.
-var errRefused = errors.New("webhook refused the alert")
+var errRefused = shalerts.ErrRefused
 
 // Send posts one alert, retrying with backoff on 5xx, 408, 429 and
 // network errors, at most attempts times.
@@ -97,28 +89,7 @@ func (s *Sender) Send(ctx context.Context, r Rule, a Alert) error {
 }
 
 func (s *Sender) post(ctx context.Context, url, secret string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, postTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("%w: %v", errRefused, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.UserAgent)
-	req.Header.Set(SignatureHeader, Sign(secret, body))
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("post alert: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	switch {
-	case resp.StatusCode/100 == 2:
-		return nil
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("post alert: webhook answered HTTP %d", resp.StatusCode)
-	}
-	return fmt.Errorf("%w: HTTP %d", errRefused, resp.StatusCode)
+	return shalerts.Post(ctx, s.Client, s.UserAgent, url, secret, body)
 }
 
 // Deliver sends the outbox's alerts in order, calling save after each

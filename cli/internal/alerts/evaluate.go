@@ -1,44 +1,18 @@
 package alerts
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/kilometers-ai/kilometers/shared/analysis"
+	shalerts "github.com/kilometers-ai/kilometers/shared/alerts"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
-// Alert is what a webhook receives (and what `alerts test` sends).
-type Alert struct {
-	// ID is the same whenever the same events fire the same rule: a
-	// receiver may drop one it already has.
-	ID     string `json:"id"`
-	RuleID string `json:"rule_id"`
-	On     Kind   `json:"on"`
-	// Text is the alert for people, as a Slack incoming webhook shows it.
-	Text string `json:"text"`
-	// Condition is what the rule fired about: a server, or server/tool.
-	Condition string   `json:"condition"`
-	Server    string   `json:"server,omitempty"`
-	Tool      string   `json:"tool,omitempty"`
-	SessionID string   `json:"session_id,omitempty"`
-	EventIDs  []string `json:"event_ids,omitempty"`
-	// Value is the measured value of a threshold rule (a score, a rate, a
-	// p95 in milliseconds); Calls the calls in its window.
-	Value     float64   `json:"value,omitempty"`
-	Threshold float64   `json:"threshold,omitempty"`
-	Window    string    `json:"window,omitempty"`
-	Calls     int       `json:"calls,omitempty"`
-	Reasons   []string  `json:"reasons,omitempty"`
-	At        time.Time `json:"at"`
-	Test      bool      `json:"test,omitempty"`
-}
+// Alert is what a webhook receives (and what `alerts test` sends); the
+// backend's team alerts send the same body.
+type Alert = shalerts.Alert
 
 // sample is one answered tool call kept for window rules.
 type sample struct {
@@ -119,46 +93,29 @@ type evaluation struct {
 
 func (v *evaluation) run(maxWindow time.Duration) {
 	e := v.e
-	if v.server != "" && !v.st.Servers[v.server] {
-		v.st.Servers[v.server] = true
-		v.fire(NewServer, v.server, "", func(r Rule) (Alert, bool) {
-			return Alert{Text: fmt.Sprintf("New MCP server `%s` seen for the first time.", v.server)}, true
-		})
-	}
-	for _, tool := range toolsOf(e) {
-		k := v.server + "/" + tool
-		if v.st.Tools[k] {
-			continue
-		}
-		v.st.Tools[k] = true
-		v.fire(NewTool, k, tool, func(r Rule) (Alert, bool) {
-			return Alert{Text: fmt.Sprintf("New tool `%s` of server `%s` seen for the first time.", tool, v.server)}, true
-		})
-	}
-	if e.Risk != nil {
-		for _, reason := range e.Risk.Reasons {
-			if tool, ok := strings.CutPrefix(reason, analysis.ReasonToolPoisoning); ok {
-				v.fire(Poisoning, v.server+"/"+tool, tool, func(r Rule) (Alert, bool) {
-					return Alert{Text: fmt.Sprintf("Tool poisoning: the description of tool `%s` of server `%s` hides instructions for the model.", tool, v.server),
-						Reasons: e.Risk.Reasons}, true
-				})
+	for _, c := range shalerts.EventConditions(e, v.server) {
+		switch c.Kind {
+		case NewServer:
+			if v.st.Servers[c.Condition] {
+				continue
 			}
-			if tool, ok := strings.CutPrefix(reason, analysis.ReasonDefinitionChanged); ok {
-				v.fire(DefinitionChanged, v.server+"/"+tool, tool, func(r Rule) (Alert, bool) {
-					return Alert{Text: fmt.Sprintf("Tool definition changed: tool `%s` of server `%s` is not what it was when first seen.", tool, v.server),
-						Reasons: e.Risk.Reasons}, true
-				})
+			v.st.Servers[c.Condition] = true
+		case NewTool:
+			if v.st.Tools[c.Condition] {
+				continue
 			}
+			v.st.Tools[c.Condition] = true
 		}
-		if e.Method == "tools/call" {
-			v.fire(HighRisk, v.server+"/"+e.Tool, e.Tool, func(r Rule) (Alert, bool) {
-				if float64(e.Risk.Score) < r.threshold() {
+		v.fire(c.Kind, c.Condition, c.Tool, func(r Rule) (Alert, bool) {
+			a := Alert{Text: c.Text, Reasons: c.Reasons}
+			if c.Kind == HighRisk {
+				if c.Score < r.threshold() {
 					return Alert{}, false
 				}
-				return Alert{Text: fmt.Sprintf("High-risk call of tool `%s` of server `%s`: score %d (%s).", e.Tool, v.server, e.Risk.Score, strings.Join(e.Risk.Reasons, ", ")),
-					Value: float64(e.Risk.Score), Threshold: r.threshold(), Reasons: e.Risk.Reasons}, true
-			})
-		}
+				a.Value, a.Threshold = c.Score, r.threshold()
+			}
+			return a, true
+		})
 	}
 	if e.IsReply() && e.Method == "tools/call" && e.LatencyMS != nil {
 		k := v.server + "/" + e.Tool
@@ -181,7 +138,7 @@ func (v *evaluation) run(maxWindow time.Duration) {
 			if len(in) < minWindowCalls || rate < r.threshold() {
 				return Alert{}, false
 			}
-			return Alert{Text: fmt.Sprintf("Tool `%s` of server `%s` failed %d of %d calls in %s (%.0f%%, threshold %.0f%%).", e.Tool, v.server, failed, len(in), r.window(), 100*rate, 100*r.threshold()),
+			return Alert{Text: shalerts.FailureText(v.server, e.Tool, failed, len(in), r.window(), rate, r.threshold()),
 				Value: rate, Threshold: r.threshold(), Calls: len(in)}, true
 		})
 		v.fire(LatencyP95, k, e.Tool, func(r Rule) (Alert, bool) {
@@ -198,7 +155,7 @@ func (v *evaluation) run(maxWindow time.Duration) {
 			if p95 < r.threshold() {
 				return Alert{}, false
 			}
-			return Alert{Text: fmt.Sprintf("Tool `%s` of server `%s` is slow: p95 %.0f ms over %d calls in %s (threshold %.0f ms).", e.Tool, v.server, p95, len(in), r.window(), r.threshold()),
+			return Alert{Text: shalerts.LatencyText(v.server, e.Tool, p95, len(in), r.window(), r.threshold()),
 				Value: p95, Threshold: r.threshold(), Calls: len(in)}, true
 		})
 	}
@@ -226,40 +183,11 @@ func (v *evaluation) fire(kind Kind, condition, tool string, check func(Rule) (A
 			continue
 		}
 		v.st.Fired[key] = v.e.TS
-		sum := sha256.Sum256([]byte(r.ID + "\x00" + condition + "\x00" + v.e.ID))
-		a.ID = "alert_" + hex.EncodeToString(sum[:12])
+		a.ID = shalerts.AlertID(r.ID, condition, v.e.ID)
 		a.RuleID, a.On, a.Condition, a.Server, a.Tool = r.ID, kind, condition, v.server, tool
 		a.SessionID, a.EventIDs, a.At = v.e.SessionID, []string{v.e.ID}, v.e.TS
 		a.Window = r.window().String()
-		a.Text = "*Kilometers alert* (" + string(kind) + "): " + a.Text
+		a.Text = shalerts.Title(kind, a.Text)
 		v.st.Outbox = append(v.st.Outbox, a)
 	}
-}
-
-// toolsOf are the tools an event shows: the tool of a call, the tools of a
-// tools/list reply.
-func toolsOf(e *event.Event) []string {
-	if e.Kind == event.KindRequest && e.Method == "tools/call" && e.Tool != "" {
-		return []string{e.Tool}
-	}
-	if e.Kind != event.KindResponse || e.Method != "tools/list" || len(e.Payload) == 0 {
-		return nil
-	}
-	var p struct {
-		Result struct {
-			Tools []struct {
-				Name string `json:"name"`
-			} `json:"tools"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(e.Payload, &p) != nil {
-		return nil
-	}
-	var out []string
-	for _, t := range p.Result.Tools {
-		if t.Name != "" {
-			out = append(out, t.Name)
-		}
-	}
-	return out
 }

@@ -19,51 +19,36 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
+
+	shalerts "github.com/kilometers-ai/kilometers/shared/alerts"
 )
 
-// Kind is what a rule watches for.
-type Kind string
+// The rule kinds and their defaults are shared with the backend's team
+// rules (package shared/alerts owns them).
+type Kind = shalerts.Kind
 
 // The rule kinds.
 const (
-	// Poisoning fires on a tools/list reply with a tool whose description
-	// hides instructions.
-	Poisoning Kind = "poisoning"
-	// DefinitionChanged fires when a tool's definition differs from the
-	// one seen before (a rug pull).
-	DefinitionChanged Kind = "definition_changed"
-	// HighRisk fires on a call whose risk score reaches the threshold
-	// (default: the high level, 70).
-	HighRisk Kind = "high_risk"
-	// NewServer and NewTool fire the first time a server, or a tool of a
-	// server, is seen.
-	NewServer Kind = "new_server"
-	NewTool   Kind = "new_tool"
-	// FailureRate fires when a tool's share of failed calls within the
-	// window reaches the threshold (a fraction, default 0.5).
-	FailureRate Kind = "failure_rate"
-	// LatencyP95 fires when a tool's p95 latency within the window reaches
-	// the threshold (milliseconds, default 1000).
-	LatencyP95 Kind = "latency_p95"
+	Poisoning         = shalerts.Poisoning
+	DefinitionChanged = shalerts.DefinitionChanged
+	HighRisk          = shalerts.HighRisk
+	NewServer         = shalerts.NewServer
+	NewTool           = shalerts.NewTool
+	FailureRate       = shalerts.FailureRate
+	LatencyP95        = shalerts.LatencyP95
 )
 
 // Kinds lists every kind, for help and validation.
-var Kinds = []Kind{Poisoning, DefinitionChanged, HighRisk, NewServer, NewTool, FailureRate, LatencyP95}
+var Kinds = shalerts.Kinds
 
-// DefaultWindow is a rule's window when none is given: the span of window
-// rules, and for every rule the least time between two alerts of the same
-// condition.
-const DefaultWindow = 5 * time.Minute
+// DefaultWindow: see shalerts.DefaultWindow.
+const DefaultWindow = shalerts.DefaultWindow
 
-// minWindowCalls is the fewest calls in a window that a failure rate or a
-// p95 is judged on: one failed call out of one is not a rate.
-const minWindowCalls = 3
+const minWindowCalls = shalerts.MinWindowCalls
 
 // Rule is one alert rule.
 type Rule struct {
@@ -80,52 +65,14 @@ type Rule struct {
 }
 
 // threshold is the rule's threshold or the kind's default.
-func (r Rule) threshold() float64 {
-	if r.Threshold > 0 {
-		return r.Threshold
-	}
-	switch r.On {
-	case HighRisk:
-		return 70
-	case FailureRate:
-		return 0.5
-	case LatencyP95:
-		return 1000
-	}
-	return 0
-}
+func (r Rule) threshold() float64 { return shalerts.Threshold(r.On, r.Threshold) }
 
-func (r Rule) window() time.Duration {
-	if r.Window > 0 {
-		return r.Window
-	}
-	return DefaultWindow
-}
+func (r Rule) window() time.Duration { return shalerts.Window(r.Window) }
 
 // Validate checks a rule as `alerts add` would take it.
 func (r Rule) Validate() error {
-	known := false
-	for _, k := range Kinds {
-		known = known || k == r.On
-	}
-	if !known {
-		return fmt.Errorf("--on: unknown rule %q; one of %s", r.On, kindList())
-	}
-	switch {
-	case r.Threshold < 0:
-		return errors.New("--threshold: must not be negative")
-	case r.On == FailureRate && r.Threshold > 1:
-		return fmt.Errorf("--threshold: a failure rate is a fraction from 0 to 1, got %g", r.Threshold)
-	case r.On == HighRisk && r.Threshold > 100:
-		return fmt.Errorf("--threshold: a risk score is 0 to 100, got %g", r.Threshold)
-	case r.Threshold > 0 && r.On != HighRisk && r.On != FailureRate && r.On != LatencyP95:
-		return fmt.Errorf("--threshold: rule %s takes none", r.On)
-	case r.Window < 0 || r.Window > 7*24*time.Hour:
-		return fmt.Errorf("--window: must be up to 7 days, got %s", r.Window)
-	}
-	u, err := url.Parse(r.Webhook)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("--webhook: want an http(s) URL, got %q", r.Webhook)
+	if err := shalerts.ValidateRule(r.On, r.Threshold, r.Window, r.Webhook); err != nil {
+		return fmt.Errorf("--%w", err)
 	}
 	if r.Secret == "" && r.SecretEnv == "" {
 		return errors.New("a signing secret is required: pipe it on stdin or name a variable with --secret-env")
@@ -133,13 +80,7 @@ func (r Rule) Validate() error {
 	return nil
 }
 
-func kindList() string {
-	var s []string
-	for _, k := range Kinds {
-		s = append(s, string(k))
-	}
-	return strings.Join(s, ", ")
-}
+func kindList() string { return shalerts.KindList() }
 
 // signingSecret is the secret the rule signs with, read from its variable
 // when it names one.

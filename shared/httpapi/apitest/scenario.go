@@ -295,6 +295,7 @@ func Scenario(t *testing.T, do Doer, adminToken string) {
 	}
 
 	AdminScenario(t, do, adminToken, acme, other, key.KeyID)
+	AlertsScenario(t, do, adminToken)
 }
 
 // Key is a key made through POST /api/admin/tenants/{id}/keys.

@@ -747,6 +747,10 @@
       if (!page.next_cursor) break;
       q.set('cursor', page.next_cursor);
     }
+    // What the team's rules fired (GET /api/alerts, served by the backend;
+    // the local store has none): shown only when there are some.
+    let fired = [];
+    try { fired = (await api('/api/alerts', new URLSearchParams({ limit: '50' }))).alerts || []; } catch (_) { fired = []; }
     if (!ctx.alive) return;
     // A poisoned or changed tool shows in every tools/list reply that
     // carries it: one card per server and tool, linked to the latest.
@@ -777,6 +781,10 @@
     show(h('div', {},
       h('h1', { text: 'Alerts' }),
       h('p', { class: 'sub', text: 'What the risk analysis flagged in this window, newest first. Times in ' + zone() + '.' }),
+      fired.length ? section('fired', 'Fired by the team\'s rules', 'The latest alerts the backend\'s rules sent to their webhooks.',
+        fired.map((a) => h('li', { 'data-id': a.id },
+          h('div', { class: 'what', text: a.text.replace(/^\*Kilometers alert\* \(\w+\): /, '') }),
+          h('div', { class: 'muted', text: a.on + ' · ' + fmtTime(a.at) + ' · ' + (a.delivered_at ? 'delivered' : a.last_error ? 'not delivered: ' + a.last_error : 'pending') })))) : null,
       section('poisoned', 'Poisoned tool descriptions',
         'A tool description that tells the model to do something behind the user\'s back (hidden instructions, reading secrets, sending data out).',
         [...poisoned].map(([key, g]) => card('', g.latest, 'Poisoned tool: ' + key.split('\0')[1], g.reasons, seen(g)))),

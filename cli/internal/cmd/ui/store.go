@@ -23,6 +23,7 @@ const LocalTenant = "local"
 // refuses every write.
 type LocalStore struct {
 	noAdmin
+	noAlerts
 	st    *store.Store
 	token string
 }
