@@ -99,6 +99,7 @@ func (db *DB) AlertRules(ctx context.Context, tenantID string) ([]backend.AlertR
 		})
 		return dbErrorOr("alert rules", err)
 	})
+	db.forgetRuleKinds(tenantID)
 	return out, err
 }
 
@@ -110,6 +111,7 @@ func (db *DB) DeleteAlertRule(ctx context.Context, tenantID, id string) error {
 	if !isID(id) {
 		return errRuleNotFound
 	}
+	defer db.forgetRuleKinds(tenantID)
 	return db.inTx(ctx, roleApp, tenantID, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM alert_rules WHERE id = $1`, id)
 		if err != nil {
@@ -133,6 +135,7 @@ func (db *DB) DeleteAlertRules(ctx context.Context, tenantID string) (int, error
 		n = int(tag.RowsAffected())
 		return dbErrorOr("delete alert rules", err)
 	})
+	db.forgetRuleKinds(tenantID)
 	return n, err
 }
 
@@ -245,8 +248,9 @@ WITH c AS (
 INSERT INTO alert_outbox (tenant_id, alert_id, next_at) SELECT $6::uuid, id, '-infinity' FROM fired`
 
 // eventConditions are the arguments of fireEventAlerts for a batch, nil
-// when it has none.
-func eventConditions(tenantID string, b event.Batch) ([]any, error) {
+// when it has none. Only kinds in watched count, but for the sightings of
+// new servers and tools, which are kept before any rule asks for them.
+func eventConditions(tenantID string, b event.Batch, watched map[string]bool) ([]any, error) {
 	servers := map[string]string{}
 	for _, s := range b.Sessions {
 		servers[s.ID] = s.Server
@@ -263,6 +267,10 @@ func eventConditions(tenantID string, b event.Batch) ([]any, error) {
 			server = servers[e.SessionID]
 		}
 		for _, c := range alerts.EventConditions(e, server) {
+			sighting := c.Kind == alerts.NewServer || c.Kind == alerts.NewTool
+			if !sighting && !watched[string(c.Kind)] {
+				continue
+			}
 			if c.Kind == alerts.HighRisk && c.Score <= 0 {
 				continue // no threshold is under a score of 0 (zero means the default)
 			}

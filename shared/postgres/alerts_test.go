@@ -399,3 +399,56 @@ func TestTeamAlertsMissedRun(t *testing.T) {
 		t.Errorf("delivered %+v, want the fs window only", got)
 	}
 }
+
+// A process learns of a rule another process created within ruleKindsTTL
+// (5 s): its ingest builds conditions only for watched kinds, and reads
+// them again once what it knows is that old. The process that created the
+// rule knows at once.
+func TestRuleKindsAcrossProcesses(t *testing.T) {
+	db, dsn := pgtest.MustOpenDBDSN(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "kinds")
+	other, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	now := time.Now().UTC()
+	other.SetClock(func() time.Time { return now })
+	// The other process ingests once with no rule: it now knows of none.
+	if _, err := other.Ingest(ctx, tenant, alertBatch(t, now, "before")); err != nil {
+		t.Fatal(err)
+	}
+	h := &webhook{t: t, secrets: map[string]string{}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	newRule(t, db, tenant, h, srv.URL, backend.NewAlertRule{On: alerts.Poisoning, Window: "1h"})
+	fired := func() int {
+		page, err := db.FiredAlerts(ctx, tenant, backend.AlertQuery{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Alerts)
+	}
+	if _, err := other.Ingest(ctx, tenant, alertBatch(t, now.Add(time.Second), "stale")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fired(); n != 0 {
+		t.Fatalf("%d alerts fired by a process that cannot know the rule yet", n)
+	}
+	now = now.Add(6 * time.Second)
+	if _, err := other.Ingest(ctx, tenant, alertBatch(t, now, "fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fired(); n != 1 {
+		t.Errorf("%d alerts fired once the process read the rules again, want 1 (poisoning of fresh)", n)
+	}
+	// The process that creates a rule sees it at its next batch.
+	newRule(t, db, tenant, h, srv.URL, backend.NewAlertRule{On: alerts.HighRisk, Threshold: 70, Window: "1h"})
+	if _, err := db.Ingest(ctx, tenant, alertBatch(t, time.Now().UTC().Add(2*time.Second), "mine")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fired(); n < 3 {
+		t.Errorf("%d alerts after the creating process ingested, want its poisoning and high-risk too", n)
+	}
+}

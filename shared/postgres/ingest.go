@@ -306,7 +306,11 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	slices.SortFunc(sessionOrder, func(x, y int) int {
 		return cmp.Compare(strings.ToLower(b.Sessions[x].ID), strings.ToLower(b.Sessions[y].ID))
 	})
-	conds, err := eventConditions(tenantID, b)
+	watched, err := db.alertRuleKinds(ctx, tenantID)
+	if err != nil {
+		return backend.IngestResult{}, err
+	}
+	conds, err := eventConditions(tenantID, b, watched)
 	if err != nil {
 		return backend.IngestResult{}, err
 	}

@@ -62,6 +62,8 @@ type DB struct {
 	inFlight       map[string]*tenantGate // by tenant id
 	// alertClient posts team alerts to webhooks (see SetAlertClient).
 	alertClient *http.Client
+	// kinds caches which kinds of alert rules each tenant has.
+	kinds ruleKinds
 
 	// refresh, when set, reads the DSN again after an authentication
 	// failure; user and password are then what new connections use.
