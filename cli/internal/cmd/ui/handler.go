@@ -30,8 +30,10 @@ const TokenParam = "token"
 //   - anything but GET and HEAD: 405, it changes nothing.
 func NewHandler(st *store.Store, token, listen string, now func() time.Time, logger *slog.Logger) http.Handler {
 	api := httpapi.New(httpapi.Config{
-		Store:  Local(st, token),
-		Routes: httpapi.Activity | httpapi.Stats,
+		Store: Local(st, token),
+		// Alerts answers GET /api/alerts with none: local rules fire from
+		// the alerts file (kilometers alerts), not from this store.
+		Routes: httpapi.Activity | httpapi.Stats | httpapi.Alerts,
 		Logger: logger,
 		Now:    now,
 	})
