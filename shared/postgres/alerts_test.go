@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
+	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
 // webhook is a real HTTP receiver: it checks every signature against the
@@ -450,5 +453,38 @@ func TestRuleKindsAcrossProcesses(t *testing.T) {
 	}
 	if n := fired(); n < 3 {
 		t.Errorf("%d alerts after the creating process ingested, want its poisoning and high-risk too", n)
+	}
+}
+
+// The backend names the poisoned and changed tools in riskiest_tools as
+// the local store does: the same events give the same list.
+func TestStatsNameAlertedToolsLikeTheAggregator(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "riskiest")
+	ts := time.Now().UTC().Add(-time.Hour)
+	b := alertBatch(t, ts, "fs")
+	ingest(t, db, tenant, b)
+	q := stats.Query{Since: ts.Add(-time.Hour), Until: time.Now().UTC().Add(time.Minute)}.Align(time.Now())
+	got, err := db.Stats(ctx, tenant, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := stats.NewAggregator(q.Since, q.Until, "")
+	for i := range b.Events {
+		agg.Add(&b.Events[i])
+	}
+	want := agg.Result().RiskiestTools
+	if !reflect.DeepEqual(got.RiskiestTools, want) {
+		t.Errorf("riskiest tools\n got %+v\nwant %+v", got.RiskiestTools, want)
+	}
+	var named []string
+	for _, r := range got.RiskiestTools {
+		if len(r.Reasons) > 0 {
+			named = append(named, r.Tool+":"+strings.Join(r.Reasons, ","))
+		}
+	}
+	if strings.Join(named, " ") != "evil:tool_poisoning shifty:definition_changed" {
+		t.Errorf("alerted tools %v, want evil poisoned and shifty changed", named)
 	}
 }

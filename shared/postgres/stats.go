@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
@@ -65,6 +66,15 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			tenantID, h0, h1, since, until, q.Server).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&acc.totals.Sessions, &acc.totals.DroppedEvents)
 		})
+		// The scored tools/list replies of the window (a partial index
+		// holds them: a few per session), for the tools their reasons name.
+		batch.Queue(`
+			SELECT risk_score, risk_level, risk_reasons FROM events
+			WHERE tenant_id = $1 AND method = 'tools/list' AND risk_rank > 0 AND ts >= km_event_horizon($1)
+				AND ts >= $2 AND ts < $3 AND ($4 = '' OR server = $4)
+			LIMIT $5`, tenantID, since, until, q.Server, maxToolListRows).Query(func(rows pgx.Rows) error {
+			return acc.addToolLists(rows)
+		})
 		if step < time.Hour {
 			// Hourly rows cannot be split into smaller steps.
 			acc.series = map[time.Time]stats.Point{}
@@ -84,6 +94,27 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 		return stats.Stats{}, err
 	}
 	return acc.result(since, until, q.Server), nil
+}
+
+// maxToolListRows bounds the scored tools/list replies one stats answer
+// reads: far more than real sessions produce in a window, and a bound on
+// the cost of a tenant that floods them.
+const maxToolListRows = 10000
+
+// addToolLists feeds scored tools/list replies to the tool alerts.
+func (a *statsAcc) addToolLists(rows pgx.Rows) error {
+	var (
+		score   *int32
+		level   *string
+		reasons []string
+	)
+	_, err := pgx.ForEachRow(rows, []any{&score, &level, &reasons}, func() error {
+		if score != nil && level != nil {
+			a.alerts.Add(reasons, int(*score), event.Level(*level))
+		}
+		return nil
+	})
+	return err
 }
 
 // totalsFinite is the totals with every float encodable.
@@ -117,6 +148,9 @@ type statsAcc struct {
 	levels  stats.RiskLevels
 	dims    map[dim]*dimAcc
 	series  map[time.Time]stats.Point
+	// alerts are the tools that scored tools/list replies name as
+	// poisoned or changed (the rollups keep no reasons).
+	alerts stats.ToolAlerts
 }
 
 func newStatsAcc(step time.Duration) *statsAcc {
@@ -131,6 +165,7 @@ func (a *statsAcc) reset() {
 	a.totals, a.levels = stats.Totals{}, stats.RiskLevels{}
 	a.dims = map[dim]*dimAcc{}
 	a.series = map[time.Time]stats.Point{}
+	a.alerts = stats.ToolAlerts{}
 }
 
 func (a *statsAcc) addRollups(rows pgx.Rows) error {
@@ -330,5 +365,5 @@ func (a *statsAcc) result(since, until time.Time, server string) stats.Stats {
 		Latency:    stats.Latency{Count: latency.Count(), Percentiles: latency.Percentiles()},
 		RiskLevels: a.levels,
 	}
-	return stats.Finish(s, toolList, methodList, risky, a.series)
+	return stats.Finish(s, toolList, methodList, a.alerts.Merge(risky), a.series)
 }

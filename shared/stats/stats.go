@@ -177,13 +177,74 @@ type Aggregator struct {
 	levels   RiskLevels
 	series   map[time.Time]*Point
 	// alerts are tools named by reasons about their definitions.
-	alerts map[string]*alertAcc
+	alerts ToolAlerts
+}
+
+// ToolAlerts gathers the tools that risk reasons name as poisoned or
+// changed (analysis.ToolAlert), for riskiest_tools: the local store and
+// the backend both feed it the events that carry such reasons, so both
+// name the same tools. The zero value is ready to use.
+type ToolAlerts struct {
+	m map[string]*alertAcc
 }
 
 type alertAcc struct {
 	maxScore     int
 	high, medium int64
 	reasons      map[string]bool
+}
+
+// Add counts an event with these reasons, risk score and level for each
+// tool a reason names.
+func (t *ToolAlerts) Add(reasons []string, score int, level event.Level) {
+	for _, r := range reasons {
+		kind, tool, ok := analysis.ToolAlert(r)
+		if !ok {
+			continue
+		}
+		if t.m == nil {
+			t.m = map[string]*alertAcc{}
+		}
+		acc := t.m[tool]
+		if acc == nil {
+			acc = &alertAcc{reasons: map[string]bool{}}
+			t.m[tool] = acc
+		}
+		acc.reasons[kind] = true
+		acc.maxScore = max(acc.maxScore, score)
+		switch level {
+		case event.LevelHigh:
+			acc.high++
+		case event.LevelMedium:
+			acc.medium++
+		}
+	}
+}
+
+// Merge adds the named tools to risky (the per-tool list from calls),
+// entry by entry, with their reasons.
+func (t *ToolAlerts) Merge(risky []RiskyTool) []RiskyTool {
+	byTool := make(map[string]int, len(risky))
+	for i, r := range risky {
+		byTool[r.Tool] = i
+	}
+	for name, al := range t.m {
+		i, ok := byTool[name]
+		if !ok {
+			risky = append(risky, RiskyTool{Tool: name})
+			i = len(risky) - 1
+			byTool[name] = i
+		}
+		r := &risky[i]
+		r.MaxScore = max(r.MaxScore, al.maxScore)
+		r.High += al.high
+		r.Medium += al.medium
+		for kind := range al.reasons {
+			r.Reasons = append(r.Reasons, kind)
+		}
+		sort.Strings(r.Reasons)
+	}
+	return risky
 }
 
 type toolAcc struct {
@@ -210,7 +271,6 @@ func NewAggregator(since, until time.Time, server string) *Aggregator {
 		tools:    map[string]*toolAcc{},
 		methods:  map[string]*methodAcc{},
 		series:   map[time.Time]*Point{},
-		alerts:   map[string]*alertAcc{},
 	}
 }
 
@@ -316,25 +376,7 @@ func (a *Aggregator) Add(e *event.Event) {
 
 // addAlerts counts e for each tool a reason of it names.
 func (a *Aggregator) addAlerts(e *event.Event) {
-	for _, r := range e.Risk.Reasons {
-		kind, tool, ok := analysis.ToolAlert(r)
-		if !ok {
-			continue
-		}
-		acc := a.alerts[tool]
-		if acc == nil {
-			acc = &alertAcc{reasons: map[string]bool{}}
-			a.alerts[tool] = acc
-		}
-		acc.reasons[kind] = true
-		acc.maxScore = max(acc.maxScore, e.Risk.Score)
-		switch a.RiskLevelOf(e) {
-		case event.LevelHigh:
-			acc.high++
-		case event.LevelMedium:
-			acc.medium++
-		}
-	}
+	a.alerts.Add(e.Risk.Reasons, e.Risk.Score, a.RiskLevelOf(e))
 }
 
 // RiskLevelOf is the level an event counts under in stats.
@@ -380,29 +422,11 @@ func (a *Aggregator) methodList() []Method {
 }
 
 func (a *Aggregator) riskyList() []RiskyTool {
-	byTool := map[string]*RiskyTool{}
+	out := make([]RiskyTool, 0, len(a.tools))
 	for _, t := range a.tools {
-		byTool[t.Tool.Tool] = &RiskyTool{Tool: t.Tool.Tool, MaxScore: t.maxScore, High: t.high, Medium: t.medium}
+		out = append(out, RiskyTool{Tool: t.Tool.Tool, MaxScore: t.maxScore, High: t.high, Medium: t.medium})
 	}
-	for name, al := range a.alerts {
-		r := byTool[name]
-		if r == nil {
-			r = &RiskyTool{Tool: name}
-			byTool[name] = r
-		}
-		r.MaxScore = max(r.MaxScore, al.maxScore)
-		r.High += al.high
-		r.Medium += al.medium
-		for kind := range al.reasons {
-			r.Reasons = append(r.Reasons, kind)
-		}
-		sort.Strings(r.Reasons)
-	}
-	out := make([]RiskyTool, 0, len(byTool))
-	for _, r := range byTool {
-		out = append(out, *r)
-	}
-	return out
+	return a.alerts.Merge(out)
 }
 
 func (a *Aggregator) seriesMap() map[time.Time]Point {
