@@ -57,7 +57,7 @@ func (k Kind) Valid() bool {
 // Valid reports whether l is a known level.
 func (l Level) Valid() bool { return l == LevelLow || l == LevelMedium || l == LevelHigh }
 
-// Validate checks e against the contract in PRODUCT.md. now bounds how far in
+// Validate checks e against the event contract of docs/api.md. now bounds how far in
 // the future a timestamp may be (clocks drift, but not by a day).
 func (e *Event) Validate(now time.Time) error {
 	return e.validate(-1, now)
