@@ -16,8 +16,27 @@ import (
 // (admin fingerprint and address) to the store, which writes the audit
 // entry in the action's transaction.
 
-// readOptionalJSON decodes a body into v, refusing fields v does not have;
-// an empty body leaves v as it is.
+// decodeStrict decodes body into v and refuses fields v does not have
+// (fresh is a zero value of v's type): a misspelt "scopes" or "threshold"
+// must not quietly fall back to a default.
+func decodeStrict(body []byte, v, fresh any) error {
+	if err := decodeJSON(body, v); err != nil {
+		return err
+	}
+	return refuseUnknownFields(body, fresh)
+}
+
+// readStrictJSON reads the request's body into v by decodeStrict.
+func (s *Server) readStrictJSON(r *http.Request, v, fresh any) error {
+	body, release, err := s.bodies.readBody(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return decodeStrict(body, v, fresh)
+}
+
+// readOptionalJSON is readStrictJSON where an empty body leaves v as it is.
 func (s *Server) readOptionalJSON(r *http.Request, v, fresh any) error {
 	body, release, err := s.bodies.readBody(r)
 	if err != nil {
@@ -27,10 +46,7 @@ func (s *Server) readOptionalJSON(r *http.Request, v, fresh any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if err := decodeJSON(body, v); err != nil {
-		return err
-	}
-	return refuseUnknownFields(body, fresh)
+	return decodeStrict(body, v, fresh)
 }
 
 func parseScopes(names []string) ([]backend.Scope, error) {
@@ -41,19 +57,8 @@ func parseScopes(names []string) ([]backend.Scope, error) {
 }
 
 func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
-	body, release, err := s.bodies.readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req backend.CreateTenantRequest
-	err = decodeJSON(body, &req)
-	if err == nil {
-		// A misspelt "scopes" must not yield a key with every scope.
-		err = refuseUnknownFields(body, &backend.CreateTenantRequest{})
-	}
-	release()
-	if err != nil {
+	if err := s.readStrictJSON(r, &req, &backend.CreateTenantRequest{}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -134,18 +139,8 @@ func (s *Server) handleUpdateTenant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, release, err := s.bodies.readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req backend.UpdateTenantRequest
-	err = decodeJSON(body, &req)
-	if err == nil {
-		err = refuseUnknownFields(body, &backend.UpdateTenantRequest{})
-	}
-	release()
-	if err != nil {
+	if err := s.readStrictJSON(r, &req, &backend.UpdateTenantRequest{}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -25,19 +25,8 @@ func (s *Server) handleListAlertRules(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCreateAlertRule(w http.ResponseWriter, r *http.Request) {
-	body, release, err := s.bodies.readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req backend.NewAlertRule
-	err = decodeJSON(body, &req)
-	if err == nil {
-		// A misspelt "threshold" must not yield a rule with the default.
-		err = refuseUnknownFields(body, &backend.NewAlertRule{})
-	}
-	release()
-	if err != nil {
+	if err := s.readStrictJSON(r, &req, &backend.NewAlertRule{}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
