@@ -239,25 +239,33 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	if q.MinRisk != "" && !q.MinRisk.Valid() {
 		return q, fmt.Errorf("risk: must be low, medium or high")
 	}
-	if q.Since, err = ParseTime(v.Get("since"), now); err != nil {
-		return q, fmt.Errorf("since: %w", err)
+	q.Since, q.Until, q.Limit, q.Cursor, err = parsePage(v, now, q.Limit)
+	return q, err
+}
+
+// parsePage reads the parameters every paged read takes alike: since,
+// until, limit (def when absent) and cursor.
+func parsePage(v url.Values, now time.Time, def int) (since, until time.Time, limit int, cursor *Cursor, err error) {
+	limit = def
+	if since, err = ParseTime(v.Get("since"), now); err != nil {
+		return since, until, limit, nil, fmt.Errorf("since: %w", err)
 	}
-	if q.Until, err = ParseTime(v.Get("until"), now); err != nil {
-		return q, fmt.Errorf("until: %w", err)
+	if until, err = ParseTime(v.Get("until"), now); err != nil {
+		return since, until, limit, nil, fmt.Errorf("until: %w", err)
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxLimit {
-			return q, fmt.Errorf("limit: must be a whole number from 1 to %d", MaxLimit)
+			return since, until, limit, nil, fmt.Errorf("limit: must be a whole number from 1 to %d", MaxLimit)
 		}
-		q.Limit = n
+		limit = n
 	}
 	if s := v.Get("cursor"); s != "" {
-		if q.Cursor, err = DecodeCursor(s); err != nil {
-			return q, fmt.Errorf("cursor: %w", err)
+		if cursor, err = DecodeCursor(s); err != nil {
+			return since, until, limit, nil, fmt.Errorf("cursor: %w", err)
 		}
 	}
-	return q, nil
+	return since, until, limit, cursor, nil
 }
 
 // Values is the inverse of ParseQuery, for clients of the API.

@@ -1,7 +1,6 @@
 package activity
 
 import (
-	"fmt"
 	"net/url"
 	"strconv"
 	"time"
@@ -14,27 +13,13 @@ import (
 // since, until, limit, cursor), with the same forms and limits as
 // ParseQuery.
 func ParseSessionQuery(v url.Values, now time.Time) (SessionQuery, error) {
-	q := SessionQuery{Server: v.Get("server"), Limit: DefaultLimit}
+	var q SessionQuery
 	var err error
-	if q.Since, err = ParseTime(v.Get("since"), now); err != nil {
-		return q, fmt.Errorf("since: %w", err)
+	if q.Server, err = ParseText("server", v.Get("server")); err != nil {
+		return q, err
 	}
-	if q.Until, err = ParseTime(v.Get("until"), now); err != nil {
-		return q, fmt.Errorf("until: %w", err)
-	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
-			return q, fmt.Errorf("limit: must be a whole number from 1 to %d", MaxLimit)
-		}
-		q.Limit = n
-	}
-	if s := v.Get("cursor"); s != "" {
-		if q.Cursor, err = DecodeCursor(s); err != nil {
-			return q, fmt.Errorf("cursor: %w", err)
-		}
-	}
-	return q, nil
+	q.Since, q.Until, q.Limit, q.Cursor, err = parsePage(v, now, DefaultLimit)
+	return q, err
 }
 
 // Values is the inverse of ParseSessionQuery, for clients of the API.

@@ -26,6 +26,8 @@ func TestParseSessionQuery(t *testing.T) {
 		{"since=tuesday", SessionQuery{}, `since: want a time (2026-12-01T09:30:00Z), a date (2026-12-01) or a span back from now (30m, 24h, 7d, 2w), got "tuesday"`},
 		{"until=-1h", SessionQuery{}, `until: want a time (2026-12-01T09:30:00Z), a date (2026-12-01) or a span back from now (30m, 24h, 7d, 2w), got "-1h"`},
 		{"cursor=nope", SessionQuery{}, "cursor: invalid cursor"},
+		{"server=a%00b", SessionQuery{}, "server: must not contain NUL characters"},
+		{"server=%ff", SessionQuery{}, "server: must be valid UTF-8"},
 	}
 	for _, tt := range tests {
 		v, err := url.ParseQuery(tt.query)
