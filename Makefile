@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STAMP := github.com/kilometers-ai/kilometers/cli/internal/app
 LDFLAGS := -s -w -X $(STAMP).version=$(VERSION) -X $(STAMP).commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X $(STAMP).date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 WITH_PG := infra/local/with-postgres.sh
-FUNCTIONS := ingest activity stats admin migrate ui maintenance
+FUNCTIONS := ingest activity stats admin migrate ui maintenance alerts
 
 .PHONY: all build demo deps test test-go test-deploy vet lint bench fuzz lambdas clean
 

@@ -26,8 +26,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/alerts"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig/dbconfigtest"
+	"github.com/kilometers-ai/kilometers/shared/httpapi"
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/lambdahttp/runtimetest"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
@@ -35,7 +37,7 @@ import (
 )
 
 // lambdaFunctions are the packages deployed to Lambda (template.yaml).
-var lambdaFunctions = []string{"ingest", "activity", "stats", "admin", "migrate", "ui", "maintenance"}
+var lambdaFunctions = []string{"ingest", "activity", "stats", "admin", "migrate", "ui", "maintenance", "alerts"}
 
 const adminToken = "lambda-admin-token"
 
@@ -193,6 +195,82 @@ func TestFunctions_Postgres(t *testing.T) {
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, bins) })
 	t.Run("ui", func(t *testing.T) { testUI(t, bins) })
 	t.Run("maintenance", func(t *testing.T) { testMaintenance(t, bins) })
+	t.Run("alerts", func(t *testing.T) { testAlerts(t, bins) })
+}
+
+// testAlerts invokes the built alerts function with an EventBridge
+// scheduled event, as its schedule does every minute: an alert that an
+// ingest fired reaches a real webhook receiver, signed, on the first run and
+// not again on the next; on a database that does not exist the invocation
+// fails, which the function's alarm counts.
+func testAlerts(t *testing.T, bins map[string]string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	scheduled := map[string]any{"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+		"time": time.Now().UTC().Format(time.RFC3339), "detail": map[string]any{}}
+
+	var mu sync.Mutex
+	var bodies [][]byte
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if got, want := r.Header.Get(alerts.SignatureHeader), alerts.Sign("hook-secret", b); got != want {
+			t.Errorf("signature %q, want %q", got, want)
+		}
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies)
+	}
+
+	db, dsn := pgtest.MustOpenDBDSN(t)
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Store: db,
+		AdminToken: func(context.Context) (string, error) { return adminToken, nil }}))
+	defer api.Close()
+	do := apitest.HTTP(api.URL)
+	team := apitest.CreateTenant(t, do, adminToken, "scheduled-alerts")
+	if a := do(t, apitest.Request{Method: "POST", Path: "/api/alerts/rules", Token: team.APIKey,
+		Body: []byte(`{"on":"new_server","webhook":"` + hook.URL + `","secret":"hook-secret"}`)}); a.Status != 201 {
+		t.Fatalf("create rule: %d %s", a.Status, a.Body)
+	}
+	// Rules see only events after their creation.
+	batch := apitest.SampleBatch(time.Now().Add(2*time.Hour), 1)
+	if a := do(t, apitest.Request{Method: "POST", Path: "/api/events/batch", Token: team.APIKey, Body: apitest.MustJSON(t, batch)}); a.Status != 200 {
+		t.Fatalf("batch: %d %s", a.Status, a.Body)
+	}
+
+	rt := runtimetest.New(t)
+	rt.Start(t, bins["alerts"], "DATABASE_URL="+dsn)
+	var run backend.AlertRun
+	if err := rt.InvokeJSON(ctx, scheduled, &run); err != nil {
+		t.Fatalf("scheduled run: %v", err)
+	}
+	if run.Delivered != 2 || delivered() != 2 { // servers fs and shell
+		t.Errorf("first run: %+v, %d delivered; want 2 (one per new server)", run, delivered())
+	}
+	if err := rt.InvokeJSON(ctx, scheduled, &run); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if run.Delivered != 0 || delivered() != 2 {
+		t.Errorf("second run: %+v, %d delivered in all; want nothing more", run, delivered())
+	}
+
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/km_test_does_not_exist"
+	bad := runtimetest.New(t)
+	bad.Start(t, bins["alerts"], "DATABASE_URL="+u.String())
+	err = bad.InvokeJSON(ctx, scheduled, &run)
+	var fe *runtimetest.FunctionError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "alerts") {
+		t.Errorf("run on a missing database: %v, want a function error", err)
+	}
 }
 
 // testUI runs the ui bootstrap with no configuration at all (it reads no

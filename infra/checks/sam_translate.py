@@ -211,13 +211,16 @@ def placeholders(node, dropped):
 
 
 def resolve_cidr(node, params):
-    """Evaluate Fn::Cidr (moto has no Fn::Cidr) with the parameters' defaults."""
+    """Evaluate Fn::Cidr (moto has no Fn::Cidr) with the parameters' defaults,
+    innermost first, so that a block taken by Fn::Select from another
+    Fn::Cidr resolves too."""
     import ipaddress
 
     if isinstance(node, list):
         return [resolve_cidr(n, params) for n in node]
     if not isinstance(node, dict):
         return node
+    node = {k: resolve_cidr(v, params) for k, v in node.items()}
     if set(node) == {"Fn::Cidr"}:
         block, count, bits = node["Fn::Cidr"]
         if isinstance(block, dict) and "Ref" in block:
@@ -225,7 +228,11 @@ def resolve_cidr(node, params):
         net = ipaddress.ip_network(block)
         subnets = net.subnets(new_prefix=net.max_prefixlen - int(bits))
         return [str(next(subnets)) for _ in range(int(count))]
-    return {k: resolve_cidr(v, params) for k, v in node.items()}
+    if set(node) == {"Fn::Select"}:
+        index, items = node["Fn::Select"]
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            return items[int(index)]
+    return node
 
 
 def moto_create(cfn):
@@ -272,25 +279,31 @@ def moto_create(cfn):
         # The alias' CodeDeploy update policy names a dropped deployment group.
         r.pop("UpdatePolicy", None)
 
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="kilometers-artifacts")
-        for name in t["Resources"]:
-            s3.put_object(Bucket="kilometers-artifacts", Key=f"{name}.zip", Body=b"PK\x05\x06" + b"\0" * 18)
-        cf = boto3.client("cloudformation")
-        cf.create_stack(StackName="kilometers", TemplateBody=json.dumps(t),
-                        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
-        stack = cf.describe_stacks(StackName="kilometers")["Stacks"][0]
-        if stack["StackStatus"] != "CREATE_COMPLETE":
-            events = cf.describe_stack_events(StackName="kilometers")["StackEvents"]
-            reasons = [e.get("ResourceStatusReason") for e in events if e.get("ResourceStatusReason")]
-            fail(f"moto: stack {stack['StackStatus']}: {reasons[:5]}")
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        if not outputs.get("ApiUrl", "").startswith("https://"):
-            fail(f"moto: ApiUrl output {outputs.get('ApiUrl')!r}")
-        created = cf.list_stack_resources(StackName="kilometers")["StackResourceSummaries"]
-        print(f"sam_translate: moto created {len(created)} resources "
-              f"(left out {len(dropped)} of types moto lacks); ApiUrl={outputs['ApiUrl']}")
+    # Once with the defaults, once with every optional part switched on.
+    for name, params in (("kilometers", []),
+                         ("kilometers-egress", [{"ParameterKey": "WebhookEgress", "ParameterValue": "nat"}])):
+        with mock_aws():
+            s3 = boto3.client("s3")
+            s3.create_bucket(Bucket="kilometers-artifacts")
+            for res in t["Resources"]:
+                s3.put_object(Bucket="kilometers-artifacts", Key=f"{res}.zip", Body=b"PK\x05\x06" + b"\0" * 18)
+            cf = boto3.client("cloudformation")
+            cf.create_stack(StackName=name, TemplateBody=json.dumps(t), Parameters=params,
+                            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+            stack = cf.describe_stacks(StackName=name)["Stacks"][0]
+            if stack["StackStatus"] != "CREATE_COMPLETE":
+                events = cf.describe_stack_events(StackName=name)["StackEvents"]
+                reasons = [e.get("ResourceStatusReason") for e in events if e.get("ResourceStatusReason")]
+                fail(f"moto: stack {name} {stack['StackStatus']}: {reasons[:5]}")
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            if not outputs.get("ApiUrl", "").startswith("https://"):
+                fail(f"moto: {name}: ApiUrl output {outputs.get('ApiUrl')!r}")
+            created = cf.list_stack_resources(StackName=name)["StackResourceSummaries"]
+            types = {r["ResourceType"] for r in created}
+            if ("AWS::EC2::NatGateway" in types) != bool(params):
+                fail(f"moto: {name}: NAT gateway created={'AWS::EC2::NatGateway' in types}, want {bool(params)}")
+            print(f"sam_translate: moto created {name}: {len(created)} resources "
+                  f"(left out {len(dropped)} of types moto lacks); ApiUrl={outputs['ApiUrl']}")
 
 
 def main():

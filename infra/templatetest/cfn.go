@@ -25,6 +25,7 @@ type Template struct {
 // Resource is one resource of a template.
 type Resource struct {
 	Type       string         `yaml:"Type"`
+	Condition  string         `yaml:"Condition"`
 	DependsOn  any            `yaml:"DependsOn"`
 	Metadata   map[string]any `yaml:"Metadata"`
 	Properties map[string]any `yaml:"Properties"`

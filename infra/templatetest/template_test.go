@@ -3,6 +3,7 @@ package templatetest
 import (
 	"go/build"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,6 +60,7 @@ var deployed = map[string]string{
 	"UiFunction":       "ui",
 	// MaintenanceFunction serves no route: a schedule runs it.
 	"MaintenanceFunction": "maintenance",
+	"AlertsFunction":      "alerts",
 }
 
 // The configuration the functions read (docs/deploy.md); the template sets
@@ -407,13 +409,50 @@ func TestOnlyFunctionsReachTheDatabase(t *testing.T) {
 	if tmpl.Resources["DatabaseProxy"].Properties["RequireTLS"] != true {
 		t.Error("RDS Proxy does not require TLS")
 	}
+	// A way out exists only with WebhookEgress=nat, and only the alerts
+	// function runs where it leads: the functions' subnets and the
+	// database's keep no route to the internet.
 	for name, r := range tmpl.Resources {
 		switch r.Type {
-		case "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway":
-			t.Errorf("%s (%s): the subnets must stay private", name, r.Type)
+		case "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::Route":
+			if r.Condition != "HasWebhookEgress" {
+				t.Errorf("%s (%s) without Condition HasWebhookEgress: the subnets must stay private", name, r.Type)
+			}
 		case "AWS::EC2::Subnet":
 			if r.Properties["MapPublicIpOnLaunch"] != false {
 				t.Errorf("subnet %s maps public IPs", name)
+			}
+		case "AWS::EC2::SubnetRouteTableAssociation":
+			subnet, _ := Ref(r.Properties["SubnetId"])
+			table, _ := Ref(r.Properties["RouteTableId"])
+			if private := strings.HasPrefix(subnet, "PrivateSubnet"); private != (table == "PrivateRouteTable") {
+				t.Errorf("%s puts %s in %s; the private subnets (and only they) use PrivateRouteTable", name, subnet, table)
+			}
+		}
+	}
+	egress := map[string]bool{"EgressSubnetA": true, "EgressSubnetB": true}
+	for name, fn := range tmpl.Functions() {
+		vpc, _ := fn.Properties["VpcConfig"].(map[string]any)
+		if name != "AlertsFunction" {
+			if vpc != nil {
+				t.Errorf("%s has a VpcConfig of its own; only the alerts function may leave the private subnets", name)
+			}
+			continue
+		}
+		raw, _ := vpc["SubnetIds"].(map[string]any)
+		branches, _ := raw["Fn::If"].([]any)
+		if len(branches) != 3 || branches[0] != "HasWebhookEgress" {
+			t.Fatalf("AlertsFunction SubnetIds %v, want !If [HasWebhookEgress, egress subnets, private subnets]", vpc["SubnetIds"])
+		}
+		for i, want := range []map[string]bool{egress, {"PrivateSubnetA": true, "PrivateSubnetB": true}} {
+			list, _ := branches[i+1].([]any)
+			got := map[string]bool{}
+			for _, s := range list {
+				ref, _ := Ref(s)
+				got[ref] = true
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("AlertsFunction subnets (branch %d) %v, want %v", i+1, got, want)
 			}
 		}
 	}
@@ -516,69 +555,90 @@ func TestUiServesEveryFile(t *testing.T) {
 	}
 }
 
-// TestMaintenanceIsScheduled checks that the maintenance job runs on an
-// EventBridge schedule often enough to make partitions ahead (they reach a
-// week ahead, so daily would do; hourly leaves room for failed runs), with
-// retries, that its failures and throttles raise the alarms the API's do,
-// and that it has time for a run (postgres.MaintenanceTimeout is 2 min).
-func TestMaintenanceIsScheduled(t *testing.T) {
+// TestScheduledJobs checks that each scheduled job runs on an EventBridge
+// schedule as often as its work needs, serves no route (an admin route runs
+// it on demand), has a retry policy and time for a run, and that its
+// failures and throttles raise the alarms the API's do.
+//   - maintenance: partitions reach a week ahead, so daily would do; hourly
+//     leaves room for failed runs; postgres.MaintenanceTimeout is 2 min.
+//   - alerts: window rules fire within a minute of their window and
+//     deliveries are retried on their backoff, so every minute; a run must
+//     end before the next starts.
+func TestScheduledJobs(t *testing.T) {
 	tmpl, _ := load(t)
-	fn, ok := tmpl.Functions()["MaintenanceFunction"]
-	if !ok {
-		t.Fatal("no MaintenanceFunction")
+	for _, c := range []struct {
+		function     string
+		schedule     *regexp.Regexp
+		minTO, maxTO int
+	}{
+		{"MaintenanceFunction", regexp.MustCompile(`^rate\(([1-9]|[1-5][0-9]) (minute|minutes|hour|hours)\)$|^rate\(1 day\)$`), 130, 900},
+		{"AlertsFunction", regexp.MustCompile(`^rate\(1 minute\)$`), 20, 59},
+	} {
+		t.Run(c.function, func(t *testing.T) {
+			fn, ok := tmpl.Functions()[c.function]
+			if !ok {
+				t.Fatalf("no %s", c.function)
+			}
+			events, _ := fn.Properties["Events"].(map[string]any)
+			var schedules []string
+			for name, ev := range events {
+				ev, _ := ev.(map[string]any)
+				if ev["Type"] == "HttpApi" {
+					t.Errorf("%s.%s: the job serves no route (the admin function's route runs it on demand)", c.function, name)
+				}
+				if ev["Type"] != "Schedule" && ev["Type"] != "ScheduleV2" {
+					continue
+				}
+				p, _ := ev["Properties"].(map[string]any)
+				expr, _ := p["Schedule"].(string)
+				if expr == "" {
+					expr, _ = p["ScheduleExpression"].(string)
+				}
+				schedules = append(schedules, expr)
+				if !c.schedule.MatchString(expr) {
+					t.Errorf("%s.%s runs %q; want %s", c.function, name, expr, c.schedule)
+				}
+				if rp, _ := p["RetryPolicy"].(map[string]any); rp == nil {
+					t.Errorf("%s.%s has no RetryPolicy", c.function, name)
+				}
+			}
+			if len(schedules) != 1 {
+				t.Errorf("%s has schedules %v, want one", c.function, schedules)
+			}
+			if to, _ := tmpl.FunctionProperty(fn, "Timeout").(int); to < c.minTO || to > c.maxTO {
+				t.Errorf("%s Timeout %v, want %d to %d s", c.function, tmpl.FunctionProperty(fn, "Timeout"), c.minTO, c.maxTO)
+			}
+			for _, alarm := range []string{"FunctionErrorsAlarm", "FunctionThrottlesAlarm"} {
+				if !alarmCounts(tmpl, alarm, c.function) {
+					t.Errorf("%s does not count %s", alarm, c.function)
+				}
+			}
+		})
 	}
-	events, _ := fn.Properties["Events"].(map[string]any)
-	var schedules []string
-	for name, ev := range events {
-		ev, _ := ev.(map[string]any)
-		if ev["Type"] == "HttpApi" {
-			t.Errorf("MaintenanceFunction.%s: the job serves no route (POST /api/admin/maintenance is the admin function's)", name)
-		}
-		if ev["Type"] != "Schedule" && ev["Type"] != "ScheduleV2" {
-			continue
-		}
-		p, _ := ev["Properties"].(map[string]any)
-		expr, _ := p["Schedule"].(string)
-		if expr == "" {
-			expr, _ = p["ScheduleExpression"].(string)
-		}
-		schedules = append(schedules, expr)
-		if !regexp.MustCompile(`^rate\(([1-9]|[1-5][0-9]) (minute|minutes|hour|hours)\)$`).MatchString(expr) && expr != "rate(1 day)" {
-			t.Errorf("MaintenanceFunction.%s runs %q; want a rate of at most a day", name, expr)
-		}
-		if rp, _ := p["RetryPolicy"].(map[string]any); rp == nil {
-			t.Errorf("MaintenanceFunction.%s has no RetryPolicy", name)
-		}
-	}
-	if len(schedules) != 1 {
-		t.Errorf("MaintenanceFunction has schedules %v, want one", schedules)
-	}
-	if to, _ := tmpl.FunctionProperty(fn, "Timeout").(int); to < 130 || to > 900 {
-		t.Errorf("MaintenanceFunction Timeout %v, want 130 to 900 s", tmpl.FunctionProperty(fn, "Timeout"))
-	}
-	for _, alarm := range []string{"FunctionErrorsAlarm", "FunctionThrottlesAlarm"} {
-		metrics, _ := tmpl.Resources[alarm].Properties["Metrics"].([]any)
-		counted := false
-		for _, m := range metrics {
-			m, _ := m.(map[string]any)
-			ms, _ := m["MetricStat"].(map[string]any)
-			metric, _ := ms["Metric"].(map[string]any)
-			dims, _ := metric["Dimensions"].([]any)
-			for _, d := range dims {
-				d, _ := d.(map[string]any)
-				if ref, _ := Ref(d["Value"]); ref == "MaintenanceFunction" {
-					id, _ := m["Id"].(string)
-					for _, e := range metrics {
-						e, _ := e.(map[string]any)
-						if expr, _ := e["Expression"].(string); e["ReturnData"] == true && strings.Contains(expr, id) {
-							counted = true
-						}
-					}
+}
+
+// alarmCounts reports whether the metric-math alarm sums a metric of
+// function into the expression it alarms on.
+func alarmCounts(tmpl *Template, alarm, function string) bool {
+	metrics, _ := tmpl.Resources[alarm].Properties["Metrics"].([]any)
+	for _, m := range metrics {
+		m, _ := m.(map[string]any)
+		ms, _ := m["MetricStat"].(map[string]any)
+		metric, _ := ms["Metric"].(map[string]any)
+		dims, _ := metric["Dimensions"].([]any)
+		for _, d := range dims {
+			d, _ := d.(map[string]any)
+			if ref, _ := Ref(d["Value"]); ref != function {
+				continue
+			}
+			id, _ := m["Id"].(string)
+			for _, e := range metrics {
+				e, _ := e.(map[string]any)
+				if expr, _ := e["Expression"].(string); e["ReturnData"] == true && slices.Contains(strings.FieldsFunc(expr, func(r rune) bool { return r == ' ' || r == '+' }), id) {
+					return true
 				}
 			}
 		}
-		if !counted {
-			t.Errorf("%s does not count MaintenanceFunction", alarm)
-		}
 	}
+	return false
 }

@@ -2,8 +2,8 @@
 // so that each functions/<name>/main.go is one line: configuration from
 // the environment (package dbconfig), a PostgreSQL store opened lazily, and
 // either a slice of the HTTP API behind the API Gateway adapter, the
-// migrations behind the custom resource handler, or the scheduled
-// maintenance job.
+// migrations behind the custom resource handler, or one of the scheduled
+// jobs (maintenance, team alerts).
 package lambdafn
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
@@ -64,6 +65,39 @@ func Maintenance(getenv func(string) string) func(ctx context.Context, _ json.Ra
 		}
 		logger.InfoContext(ctx, "maintenance", "created", res.Created, "dropped", res.Dropped, "duration_ms", res.DurationMS)
 		return res, nil
+	}
+}
+
+// AlertsRunMargin is how long before the invocation's deadline a run of
+// the team alerts stops starting work, so that it returns its counts
+// instead of being killed mid-delivery: a delivery it did not reach stays
+// due in the outbox and the next minute's run takes it.
+const AlertsRunMargin = 5 * time.Second
+
+// Alerts returns the handler of the alerts function, which an EventBridge
+// schedule invokes every minute (its event is ignored): the team alerts'
+// window rules, then the webhook deliveries that are due
+// (backend.Alerting.RunAlerts), the same run as POST
+// /api/admin/alerts/evaluate and functions/local's timer. now is the clock
+// (time.Now in main). An error fails the invocation, which the function's
+// alarm counts; the tenants whose runs succeeded keep their results.
+func Alerts(getenv func(string) string, now func() time.Time) func(ctx context.Context, _ json.RawMessage) (backend.AlertRun, error) {
+	store := dbconfig.NewLazyStore(dbconfig.Postgres(dbconfig.New(getenv)))
+	logger := Logger()
+	return func(ctx context.Context, _ json.RawMessage) (backend.AlertRun, error) {
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-AlertsRunMargin))
+			defer cancel()
+		}
+		run, err := store.RunAlerts(ctx, now().UTC())
+		if err != nil {
+			logger.ErrorContext(ctx, "alerts run failed", "err", err, "tenants", run.Tenants)
+			return run, fmt.Errorf("alerts: %w", err)
+		}
+		logger.InfoContext(ctx, "alerts run", "tenants", run.Tenants, "fired", run.Fired,
+			"delivered", run.Delivered, "failed", run.Failed, "given_up", run.GivenUp)
+		return run, nil
 	}
 }
 
