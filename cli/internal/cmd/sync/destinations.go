@@ -48,27 +48,67 @@ func backgroundOutcome(rs ...result) error {
 // any: the background shipper's second destination, with its own delivery
 // state in the store.
 func exportOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgent string) result {
-	if !c.OTLPEnabled() {
+	o := syncOTLP(ctx, c, st, userAgent)
+	if o == nil {
 		return result{}
+	}
+	var err error
+	if o.Error != "" {
+		err = errors.New(o.Error)
+	}
+	return result{configured: true, err: err}
+}
+
+// syncOTLP exports what is pending for the configured OTLP endpoint; nil
+// when none is configured.
+func syncOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgent string) *OTLPOutput {
+	if !c.OTLPEnabled() {
+		return nil
+	}
+	out := &OTLPOutput{Endpoint: c.OTLP.TracesURL()}
+	if out.Endpoint == "" {
+		out.Endpoint = c.OTLP.MetricsURL()
 	}
 	o, err := otelexport.OptionsFromConfig(c, strings.TrimPrefix(userAgent, "kilometers/"))
 	if err != nil {
-		return result{configured: true, err: err}
+		out.Error = err.Error()
+		return out
 	}
 	o.Host, _ = os.Hostname()
 	// Background-sized batches, as for the API: the shipper runs beside
 	// the user's MCP client and stays small.
 	o.MaxBytes = ship.BackgroundMaxBytes
-	_, err = otelexport.New(st, o).Flush(ctx)
-	return result{configured: true, err: err}
+	out.Report, err = otelexport.New(st, o).Flush(ctx)
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
 }
 
 // evaluateAlerts runs the local alert rules, if any, over what was recorded
 // since the last run and delivers what fires.
 func evaluateAlerts(ctx context.Context, c *config.Config, st *store.Store, userAgent string, getenv func(string) string) result {
-	if !alerts.Configured(c.Home) {
+	a := syncAlerts(ctx, c, st, userAgent, getenv)
+	if a == nil {
 		return result{}
 	}
-	_, err := alerts.Run(ctx, st, c.Home, &alerts.Sender{Getenv: getenv, UserAgent: userAgent})
+	var err error
+	if a.Error != "" {
+		err = errors.New(a.Error)
+	}
 	return result{configured: true, err: err}
+}
+
+// syncAlerts runs the local alert rules; nil when there are none.
+func syncAlerts(ctx context.Context, c *config.Config, st *store.Store, userAgent string, getenv func(string) string) *AlertsOutput {
+	if !alerts.Configured(c.Home) {
+		return nil
+	}
+	out := &AlertsOutput{}
+	var err error
+	out.Report, err = alerts.Run(ctx, st, c.Home, &alerts.Sender{Getenv: getenv, UserAgent: userAgent})
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/otelexport"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
@@ -50,15 +51,17 @@ func NewCmd(f *cmdutil.Factory, runF ...func(context.Context, *Options) error) *
 	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, Getenv: f.Getenv, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "sync",
-		Short: "Ship every pending event to the API now",
-		Long: `Ship everything in the local spool that was not delivered yet (events recorded
-while offline, during an API outage, or by a monitor that was killed), and
-report batches the API refused. On a large backlog progress goes to stderr
+		Short: "Ship every pending event to the API and the OTLP endpoint now",
+		Long: `Deliver everything in the local spool that was not delivered yet (events
+recorded while offline, during an outage, or by a monitor that was killed) to
+every configured destination, side by side, each at its own pace: the
+Kilometers API, an OpenTelemetry (OTLP) endpoint, and the local alert rules.
+Report batches the API refused. On a large backlog progress goes to stderr
 when it is a terminal (or always, with --progress).
 
 Exits non-zero, with the reason, when anything could not be delivered: the API
-is unreachable, the key is refused, or events were set aside because the API
-refused them. A batch that the API keeps refusing is sent again in smaller
+or the OTLP endpoint is unreachable, a key is refused, or events were set
+aside because the API refused them. A batch that the API keeps refusing is sent again in smaller
 parts until the events at fault are alone: those are set aside, the rest
 ships. Set-aside events are kept in the Kilometers home under rejected/,
 one file each; delete a file there once you have dealt with it.`,
@@ -67,7 +70,9 @@ one file each; delete a file there once you have dealt with it.`,
   # Progress lines in a CI log:
   kilometers sync --progress 2> sync.log
   # After fixing the key:
-  KILOMETERS_API_KEY=km_... kilometers sync`,
+  KILOMETERS_API_KEY=km_... kilometers sync
+  # Only to an OpenTelemetry collector (no Kilometers API configured):
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 kilometers sync`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(runF) > 0 {
@@ -153,10 +158,12 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	return backgroundOutcome(api, <-otlpDone, <-alertsDone)
 }
 
-// Output is the --json shape.
+// Output is the --json shape. The API's counts are at the top level, as
+// before OTLP and alerts joined; each other destination has its own
+// object, present only when it is configured.
 type Output struct {
 	ship.Report
-	// Pending counts events still undelivered at the end.
+	// Pending counts events still undelivered to the API at the end.
 	Pending int64 `json:"pending"`
 	// SetAsideBatches lists every batch the API refused (this run or
 	// before) that is kept for the user.
@@ -164,26 +171,86 @@ type Output struct {
 	// Unreadable is what damage made unreadable in the local store, when
 	// anything: it cannot be shipped.
 	Unreadable *store.Unreadable `json:"unreadable,omitempty"`
+	OTLP       *OTLPOutput       `json:"otlp,omitempty"`
+	Alerts     *AlertsOutput     `json:"alerts,omitempty"`
 	Error      string            `json:"error,omitempty"`
 }
 
-// Run ships what is pending.
+// OTLPOutput is what the export to the OTLP endpoint did.
+type OTLPOutput struct {
+	otelexport.Report
+	Endpoint string `json:"endpoint"`
+	Error    string `json:"error,omitempty"`
+}
+
+// AlertsOutput is what the local alert rules did.
+type AlertsOutput struct {
+	alerts.Report
+	Error string `json:"error,omitempty"`
+}
+
+// Run delivers what is pending to every configured destination (the API,
+// an OTLP endpoint, the local alert rules), side by side as the background
+// shipper does, and reports each. It fails when any of them failed.
 func Run(ctx context.Context, opts *Options) error {
 	c, err := loadConfig(opts)
 	if err != nil {
 		return err
 	}
-	if !c.ShippingEnabled() {
-		return errors.New("no API configured: run 'kilometers init' (or set KILOMETERS_API_URL and KILOMETERS_API_KEY)")
+	if !c.ShippingEnabled() && !c.OTLPEnabled() && !alerts.Configured(c.Home) {
+		return errors.New("nothing to sync to: no API configured (run 'kilometers init', or set KILOMETERS_API_URL and KILOMETERS_API_KEY), no OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) and no alert rules")
 	}
 	st, err := store.Open(ctx, c.Home, store.OptionsFromConfig(c))
 	if err != nil {
 		return err
 	}
 	defer st.ReportUnreadable(opts.IO.ErrOut)
+
+	otlpDone, alertsDone := make(chan *OTLPOutput, 1), make(chan *AlertsOutput, 1)
+	go func() { otlpDone <- syncOTLP(ctx, c, st, opts.UserAgent) }()
+	go func() { alertsDone <- syncAlerts(ctx, c, st, opts.UserAgent, opts.Getenv) }()
+	var out Output
+	var failures []error
+	if c.ShippingEnabled() {
+		failure, err := syncAPI(ctx, opts, c, st, &out)
+		if err != nil {
+			return err
+		}
+		if failure != nil {
+			failures = append(failures, failure)
+		}
+	}
+	out.OTLP, out.Alerts = <-otlpDone, <-alertsDone
+	if out.OTLP != nil && out.OTLP.Error != "" {
+		failures = append(failures, fmt.Errorf("OTLP: %s", out.OTLP.Error)) // it names the endpoint
+	}
+	if out.Alerts != nil && out.Alerts.Error != "" {
+		failures = append(failures, fmt.Errorf("alerts: %s", out.Alerts.Error))
+	}
+	if u := st.Unreadable(); !u.IsZero() {
+		out.Unreadable = &u
+	}
+	failure := errors.Join(failures...)
+	if failure != nil {
+		out.Error = failure.Error()
+	}
+	if opts.JSON {
+		if err := output.JSON(opts.IO, out); err != nil {
+			return err
+		}
+	} else {
+		printOther(opts.IO.Out, out)
+	}
+	return failure
+}
+
+// syncAPI ships what is pending to the API into out, printing what it did
+// unless --json. failure is what the user must hear (events not delivered
+// or set aside); err, a local failure that stops the command.
+func syncAPI(ctx context.Context, opts *Options, c *config.Config, st *store.Store, out *Output) (failure, err error) {
 	before, err := st.Pending(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	show := opts.Progress || opts.IO.ErrIsTerminal
 	prog := &progress{w: opts.IO.ErrOut, total: before.Events, now: opts.Now, large: show && before.Events > int64(c.BatchSize)}
@@ -193,7 +260,6 @@ func Run(ctx context.Context, opts *Options) error {
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent})
 	shipper := ship.New(ship.FromStore(st), client, sopts)
 
-	var out Output
 	var shipErr error
 	deadline := opts.Now().Add(opts.Wait)
 	for {
@@ -205,7 +271,7 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 		after, err := st.Pending(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// What is still pending is held by another process (a monitor
 		// shipping it now) or was recorded meanwhile: give it a moment.
@@ -214,7 +280,7 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -222,7 +288,7 @@ func Run(ctx context.Context, opts *Options) error {
 
 	after, err := st.Pending(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out.Pending = after.Events
 	out.SetAsideBatches = after.SetAside
@@ -231,54 +297,56 @@ func Run(ctx context.Context, opts *Options) error {
 		setAsideEvents += b.Events
 		setAsideSessions += b.Sessions
 	}
-	var failure error
 	switch {
 	case shipErr != nil:
 		failure = fmt.Errorf("%d events not delivered, still pending: %w", after.Events, shipErr)
 	case len(after.SetAside) > 0:
 		failure = fmt.Errorf("%d events and %d session records were refused by the API and set aside, the rest shipped (see above)", setAsideEvents, setAsideSessions)
 	}
-	if failure != nil {
-		out.Error = failure.Error()
-	}
-	if u := st.Unreadable(); !u.IsZero() {
-		out.Unreadable = &u
-	}
 	if err := st.RecordShipStatus(failure); err != nil {
-		return err
+		return nil, err
 	}
 	if opts.JSON {
-		if err := output.JSON(opts.IO, out); err != nil {
-			return err
+		return failure, nil
+	}
+	w := opts.IO.Out
+	// Nothing shipped before a failure is no news: the error says it.
+	if shipErr == nil || out.Events > 0 {
+		fmt.Fprintf(w, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
+			out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+	}
+	if after.Events > 0 && shipErr == nil {
+		fmt.Fprintf(w, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
+	}
+	for _, b := range after.SetAside {
+		what := fmt.Sprintf("%d events", b.Events)
+		if b.Events == 0 && b.Sessions > 0 {
+			what = fmt.Sprintf("%d session records", b.Sessions)
 		}
-	} else {
-		// Nothing shipped before a failure is no news: the error says it.
-		if shipErr == nil || out.Events > 0 {
-			fmt.Fprintf(opts.IO.Out, "Shipped %d events in %d batches to %s (%d new, %d already there).\n",
-				out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
+		fmt.Fprintf(w, "Set aside: %s refused %s: %s\n", what, b.RejectedAt.Local().Format(time.DateTime), b.Reason)
+		if len(b.IDs) > 0 && len(b.IDs) <= 10 {
+			fmt.Fprintf(w, "  id %s\n", strings.Join(b.IDs, ", "))
 		}
-		if after.Events > 0 && shipErr == nil {
-			fmt.Fprintf(opts.IO.Out, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
-		}
-		for _, b := range after.SetAside {
-			what := fmt.Sprintf("%d events", b.Events)
-			if b.Events == 0 && b.Sessions > 0 {
-				what = fmt.Sprintf("%d session records", b.Sessions)
-			}
-			fmt.Fprintf(opts.IO.Out, "Set aside: %s refused %s: %s\n", what, b.RejectedAt.Local().Format(time.DateTime), b.Reason)
-			if len(b.IDs) > 0 && len(b.IDs) <= 10 {
-				fmt.Fprintf(opts.IO.Out, "  id %s\n", strings.Join(b.IDs, ", "))
-			}
-			fmt.Fprintf(opts.IO.Out, "  kept in %s\n", b.Path)
-		}
-		if after.Lost > 0 {
-			fmt.Fprintf(opts.IO.Out, "%d events were deleted by retention before they could be shipped.\n", after.Lost)
+		fmt.Fprintf(w, "  kept in %s\n", b.Path)
+	}
+	if after.Lost > 0 {
+		fmt.Fprintf(w, "%d events were deleted by retention before they could be shipped.\n", after.Lost)
+	}
+	return failure, nil
+}
+
+// printOther prints what the destinations beside the API did; their
+// errors are the command's error, so only successes are printed.
+func printOther(w io.Writer, out Output) {
+	if o := out.OTLP; o != nil && o.Error == "" {
+		fmt.Fprintf(w, "Exported %d spans in %d batches to %s.\n", o.Spans, o.Batches, o.Endpoint)
+		if o.Dropped > 0 {
+			fmt.Fprintf(w, "%d events were dropped: the OTLP endpoint refused them as malformed.\n", o.Dropped)
 		}
 	}
-	if failure != nil {
-		return failure
+	if a := out.Alerts; a != nil && a.Error == "" && a.Fired > 0 {
+		fmt.Fprintf(w, "Alerts: %d fired, %d sent, over %d events.\n", a.Fired, a.Sent, a.Events)
 	}
-	return nil
 }
 
 // loadConfig is the configuration with the command's flags applied.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/otelexport/otlptest"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -52,10 +53,12 @@ func record(t *testing.T, home string, n int) {
 }
 
 func run(t *testing.T, home, url string, args ...string) (string, string, error) {
+	return runEnv(t, home, map[string]string{"KILOMETERS_API_URL": url, "KILOMETERS_API_KEY": "km_test_key_0123456789"}, args...)
+}
+
+func runEnv(t *testing.T, home string, env map[string]string, args ...string) (string, string, error) {
 	var out, errOut bytes.Buffer
-	getenv := func(k string) string {
-		return map[string]string{"KILOMETERS_API_URL": url, "KILOMETERS_API_KEY": "km_test_key_0123456789"}[k]
-	}
+	getenv := func(k string) string { return env[k] }
 	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Now: time.Now, Getenv: getenv}
 	f.Config = func() (*config.Config, error) { return config.Load(home, getenv) }
 	cmd := NewCmd(f)
@@ -293,5 +296,117 @@ func TestSyncChecksWhatItUses(t *testing.T) {
 				t.Errorf("stderr %q, want a warning about %s", errOut, tc.wantWarn)
 			}
 		})
+	}
+}
+
+// recordCalls records n tools/call requests with their replies, as a
+// monitor does.
+func recordCalls(t *testing.T, home string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, home, store.Options{Spool: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := uuid.Must(uuid.NewV7()).String()
+	w, err := st.NewWriter(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	var evs []event.Event
+	for i := range n {
+		ms := 3.5
+		id := fmt.Sprint(i + 1)
+		evs = append(evs,
+			event.Event{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, Seq: int64(2 * i), TS: at, Direction: event.ClientToServer,
+				Kind: event.KindRequest, RPCID: id, Method: "tools/call", Tool: "read_file",
+				Payload: json.RawMessage(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"read_file"}}`)},
+			event.Event{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, Seq: int64(2*i + 1), TS: at.Add(3 * time.Millisecond), Direction: event.ServerToClient,
+				Kind: event.KindResponse, RPCID: id, Method: "tools/call", Tool: "read_file", LatencyMS: &ms,
+				Payload: json.RawMessage(`{"jsonrpc":"2.0","id":` + id + `,"result":{"content":[]}}`)})
+	}
+	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: at, Server: "fs"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The foreground sync delivers to every configured destination: an OTLP
+// endpoint alone (no API), exactly once across runs and across an outage of
+// the endpoint, which fails the command with the endpoint named; and the
+// API and the endpoint side by side.
+func TestSyncToOTLP(t *testing.T) {
+	home := t.TempDir()
+	rcv := otlptest.New(t)
+	otlpOnly := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.URL}
+	traces := rcv.URL + "/v1/traces"
+
+	if _, _, err := runEnv(t, home, map[string]string{}); err == nil || !strings.Contains(err.Error(), "nothing to sync to") {
+		t.Fatalf("no destination: err %v, want 'nothing to sync to'", err)
+	}
+
+	recordCalls(t, home, 10)
+	out, _, err := runEnv(t, home, otlpOnly)
+	if err != nil {
+		t.Fatalf("sync to OTLP: %v", err)
+	}
+	// Two batches: traces and metrics.
+	if !strings.Contains(out, "Exported 10 spans in 2 batches to "+traces) || strings.Contains(out, "Shipped") {
+		t.Errorf("stdout %q, want the OTLP export told and nothing of the API", out)
+	}
+	if got := len(rcv.Spans()); got != 10 {
+		t.Fatalf("receiver holds %d spans, want 10", got)
+	}
+	if out, _, err := runEnv(t, home, otlpOnly); err != nil || !strings.Contains(out, "Exported 0 spans") {
+		t.Errorf("second sync: %q, %v; want nothing more exported", out, err)
+	}
+
+	recordCalls(t, home, 5)
+	rcv.SetStatus(http.StatusServiceUnavailable)
+	_, _, err = runEnv(t, home, otlpOnly, "--json")
+	if err == nil || !strings.Contains(err.Error(), "OTLP: export traces to "+traces) {
+		t.Fatalf("sync with the endpoint down: err %v, want the endpoint named", err)
+	}
+	rcv.SetStatus(0)
+	if got := len(rcv.Spans()); got != 10 {
+		t.Fatalf("receiver holds %d spans during its outage, want 10", got)
+	}
+
+	var api struct {
+		sync.Mutex
+		events int
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, _ := gzip.NewReader(r.Body)
+		var b event.Batch
+		json.NewDecoder(zr).Decode(&b)
+		api.Lock()
+		api.events += len(b.Events)
+		api.Unlock()
+		json.NewEncoder(w).Encode(backend.IngestResult{Accepted: len(b.Events)})
+	}))
+	defer srv.Close()
+	both := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.URL, "KILOMETERS_API_URL": srv.URL, "KILOMETERS_API_KEY": "km_test_key_0123456789"}
+	out, _, err = runEnv(t, home, both, "--json")
+	if err != nil {
+		t.Fatalf("sync to both: %v", err)
+	}
+	var o Output
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		t.Fatalf("--json: %v in %q", err, out)
+	}
+	if o.OTLP == nil || o.OTLP.Spans != 5 || o.OTLP.Endpoint != traces || o.OTLP.Error != "" || o.Events != 30 || o.Pending != 0 {
+		t.Errorf("--json: %s; want the 5 new spans exported and the 30 events shipped", out)
+	}
+	api.Lock()
+	defer api.Unlock()
+	if got := len(rcv.Spans()); got != 15 || api.events != 30 {
+		t.Errorf("receiver holds %d spans (want 15), the API %d events (want 30)", got, api.events)
 	}
 }
