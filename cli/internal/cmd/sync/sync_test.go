@@ -26,22 +26,29 @@ import (
 
 func record(t *testing.T, home string, n int) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, home, store.Options{Spool: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sid := uuid.Must(uuid.NewV7()).String()
-	w, err := st.NewWriter(ctx, sid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	evs := make([]event.Event, n)
 	for i := range evs {
 		evs[i] = event.Event{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sid, Seq: int64(i), TS: time.Now(),
 			Direction: event.ClientToServer, Kind: event.KindRequest, Method: "ping", Payload: json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)}
 	}
-	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: time.Now()}); err != nil {
+	writeSession(t, home, event.Session{ID: sid, StartedAt: time.Now()}, evs)
+}
+
+// writeSession records a session and its events into home's spool, as a
+// monitor does.
+func writeSession(t *testing.T, home string, sess event.Session, evs []event.Event) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, home, store.Options{Spool: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.NewWriter(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.RecordSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Record(ctx, evs); err != nil {
@@ -303,16 +310,7 @@ func TestSyncChecksWhatItUses(t *testing.T) {
 // monitor does.
 func recordCalls(t *testing.T, home string, n int) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, home, store.Options{Spool: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sid := uuid.Must(uuid.NewV7()).String()
-	w, err := st.NewWriter(ctx, sid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := time.Now().Add(-time.Minute)
 	var evs []event.Event
 	for i := range n {
@@ -326,15 +324,7 @@ func recordCalls(t *testing.T, home string, n int) {
 				Kind: event.KindResponse, RPCID: id, Method: "tools/call", Tool: "read_file", LatencyMS: &ms,
 				Payload: json.RawMessage(`{"jsonrpc":"2.0","id":` + id + `,"result":{"content":[]}}`)})
 	}
-	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: at, Server: "fs"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Record(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeSession(t, home, event.Session{ID: sid, StartedAt: at, Server: "fs"}, evs)
 }
 
 // The foreground sync delivers to every configured destination: an OTLP
