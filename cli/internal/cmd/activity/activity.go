@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/filters"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/shared/activity"
@@ -46,7 +47,7 @@ type Options struct {
 	// Every replaces the follow polling interval (0: by source).
 	Every time.Duration
 
-	Filters
+	filters.Flags
 	Limit    int
 	limitSet bool
 	Cursor   string
@@ -112,7 +113,7 @@ one event per line.`,
 	fl.BoolVar(&opts.Local, "local", false, "read this machine's local store even when an API is configured")
 	fl.BoolVar(&opts.JSON, "json", false, `print {"events": [...], "next_cursor": "..."} as JSON (with --follow: one event a line)`)
 
-	opts.Filters.AddFlags(cmd, opts.Config)
+	opts.Flags.AddFlags(cmd, opts.Config)
 	return cmd
 }
 
@@ -124,7 +125,7 @@ func (o *Options) Query() (activity.Query, error) {
 	if o.Cursor != "" {
 		v.Set("cursor", o.Cursor)
 	}
-	q, err := o.Filters.Query(o.Now(), v)
+	q, err := o.Flags.Query(o.Now(), v)
 	if err != nil {
 		return q, err
 	}
@@ -132,88 +133,6 @@ func (o *Options) Query() (activity.Query, error) {
 		return q, cmdutil.FlagErrorf("--follow shows new events: it cannot be combined with --cursor or --until")
 	}
 	return q, nil
-}
-
-// Filters are the flags that select events, shared with
-// `kilometers export`.
-type Filters struct {
-	Session string
-	Server  string
-	Method  string
-	Tool    string
-	Kind    string
-	Risk    string
-	Failed  bool
-	Since   string
-	Until   string
-}
-
-// AddFlags defines the filter flags on cmd, with completion of recorded
-// values.
-func (f *Filters) AddFlags(cmd *cobra.Command, cfg func() (*config.Config, error)) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.Session, "session", "", "only events of this session `id` (or the end of it)")
-	fl.StringVar(&f.Server, "server", "", "only events of this `server`")
-	fl.StringVar(&f.Method, "method", "", "only events with this JSON-RPC `method` (tools/call, resources/read...)")
-	fl.StringVar(&f.Tool, "tool", "", "only events of this `tool`")
-	fl.StringVar(&f.Kind, "kind", "", "only events of this `kind`: request, response, notification, error or invalid")
-	fl.StringVar(&f.Risk, "risk", "", "only events at this risk `level` or above: low, medium or high")
-	fl.BoolVar(&f.Failed, "failed", false, "only failed replies: JSON-RPC errors and tool results with isError")
-	fl.StringVar(&f.Since, "since", "", "only events at or after this `time` (RFC 3339, 2026-12-01, or 30m, 24h, 7d, 2w ago)")
-	fl.StringVar(&f.Until, "until", "", "only events before this `time`")
-	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions(
-		[]string{"request", "response", "notification", "error", "invalid"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("risk", cobra.FixedCompletions(
-		[]string{"low", "medium", "high"}, cobra.ShellCompDirectiveNoFileComp))
-	cmdutil.CompleteRecorded(cmd, cfg, map[string]source.Field{
-		"server": source.Servers, "tool": source.Tools, "method": source.Methods, "session": source.SessionIDs,
-	})
-}
-
-// Query turns the filters into an activity query with the API's rules; v
-// holds the caller's own parameters (limit, cursor).
-func (f *Filters) Query(now time.Time, v url.Values) (activity.Query, error) {
-	set := func(k, s string) {
-		if s != "" {
-			v.Set(k, s)
-		}
-	}
-	if f.Session != "" && !output.IsUUID(f.Session) {
-		return activity.Query{}, cmdutil.FlagErrorf("invalid --session: want a session id (see 'kilometers sessions')")
-	}
-	set("session", f.Session)
-	set("server", f.Server)
-	set("method", f.Method)
-	set("tool", f.Tool)
-	set("kind", f.Kind)
-	set("risk", f.Risk)
-	set("since", f.Since)
-	set("until", f.Until)
-	if f.Failed {
-		v.Set("failed", "true")
-	}
-	q, err := activity.ParseQuery(v, now)
-	if err != nil {
-		return q, cmdutil.FlagErrorf("invalid --%w", err)
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, cmdutil.FlagErrorf("--since must be before --until")
-	}
-	return q, nil
-}
-
-// ResolveSessionFlag replaces the end of a session id given to --session
-// with the whole id, looked up in src.
-func (f *Filters) ResolveSessionFlag(ctx context.Context, src source.Source) error {
-	if f.Session == "" || output.IsUUID(f.Session) || !output.IsShortID(f.Session) {
-		return nil
-	}
-	id, err := ResolveSession(ctx, src, f.Session)
-	if err != nil {
-		return err
-	}
-	f.Session = id
-	return nil
 }
 
 // Run lists the events.
@@ -286,7 +205,7 @@ func addRow(t *output.Table, ios *cmdutil.IOStreams, e *event.Event, now time.Ti
 			risk, reasons = string(e.Risk.Level), strings.Join(e.Risk.Reasons, ",")
 		}
 		t.AddRow(output.Time(ios, e.TS, now), e.Server, string(e.Direction), string(e.Kind),
-			e.Method, Target(e), lat, strconv.FormatInt(e.Size, 10), risk, reasons, ErrorText(e), e.ID)
+			e.Method, output.Target(e), lat, strconv.FormatInt(e.Size, 10), risk, reasons, output.ErrorText(e), e.ID)
 		return
 	}
 	lat, risk := "", ""
@@ -311,71 +230,10 @@ func addRow(t *output.Table, ios *cmdutil.IOStreams, e *event.Event, now time.Ti
 		kindColor = output.Red
 	}
 	t.AddColoredRow(
-		[]string{output.ShortID(e.ID), output.Time(ios, e.TS, now), e.Server, Arrow(e.Direction), string(e.Kind), e.Method, Target(e),
-			lat, output.Bytes(e.Size), risk, ErrorText(e)},
+		[]string{output.ShortID(e.ID), output.Time(ios, e.TS, now), e.Server, output.Arrow(e.Direction), string(e.Kind), e.Method, output.Target(e),
+			lat, output.Bytes(e.Size), risk, output.ErrorText(e)},
 		[]func(string) string{output.Gray, output.Gray, nil, nil, kindColor, nil, nil, nil, nil, riskColor, output.Red},
 	)
-}
-
-// resolvePages bounds how far back the end of an id is looked for.
-const resolvePages = 10
-
-// ResolveSession finds the one session whose id ends with suffix.
-func ResolveSession(ctx context.Context, src source.Source, suffix string) (string, error) {
-	suffix = strings.ToLower(suffix)
-	q := activity.SessionQuery{Limit: activity.MaxLimit}
-	var found []string
-	for range resolvePages {
-		page, err := src.Sessions(ctx, q)
-		if err != nil {
-			return "", fmt.Errorf("look for session %s: %w", suffix, err)
-		}
-		for _, s := range page.Sessions {
-			if strings.HasSuffix(s.ID, suffix) {
-				found = append(found, s.ID)
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		if q.Cursor, err = activity.DecodeCursor(page.NextCursor); err != nil {
-			return "", err
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", cmdutil.FlagErrorf("invalid --session: no session id ends with %s (see 'kilometers sessions')", suffix)
-	case 1:
-		return found[0], nil
-	}
-	return "", cmdutil.FlagErrorf("invalid --session: %d sessions end with %s; give more of the id", len(found), suffix)
-}
-
-// Target is what a call is about: its tool, prompt or resource.
-func Target(e *event.Event) string {
-	switch {
-	case e.Tool != "":
-		return e.Tool
-	case e.Prompt != "":
-		return e.Prompt
-	}
-	return e.ResourceURI
-}
-
-// ErrorText says why a reply failed: the JSON-RPC code and message, or
-// the tool's own error text; empty when it did not fail.
-func ErrorText(e *event.Event) string {
-	if !e.Failed() {
-		return ""
-	}
-	msg := e.ErrorMessage
-	if msg == "" && e.Kind == event.KindResponse {
-		msg = "tool error"
-	}
-	if e.ErrorCode != nil {
-		return strings.TrimSpace(strconv.Itoa(*e.ErrorCode) + " " + msg)
-	}
-	return msg
 }
 
 // ShortReasons names the reasons of a risk briefly: the first, and how
@@ -388,17 +246,6 @@ func ShortReasons(reasons []string) string {
 		return reasons[0]
 	}
 	return fmt.Sprintf("%s +%d", reasons[0], len(reasons)-1)
-}
-
-// Arrow draws a direction.
-func Arrow(d event.Direction) string {
-	switch d {
-	case event.ClientToServer:
-		return "→"
-	case event.ServerToClient:
-		return "←"
-	}
-	return "?"
 }
 
 // follow prints the latest events oldest first, then polls for new ones

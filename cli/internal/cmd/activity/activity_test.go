@@ -16,6 +16,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/filters"
 	"github.com/kilometers-ai/kilometers/cli/internal/golden"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
@@ -139,7 +140,7 @@ func sampleEvents() []event.Event {
 func TestRunJSON(t *testing.T) {
 	f, out, _ := testFactory(t.TempDir())
 	src := &fakeSource{page: activity.Page{Events: sampleEvents(), NextCursor: "abc"}}
-	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Filters: Filters{Tool: "read_file"}, JSON: true,
+	opts := &Options{IO: f.IO, Now: f.Now, Limit: 2, Flags: filters.Flags{Tool: "read_file"}, JSON: true,
 		Source: func(context.Context) (source.Source, error) { return src, nil }}
 	if err := Run(context.Background(), opts); err != nil {
 		t.Fatal(err)
@@ -188,27 +189,6 @@ func TestTable(t *testing.T) {
 		}}
 	if err := Run(context.Background(), opts); err != nil || !strings.Contains(errOut.String(), "No events match.") {
 		t.Errorf("empty: %v, stderr %q", err, errOut.String())
-	}
-}
-
-func TestErrorText(t *testing.T) {
-	code := -32601
-	yes, no := true, false
-	tests := []struct {
-		e    event.Event
-		want string
-	}{
-		{event.Event{Kind: event.KindError, ErrorCode: &code, ErrorMessage: "Method not found"}, "-32601 Method not found"},
-		{event.Event{Kind: event.KindError, ErrorCode: &code}, "-32601"},
-		{event.Event{Kind: event.KindResponse, IsError: &yes, ErrorMessage: "ENOENT"}, "ENOENT"},
-		{event.Event{Kind: event.KindResponse, IsError: &yes}, "tool error"},
-		{event.Event{Kind: event.KindResponse, IsError: &no, ErrorMessage: "ignored"}, ""},
-		{event.Event{Kind: event.KindRequest}, ""},
-	}
-	for i, tt := range tests {
-		if got := ErrorText(&tt.e); got != tt.want {
-			t.Errorf("case %d: %q, want %q", i, got, tt.want)
-		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/filters"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -74,13 +75,13 @@ func TestFollow(t *testing.T) {
 
 		out := &lockedBuffer{}
 		opts := &Options{
-			IO:      &cmdutil.IOStreams{Out: out, ErrOut: &bytes.Buffer{}},
-			Now:     time.Now,
-			Limit:   50,
-			Filters: Filters{Tool: "read_file"},
-			Follow:  true,
-			JSON:    true,
-			Source:  func(ctx context.Context) (source.Source, error) { return st, nil },
+			IO:     &cmdutil.IOStreams{Out: out, ErrOut: &bytes.Buffer{}},
+			Now:    time.Now,
+			Limit:  50,
+			Flags:  filters.Flags{Tool: "read_file"},
+			Follow: true,
+			JSON:   true,
+			Source: func(ctx context.Context) (source.Source, error) { return st, nil },
 		}
 		done := make(chan error)
 		go func() { done <- Run(ctx, opts) }()

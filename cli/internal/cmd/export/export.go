@@ -16,9 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
+	"github.com/kilometers-ai/kilometers/cli/internal/filters"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	sactivity "github.com/kilometers-ai/kilometers/shared/activity"
@@ -41,7 +41,7 @@ type Options struct {
 	// Local reads the local store even when an API is configured.
 	Local bool
 
-	activity.Filters
+	filters.Flags
 	Format string
 	Output string
 }
@@ -79,7 +79,7 @@ terminal, progress is shown on stderr.`,
 			return Run(cmd.Context(), opts)
 		},
 	}
-	opts.Filters.AddFlags(cmd, opts.Config)
+	opts.Flags.AddFlags(cmd, opts.Config)
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Format, "format", NDJSON, "`format` of the output: ndjson or csv")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write to this `file` instead of standard output")
@@ -93,7 +93,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if opts.Format != NDJSON && opts.Format != CSV {
 		return cmdutil.FlagErrorf("invalid --format %q: want ndjson or csv", opts.Format)
 	}
-	if _, err := opts.Filters.Query(opts.Now(), url.Values{}); err != nil && opts.Session == "" {
+	if _, err := opts.Flags.Query(opts.Now(), url.Values{}); err != nil && opts.Session == "" {
 		return err
 	}
 	src, err := opts.Source(ctx)
@@ -103,7 +103,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err := opts.ResolveSessionFlag(ctx, src); err != nil {
 		return err
 	}
-	q, err := opts.Filters.Query(opts.Now(), url.Values{"limit": {strconv.Itoa(sactivity.MaxLimit)}})
+	q, err := opts.Flags.Query(opts.Now(), url.Values{"limit": {strconv.Itoa(sactivity.MaxLimit)}})
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
+	"github.com/kilometers-ai/kilometers/cli/internal/filters"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	sactivity "github.com/kilometers-ai/kilometers/shared/activity"
@@ -100,7 +100,7 @@ func TestNDJSON(t *testing.T) {
 
 func TestFiltersAndCSV(t *testing.T) {
 	st, evs := fixture(t, 50)
-	out, _, err := run(t, st, Options{Filters: activity.Filters{Failed: true}, Format: CSV})
+	out, _, err := run(t, st, Options{Flags: filters.Flags{Failed: true}, Format: CSV})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestFile(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	st, _ := fixture(t, 1)
-	for _, o := range []Options{{Format: "xml"}, {Filters: activity.Filters{Since: "soon"}}, {Filters: activity.Filters{Kind: "reply"}}} {
+	for _, o := range []Options{{Format: "xml"}, {Flags: filters.Flags{Since: "soon"}}, {Flags: filters.Flags{Kind: "reply"}}} {
 		_, _, err := run(t, st, o)
 		var fe *cmdutil.FlagError
 		if err == nil || !errors.As(err, &fe) {

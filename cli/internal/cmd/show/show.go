@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/cmd/activity"
 	"github.com/kilometers-ai/kilometers/cli/internal/cmdutil"
 	"github.com/kilometers-ai/kilometers/cli/internal/output"
 	"github.com/kilometers-ai/kilometers/cli/internal/source"
@@ -148,7 +147,7 @@ func print(ios *cmdutil.IOStreams, c *sactivity.Call, now time.Time) error {
 	if first == nil {
 		first = c.Response
 	}
-	heading := strings.TrimSpace(first.Method + " " + activity.Target(first))
+	heading := strings.TrimSpace(first.Method + " " + output.Target(first))
 	if heading == "" {
 		heading = string(first.Kind)
 	}
@@ -167,7 +166,7 @@ func print(ios *cmdutil.IOStreams, c *sactivity.Call, now time.Time) error {
 			return
 		}
 		pairs = append(pairs, [2]string{name, fmt.Sprintf("%s  %s  %s %s  %s", e.ID, output.Time(ios, e.TS, now),
-			activity.Arrow(e.Direction), e.Kind, output.Bytes(e.Size))})
+			output.Arrow(e.Direction), e.Kind, output.Bytes(e.Size))})
 	}
 	half("Request", c.Request)
 	half("Response", c.Response)
@@ -175,7 +174,7 @@ func print(ios *cmdutil.IOStreams, c *sactivity.Call, now time.Time) error {
 		pairs = append(pairs, [2]string{"Latency", output.Millis(*r.LatencyMS)})
 	}
 	if r := c.Response; r != nil && r.Failed() {
-		pairs = append(pairs, [2]string{"Error", output.Paint(ios, output.Red, activity.ErrorText(r))})
+		pairs = append(pairs, [2]string{"Error", output.Paint(ios, output.Red, output.ErrorText(r))})
 	}
 	for _, e := range []*event.Event{c.Request, c.Response} {
 		if e == nil || e.Risk == nil {
