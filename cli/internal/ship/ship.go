@@ -22,16 +22,12 @@
 package ship
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
@@ -81,17 +77,13 @@ type healthSender interface {
 	Health(ctx context.Context) (apiclient.Health, error)
 }
 
-// Defaults of Options.
-const (
-	DefaultBatchSize = 500
-	DefaultMaxBytes  = 4 << 20
-	// DefaultFlushInterval is SideOptions.Interval's default.
-	DefaultFlushInterval = 5 * time.Second
-)
+// DefaultMaxBytes is Options.MaxBytes's default.
+const DefaultMaxBytes = 4 << 20
 
 // Options tune shipping. Zero values take the defaults.
 type Options struct {
-	// BatchSize bounds the events of one batch.
+	// BatchSize bounds the events of one batch (config.DefaultBatchSize
+	// when zero).
 	BatchSize int
 	// MaxBytes bounds the stored size of one batch's events; the body is
 	// split further if it would exceed the API's limit.
@@ -107,7 +99,7 @@ type Options struct {
 
 func (o *Options) fill() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
+		o.BatchSize = config.DefaultBatchSize
 	}
 	o.BatchSize = min(o.BatchSize, backend.MaxBatchEvents)
 	if o.MaxBytes <= 0 {
@@ -156,10 +148,6 @@ type Shipper struct {
 	spool  Spool
 	sender Sender
 	opts   Options
-
-	// The gzip writer is reused from batch to batch (newGzipWriter).
-	gzMu sync.Mutex
-	gz   *gzip.Writer
 }
 
 // New returns a Shipper.
@@ -407,9 +395,7 @@ func (s *Shipper) sendParts(ctx context.Context, fewRetries bool, sessions []eve
 	}
 	gz, err := []byte(nil), errBodyTooBig
 	if len(events) <= backend.MaxBatchEvents {
-		s.gzMu.Lock()
-		gz, err = s.gzipBatch(sessions, events, limit, hint)
-		s.gzMu.Unlock()
+		gz, err = encodeBatch(sessions, events, s.opts.CaptureMode, limit, hint)
 	}
 	if errors.Is(err, errBodyTooBig) {
 		half := len(events) / 2
@@ -431,16 +417,4 @@ func (s *Shipper) sendParts(ctx context.Context, fewRetries bool, sessions []eve
 	}
 	done(r)
 	return nil
-}
-
-// newGzipWriter is the compression apiclient.EncodeBatch uses: gzip at
-// BestSpeed. The shipper keeps one and resets it for each batch: a deflate
-// writer is several hundred KiB, too much to allocate per batch in a
-// monitor that ships for hours.
-func newGzipWriter(w io.Writer) (*gzip.Writer, error) {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return zw, nil
 }

@@ -118,7 +118,7 @@ func Run(ctx context.Context, opts *Options) error {
 				if launch == nil {
 					launch = shipperProcess
 				}
-				stopShip = ship.Beside(ctx, ship.SideOptions{Interval: cfg.FlushInterval, Recorded: w.Durable,
+				stopShip = ship.Beside(ctx, ship.SideOptions{Interval: cfg.ShipInterval, Recorded: w.Durable,
 					Launch: launch(cfg.Home), Logger: log})
 			}
 			return w, nil
