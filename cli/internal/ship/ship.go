@@ -148,6 +148,7 @@ type Shipper struct {
 	spool  Spool
 	sender Sender
 	opts   Options
+	enc    encoder
 }
 
 // New returns a Shipper.
@@ -395,7 +396,7 @@ func (s *Shipper) sendParts(ctx context.Context, fewRetries bool, sessions []eve
 	}
 	gz, err := []byte(nil), errBodyTooBig
 	if len(events) <= backend.MaxBatchEvents {
-		gz, err = encodeBatch(sessions, events, s.opts.CaptureMode, limit, hint)
+		gz, err = s.enc.encode(sessions, events, s.opts.CaptureMode, limit, hint)
 	}
 	if errors.Is(err, errBodyTooBig) {
 		half := len(events) / 2

@@ -500,7 +500,7 @@ func TestOutageAndBadKeyLeaveEventsPending(t *testing.T) {
 // sent is the batch the API gets for sessions and events under mode.
 func sent(t *testing.T, sessions []event.Session, events []event.Event, mode string) event.Batch {
 	t.Helper()
-	gz, err := encodeBatch(sessions, events, mode, backend.MaxBodyBytes, 0)
+	gz, err := new(encoder).encode(sessions, events, mode, backend.MaxBodyBytes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +584,7 @@ func TestStoreSpool(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatalf("Claim = %v, %v", c, err)
 	}
-	gz, err := encodeBatch(c.Sessions(), c.Events(), config.CaptureRedacted, backend.MaxBodyBytes, 0)
+	gz, err := new(encoder).encode(c.Sessions(), c.Events(), config.CaptureRedacted, backend.MaxBodyBytes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +656,8 @@ func prepared(sessions []event.Session, events []event.Event, mode string) event
 
 // The shipper streams each batch onto the wire (writeBatch, with
 // event.AppendJSON) instead of preparing and encoding it whole; the API must
-// get what encoding/json makes of the prepared batch, in every capture mode.
+// get what encoding/json makes of the prepared batch, in every capture mode,
+// batch after batch with the same gzip writer.
 func TestWireMatchesEncodingJSON(t *testing.T) {
 	lat, code, yes := 3.5, -32602, true
 	sid := "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"
@@ -695,12 +696,13 @@ func TestWireMatchesEncodingJSON(t *testing.T) {
 		return b
 	}
 	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted, config.CaptureMetadata} {
+		var enc encoder // one for every round, as a Shipper keeps one
 		for round, batch := range [][]event.Event{evs, evs[:1], nil, evs[2:]} {
 			ses := sessions
 			if round == 1 {
 				ses = nil
 			}
-			gz, err := encodeBatch(ses, batch, mode, backend.MaxBodyBytes, 0)
+			gz, err := enc.encode(ses, batch, mode, backend.MaxBodyBytes, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -717,7 +719,7 @@ func TestWireMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	// What must never leave, whatever the encoding.
-	gz, err := encodeBatch(sessions, evs, config.CaptureRedacted, backend.MaxBodyBytes, 0)
+	gz, err := new(encoder).encode(sessions, evs, config.CaptureRedacted, backend.MaxBodyBytes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

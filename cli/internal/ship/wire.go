@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -132,18 +133,35 @@ func (l *limitWriter) write(p []byte) error {
 	return err
 }
 
-// encodeBatch is what writeBatch writes, gzipped at BestSpeed as
-// apiclient.EncodeBatch does, in a new buffer of about sizeHint/4 bytes.
-func encodeBatch(sessions []event.Session, events []event.Event, mode string, limit int, sizeHint int) ([]byte, error) {
+// encoder gzips what writeBatch writes, at BestSpeed as
+// apiclient.EncodeBatch does. It keeps its gzip writer from batch to batch:
+// a deflate writer allocates about 1 MiB, and narrowing a refused batch
+// sends dozens of small requests.
+type encoder struct {
+	mu sync.Mutex
+	zw *gzip.Writer
+}
+
+// encode returns the gzipped batch in a new buffer of about sizeHint/4
+// bytes (an HTTP transport may still read a request body after the
+// response came back).
+func (c *encoder) encode(sessions []event.Session, events []event.Event, mode string, limit int, sizeHint int) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := bytes.NewBuffer(make([]byte, 0, sizeHint/4+512))
-	zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
+	if c.zw == nil {
+		zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		c.zw = zw
+	} else {
+		c.zw.Reset(out)
 	}
-	if err := writeBatch(zw, sessions, events, mode, limit); err != nil {
+	if err := writeBatch(c.zw, sessions, events, mode, limit); err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
+	if err := c.zw.Close(); err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
 	return out.Bytes(), nil
