@@ -1,10 +1,11 @@
 // Package ship moves recorded events from the local spool to the Kilometers
 // API.
 //
-// Delivery is exactly once in effect: a batch is claimed from the spool
-// (exclusively, across processes), prepared for the wire (redacted per the
-// capture mode, gzipped), posted, and acknowledged in the spool only after
-// the API answered 2xx. A crash between the post and the acknowledgement
+// Delivery is exactly once in effect: one process at a time ships a store
+// (the caller holds the store's shipping lock, store.LockShipping); it
+// claims a batch from the spool, prepares it for the wire (Outgoing, then
+// gzip), posts it, and acknowledges it in the spool only after the API
+// answered 2xx. A crash between the post and the acknowledgement
 // sends the same events again, and the API, keyed by event id, counts them
 // as duplicates rather than new events.
 //
@@ -37,12 +38,12 @@ import (
 
 // Spool is what shipping needs from the store.
 type Spool interface {
-	// Claim takes up to maxEvents unshipped events (about maxBytes) that no
-	// other process holds; nil, nil when there are none.
+	// Claim takes up to maxEvents unshipped events (about maxBytes); nil,
+	// nil when there are none.
 	Claim(ctx context.Context, maxEvents, maxBytes int) (Claim, error)
 }
 
-// Claim is a batch held exclusively until it is settled.
+// Claim is a batch taken from the spool until it is settled.
 type Claim interface {
 	Events() []event.Event
 	Sessions() []event.Session
