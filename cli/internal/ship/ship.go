@@ -78,8 +78,8 @@ type healthSender interface {
 	Health(ctx context.Context) (apiclient.Health, error)
 }
 
-// DefaultMaxBytes is Options.MaxBytes's default.
-const DefaultMaxBytes = 4 << 20
+// defaultMaxBytes is Options.MaxBytes's default.
+const defaultMaxBytes = 4 << 20
 
 // Options tune shipping. Zero values take the defaults.
 type Options struct {
@@ -104,7 +104,7 @@ func (o *Options) fill() {
 	}
 	o.BatchSize = min(o.BatchSize, backend.MaxBatchEvents)
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = DefaultMaxBytes
+		o.MaxBytes = defaultMaxBytes
 	}
 	if o.CaptureMode == "" {
 		o.CaptureMode = config.CaptureRedacted
