@@ -305,3 +305,17 @@ func TestEvery(t *testing.T) {
 		}
 	})
 }
+
+// The self-hosted server reads no secret: it links nothing of the AWS SDK
+// (the Lambda functions get Secrets Manager through their own wiring).
+func TestLinksNoAWS(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/aws/") {
+			t.Errorf("functions/local links %s", pkg)
+		}
+	}
+}

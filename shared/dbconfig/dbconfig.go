@@ -11,8 +11,10 @@
 //     a secret whose SecretString is the token. Neither disables the admin
 //     routes.
 //
-// A Resolver reads each secret at most once per process (once per Lambda
-// cold start) and keeps the answer; a failed read is not kept, so the next
+// Secrets come from a Secrets (package awssecrets in the Lambda functions),
+// so a binary that never reads a secret links no AWS SDK. A Resolver reads
+// each secret at most once per process (once per Lambda cold start) and
+// keeps the answer; a failed read is not kept, so the next
 // request tries again. When the database refuses the credentials (RDS
 // rotated the password), the store reads the database secret again
 // (FreshDSN) and retries once.
@@ -27,10 +29,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
 // Environment variable names.
@@ -48,42 +46,27 @@ const (
 // ErrNotConfigured says the environment names no database at all.
 var ErrNotConfigured = errors.New("no database configured: set DATABASE_URL, or DATABASE_SECRET_ARN with DATABASE_HOST")
 
-// SecretsClient is the part of the Secrets Manager client a Resolver uses.
-type SecretsClient interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+// Secrets reads a secret's current string by its ARN or name.
+type Secrets interface {
+	SecretString(ctx context.Context, id string) (string, error)
 }
 
 // Resolver resolves the DSN and the admin token, caching what it read.
 type Resolver struct {
-	getenv    func(string) string
-	newClient func(ctx context.Context) (SecretsClient, error)
+	getenv  func(string) string
+	secrets Secrets
 
 	mu        sync.Mutex
-	client    SecretsClient
 	dsn       string
 	token     string
 	tokenRead bool
 }
 
-// New returns a Resolver over getenv (os.Getenv in production). The
-// Secrets Manager client is built on first use from the default AWS
-// configuration (region, credentials and AWS_ENDPOINT_URL from the
-// environment).
-func New(getenv func(string) string) *Resolver {
-	return &Resolver{getenv: getenv, newClient: defaultClient}
-}
-
-// NewWithClient is New with a given Secrets Manager client.
-func NewWithClient(getenv func(string) string, c SecretsClient) *Resolver {
-	return &Resolver{getenv: getenv, client: c, newClient: defaultClient}
-}
-
-func defaultClient(ctx context.Context) (SecretsClient, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	return secretsmanager.NewFromConfig(cfg), nil
+// New returns a Resolver over getenv (os.Getenv in production) that reads
+// the secrets the environment names from secrets. With nil secrets, a
+// configuration that names a secret fails to resolve.
+func New(getenv func(string) string, secrets Secrets) *Resolver {
+	return &Resolver{getenv: getenv, secrets: secrets}
 }
 
 func (r *Resolver) env(k string) string { return strings.TrimSpace(r.getenv(k)) }
@@ -153,21 +136,10 @@ func (r *Resolver) AdminToken(ctx context.Context) (string, error) {
 
 // secret reads a secret's string; r.mu is held.
 func (r *Resolver) secret(ctx context.Context, arn string) (string, error) {
-	if r.client == nil {
-		c, err := r.newClient(ctx)
-		if err != nil {
-			return "", err
-		}
-		r.client = c
+	if r.secrets == nil {
+		return "", fmt.Errorf("secret %s: this process reads no secrets", arn)
 	}
-	out, err := r.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
-	if err != nil {
-		return "", fmt.Errorf("get secret value: %w", err)
-	}
-	if out.SecretString == nil {
-		return "", fmt.Errorf("secret %s has no SecretString", arn)
-	}
-	return *out.SecretString, nil
+	return r.secrets.SecretString(ctx, arn)
 }
 
 // rdsSecret is the JSON RDS keeps in a database secret.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kilometers-ai/kilometers/shared/awssecrets"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig/dbconfigtest"
@@ -23,25 +24,29 @@ func (e env) get(k string) string { return e[k] }
 
 func TestDSNWithoutSecrets(t *testing.T) {
 	ctx := context.Background()
-	dsn, err := dbconfig.New(env{"DATABASE_URL": " postgres://u@h/db "}.get).DSN(ctx)
+	dsn, err := dbconfig.New(env{"DATABASE_URL": " postgres://u@h/db "}.get, nil).DSN(ctx)
 	if err != nil || dsn != "postgres://u@h/db" {
 		t.Errorf("DATABASE_URL: %q, %v", dsn, err)
 	}
 	// DATABASE_URL wins over a secret, which is then never read.
-	dsn, err = dbconfig.New(env{"DATABASE_URL": "postgres://u@h/db", "DATABASE_SECRET_ARN": "arn:nope"}.get).DSN(ctx)
+	dsn, err = dbconfig.New(env{"DATABASE_URL": "postgres://u@h/db", "DATABASE_SECRET_ARN": "arn:nope"}.get, nil).DSN(ctx)
 	if err != nil || dsn != "postgres://u@h/db" {
 		t.Errorf("DATABASE_URL with a secret: %q, %v", dsn, err)
 	}
-	if _, err := dbconfig.New(env{}.get).DSN(ctx); !errors.Is(err, dbconfig.ErrNotConfigured) {
+	if _, err := dbconfig.New(env{}.get, nil).DSN(ctx); !errors.Is(err, dbconfig.ErrNotConfigured) {
 		t.Errorf("nothing configured: %v, want ErrNotConfigured", err)
 	}
-	tok, err := dbconfig.New(env{"KILOMETERS_ADMIN_TOKEN": "t0k"}.get).AdminToken(ctx)
+	tok, err := dbconfig.New(env{"KILOMETERS_ADMIN_TOKEN": "t0k"}.get, nil).AdminToken(ctx)
 	if err != nil || tok != "t0k" {
 		t.Errorf("admin token from env: %q, %v", tok, err)
 	}
-	tok, err = dbconfig.New(env{}.get).AdminToken(ctx)
+	tok, err = dbconfig.New(env{}.get, nil).AdminToken(ctx)
 	if err != nil || tok != "" {
 		t.Errorf("no admin token: %q, %v; want none, no error", tok, err)
+	}
+	// A process without a secret store, told to read a secret.
+	if _, err := dbconfig.New(env{"DATABASE_SECRET_ARN": "arn:db"}.get, nil).DSN(ctx); err == nil || !strings.Contains(err.Error(), "reads no secrets") {
+		t.Errorf("secret without a secret store: %v, want an error saying so", err)
 	}
 }
 
@@ -99,7 +104,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 			for k, v := range tc.env {
 				e[k] = v
 			}
-			dsn, err := dbconfig.New(e.get).DSN(ctx)
+			dsn, err := dbconfig.New(e.get, awssecrets.New()).DSN(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +129,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 			{"no host", `{"username":"u","password":"x"}`, "no host: set DATABASE_HOST"},
 		} {
 			arn := moto.CreateSecret(t, "bad-"+strings.ReplaceAll(tc.name, " ", "-"), tc.secret)
-			_, err := dbconfig.New(env{"DATABASE_SECRET_ARN": arn}.get).DSN(ctx)
+			_, err := dbconfig.New(env{"DATABASE_SECRET_ARN": arn}.get, awssecrets.New()).DSN(ctx)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), arn) {
 				t.Errorf("%s: %v, want an error naming the secret and %q", tc.name, err, tc.want)
 			}
@@ -132,7 +137,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 				t.Errorf("%s: the error shows the secret: %v", tc.name, err)
 			}
 		}
-		_, err := dbconfig.New(env{"DATABASE_SECRET_ARN": "kilometers/missing"}.get).DSN(ctx)
+		_, err := dbconfig.New(env{"DATABASE_SECRET_ARN": "kilometers/missing"}.get, awssecrets.New()).DSN(ctx)
 		if err == nil || !strings.Contains(err.Error(), "database secret") || !strings.Contains(err.Error(), "ResourceNotFound") {
 			t.Errorf("missing secret: %v, want a database secret error saying it is not found", err)
 		}
@@ -140,7 +145,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 
 	t.Run("read once per cold start, a failure is retried", func(t *testing.T) {
 		const name = "kilometers/db-once"
-		r := dbconfig.New(env{"DATABASE_SECRET_ARN": name, "DATABASE_HOST": "h"}.get)
+		r := dbconfig.New(env{"DATABASE_SECRET_ARN": name, "DATABASE_HOST": "h"}.get, awssecrets.New())
 		if _, err := r.DSN(ctx); err == nil {
 			t.Fatal("DSN of a secret that does not exist yet succeeded")
 		}
@@ -154,7 +159,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 		if err != nil || again != first {
 			t.Errorf("second DSN = %q, %v; want the first read %q kept", again, err, first)
 		}
-		fresh, err := dbconfig.New(env{"DATABASE_SECRET_ARN": name, "DATABASE_HOST": "h"}.get).DSN(ctx)
+		fresh, err := dbconfig.New(env{"DATABASE_SECRET_ARN": name, "DATABASE_HOST": "h"}.get, awssecrets.New()).DSN(ctx)
 		if err != nil || !strings.Contains(fresh, "second") {
 			t.Errorf("a new cold start reads %q, %v; want the new value", fresh, err)
 		}
@@ -162,7 +167,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 
 	t.Run("admin token secret", func(t *testing.T) {
 		arn := moto.CreateSecret(t, "kilometers/admin", "  the-admin-token\n")
-		r := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": arn}.get)
+		r := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": arn}.get, awssecrets.New())
 		tok, err := r.AdminToken(ctx)
 		if err != nil || tok != "the-admin-token" {
 			t.Fatalf("admin token = %q, %v", tok, err)
@@ -172,14 +177,14 @@ func TestSecretsManager_Moto(t *testing.T) {
 			t.Errorf("second read = %q, %v; want the cold start's token kept", tok, err)
 		}
 		// The environment wins over the secret.
-		if tok, _ := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": arn, "KILOMETERS_ADMIN_TOKEN": "env"}.get).AdminToken(ctx); tok != "env" {
+		if tok, _ := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": arn, "KILOMETERS_ADMIN_TOKEN": "env"}.get, awssecrets.New()).AdminToken(ctx); tok != "env" {
 			t.Errorf("token with both set = %q, want the environment's", tok)
 		}
 		empty := moto.CreateSecret(t, "kilometers/admin-empty", " \n")
-		if _, err := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": empty}.get).AdminToken(ctx); err == nil || !strings.Contains(err.Error(), "is empty") {
+		if _, err := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": empty}.get, awssecrets.New()).AdminToken(ctx); err == nil || !strings.Contains(err.Error(), "is empty") {
 			t.Errorf("empty token secret: %v, want an error saying it is empty", err)
 		}
-		if _, err := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": "kilometers/nope"}.get).AdminToken(ctx); err == nil || !strings.Contains(err.Error(), "admin token secret") {
+		if _, err := dbconfig.New(env{"ADMIN_TOKEN_SECRET_ARN": "kilometers/nope"}.get, awssecrets.New()).AdminToken(ctx); err == nil || !strings.Contains(err.Error(), "admin token secret") {
 			t.Errorf("missing token secret: %v, want an admin token secret error", err)
 		}
 	})
@@ -195,7 +200,7 @@ func TestSecretsManager_Moto(t *testing.T) {
 		const name = "kilometers/db-real"
 		r := dbconfig.New(env{
 			"DATABASE_SECRET_ARN": name, "DATABASE_HOST": cfg.Host, "DATABASE_SSLMODE": "disable",
-		}.get)
+		}.get, awssecrets.New())
 		store := dbconfig.NewLazyStore(dbconfig.Postgres(r))
 		defer store.Close()
 		if err := store.Ping(ctx); backend.ErrorCode(err) != backend.EUNAVAILABLE {

@@ -6,9 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
@@ -22,11 +19,11 @@ type secrets struct {
 	reads int
 }
 
-func (s *secrets) GetSecretValue(_ context.Context, _ *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+func (s *secrets) SecretString(context.Context, string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++
-	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(s.value)}, nil
+	return s.value, nil
 }
 
 func (s *secrets) set(v string) {
@@ -46,7 +43,7 @@ func TestPasswordRotation(t *testing.T) {
 		return `{"username":"km_rotating","password":"` + pw + `","host":"127.0.0.1","port":` + strconv.Itoa(c.Port) + `,"dbname":"postgres"}`
 	}
 	sm := &secrets{value: rds("first-password")}
-	r := dbconfig.NewWithClient(env{"DATABASE_SECRET_ARN": "arn:db", "DATABASE_SSLMODE": "disable"}.get, sm)
+	r := dbconfig.New(env{"DATABASE_SECRET_ARN": "arn:db", "DATABASE_SSLMODE": "disable"}.get, sm)
 	store := dbconfig.NewLazyStore(dbconfig.Postgres(r))
 	defer store.Close()
 	ctx := context.Background()

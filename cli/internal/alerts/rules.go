@@ -80,8 +80,6 @@ func (r Rule) Validate() error {
 	return nil
 }
 
-func kindList() string { return shalerts.KindList() }
-
 // signingSecret is the secret the rule signs with, read from its variable
 // when it names one.
 func (r Rule) signingSecret(getenv func(string) string) (string, error) {

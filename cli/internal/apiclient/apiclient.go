@@ -27,8 +27,6 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/kilometers-ai/kilometers/cli/internal/config"
-
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -427,13 +425,4 @@ func unwrapURLError(err error) error {
 func redactPath(p string) string {
 	path, _, _ := strings.Cut(p, "?")
 	return path
-}
-
-// FromConfig returns a client for the configured API, or nil when none is
-// configured.
-func FromConfig(c *config.Config, userAgent string) *Client {
-	if !c.ShippingEnabled() {
-		return nil
-	}
-	return New(c.APIURL, c.APIKey, Options{UserAgent: userAgent})
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -155,28 +156,28 @@ func NewFactory(b BuildInfo) *Factory {
 
 // HomeDir resolves Kilometers' home directory.
 func HomeDir(getenv func(string) string) (string, error) {
+	return homeDir(runtime.GOOS, getenv, os.UserHomeDir)
+}
+
+// homeDir is HomeDir on the platform goos, whose user's home is userHome.
+func homeDir(goos string, getenv func(string) string, userHome func() (string, error)) (string, error) {
 	if h := getenv("KILOMETERS_HOME"); h != "" {
 		return filepath.Abs(h)
 	}
 	if d := getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "kilometers"), nil
 	}
-	base, err := os.UserHomeDir()
+	base, err := userHome()
 	if err != nil {
 		return "", fmt.Errorf("find a home for kilometers data (set KILOMETERS_HOME): %w", err)
 	}
 	switch {
-	case fileExists(filepath.Join(base, "Library")): // macOS
+	case goos == "darwin":
 		return filepath.Join(base, "Library", "Application Support", "kilometers"), nil
-	case getenv("LOCALAPPDATA") != "": // Windows
+	case goos == "windows" && getenv("LOCALAPPDATA") != "":
 		return filepath.Join(getenv("LOCALAPPDATA"), "kilometers"), nil
 	}
 	return filepath.Join(base, ".local", "share", "kilometers"), nil
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // isTerminal asks the terminal itself: /dev/null is a character device

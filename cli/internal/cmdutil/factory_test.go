@@ -3,7 +3,9 @@ package cmdutil
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +40,36 @@ func TestHomeDir(t *testing.T) {
 			t.Errorf("HomeDir = %q, %v; want an absolute path", got, err)
 		}
 	})
+}
+
+// The platform, not what the home directory holds, picks the default: a
+// Linux home with a Library folder is still a Linux home.
+func TestHomeDirByPlatform(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Mkdir(filepath.Join(home, "Library"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	userHome := func() (string, error) { return home, nil }
+	for _, tt := range []struct {
+		goos string
+		env  map[string]string
+		want string
+	}{
+		{"darwin", nil, filepath.Join(home, "Library", "Application Support", "kilometers")},
+		{"linux", nil, filepath.Join(home, ".local", "share", "kilometers")},
+		{"linux", map[string]string{"LOCALAPPDATA": "/appdata"}, filepath.Join(home, ".local", "share", "kilometers")},
+		{"windows", map[string]string{"LOCALAPPDATA": "/appdata"}, filepath.Join("/appdata", "kilometers")},
+		{"windows", nil, filepath.Join(home, ".local", "share", "kilometers")},
+	} {
+		got, err := homeDir(tt.goos, func(k string) string { return tt.env[k] }, userHome)
+		if err != nil || got != tt.want {
+			t.Errorf("%s %v: %q, %v; want %q", tt.goos, tt.env, got, err, tt.want)
+		}
+	}
+	noHome := func() (string, error) { return "", errors.New("$HOME is not defined") }
+	if _, err := homeDir("linux", func(string) string { return "" }, noHome); err == nil || !strings.Contains(err.Error(), "set KILOMETERS_HOME") {
+		t.Errorf("no user home: %v, want an error naming KILOMETERS_HOME", err)
+	}
 }
 
 func TestIsExit(t *testing.T) {

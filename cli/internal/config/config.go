@@ -9,6 +9,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,14 +50,34 @@ const (
 	KeyAPIURL         = "api_url"
 	KeyAPIKey         = "api_key"
 	KeyBatchSize      = "batch_size"
-	KeyFlushInterval  = "flush_interval"
+	KeyShipInterval   = "ship_interval"
 	KeyCaptureMode    = "capture_mode"
 	KeyRetentionDays  = "retention_days"
 	KeyRetentionBytes = "retention_bytes"
 )
 
+// oldKeys are former names of settings, still read from the file and the
+// environment; the current name wins when both are set.
+var oldKeys = map[string]string{"flush_interval": KeyShipInterval}
+
+// oldName is the former name of key, "" when it had none.
+func oldName(key string) string {
+	for old, k := range oldKeys {
+		if k == key {
+			return old
+		}
+	}
+	return ""
+}
+
+// Defaults of the settings that other packages also fall back on.
+const (
+	DefaultBatchSize    = 500
+	DefaultShipInterval = 5 * time.Second
+)
+
 // Keys lists every setting in display order.
-var Keys = append(append([]string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyFlushInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}, analysisKeys...), otlpKeys...)
+var Keys = append(append([]string{KeyAPIURL, KeyAPIKey, KeyBatchSize, KeyShipInterval, KeyCaptureMode, KeyRetentionDays, KeyRetentionBytes}, analysisKeys...), otlpKeys...)
 
 // EnvVar returns the environment variable that sets key.
 func EnvVar(key string) string {
@@ -68,12 +89,14 @@ func EnvVar(key string) string {
 
 // Config is the effective configuration.
 type Config struct {
-	Home          string        `json:"-"`
-	APIURL        string        `json:"api_url,omitempty"`
-	APIKey        string        `json:"api_key,omitempty"`
-	BatchSize     int           `json:"batch_size,omitempty"`
-	FlushInterval time.Duration `json:"flush_interval,omitempty"`
-	CaptureMode   string        `json:"capture_mode,omitempty"`
+	Home      string `json:"-"`
+	APIURL    string `json:"api_url,omitempty"`
+	APIKey    string `json:"api_key,omitempty"`
+	BatchSize int    `json:"batch_size,omitempty"`
+	// ShipInterval is the least time between a monitor's background
+	// shippers.
+	ShipInterval time.Duration `json:"ship_interval,omitempty"`
+	CaptureMode  string        `json:"capture_mode,omitempty"`
 	// Retention bounds the local store by age and by size.
 	RetentionDays  int   `json:"retention_days,omitempty"`
 	RetentionBytes int64 `json:"retention_bytes,omitempty"`
@@ -97,20 +120,22 @@ type File struct {
 	APIURL         string `json:"api_url,omitempty"`
 	APIKey         string `json:"api_key,omitempty"`
 	BatchSize      int    `json:"batch_size,omitempty"`
-	FlushInterval  string `json:"flush_interval,omitempty"`
+	ShipInterval   string `json:"ship_interval,omitempty"`
 	CaptureMode    string `json:"capture_mode,omitempty"`
 	RetentionDays  int    `json:"retention_days,omitempty"`
 	RetentionBytes int64  `json:"retention_bytes,omitempty"`
 	AnalysisFile
 	OTLPFile
+	// FlushInterval is ShipInterval's former name: read, never written.
+	FlushInterval string `json:"flush_interval,omitempty"`
 }
 
 // Defaults returns the configuration with nothing set.
 func Defaults(home string) *Config {
 	c := &Config{
 		Home:           home,
-		BatchSize:      500,
-		FlushInterval:  5 * time.Second,
+		BatchSize:      DefaultBatchSize,
+		ShipInterval:   DefaultShipInterval,
 		CaptureMode:    CaptureRedacted,
 		RetentionDays:  30,
 		RetentionBytes: 512 << 20,
@@ -137,8 +162,14 @@ func Load(home string, getenv func(string) string) (*Config, error) {
 	c := Defaults(home)
 	c.loadFile()
 	for _, k := range Keys {
-		if v := strings.TrimSpace(getenv(EnvVar(k))); v != "" {
-			c.setChecked(k, v, SourceEnv, EnvVar(k))
+		env := EnvVar(k)
+		v := strings.TrimSpace(getenv(env))
+		if old := oldName(k); v == "" && old != "" {
+			env = EnvVar(old)
+			v = strings.TrimSpace(getenv(env))
+		}
+		if v != "" {
+			c.setChecked(k, v, SourceEnv, env)
 		}
 	}
 	return c, nil
@@ -222,7 +253,7 @@ func (c *Config) ApplyFile(f File) error {
 		{KeyAPIURL, f.APIURL},
 		{KeyAPIKey, f.APIKey},
 		{KeyBatchSize, strconv.Itoa(f.BatchSize)},
-		{KeyFlushInterval, f.FlushInterval},
+		{KeyShipInterval, cmp.Or(f.ShipInterval, f.FlushInterval)},
 		{KeyCaptureMode, f.CaptureMode},
 		{KeyRetentionDays, strconv.Itoa(f.RetentionDays)},
 		{KeyRetentionBytes, strconv.FormatInt(f.RetentionBytes, 10)},
@@ -251,12 +282,12 @@ func (c *Config) Set(key, v string, src Source) error {
 			return fmt.Errorf("%s: want a whole number, got %q", key, v)
 		}
 		c.BatchSize = n
-	case KeyFlushInterval:
+	case KeyShipInterval:
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("%s: want a duration like 5s or 1m, got %q", key, v)
 		}
-		c.FlushInterval = d
+		c.ShipInterval = d
 	case KeyCaptureMode:
 		c.CaptureMode = strings.ToLower(v)
 	case KeyRetentionDays:
@@ -311,9 +342,9 @@ func (c *Config) check(key string) error {
 		if c.BatchSize < 1 || c.BatchSize > backend.MaxBatchEvents {
 			return fmt.Errorf("%s: must be 1 to %d, got %d", KeyBatchSize, backend.MaxBatchEvents, c.BatchSize)
 		}
-	case KeyFlushInterval:
-		if c.FlushInterval < 100*time.Millisecond || c.FlushInterval > time.Hour {
-			return fmt.Errorf("%s: must be between 100ms and 1h, got %s", KeyFlushInterval, c.FlushInterval)
+	case KeyShipInterval:
+		if c.ShipInterval < 100*time.Millisecond || c.ShipInterval > time.Hour {
+			return fmt.Errorf("%s: must be between 100ms and 1h, got %s", KeyShipInterval, c.ShipInterval)
 		}
 	case KeyCaptureMode:
 		switch c.CaptureMode {
@@ -381,8 +412,8 @@ func (c *Config) Value(key string) string {
 		return MaskKey(c.APIKey)
 	case KeyBatchSize:
 		return strconv.Itoa(c.BatchSize)
-	case KeyFlushInterval:
-		return c.FlushInterval.String()
+	case KeyShipInterval:
+		return c.ShipInterval.String()
 	case KeyCaptureMode:
 		return c.CaptureMode
 	case KeyRetentionDays:
@@ -410,8 +441,8 @@ func (c *Config) ToFile() File {
 	if set(KeyBatchSize) {
 		f.BatchSize = c.BatchSize
 	}
-	if set(KeyFlushInterval) {
-		f.FlushInterval = c.FlushInterval.String()
+	if set(KeyShipInterval) {
+		f.ShipInterval = c.ShipInterval.String()
 	}
 	if set(KeyCaptureMode) {
 		f.CaptureMode = c.CaptureMode

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,7 +18,7 @@ func env(m map[string]string) func(string) string {
 
 func TestPrecedence(t *testing.T) {
 	home := t.TempDir()
-	if err := WriteFile(Path(home), File{APIURL: "http://file.example", APIKey: "km_filekey_123456", BatchSize: 100, FlushInterval: "2s"}); err != nil {
+	if err := WriteFile(Path(home), File{APIURL: "http://file.example", APIKey: "km_filekey_123456", BatchSize: 100, ShipInterval: "2s"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(home, env(map[string]string{
@@ -44,7 +45,7 @@ func TestPrecedence(t *testing.T) {
 		{KeyAPIURL, "http://file.example", SourceFile},
 		{KeyAPIKey, MaskKey("km_envkey_abcdef"), SourceEnv},
 		{KeyBatchSize, "300", SourceFlag},
-		{KeyFlushInterval, "2s", SourceFile},
+		{KeyShipInterval, "2s", SourceFile},
 		{KeyCaptureMode, "metadata", SourceEnv},
 		{KeyRetentionDays, "30", SourceDefault},
 	}
@@ -56,7 +57,7 @@ func TestPrecedence(t *testing.T) {
 			t.Errorf("%s source = %q, want %q", ch.key, got, ch.src)
 		}
 	}
-	if c.APIKey != "km_envkey_abcdef" || c.FlushInterval != 2*time.Second || !c.ShippingEnabled() {
+	if c.APIKey != "km_envkey_abcdef" || c.ShipInterval != 2*time.Second || !c.ShippingEnabled() {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -186,12 +187,65 @@ func TestPrecedenceEveryLayer(t *testing.T) {
 	}
 }
 
-// flush_interval is read by monitors only, which take no setting flags: a
+// ship_interval is read by monitors only, which take no setting flags: a
 // flag for it on init, config or sync would do nothing.
-func TestNoFlushIntervalFlag(t *testing.T) {
+func TestNoShipIntervalFlag(t *testing.T) {
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	BindFlags(fs)
-	if fs.Lookup("flush-interval") != nil {
-		t.Error("--flush-interval is bound, but nothing reads it")
+	for _, name := range []string{"ship-interval", "flush-interval"} {
+		if fs.Lookup(name) != nil {
+			t.Errorf("--%s is bound, but nothing reads it", name)
+		}
+	}
+}
+
+// ship_interval was flush_interval: the old name is still read, from the
+// file and the environment, without a problem; the new name wins, and
+// what is written is the new name.
+func TestShipIntervalOldName(t *testing.T) {
+	home := t.TempDir()
+	if err := os.WriteFile(Path(home), []byte(`{"flush_interval": "3s"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(home, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShipInterval != 3*time.Second || c.Sources[KeyShipInterval] != SourceFile || len(c.Problems) != 0 {
+		t.Errorf("old key in the file: %s from %s, problems %v", c.ShipInterval, c.Sources[KeyShipInterval], c.Problems)
+	}
+	if f := c.ToFile(); f.ShipInterval != "3s" || f.FlushInterval != "" {
+		t.Errorf("written back as %+v, want ship_interval only", f)
+	}
+	var f File
+	if err := json.Unmarshal([]byte(`{"flush_interval": "4s"}`), &f); err != nil {
+		t.Fatal(err)
+	}
+	applied := Defaults(home)
+	if err := applied.ApplyFile(f); err != nil || applied.ShipInterval != 4*time.Second {
+		t.Errorf("ApplyFile with the old key: %s, %v", applied.ShipInterval, err)
+	}
+
+	if err := os.WriteFile(Path(home), []byte(`{"flush_interval": "3s", "ship_interval": "7s"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := Load(home, env(nil)); c.ShipInterval != 7*time.Second || len(c.Problems) != 0 {
+		t.Errorf("both keys in the file: %s, problems %v; want the new one's", c.ShipInterval, c.Problems)
+	}
+
+	if err := os.WriteFile(Path(home), []byte(`{"flush_interval": "soon"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := Load(home, env(nil)); c.ShipInterval != DefaultShipInterval || len(c.Problems) != 1 || c.Problems[0].Key != KeyShipInterval {
+		t.Errorf("bad old key in the file: %s, problems %+v; want the default and the problem", c.ShipInterval, c.Problems)
+	}
+
+	old := env(map[string]string{"KILOMETERS_FLUSH_INTERVAL": "9s"})
+	if c, _ := Load(t.TempDir(), old); c.ShipInterval != 9*time.Second || c.Sources[KeyShipInterval] != SourceEnv {
+		t.Errorf("old variable: %s from %s", c.ShipInterval, c.Sources[KeyShipInterval])
+	}
+	both := env(map[string]string{"KILOMETERS_FLUSH_INTERVAL": "9s", "KILOMETERS_SHIP_INTERVAL": "8s"})
+	if c, _ := Load(t.TempDir(), both); c.ShipInterval != 8*time.Second {
+		t.Errorf("both variables: %s, want the new one's", c.ShipInterval)
 	}
 }

@@ -17,7 +17,7 @@ type Flags struct {
 }
 
 // BindFlags adds --api-url, --api-key, --batch-size and --capture-mode to
-// fs. flush_interval has no flag: only monitors read it, from the file or
+// fs. ship_interval has no flag: only monitors read it, from the file or
 // the environment.
 func BindFlags(fs *pflag.FlagSet) *Flags {
 	f := &Flags{fs: fs}

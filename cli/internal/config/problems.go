@@ -161,7 +161,17 @@ func (c *Config) loadFile() {
 		c.Problems = append(c.Problems, Problem{Where: c.File, Msg: err.Error(), Using: whole})
 		return
 	}
+	inFile := map[string]bool{}
 	for _, e := range entries {
+		inFile[e.key] = true
+	}
+	for _, e := range entries {
+		if k, ok := oldKeys[e.key]; ok {
+			if inFile[k] {
+				continue // the current name wins
+			}
+			e.key = k
+		}
 		if !slices.Contains(Keys, e.key) {
 			c.Problems = append(c.Problems, Problem{Key: e.key, Where: position(c.File, b, e.keyOff), Unknown: true,
 				Msg: fmt.Sprintf("unknown setting %q; did you mean %q?", e.key, closestKey(e.key))})

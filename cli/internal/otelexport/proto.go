@@ -78,9 +78,7 @@ const (
 	fKVValue = 2
 	// AnyValue
 	fAnyString = 1
-	fAnyBool   = 2
 	fAnyInt    = 3
-	fAnyDouble = 4
 	fAnyArray  = 5
 	// ArrayValue
 	fArrayValues = 1
@@ -118,22 +116,18 @@ const (
 	sampledTraceFlags = 1
 )
 
-// attr is one attribute: a string, int, bool, double or list of strings.
+// attr is one attribute: a string, int or list of strings.
 type attr struct {
 	key  string
-	kind byte // 's', 'i', 'b', 'd', 'a'
+	kind byte // 's', 'i', 'a'
 	s    string
 	i    int64
-	d    float64
-	b    bool
 	list []string
 }
 
-func str(k, v string) attr            { return attr{key: k, kind: 's', s: v} }
-func integer(k string, v int64) attr  { return attr{key: k, kind: 'i', i: v} }
-func boolean(k string, v bool) attr   { return attr{key: k, kind: 'b', b: v} }
-func strs(k string, v []string) attr  { return attr{key: k, kind: 'a', list: v} }
-func double(k string, v float64) attr { return attr{key: k, kind: 'd', d: v} }
+func str(k, v string) attr           { return attr{key: k, kind: 's', s: v} }
+func integer(k string, v int64) attr { return attr{key: k, kind: 'i', i: v} }
+func strs(k string, v []string) attr { return attr{key: k, kind: 'a', list: v} }
 
 // message appends field num holding the message that body writes.
 func message(b []byte, num number, body func([]byte) []byte) []byte {
@@ -187,14 +181,6 @@ func appendAttrs(b []byte, num number, attrs []attr) []byte {
 					return appendAnyString(v, a.s)
 				case 'i':
 					return appendVarint(v, fAnyInt, uint64(a.i))
-				case 'b':
-					n := uint64(0)
-					if a.b {
-						n = 1
-					}
-					return appendVarint(v, fAnyBool, n)
-				case 'd':
-					return appendDouble(v, fAnyDouble, a.d)
 				default:
 					return message(v, fAnyArray, func(arr []byte) []byte {
 						for _, s := range a.list {

@@ -144,10 +144,9 @@ func requestOf(e *event.Event, mode string) request {
 
 // outgoingField is a params (request) or result (reply) field of e's
 // payload as shipping would let it leave the machine: the same rule,
-// ship.Prepare; "" when that rule keeps the payload home.
+// ship.Outgoing; "" when that rule keeps the payload home.
 func outgoingField(e *event.Event, mode, field string) string {
-	b := ship.Prepare(nil, []event.Event{*e}, mode)
-	p := b.Events[0].Payload
+	p := ship.Outgoing(*e, mode).Payload
 	if len(p) == 0 {
 		return ""
 	}

@@ -95,9 +95,6 @@ func (t *Table) AddColoredRow(cells []string, colors []func(string) string) {
 	t.colors = append(t.colors, colors)
 }
 
-// Len is the number of rows.
-func (t *Table) Len() int { return len(t.rows) }
-
 // Render prints the table.
 func (t *Table) Render() error { return t.Flush() }
 

@@ -123,9 +123,6 @@ func knownClients() []Client {
 	}
 }
 
-// Clients returns the clients setup knows.
-func Clients() []Client { return knownClients() }
-
 // ClientByID finds a client by its ID.
 func ClientByID(id string) (Client, bool) {
 	for _, c := range knownClients() {

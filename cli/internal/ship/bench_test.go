@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -41,7 +42,7 @@ func BenchmarkShipBatch(b *testing.B) {
 	if err := w.RecordSession(ctx, event.Session{ID: sid, StartedAt: time.Now(), Command: []string{"echoserver", "256"}}); err != nil {
 		b.Fatal(err)
 	}
-	const n = DefaultBatchSize
+	const n = config.DefaultBatchSize
 	evs := make([]event.Event, 0, n)
 	ts := time.Now().Add(-time.Minute)
 	for i := range n / 2 {

@@ -2,12 +2,11 @@ package ship
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/cli/internal/store"
 )
 
@@ -19,11 +18,6 @@ const maxRetryWait = 5 * time.Minute
 // stays small; a few more requests are cheap.
 const BackgroundMaxBytes = 512 << 10
 
-// ErrBusy is what a launched shipper's wait returns when it found another
-// shipper of the same store at work and left it the work: not a failure;
-// the next tick launches again.
-var ErrBusy = errors.New("another shipper is at work")
-
 // Launch starts one background shipper: a separate process (`kilometers
 // sync --background`) that ships everything pending from the store and
 // exits. It returns a function that waits for the process to exit and
@@ -34,8 +28,8 @@ type Launch func(final bool) (wait func() error, err error)
 
 // SideOptions configure shipping beside a monitored session.
 type SideOptions struct {
-	// Interval is the least time between launches (the configured flush
-	// interval).
+	// Interval is the least time between launches (the configured ship
+	// interval; config.DefaultShipInterval when zero).
 	Interval time.Duration
 	// Recorded counts the events of the session that a shipper can read
 	// (in the store's files, not in a write buffer).
@@ -45,21 +39,21 @@ type SideOptions struct {
 }
 
 // Beside ships a session's events while it runs, from processes of their
-// own. The monitor relays an MCP server's stdio; shipping in the same
-// process put the shipper's CPU time, its garbage collections and its
-// memory (a gzip writer, HTTP client, batch buffers: about 2.5 MiB) into the
-// process whose latency and footprint matter most. Instead, at most every
-// Interval, when the session recorded events since the last launch and no
-// shipper of this session is running, Beside launches one. A failed one
-// (API down, bad key) delays the next launch with exponential backoff and
-// jitter; events wait in the spool meanwhile.
+// own: shipping in the monitor would put the shipper's CPU time, garbage
+// and memory into the process whose latency and footprint matter most. At
+// most every Interval, when the session recorded events since the last
+// launch, Beside launches a shipper and waits for it to exit before it
+// considers the next one. Shippers of different sessions take turns on the
+// store's shipping lock (store.LockShipping). A failed one (API down, bad
+// key) delays the next launch with exponential backoff and jitter; events
+// wait in the spool meanwhile.
 //
 // The returned stop, to call once after the session's last event is in the
 // store, launches a final shipper for what is left and returns without
-// waiting for it.
+// waiting for it, nor for a shipper still running.
 func Beside(ctx context.Context, o SideOptions) (stop func()) {
 	if o.Interval <= 0 {
-		o.Interval = DefaultFlushInterval
+		o.Interval = config.DefaultShipInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -69,16 +63,7 @@ func Beside(ctx context.Context, o SideOptions) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(o.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				b.tick(time.Now())
-			}
-		}
+		b.run(ctx)
 	}()
 	return func() {
 		cancel()
@@ -87,51 +72,68 @@ func Beside(ctx context.Context, o SideOptions) (stop func()) {
 	}
 }
 
+// beside is Beside's state, owned by its run goroutine, and by final once
+// run has returned.
 type beside struct {
 	o SideOptions
 
-	mu       sync.Mutex
-	running  bool
 	launched int64 // Recorded() when the last shipper started
 	failures int   // consecutive failed shippers
 	retryAt  time.Time
 	warned   bool
 }
 
-func (b *beside) tick(now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// run launches shippers until ctx ends, one at a time.
+func (b *beside) run(ctx context.Context) {
+	t := time.NewTicker(b.o.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		exited := b.launch(time.Now())
+		if exited == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return // the shipper finishes on its own
+		case err := <-exited:
+			b.exited(time.Now(), err)
+		}
+	}
+}
+
+// launch starts a shipper if the session recorded events since the last one
+// and no backoff is running; it returns the shipper's outcome to come, nil
+// when none was started.
+func (b *beside) launch(now time.Time) <-chan error {
 	n := b.o.Recorded()
-	if b.running || n == b.launched || now.Before(b.retryAt) {
-		return
+	if n == b.launched || now.Before(b.retryAt) {
+		return nil
 	}
 	wait, err := b.o.Launch(false)
 	if err != nil {
 		b.failed(now, err)
+		return nil
+	}
+	b.launched = n
+	exited := make(chan error, 1)
+	go func() { exited <- wait() }()
+	return exited
+}
+
+func (b *beside) exited(now time.Time, err error) {
+	if err != nil {
+		b.failed(now, err)
 		return
 	}
-	before := b.launched
-	b.running, b.launched = true, n
-	go func() {
-		err := wait()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.running = false
-		if errors.Is(err, ErrBusy) {
-			// Another session's shipper is at work; it may take these
-			// events too, but nothing says so: launch again next time.
-			b.launched = before
-			return
-		}
-		if err != nil {
-			b.failed(time.Now(), err)
-			return
-		}
-		if b.failures > 0 {
-			b.o.Logger.Info("ship: delivering again", "after_failures", b.failures)
-		}
-		b.failures = 0
-	}()
+	if b.failures > 0 {
+		b.o.Logger.Info("ship: delivering again", "after_failures", b.failures)
+	}
+	b.failures = 0
 }
 
 // failed notes a shipper that did not deliver. The first failure of a
@@ -148,8 +150,6 @@ func (b *beside) failed(now time.Time, err error) {
 }
 
 func (b *beside) final() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.o.Recorded() == b.launched && b.failures == 0 {
 		return // everything recorded went to a shipper that delivered or still runs
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -44,70 +45,77 @@ func (f *fakeLaunches) counts() (normal, final int) {
 	return f.normal, f.final
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-	}
+// pass lets d of the bubble's fake time go by and returns once every
+// goroutine of the bubble is blocked again: what was due has happened.
+func pass(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
-
-// settle lets several intervals pass, for checks that something did not
-// happen.
-func settle(interval time.Duration) { time.Sleep(10 * interval) }
 
 func TestBesideLaunchesOneShipperAtATimeForNewEvents(t *testing.T) {
-	const interval = 5 * time.Millisecond
-	var recorded atomic.Int64
-	f := newFakeLaunches()
-	stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		var recorded atomic.Int64
+		f := newFakeLaunches()
+		stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
 
-	settle(interval)
-	if n, _ := f.counts(); n != 0 {
-		t.Fatalf("%d shippers launched with nothing recorded", n)
-	}
-	recorded.Add(3)
-	eventually(t, "a shipper for the first events", func() bool { n, _ := f.counts(); return n == 1 })
-	recorded.Add(3) // more while it runs: no second shipper beside it
-	settle(interval)
-	if n, _ := f.counts(); n != 1 {
-		t.Fatalf("%d shippers launched while one was running", n)
-	}
-	f.exit <- nil
-	eventually(t, "a shipper for the events recorded meanwhile", func() bool { n, _ := f.counts(); return n == 2 })
-	f.exit <- nil
-	settle(interval)
-	if n, _ := f.counts(); n != 2 {
-		t.Fatalf("%d shippers launched for nothing new", n)
-	}
+		pass(10 * interval)
+		if n, _ := f.counts(); n != 0 {
+			t.Fatalf("%d shippers launched with nothing recorded", n)
+		}
+		recorded.Add(3)
+		pass(interval)
+		if n, _ := f.counts(); n != 1 {
+			t.Fatalf("%d shippers launched an interval after the first events, want 1", n)
+		}
+		recorded.Add(3) // more while it runs: no second shipper beside it
+		pass(10 * interval)
+		if n, _ := f.counts(); n != 1 {
+			t.Fatalf("%d shippers launched while one was running", n)
+		}
+		f.exit <- nil
+		pass(interval)
+		if n, _ := f.counts(); n != 2 {
+			t.Fatalf("%d shippers launched once the first exited, want 2 for the events recorded meanwhile", n)
+		}
+		f.exit <- nil
+		pass(10 * interval)
+		if n, _ := f.counts(); n != 2 {
+			t.Fatalf("%d shippers launched for nothing new", n)
+		}
 
-	stop()
-	if _, final := f.counts(); final != 0 {
-		t.Errorf("final shipper launched with everything already taken")
-	}
+		stop()
+		if _, final := f.counts(); final != 0 {
+			t.Errorf("final shipper launched with everything already taken")
+		}
+	})
 }
 
-// A shipper that found another at work leaves no failure behind and does
-// not count as having taken the events: the next tick launches again.
-func TestBesideLaunchesAgainAfterBusy(t *testing.T) {
-	const interval = 5 * time.Millisecond
-	var recorded atomic.Int64
-	log, logged := captureLog()
-	f := newFakeLaunches()
-	stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
-	recorded.Add(4)
-	eventually(t, "a shipper", func() bool { n, _ := f.counts(); return n == 1 })
-	f.exit <- ErrBusy
-	eventually(t, "a second shipper for the same events", func() bool { n, _ := f.counts(); return n == 2 })
-	f.exit <- nil
-	stop()
-	if _, final := f.counts(); final != 0 {
-		t.Errorf("final shipper launched although the second one took everything")
-	}
-	if out := logged(); strings.Contains(out, "level=WARN") {
-		t.Errorf("warned about a busy shipper:\n%s", out)
-	}
+// stop does not wait for a running shipper; it launches the final one only
+// for events that shipper did not start with.
+func TestBesideStopLeavesARunningShipper(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		var recorded atomic.Int64
+		f := newFakeLaunches()
+		stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
+		recorded.Add(2)
+		pass(interval)
+		stop()
+		if n, final := f.counts(); n != 1 || final != 0 {
+			t.Errorf("launches: %d normal, %d final; want the running one only", n, final)
+		}
+
+		stop = Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
+		recorded.Add(2)
+		pass(interval)
+		recorded.Add(1)
+		stop()
+		if n, final := f.counts(); n != 2 || final != 1 {
+			t.Errorf("launches: %d normal, %d final; want a final one for the event recorded last", n, final)
+		}
+		close(f.exit) // the shippers exit after the test
+	})
 }
 
 func TestBesideFinalShipperTakesWhatIsLeft(t *testing.T) {
@@ -123,26 +131,32 @@ func TestBesideFinalShipperTakesWhatIsLeft(t *testing.T) {
 }
 
 func TestBesideBacksOffAfterFailureAndWarnsOnce(t *testing.T) {
-	const interval = 5 * time.Millisecond
-	var recorded atomic.Int64
-	log, logged := captureLog()
-	f := newFakeLaunches()
-	stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
-	for i := 1; i <= 3; i++ {
-		recorded.Add(1)
-		eventually(t, "a shipper", func() bool { n, _ := f.counts(); return n == i })
-		f.exit <- errors.New("API unreachable")
-	}
-	stop()
-	// The last shipper failed: the final one tries again, whatever the
-	// backoff, since the monitor will not be there to.
-	if _, final := f.counts(); final != 1 {
-		t.Errorf("%d final shippers after a failure, want 1", final)
-	}
-	out := logged()
-	if w := strings.Count(out, "level=WARN"); w != 1 {
-		t.Errorf("%d warnings for 3 failures, want 1:\n%s", w, out)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		var recorded atomic.Int64
+		log, logged := captureLog()
+		f := newFakeLaunches()
+		stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
+		for i := 1; i <= 3; i++ {
+			recorded.Add(1)
+			pass(maxRetryWait + interval) // past any backoff
+			if n, _ := f.counts(); n != i {
+				t.Fatalf("%d shippers launched, want %d", n, i)
+			}
+			f.exit <- errors.New("API unreachable")
+		}
+		synctest.Wait()
+		stop()
+		// The last shipper failed: the final one tries again, whatever the
+		// backoff, since the monitor will not be there to.
+		if _, final := f.counts(); final != 1 {
+			t.Errorf("%d final shippers after a failure, want 1", final)
+		}
+		out := logged()
+		if w := strings.Count(out, "level=WARN"); w != 1 {
+			t.Errorf("%d warnings for 3 failures, want 1:\n%s", w, out)
+		}
+	})
 }
 
 func TestBesideBackoffDelaysTheNextLaunch(t *testing.T) {
@@ -152,17 +166,21 @@ func TestBesideBackoffDelaysTheNextLaunch(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	f.failTo = errors.New("no executable")
 	recorded.Add(1)
-	b.tick(now)
+	if b.launch(now) != nil {
+		t.Fatal("a launch that failed to start has an outcome to wait for")
+	}
 	f.failTo = nil
-	b.tick(now.Add(time.Millisecond))
-	if n, _ := f.counts(); n != 0 {
+	if b.launch(now.Add(time.Millisecond)) != nil {
 		t.Fatalf("launched again %v after a failure", time.Millisecond)
 	}
-	b.tick(now.Add(maxRetryWait + time.Second))
-	if n, _ := f.counts(); n != 1 {
+	exited := b.launch(now.Add(maxRetryWait + time.Second))
+	if n, _ := f.counts(); n != 1 || exited == nil {
 		t.Fatalf("no launch once the backoff was over")
 	}
 	f.exit <- nil
+	if err := <-exited; err != nil {
+		t.Errorf("outcome %v, want the shipper's", err)
+	}
 }
 
 // captureLog is a logger and what it has written so far; safe for

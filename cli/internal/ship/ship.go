@@ -1,10 +1,11 @@
 // Package ship moves recorded events from the local spool to the Kilometers
 // API.
 //
-// Delivery is exactly once in effect: a batch is claimed from the spool
-// (exclusively, across processes), prepared for the wire (redacted per the
-// capture mode, gzipped), posted, and acknowledged in the spool only after
-// the API answered 2xx. A crash between the post and the acknowledgement
+// Delivery is exactly once in effect: one process at a time ships a store
+// (the caller holds the store's shipping lock, store.LockShipping); it
+// claims a batch from the spool, prepares it for the wire (Outgoing, then
+// gzip), posts it, and acknowledges it in the spool only after the API
+// answered 2xx. A crash between the post and the acknowledgement
 // sends the same events again, and the API, keyed by event id, counts them
 // as duplicates rather than new events.
 //
@@ -22,16 +23,12 @@
 package ship
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/apiclient"
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
@@ -41,12 +38,12 @@ import (
 
 // Spool is what shipping needs from the store.
 type Spool interface {
-	// Claim takes up to maxEvents unshipped events (about maxBytes) that no
-	// other process holds; nil, nil when there are none.
+	// Claim takes up to maxEvents unshipped events (about maxBytes); nil,
+	// nil when there are none.
 	Claim(ctx context.Context, maxEvents, maxBytes int) (Claim, error)
 }
 
-// Claim is a batch held exclusively until it is settled.
+// Claim is a batch taken from the spool until it is settled.
 type Claim interface {
 	Events() []event.Event
 	Sessions() []event.Session
@@ -81,17 +78,13 @@ type healthSender interface {
 	Health(ctx context.Context) (apiclient.Health, error)
 }
 
-// Defaults of Options.
-const (
-	DefaultBatchSize = 500
-	DefaultMaxBytes  = 4 << 20
-	// DefaultFlushInterval is SideOptions.Interval's default.
-	DefaultFlushInterval = 5 * time.Second
-)
+// defaultMaxBytes is Options.MaxBytes's default.
+const defaultMaxBytes = 4 << 20
 
 // Options tune shipping. Zero values take the defaults.
 type Options struct {
-	// BatchSize bounds the events of one batch.
+	// BatchSize bounds the events of one batch (config.DefaultBatchSize
+	// when zero).
 	BatchSize int
 	// MaxBytes bounds the stored size of one batch's events; the body is
 	// split further if it would exceed the API's limit.
@@ -107,11 +100,11 @@ type Options struct {
 
 func (o *Options) fill() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
+		o.BatchSize = config.DefaultBatchSize
 	}
 	o.BatchSize = min(o.BatchSize, backend.MaxBatchEvents)
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = DefaultMaxBytes
+		o.MaxBytes = defaultMaxBytes
 	}
 	if o.CaptureMode == "" {
 		o.CaptureMode = config.CaptureRedacted
@@ -156,10 +149,7 @@ type Shipper struct {
 	spool  Spool
 	sender Sender
 	opts   Options
-
-	// The gzip writer is reused from batch to batch (newGzipWriter).
-	gzMu sync.Mutex
-	gz   *gzip.Writer
+	enc    encoder
 }
 
 // New returns a Shipper.
@@ -407,9 +397,7 @@ func (s *Shipper) sendParts(ctx context.Context, fewRetries bool, sessions []eve
 	}
 	gz, err := []byte(nil), errBodyTooBig
 	if len(events) <= backend.MaxBatchEvents {
-		s.gzMu.Lock()
-		gz, err = s.gzipBatch(sessions, events, limit, hint)
-		s.gzMu.Unlock()
+		gz, err = s.enc.encode(sessions, events, s.opts.CaptureMode, limit, hint)
 	}
 	if errors.Is(err, errBodyTooBig) {
 		half := len(events) / 2
@@ -431,16 +419,4 @@ func (s *Shipper) sendParts(ctx context.Context, fewRetries bool, sessions []eve
 	}
 	done(r)
 	return nil
-}
-
-// newGzipWriter is the compression apiclient.EncodeBatch uses: gzip at
-// BestSpeed. The shipper keeps one and resets it for each batch: a deflate
-// writer is several hundred KiB, too much to allocate per batch in a
-// monitor that ships for hours.
-func newGzipWriter(w io.Writer) (*gzip.Writer, error) {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return zw, nil
 }

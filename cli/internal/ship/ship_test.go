@@ -497,25 +497,39 @@ func TestOutageAndBadKeyLeaveEventsPending(t *testing.T) {
 	}
 }
 
-func TestPrepareModes(t *testing.T) {
+// sent is the batch the API gets for sessions and events under mode.
+func sent(t *testing.T, sessions []event.Session, events []event.Event, mode string) event.Batch {
+	t.Helper()
+	gz, err := new(encoder).encode(sessions, events, mode, backend.MaxBodyBytes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b event.Batch
+	if err := json.Unmarshal([]byte(gunzip(t, gz)), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCaptureModes(t *testing.T) {
 	evs := makeEvents(1, secretPayload)
 	sess := []event.Session{{ID: evs[0].SessionID, Command: []string{"server", "--api-key", "xyz"}}}
-	full := Prepare(sess, evs, config.CaptureFull)
+	full := sent(t, sess, evs, config.CaptureFull)
 	if string(full.Events[0].Payload) != secretPayload || full.Sessions[0].Command[2] != "xyz" {
 		t.Errorf("full changed the batch: %+v", full)
 	}
-	red := Prepare(sess, evs, config.CaptureRedacted)
+	red := sent(t, sess, evs, config.CaptureRedacted)
 	if strings.Contains(string(red.Events[0].Payload), "sekrit") || red.Sessions[0].Command[2] != "[REDACTED]" {
 		t.Errorf("redacted: %s %q", red.Events[0].Payload, red.Sessions[0].Command)
 	}
-	meta := Prepare(sess, evs, config.CaptureMetadata)
+	meta := sent(t, sess, evs, config.CaptureMetadata)
 	if meta.Events[0].Payload != nil || meta.Events[0].Tool != "fetch" || meta.Sessions[0].Command[2] != "[REDACTED]" {
 		t.Errorf("metadata: %+v", meta.Events[0])
 	}
 	if string(evs[0].Payload) != secretPayload || sess[0].Command[2] != "xyz" {
-		t.Errorf("Prepare modified its input")
+		t.Errorf("shipping modified its input")
 	}
-	cut := Prepare(nil, makeEvents(1, `{"jsonrpc":"2.0","params":{"password":"hunt`), config.CaptureRedacted)
+	cut := sent(t, nil, makeEvents(1, `{"jsonrpc":"2.0","params":{"password":"hunt`), config.CaptureRedacted)
 	if cut.Events[0].Payload != nil || !cut.Events[0].PayloadTruncated {
 		t.Errorf("a payload that is not JSON must not leave: %+v", cut.Events[0])
 	}
@@ -570,8 +584,11 @@ func TestStoreSpool(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatalf("Claim = %v, %v", c, err)
 	}
-	b := Prepare(c.Sessions(), c.Events(), config.CaptureRedacted)
-	if _, err := client.Ingest(ctx, &b); err != nil {
+	gz, err := new(encoder).encode(c.Sessions(), c.Events(), config.CaptureRedacted, backend.MaxBodyBytes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.IngestEncoded(ctx, gz); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Release(); err != nil {
@@ -597,10 +614,10 @@ func TestStoreSpool(t *testing.T) {
 	}
 }
 
-// TestPrepareKeepsMetadata: whatever the capture mode, only payloads (and
+// TestCaptureKeepsMetadata: whatever the capture mode, only payloads (and
 // command lines) change on the way out; the fields stats count (kind,
 // is_error, error_code, latency, risk, cost) leave exactly as recorded.
-func TestPrepareKeepsMetadata(t *testing.T) {
+func TestCaptureKeepsMetadata(t *testing.T) {
 	lat, code, isErr := 12.5, -32602, true
 	base := makeEvents(3, secretPayload)
 	base[1].Kind, base[1].Direction, base[1].LatencyMS, base[1].IsError = event.KindResponse, event.ServerToClient, &lat, &isErr
@@ -615,7 +632,7 @@ func TestPrepareKeepsMetadata(t *testing.T) {
 		return string(b)
 	}
 	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted, config.CaptureMetadata} {
-		b := Prepare(nil, base, mode)
+		b := sent(t, nil, base, mode)
 		for i := range base {
 			if got, want := strip(b.Events[i]), strip(base[i]); got != want {
 				t.Errorf("%s: event %d changed:\n got %s\nwant %s", mode, i, got, want)
@@ -627,11 +644,21 @@ func TestPrepareKeepsMetadata(t *testing.T) {
 	}
 }
 
-// The shipper streams each batch onto the wire (writeBatch) instead of
-// preparing and encoding it whole; the API must get what Prepare says may
-// leave the machine, in every capture mode, batch after batch with the
-// reused gzip writer.
-func TestWireMatchesPrepare(t *testing.T) {
+// prepared is the batch as it may leave the machine, whole: what
+// encoding/json makes of it is what writeBatch must stream.
+func prepared(sessions []event.Session, events []event.Event, mode string) event.Batch {
+	b := event.Batch{Events: make([]event.Event, len(events)), Sessions: outgoingSessions(sessions, mode)}
+	for i := range events {
+		b.Events[i] = Outgoing(events[i], mode)
+	}
+	return b
+}
+
+// The shipper streams each batch onto the wire (writeBatch, with
+// event.AppendJSON) instead of preparing and encoding it whole; the API must
+// get what encoding/json makes of the prepared batch, in every capture mode,
+// batch after batch with the same gzip writer.
+func TestWireMatchesEncodingJSON(t *testing.T) {
 	lat, code, yes := 3.5, -32602, true
 	sid := "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"
 	sessions := []event.Session{{ID: sid, Server: "files", StartedAt: time.Date(2026, 11, 23, 1, 2, 3, 0, time.UTC),
@@ -669,17 +696,17 @@ func TestWireMatchesPrepare(t *testing.T) {
 		return b
 	}
 	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted, config.CaptureMetadata} {
-		s := New(nil, nil, Options{CaptureMode: mode})
+		var enc encoder // one for every round, as a Shipper keeps one
 		for round, batch := range [][]event.Event{evs, evs[:1], nil, evs[2:]} {
 			ses := sessions
 			if round == 1 {
 				ses = nil
 			}
-			gz, err := s.gzipBatch(ses, batch, backend.MaxBodyBytes, 0)
+			gz, err := enc.encode(ses, batch, mode, backend.MaxBodyBytes, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantRaw, err := json.Marshal(Prepare(ses, batch, mode))
+			wantRaw, err := json.Marshal(prepared(ses, batch, mode))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -692,8 +719,7 @@ func TestWireMatchesPrepare(t *testing.T) {
 		}
 	}
 	// What must never leave, whatever the encoding.
-	s := New(nil, nil, Options{})
-	gz, err := s.gzipBatch(sessions, evs, backend.MaxBodyBytes, 0)
+	gz, err := new(encoder).encode(sessions, evs, config.CaptureRedacted, backend.MaxBodyBytes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -747,15 +773,7 @@ func TestWireAppliesTheCleanRule(t *testing.T) {
 		{ID: "deep", SessionID: sid, Seq: 2, Kind: event.KindRequest, Payload: json.RawMessage(deep)},
 	}
 	for _, mode := range []string{config.CaptureFull, config.CaptureRedacted} {
-		s := New(nil, nil, Options{CaptureMode: mode})
-		gz, err := s.gzipBatch(sessions, evs, backend.MaxBodyBytes, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b event.Batch
-		if err := json.Unmarshal([]byte(gunzip(t, gz)), &b); err != nil {
-			t.Fatal(err)
-		}
+		b := sent(t, sessions, evs, mode)
 		if b.Events[0].RPCID != "a\uFFFDb" || !strings.Contains(string(b.Events[0].Payload), `a\ufffdb`) || strings.Contains(string(b.Events[0].Payload), `\ud800`) {
 			t.Errorf("%s: event sent uncleaned: %+v %s", mode, b.Events[0], b.Events[0].Payload)
 		}

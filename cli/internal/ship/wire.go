@@ -2,35 +2,28 @@ package ship
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
+	"sync"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/redact"
 )
 
-// Prepare returns the batch as it may leave the machine under a capture
-// mode: full keeps payloads, redacted (and any unknown mode) redacts them,
-// metadata drops them; a payload that is not valid JSON never leaves.
-// Session command lines are redacted unless the mode is full. Everything
-// then goes through event.Clean, the rule the API applies to what it
-// stores. The inputs are not modified.
-//
-// Shipping itself streams the same batch onto the wire (writeBatch)
-// without building it; Prepare is the rule both follow, and what tests
-// compare the stream with.
-func Prepare(sessions []event.Session, events []event.Event, mode string) event.Batch {
-	b := event.Batch{Events: make([]event.Event, len(events)), Sessions: outgoingSessions(sessions, mode)}
-	for i := range events {
-		b.Events[i] = events[i]
-		b.Events[i].Payload, b.Events[i].PayloadTruncated = outgoing(&events[i], mode)
-		b.Events[i].Clean()
-	}
-	return b
+// Outgoing is e as it may leave the machine under a capture mode: full
+// keeps the payload, redacted (and any unknown mode) redacts it, metadata
+// drops it; a payload that is not valid JSON never leaves. Then
+// event.Clean, the rule the API applies to what it stores. Shipping and
+// the OTLP export both follow it; e's payload is not modified (an
+// unchanged one is shared, not copied).
+func Outgoing(e event.Event, mode string) event.Event {
+	e.Payload, e.PayloadTruncated = outgoing(&e, mode)
+	e.Clean()
+	return e
 }
 
 // outgoing is e's payload as it may leave the machine under mode, and its
@@ -74,10 +67,11 @@ func outgoingSessions(sessions []event.Session, mode string) []event.Session {
 // errBodyTooBig is writeBatch giving up on a body over its limit.
 var errBodyTooBig = errors.New("batch body over the limit")
 
-// writeBatch writes the JSON of Prepare(sessions, events, mode) and a
-// newline to w, event by event: neither the prepared batch nor its encoding
-// is ever whole in memory, and payloads with nothing to redact are written
-// as they were stored. It fails with errBodyTooBig as soon as the JSON
+// writeBatch writes the batch of sessions and events as they may leave the
+// machine under mode (Outgoing; command lines redacted unless the mode is
+// full) as JSON and a newline to w, event by event: neither the prepared
+// batch nor its encoding is ever whole in memory, and payloads with nothing
+// to redact are written as they were stored. It fails with errBodyTooBig as soon as the JSON
 // would exceed limit bytes. Fields come in json.Marshal's order except the
 // payload, which comes last; the API decodes JSON, not bytes.
 func writeBatch(w io.Writer, sessions []event.Session, events []event.Event, mode string, limit int) error {
@@ -98,9 +92,7 @@ func writeBatch(w io.Writer, sessions []event.Session, events []event.Event, mod
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		e := events[i] // a copy: the flag may change, the payload goes apart
-		e.Payload, e.PayloadTruncated = outgoing(&e, mode)
-		e.Clean() // the API's rule for what is storable, applied before sending
+		e := Outgoing(events[i], mode)
 		payload := e.Payload
 		e.Payload = nil
 		var ok bool
@@ -127,12 +119,6 @@ func writeBatch(w io.Writer, sessions []event.Session, events []event.Event, mod
 }
 
 // limitWriter fails with errBodyTooBig instead of writing past its limit.
-// It also yields the processor after each piece (writeBatch hands it about
-// 32 KiB at a time, a few hundred microseconds of redaction and
-// compression): in a monitor the relay's goroutines share the processors
-// with the shipper, and one of them woken by new bytes on the pipe would
-// otherwise wait in the run queue until the scheduler preempts the
-// shipper, up to 10 ms later, while the other processor is busy.
 type limitWriter struct {
 	w    io.Writer
 	left int
@@ -144,28 +130,38 @@ func (l *limitWriter) write(p []byte) error {
 	}
 	l.left -= len(p)
 	_, err := l.w.Write(p)
-	runtime.Gosched()
 	return err
 }
 
-// gzipBatch compresses what writeBatch writes, with the shipper's reused
-// gzip writer, into a new buffer (an HTTP transport may still read a
-// request body after the response came back). The caller holds gzMu.
-func (s *Shipper) gzipBatch(sessions []event.Session, events []event.Event, limit int, sizeHint int) ([]byte, error) {
+// encoder gzips what writeBatch writes, at BestSpeed as
+// apiclient.EncodeBatch does. It keeps its gzip writer from batch to batch:
+// a deflate writer allocates about 1 MiB, and narrowing a refused batch
+// sends dozens of small requests.
+type encoder struct {
+	mu sync.Mutex
+	zw *gzip.Writer
+}
+
+// encode returns the gzipped batch in a new buffer of about sizeHint/4
+// bytes (an HTTP transport may still read a request body after the
+// response came back).
+func (c *encoder) encode(sessions []event.Session, events []event.Event, mode string, limit int, sizeHint int) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := bytes.NewBuffer(make([]byte, 0, sizeHint/4+512))
-	if s.gz == nil {
-		zw, err := newGzipWriter(out)
+	if c.zw == nil {
+		zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		s.gz = zw
+		c.zw = zw
 	} else {
-		s.gz.Reset(out)
+		c.zw.Reset(out)
 	}
-	if err := writeBatch(s.gz, sessions, events, s.opts.CaptureMode, limit); err != nil {
+	if err := writeBatch(c.zw, sessions, events, mode, limit); err != nil {
 		return nil, err
 	}
-	if err := s.gz.Close(); err != nil {
+	if err := c.zw.Close(); err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
 	return out.Bytes(), nil

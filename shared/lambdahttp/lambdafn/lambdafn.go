@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kilometers-ai/kilometers/shared/awssecrets"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/dbconfig"
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
@@ -33,7 +34,7 @@ func Logger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)
 // unreachable answers 503 instead of crashing, and the same execution
 // environment recovers once they are back.
 func API(getenv func(string) string, routes httpapi.Group) lambdahttp.HandlerFunc {
-	cfg := dbconfig.New(getenv)
+	cfg := resolver(getenv)
 	h := httpapi.New(httpapi.Config{
 		Store:  dbconfig.NewLazyStore(dbconfig.Postgres(cfg)),
 		Routes: routes,
@@ -43,6 +44,12 @@ func API(getenv func(string) string, routes httpapi.Group) lambdahttp.HandlerFun
 		Logger:     Logger(),
 	})
 	return lambdahttp.Handler(h)
+}
+
+// resolver is the functions' configuration, with secrets from AWS Secrets
+// Manager.
+func resolver(getenv func(string) string) *dbconfig.Resolver {
+	return dbconfig.New(getenv, awssecrets.New())
 }
 
 // ScheduledActor is who the audit trail names for a scheduled maintenance
@@ -55,7 +62,7 @@ var ScheduledActor = backend.Actor{Admin: "schedule", Address: "scheduler"}
 // use and kept for the next invocations, and logs what it did. An error
 // fails the invocation, which the function's alarm counts.
 func Maintenance(getenv func(string) string) func(ctx context.Context, _ json.RawMessage) (backend.MaintenanceResult, error) {
-	store := dbconfig.NewLazyStore(dbconfig.Postgres(dbconfig.New(getenv)))
+	store := dbconfig.NewLazyStore(dbconfig.Postgres(resolver(getenv)))
 	logger := Logger()
 	return func(ctx context.Context, _ json.RawMessage) (backend.MaintenanceResult, error) {
 		res, err := store.Maintain(ctx, ScheduledActor)
@@ -82,7 +89,7 @@ const AlertsRunMargin = 5 * time.Second
 // (time.Now in main). An error fails the invocation, which the function's
 // alarm counts; the tenants whose runs succeeded keep their results.
 func Alerts(getenv func(string) string, now func() time.Time) func(ctx context.Context, _ json.RawMessage) (backend.AlertRun, error) {
-	store := dbconfig.NewLazyStore(dbconfig.Postgres(dbconfig.New(getenv)))
+	store := dbconfig.NewLazyStore(dbconfig.Postgres(resolver(getenv)))
 	logger := Logger()
 	return func(ctx context.Context, _ json.RawMessage) (backend.AlertRun, error) {
 		if deadline, ok := ctx.Deadline(); ok {
@@ -104,7 +111,7 @@ func Alerts(getenv func(string) string, now func() time.Time) func(ctx context.C
 // Migrate returns the handler of the migrate function: a CloudFormation
 // custom resource (or a direct invoke) that applies the embedded migrations.
 func Migrate(getenv func(string) string) func(ctx context.Context, payload json.RawMessage) (customresource.Result, error) {
-	return customresource.Handler(MigrateFunc(dbconfig.New(getenv)), nil, Logger())
+	return customresource.Handler(MigrateFunc(resolver(getenv)), nil, Logger())
 }
 
 // MigrateFunc applies the migrations to the database r resolves, over a

@@ -67,13 +67,13 @@ func TestAPI_Postgres(t *testing.T) {
 func TestMigrateFunc_Postgres(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.MustCreateDatabase(t)
-	migrate := lambdafn.MigrateFunc(dbconfig.New(getenv(map[string]string{"DATABASE_URL": dsn})))
+	migrate := lambdafn.MigrateFunc(dbconfig.New(getenv(map[string]string{"DATABASE_URL": dsn}), nil))
 	for i := range 2 { // the second run finds nothing to do
 		if err := migrate(ctx); err != nil {
 			t.Fatalf("run %d: %v", i+1, err)
 		}
 	}
-	if err := lambdafn.MigrateFunc(dbconfig.New(getenv(nil)))(ctx); err == nil || !strings.Contains(err.Error(), "no database configured") {
+	if err := lambdafn.MigrateFunc(dbconfig.New(getenv(nil), nil))(ctx); err == nil || !strings.Contains(err.Error(), "no database configured") {
 		t.Errorf("without configuration: %v", err)
 	}
 }

@@ -46,7 +46,7 @@ func TestJSONShowsSourcesAndMasksTheKey(t *testing.T) {
 		{Key: config.KeyAPIURL, Value: "https://km.example.com", Source: config.SourceFile, Env: "KILOMETERS_API_URL"},
 		{Key: config.KeyAPIKey, Value: config.MaskKey(key), Source: config.SourceFile, Env: "KILOMETERS_API_KEY"},
 		{Key: config.KeyBatchSize, Value: "70", Source: config.SourceEnv, Env: "KILOMETERS_BATCH_SIZE"},
-		{Key: config.KeyFlushInterval, Value: "5s", Source: config.SourceDefault, Env: "KILOMETERS_FLUSH_INTERVAL"},
+		{Key: config.KeyShipInterval, Value: "5s", Source: config.SourceDefault, Env: "KILOMETERS_SHIP_INTERVAL"},
 		{Key: config.KeyCaptureMode, Value: "metadata", Source: config.SourceFlag, Env: "KILOMETERS_CAPTURE_MODE"},
 	} {
 		if got[want.Key] != want {

@@ -97,7 +97,7 @@ func TestInitWritesCheckedConfig(t *testing.T) {
 		config.KeyAPIKey:        {config.MaskKey(goodKey), "file"},
 		config.KeyCaptureMode:   {"metadata", "file"},
 		config.KeyBatchSize:     {"100", "flag"},
-		config.KeyFlushInterval: {"9s", "env"},
+		config.KeyShipInterval:  {"9s", "env"},
 		config.KeyRetentionDays: {"30", "default"},
 	} {
 		if rows[key] != want {

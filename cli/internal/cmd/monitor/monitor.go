@@ -90,10 +90,8 @@ Put it in front of the server command in your MCP client's configuration.`,
 func Run(ctx context.Context, opts *Options) error {
 	tuneGC()
 	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sessionID, err := newSessionID()
-	if err != nil {
-		return err
-	}
+	// NewV7 cannot fail: crypto/rand never returns an error.
+	sessionID := uuid.Must(uuid.NewV7()).String()
 	// A bad setting never stops recording: it has been replaced by its
 	// default, and the session says so (as does stderr, which MCP clients
 	// keep in their logs).
@@ -118,7 +116,7 @@ func Run(ctx context.Context, opts *Options) error {
 				if launch == nil {
 					launch = shipperProcess
 				}
-				stopShip = ship.Beside(ctx, ship.SideOptions{Interval: cfg.FlushInterval, Recorded: w.Durable,
+				stopShip = ship.Beside(ctx, ship.SideOptions{Interval: cfg.ShipInterval, Recorded: w.Durable,
 					Launch: launch(cfg.Home), Logger: log})
 			}
 			return w, nil
@@ -229,12 +227,4 @@ func tuneGC() {
 		return
 	}
 	debug.SetGCPercent(monitorGCPercent)
-}
-
-func newSessionID() (string, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return "", fmt.Errorf("new session id: %w", err)
-	}
-	return id.String(), nil
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 
-	synccmd "github.com/kilometers-ai/kilometers/cli/internal/cmd/sync"
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 )
 
@@ -22,11 +21,7 @@ func shipperProcess(home string) ship.Launch {
 		if err != nil {
 			return nil, fmt.Errorf("find the kilometers executable: %w", err)
 		}
-		args := []string{"sync", "--background"}
-		if final {
-			args = append(args, "--last")
-		}
-		cmd := exec.Command(self, args...)
+		cmd := exec.Command(self, "sync", "--background")
 		cmd.Env = append(os.Environ(), "KILOMETERS_HOME="+home)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
 		detach(cmd)
@@ -41,9 +36,6 @@ func shipperProcess(home string) ship.Launch {
 			err := cmd.Wait()
 			var exit *exec.ExitError
 			if errors.As(err, &exit) {
-				if exit.ExitCode() == synccmd.ExitBusy {
-					return ship.ErrBusy
-				}
 				return fmt.Errorf("background shipper exited with %d", exit.ExitCode())
 			}
 			return err

@@ -34,21 +34,18 @@ type Options struct {
 	// Progress forces progress lines on stderr; by default they appear
 	// only when stderr is a terminal.
 	Progress bool
-	// Wait bounds how long sync waits for events another process holds
-	// (a monitor shipping them right now).
+	// Wait bounds how long sync waits for the store's shipping lock,
+	// which another process holds while it ships (a monitor's background
+	// shipper, another sync).
 	Wait time.Duration
-	// Background is the mode monitors launch: silent, one shipper per
-	// store at a time, small batches, bounded in time (RunBackground).
+	// Background is the mode monitors launch: silent, small batches,
+	// bounded in time (RunBackground).
 	Background bool
-	// Last marks the shipper launched at the end of a session: it waits
-	// its turn behind another shipper of the store instead of stepping
-	// aside.
-	Last bool
 }
 
 // NewCmd builds the command; runF replaces the run function in tests.
 func NewCmd(f *cmdutil.Factory, runF ...func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, Getenv: f.Getenv, UserAgent: "kilometers/" + f.Build.Version, Wait: 10 * time.Second}
+	opts := &Options{IO: f.IO, Config: f.Config, Now: f.Now, Getenv: f.Getenv, UserAgent: "kilometers/" + f.Build.Version, Wait: backgroundLimit}
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Ship every pending event to the API and the OTLP endpoint now",
@@ -78,9 +75,6 @@ one file each; delete a file there once you have dealt with it.`,
 			if len(runF) > 0 {
 				return runF[0](cmd.Context(), opts)
 			}
-			if opts.Last && !opts.Background {
-				return cmdutil.FlagErrorf("--last only applies with --background")
-			}
 			if opts.Background {
 				return RunBackground(cmd.Context(), opts)
 			}
@@ -92,9 +86,7 @@ one file each; delete a file there once you have dealt with it.`,
 	cmd.Flags().BoolVar(&opts.Progress, "progress", false, "print progress to stderr even when it is not a terminal")
 	// Not for people: what `kilometers monitor` runs beside a session.
 	cmd.Flags().BoolVar(&opts.Background, "background", false, "ship silently as a monitor's background shipper")
-	cmd.Flags().BoolVar(&opts.Last, "last", false, "with --background: wait for the store's running shipper instead of leaving it the work")
 	_ = cmd.Flags().MarkHidden("background")
-	_ = cmd.Flags().MarkHidden("last")
 	return cmd
 }
 
@@ -102,19 +94,11 @@ one file each; delete a file there once you have dealt with it.`,
 // leave processes behind. What it did not ship stays in the spool.
 const backgroundLimit = 2 * time.Minute
 
-// ExitBusy is a background shipper's exit code when another shipper of the
-// same store is at work (EX_TEMPFAIL): not a failure, a "try later".
-const ExitBusy = 75
-
 // RunBackground is one background shipper, as `kilometers monitor` launches
-// them: it ships everything pending in background-sized batches and exits;
-// it writes nothing (its streams are not the user's). When another
-// background shipper of the store is at work it leaves it the work and
-// exits with ExitBusy at once, so shippers never queue up behind a lock,
-// unless it is a session's last (Last): that one waits its turn, since the
-// running one may have passed the session's last events already. It fails,
-// for the monitor to back off, when nothing could be delivered anywhere
-// (backgroundOutcome).
+// them: it waits its turn on the store's shipping lock, ships everything
+// pending in background-sized batches and exits; it writes nothing (its
+// streams are not the user's). It fails, for the monitor to back off, when
+// nothing could be delivered anywhere (backgroundOutcome).
 func RunBackground(ctx context.Context, opts *Options) error {
 	c, err := loadConfig(opts)
 	if err != nil {
@@ -129,10 +113,7 @@ func RunBackground(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := st.LockShipping(ctx, opts.Last)
-	if errors.Is(err, store.ErrShippingBusy) {
-		return &cmdutil.ExitError{Code: ExitBusy}
-	}
+	unlock, err := lockShipping(ctx, st, backgroundLimit)
 	if err != nil {
 		return err
 	}
@@ -156,6 +137,21 @@ func RunBackground(ctx context.Context, opts *Options) error {
 		api = result{configured: true, err: err}
 	}
 	return backgroundOutcome(api, <-otlpDone, <-alertsDone)
+}
+
+// lockShipping takes the store's shipping lock, waiting up to wait for the
+// process that holds it. Every shipper of a store, `kilometers sync` as the
+// monitors' background ones, ships only while it holds the lock: that is
+// what keeps two processes from sending the same events, and from settling
+// another's OTLP and alert cursors.
+func lockShipping(ctx context.Context, st *store.Store, wait time.Duration) (unlock func() error, err error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	unlock, err = st.LockShipping(ctx, true)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("another kilometers process has been shipping this store's events for %s; try again later: %w", wait, err)
+	}
+	return unlock, err
 }
 
 // Output is the --json shape. The API's counts are at the top level, as
@@ -205,6 +201,11 @@ func Run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer st.ReportUnreadable(opts.IO.ErrOut)
+	unlock, err := lockShipping(ctx, st, opts.Wait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	otlpDone, alertsDone := make(chan *OTLPOutput, 1), make(chan *AlertsOutput, 1)
 	go func() { otlpDone <- syncOTLP(ctx, c, st, opts.UserAgent) }()
@@ -260,30 +261,8 @@ func syncAPI(ctx context.Context, opts *Options, c *config.Config, st *store.Sto
 	client := apiclient.New(c.APIURL, c.APIKey, apiclient.Options{UserAgent: opts.UserAgent})
 	shipper := ship.New(ship.FromStore(st), client, sopts)
 
-	var shipErr error
-	deadline := opts.Now().Add(opts.Wait)
-	for {
-		r, err := shipper.Flush(ctx)
-		out.Report.Add(r)
-		if err != nil {
-			shipErr = err
-			break
-		}
-		after, err := st.Pending(ctx)
-		if err != nil {
-			return nil, err
-		}
-		// What is still pending is held by another process (a monitor
-		// shipping it now) or was recorded meanwhile: give it a moment.
-		if after.Events == 0 || !opts.Now().Before(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	r, shipErr := shipper.Flush(ctx)
+	out.Report = r
 	prog.done(out.Report)
 
 	after, err := st.Pending(ctx)
@@ -316,7 +295,7 @@ func syncAPI(ctx context.Context, opts *Options, c *config.Config, st *store.Sto
 			out.Events-out.SetAside, out.Batches, c.APIURL, out.Accepted, out.Duplicates)
 	}
 	if after.Events > 0 && shipErr == nil {
-		fmt.Fprintf(w, "%d events still pending: another kilometers process holds them or they were recorded meanwhile; they ship with it or on the next sync.\n", after.Events)
+		fmt.Fprintf(w, "%d events still pending: they were recorded meanwhile; they ship with the monitor that records them or on the next sync.\n", after.Events)
 	}
 	for _, b := range after.SetAside {
 		what := fmt.Sprintf("%d events", b.Events)
