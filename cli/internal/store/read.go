@@ -103,27 +103,28 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 	return end, err
 }
 
-// sessionFold keeps the latest record of each session, in the order the
-// segments (oldest first) and their lines hold them.
-type sessionFold map[string]event.Session
-
-func (f sessionFold) add(sess event.Session) error {
-	f[sess.ID] = sess
-	return nil
+// foldInto is fold.Add as a scanSegment callback. Every reader folds
+// session records by event.MergeSession, in the order the segments (oldest
+// first) and their lines hold them.
+func foldInto(fold event.SessionFold) func(event.Session) error {
+	return func(sess event.Session) error {
+		fold.Add(sess)
+		return nil
+	}
 }
 
 // foldSessions reads every session record. Sealed segments answer from
 // their index; live ones are read.
-func (s *Store) foldSessions(ctx context.Context, segs []segment) (sessionFold, error) {
-	fold := sessionFold{}
+func (s *Store) foldSessions(ctx context.Context, segs []segment) (event.SessionFold, error) {
+	fold := event.SessionFold{}
 	for _, sg := range segs {
 		if sg.meta != nil {
 			for _, sess := range sg.meta.Sessions {
-				fold.add(sess)
+				fold.Add(sess)
 			}
 			continue
 		}
-		if _, err := s.scanSegment(ctx, sg, 0, nil, fold.add); err != nil {
+		if _, err := s.scanSegment(ctx, sg, 0, nil, foldInto(fold)); err != nil {
 			return nil, err
 		}
 	}
@@ -167,7 +168,7 @@ func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
 		return stats.Stats{}, err
 	}
 	agg := stats.NewAggregator(q.Since, q.Until, q.Server)
-	fold := sessionFold{}
+	fold := event.SessionFold{}
 	add := func(e *event.Event, _ int64, _ int) error {
 		agg.Add(e)
 		return nil
@@ -175,7 +176,7 @@ func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
 	for _, sg := range segs {
 		if sg.meta != nil {
 			for _, sess := range sg.meta.Sessions {
-				fold.add(sess)
+				fold.Add(sess)
 			}
 			if !sg.meta.overlaps(q.Since, q.Until) {
 				continue
@@ -185,7 +186,7 @@ func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
 			}
 			continue
 		}
-		if _, err := s.scanSegment(ctx, sg, 0, add, fold.add); err != nil {
+		if _, err := s.scanSegment(ctx, sg, 0, add, foldInto(fold)); err != nil {
 			return stats.Stats{}, err
 		}
 	}

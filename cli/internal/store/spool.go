@@ -122,13 +122,13 @@ func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxB
 	}
 	c := &Claim{s: s, cursor: cursor}
 	dec := newMetaDecoder()
-	sessions := sessionFold{}
+	sessions := event.SessionFold{}
 	var order []string
 	addSession := func(sess event.Session) {
 		if _, ok := sessions[sess.ID]; !ok {
 			order = append(order, sess.ID)
 		}
-		sessions[sess.ID] = sess
+		sessions.Add(sess)
 	}
 	var bytesTaken int
 	full := false
@@ -309,7 +309,7 @@ func (c *Claim) decode(dec *metaDecoder, line []byte) (event.Event, error) {
 }
 
 // needSessions reports whether some event's session has no record yet.
-func needSessions(evs []event.Event, have sessionFold, inRange []event.Session) bool {
+func needSessions(evs []event.Event, have event.SessionFold, inRange []event.Session) bool {
 	for i := range evs {
 		id := evs[i].SessionID
 		if _, ok := have[id]; ok {
