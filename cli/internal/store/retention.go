@@ -209,18 +209,7 @@ func (s *Store) recordLost(seg string, n int64) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, lostFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, filePerm)
-	if err != nil {
-		return fmt.Errorf("record lost events: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := appendSynced(filepath.Join(s.dir, lostFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("record lost events: %w", err)
 	}
 	return nil

@@ -507,24 +507,9 @@ func (s *Store) readCursor(id string, cursor Cursor) (int64, error) {
 // appendCursor records durably that a segment was delivered up to offset
 // to the cursor's destination.
 func (s *Store) appendCursor(id string, cursor Cursor, offset int64) error {
-	path := s.path(id, cursor.ext(".acked"))
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, filePerm)
-	if err != nil {
+	line := strconv.AppendInt(nil, offset, 10)
+	if err := appendSynced(s.path(id, cursor.ext(".acked")), append(line, '\n')); err != nil {
 		return fmt.Errorf("record shipped offset: %w", err)
-	}
-	_, err = f.WriteString(strconv.FormatInt(offset, 10) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("record shipped offset: %w", err)
-	}
-	if errors.Is(statErr, fs.ErrNotExist) {
-		return syncDir(s.dir)
 	}
 	return nil
 }

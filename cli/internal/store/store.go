@@ -269,17 +269,7 @@ func (s *Store) writeMeta(m *segMeta) error {
 // reader sees all of it or nothing.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp-" + randomHex(4)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, filePerm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := writeSynced(tmp, os.O_EXCL, b)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -288,6 +278,38 @@ func writeFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// appendSynced appends b to the file at path, creating it if needed, and
+// syncs it; a file it created is synced into its directory too, so the
+// append survives a crash either way.
+func appendSynced(path string, b []byte) error {
+	_, statErr := os.Stat(path)
+	if err := writeSynced(path, os.O_APPEND, b); err != nil {
+		return err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		return syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// writeSynced writes b to the file at path, opened with flag besides
+// create and write-only, and syncs it before it returns: the one way the
+// store makes a write durable, but for the segments' buffered writers.
+func writeSynced(path string, flag int, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, filePerm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // newSegmentID names a segment so that names sort by creation time.
