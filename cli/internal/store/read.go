@@ -174,14 +174,26 @@ func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
 		return nil
 	}
 	for _, sg := range segs {
-		if sg.meta != nil {
-			for _, sess := range sg.meta.Sessions {
+		if m := sg.meta; m != nil {
+			for _, sess := range m.Sessions {
 				fold.Add(sess)
 			}
-			if !sg.meta.overlaps(q.Since, q.Until) {
+			if !m.overlaps(q.Since, q.Until) {
 				continue
 			}
-			if _, err := s.scanSegment(ctx, sg, 0, add, nil); err != nil {
+			// A segment wholly in the (minute-aligned) window is
+			// answered by its summary, if it has one.
+			if !m.MinTS.Before(q.Since) && m.MaxTS.Before(q.Until) {
+				if sum := s.readSummary(sg, true); sum != nil {
+					for server, p := range sum.Stats {
+						if q.Server == "" || server == q.Server {
+							agg.Merge(p)
+						}
+					}
+					continue
+				}
+			}
+			if _, err := s.scanSummarized(ctx, sg, add); err != nil {
 				return stats.Stats{}, err
 			}
 			continue
@@ -250,7 +262,15 @@ func (s *Store) Activity(ctx context.Context, q activity.Query) (activity.Page, 
 				continue // nothing here is newer than what the page holds
 			}
 		}
-		_, err := s.scanSegment(ctx, sg, 0, func(e *event.Event, off int64, n int) error {
+		sum := s.readSummary(sg, false)
+		if sum != nil && !sum.mayMatch(&q) {
+			continue
+		}
+		scan := s.scanSummarized
+		if sum != nil {
+			scan = s.scanWhole
+		}
+		_, err := scan(ctx, sg, func(e *event.Event, off int64, n int) error {
 			if !q.Match(e) {
 				return nil
 			}
@@ -263,7 +283,7 @@ func (s *Store) Activity(ctx context.Context, q activity.Query) (activity.Page, 
 				heap.Fix(h, 0)
 			}
 			return nil
-		}, nil)
+		})
 		if err != nil {
 			return activity.Page{}, err
 		}

@@ -152,7 +152,7 @@ func (s *Store) deleteSegment(sg segment, lost int64) (bool, error) {
 	}
 	// The index goes first: a segment left without one is recovered, never
 	// mistaken for a sealed one.
-	for _, ext := range []string{".meta", ".jsonl", ".acked"} {
+	for _, ext := range []string{".meta", ".sum", ".jsonl", ".acked"} {
 		if err := os.Remove(s.path(sg.id, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("delete segment: %w", err)
 		}

@@ -15,6 +15,7 @@
 //	<id>.jsonl   the lines: {"s":<session>} or {"e":<event without payload>,"p":<payload>}
 //	<id>.lock    held (flock) by the live writer
 //	<id>.meta    written once, when the segment is sealed
+//	<id>.sum     its summary, written by the first reader that reads it whole (summary.go)
 //	<id>.claim   held (flock) by a shipping claim
 //	<id>.acked   append-only log of byte offsets shipped so far; the last whole line wins
 //	<id>.<cursor>.claim, <id>.<cursor>.acked   the same for another destination (Cursor)
@@ -165,8 +166,10 @@ func (s *Store) maintain(ctx context.Context) error {
 // segment is what a reader knows of one segment file.
 type segment struct {
 	id   string
-	size int64    // size of the data file when listed
-	meta *segMeta // nil while the segment is live (or its writer died)
+	size int64 // size of the data file when listed
+	// modified is the data file's modification time when listed.
+	modified time.Time
+	meta     *segMeta // nil while the segment is live (or its writer died)
 }
 
 // segMeta describes a sealed segment.
@@ -227,7 +230,7 @@ func (s *Store) segments() ([]segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list store: %w", err)
 		}
-		sg := segment{id: id, size: info.Size()}
+		sg := segment{id: id, size: info.Size(), modified: info.ModTime()}
 		if metas[id] {
 			m, err := s.readMeta(id)
 			if err != nil {
