@@ -35,7 +35,6 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 	var ev event.Event
 	var events int64
 	var failed map[int64]bool // lines found damaged by the first pass
-	dec := newMetaDecoder()
 	handle := func(off int64, rec []byte) (bool, error) {
 		ok, err := true, error(nil)
 		switch kindOf(rec) {
@@ -43,7 +42,7 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 			if onEvent == nil {
 				break
 			}
-			if ok = fieldsIntact(rec) && (dec.decode(rec, &ev) || decodeEventMeta(rec, &ev) == nil); ok {
+			if ok = fieldsIntact(rec) && decodeEventMeta(rec, &ev) == nil; ok {
 				events++
 				err = onEvent(&ev, off, len(rec))
 			}
@@ -182,9 +181,15 @@ func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
 				continue
 			}
 			// A segment wholly in the (minute-aligned) window is
-			// answered by its summary, if it has one.
+			// answered by its summary, made now if it has none.
 			if !m.MinTS.Before(q.Since) && m.MaxTS.Before(q.Until) {
-				if sum := s.readSummary(sg, true); sum != nil {
+				sum := s.readSummary(sg, true)
+				if sum == nil {
+					if sum, err = s.scanSummarized(ctx, sg, nil); err != nil {
+						return stats.Stats{}, err
+					}
+				}
+				if sum != nil {
 					for server, p := range sum.Stats {
 						if q.Server == "" || server == q.Server {
 							agg.Merge(p)

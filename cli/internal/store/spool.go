@@ -123,7 +123,7 @@ func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxB
 		return nil, err
 	}
 	c := &Claim{s: s, cursor: cursor}
-	t := &taking{maxEvents: maxEvents, maxBytes: maxBytes, dec: newMetaDecoder(), sessions: event.SessionFold{}}
+	t := &taking{maxEvents: maxEvents, maxBytes: maxBytes, sessions: event.SessionFold{}}
 	for _, sg := range segs {
 		if t.full {
 			break
@@ -153,7 +153,6 @@ func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxB
 // taking is what a claim has taken so far, across segments.
 type taking struct {
 	maxEvents, maxBytes int
-	dec                 *metaDecoder
 	bytes               int  // encoded size of the event lines taken
 	full                bool // no more events fit
 	// sessions folds the records of the claimed events' sessions; order
@@ -274,7 +273,7 @@ func (c *Claim) readPending(ctx context.Context, t *taking, sg segment, acked in
 			if !fieldsIntact(line) {
 				return false, nil
 			}
-			e, err := c.decode(t.dec, line)
+			e, err := c.decode(line)
 			if err != nil {
 				return false, nil
 			}
@@ -309,14 +308,14 @@ func (c *Claim) readPending(ctx context.Context, t *taking, sg segment, acked in
 	return end, recs, err
 }
 
-// decode decodes a claimed event line. Shipping claims every event it
-// sends, so this is the fast path of the metaDecoder with the payload kept
+// decode decodes a claimed event line: its fields, with the payload kept
 // as it was written (copied out of the scan buffer into the claim's
-// arena); lines it does not expect go through encoding/json. The payload
-// is not validated here: shipping checks it as it prepares it for the wire.
-func (c *Claim) decode(dec *metaDecoder, line []byte) (event.Event, error) {
+// arena); a line whose fields do not decode alone goes through
+// decodeEvent whole. The payload is not validated here: shipping checks
+// it as it prepares it for the wire.
+func (c *Claim) decode(line []byte) (event.Event, error) {
 	var e event.Event
-	if !dec.decode(line, &e) {
+	if decodeEventMeta(line, &e) != nil {
 		return decodeEvent(line)
 	}
 	if p := eventPayload(line); len(p) > 0 {

@@ -22,6 +22,14 @@
 //
 // Ids start with the creation time in nanoseconds, so name order is age order.
 // Batches the API refused are kept in <home>/rejected.
+//
+// Event lines are decoded by segmentio's JSON decoder (decodeEventMeta).
+// The store had a hand-written decoder of its own for them; measured on
+// the lines of a 1M-event store (2 CPUs, loaded), it took 1.4-2.2 µs a line
+// against segmentio's 1.8-3.1 µs and encoding/json's 10-14 µs
+// (BenchmarkDecodeEventMeta). Once segment summaries answered stats and
+// filters, a line is decoded on a segment's first whole read and when it
+// is shipped, and that margin no longer paid for 244 lines of decoder.
 package store
 
 import (

@@ -171,9 +171,10 @@ func (s *Store) readSummary(sg segment, withStats bool) *segSummary {
 	return &m
 }
 
-// scanSummarized is scanSegment of sg whole for its events, which writes
-// the summary of a sealed segment that reads with no damage; onEvent must
-// not end the scan early. It returns the summary it wrote, or nil.
+// scanSummarized is scanSegment of sg whole for its events (onEvent may
+// be nil), which makes the summary of a sealed segment as it goes and
+// writes it. onEvent must not end the scan early. It returns the summary,
+// or nil when sg is live or damage was found in it.
 func (s *Store) scanSummarized(ctx context.Context, sg segment, onEvent func(e *event.Event, off int64, n int) error) (*segSummary, error) {
 	if sg.meta == nil || s.damage.found(sg.id) {
 		return s.scanWhole(ctx, sg, onEvent)
@@ -181,6 +182,9 @@ func (s *Store) scanSummarized(ctx context.Context, sg segment, onEvent func(e *
 	b := newSummaryBuilder(sg)
 	_, err := s.scanSegment(ctx, sg, 0, func(e *event.Event, off int64, n int) error {
 		b.add(e)
+		if onEvent == nil {
+			return nil
+		}
 		return onEvent(e, off, n)
 	}, nil)
 	if err != nil || s.damage.found(sg.id) {
@@ -189,14 +193,16 @@ func (s *Store) scanSummarized(ctx context.Context, sg segment, onEvent func(e *
 	if err := s.writeSummary(sg.id, &b.sum); err != nil {
 		// A read-only store, say: readers go on reading the segment.
 		s.log.Debug("store: write segment summary", "segment", sg.id, "err", err)
-		return nil, nil
 	}
 	return &b.sum, nil
 }
 
 // scanWhole is scanSegment of sg whole for its events, with
-// scanSummarized's signature.
+// scanSummarized's signature; onEvent may be nil.
 func (s *Store) scanWhole(ctx context.Context, sg segment, onEvent func(e *event.Event, off int64, n int) error) (*segSummary, error) {
+	if onEvent == nil {
+		onEvent = func(*event.Event, int64, int) error { return nil }
+	}
 	_, err := s.scanSegment(ctx, sg, 0, onEvent, nil)
 	return nil, err
 }
