@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // A partial Aggregator counts a part of the events (one sealed local
@@ -213,10 +215,12 @@ func (a *Aggregator) MarshalJSON() ([]byte, error) {
 	return json.Marshal(&p)
 }
 
-// UnmarshalJSON decodes what MarshalJSON encoded into a partial.
+// UnmarshalJSON decodes what MarshalJSON encoded into a partial. A stats
+// answer over many partials decodes them all, so this is segmentio's
+// decoder: about half the time of encoding/json's here.
 func (a *Aggregator) UnmarshalJSON(b []byte) error {
 	var p partialJSON
-	if err := json.Unmarshal(b, &p); err != nil {
+	if err := segjson.Unmarshal(b, &p); err != nil {
 		return err
 	}
 	*a = *NewPartial()

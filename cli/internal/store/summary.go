@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	segjson "github.com/segmentio/encoding/json"
+
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -160,9 +162,9 @@ func (s *Store) readSummary(sg segment, withStats bool) *segSummary {
 	}
 	head, rest, _ := bytes.Cut(b, []byte("\n"))
 	var m segSummary
-	err = json.Unmarshal(head, &m)
+	err = segjson.Unmarshal(head, &m)
 	if err == nil && withStats {
-		err = json.Unmarshal(rest, &m.Stats)
+		err = segjson.Unmarshal(rest, &m.Stats)
 	}
 	if err != nil || m.Version != summaryVersion || m.Bytes != sg.size || !m.Modified.Equal(sg.modified) {
 		s.log.Debug("store: segment summary does not fit, reading the segment instead", "segment", sg.id, "err", err)
