@@ -4,7 +4,9 @@
 # backend's (ingest through the HTTP handler vs raw COPY; /api/stats at 1M
 # and 10M events), each measured side by side in one run; and the
 # dashboard's first render over 100,000 events in a real headless Chromium
-# (floor: under 1 s; needs the chromium package).
+# (floor: under 1 s; needs the chromium package); and the local store's
+# `kilometers stats` and a no-match `kilometers activity` over 1M events
+# (floor: under 100 ms each).
 #
 # Needs DATABASE_URL (`make bench` runs this under infra/local/with-postgres.sh,
 # which provides one) and Go. Run from anywhere.
@@ -12,7 +14,7 @@
 #   BENCH_QUICK=1  a smoke run in about a minute: same code paths, figures
 #                  not meaningful.
 #   BENCH_JSON=1   each half prints one JSON document instead of tables.
-#   BENCH_ONLY=monitor|postgres|dashboard   run one part.
+#   BENCH_ONLY=monitor|postgres|dashboard|store   run one part.
 #
 # Exits 1 when a required floor is missed, 2 when a benchmark could not run.
 set -uo pipefail
@@ -34,6 +36,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tools/kilometers" ./cli |
 for pkg in infra/bench/monitor infra/bench/echoserver infra/bench/barecopy functions/local shared/postgres/internal/bench; do
   go build -trimpath -o "$tools/$(basename "$pkg")" "./$pkg" || exit 2
 done
+go build -trimpath -o "$tools/storebench" ./cli/internal/store/internal/bench || exit 2
 
 status=0
 note() { # keep the worst exit code: 2 (could not run) > 1 (floor missed) > 0
@@ -73,6 +76,13 @@ if [ -z "$only" ] || [ "$only" = dashboard ]; then
     echo "dashboard: first render over 100,000 events: ${ms} ms (floor 1000 ms)" >&2
     awk -v ms="$ms" 'BEGIN { exit !(ms != "" && ms < 1000) }' || note 1
   fi
+fi
+
+if [ -z "$only" ] || [ "$only" = store ]; then
+  echo >&2
+  echo "== store: go run ./cli/internal/store/internal/bench ${quick[*]} ${json[*]}" >&2
+  "$tools/storebench" "${quick[@]}" "${json[@]}" -kilometers "$tools/kilometers"
+  note $?
 fi
 
 echo >&2

@@ -249,8 +249,9 @@ const ingestGate = `SELECT km_ingest_gate($1, $2)`
 const quotaExceeded = "KM429"
 
 // upsertSession records a session; a later report of the same session
-// (the monitor sends one at start and one at exit) fills in what it knows:
-// the latest end wins, with its exit code, and the dropped count only grows.
+// (the monitor sends one at start and one at exit) is folded in by
+// event.MergeSession, of which this is the SQL: TestSessionUpsertIsMergeSession
+// holds the two to the same answers.
 const upsertSession = `
 INSERT INTO sessions AS s (tenant_id, id, server, server_name, server_version, client_name, client_version,
     protocol_version, command, host, started_at, ended_at, exit_code, dropped_events, warnings)
@@ -262,13 +263,13 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     client_name = coalesce(nullif(excluded.client_name, ''), s.client_name),
     client_version = coalesce(nullif(excluded.client_version, ''), s.client_version),
     protocol_version = coalesce(nullif(excluded.protocol_version, ''), s.protocol_version),
-    command = coalesce(excluded.command, s.command),
+    command = coalesce(nullif(excluded.command, '{}'), s.command),
     host = coalesce(nullif(excluded.host, ''), s.host),
     started_at = least(s.started_at, excluded.started_at),
     ended_at = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.ended_at ELSE s.ended_at END,
     exit_code = CASE WHEN excluded.ended_at >= coalesce(s.ended_at, '-infinity') THEN excluded.exit_code ELSE s.exit_code END,
     dropped_events = greatest(s.dropped_events, excluded.dropped_events),
-    warnings = coalesce(excluded.warnings, s.warnings)`
+    warnings = coalesce(nullif(excluded.warnings, '{}'), s.warnings)`
 
 // setIngestTimeout gives a batch IngestStatementTimeout instead of the
 // statement timeout of reads: a batch is bounded by the body limit, and a

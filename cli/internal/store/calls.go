@@ -51,14 +51,13 @@ func (s *Store) Sessions(ctx context.Context, q activity.SessionQuery) (activity
 	if len(rows) == 0 {
 		return page, nil
 	}
+	counts := make(map[string]*sessionCount, len(rows))
+	for id := range rows {
+		counts[id] = &sessionCount{}
+	}
 	count := func(e *event.Event, _ int64, _ int) error {
-		r := rows[e.SessionID]
-		switch {
-		case r == nil:
-		case e.IsToolCall():
-			r.Calls++
-		case e.Failed():
-			r.Failed++
+		if c := counts[e.SessionID]; c != nil {
+			c.add(e)
 		}
 		return nil
 	}
@@ -66,9 +65,21 @@ func (s *Store) Sessions(ctx context.Context, q activity.SessionQuery) (activity
 		if sg.meta != nil && rows[sg.meta.SessionID] == nil {
 			continue // a segment holds one session's events
 		}
-		if _, err := s.scanSegment(ctx, sg, 0, count, nil); err != nil {
+		if sum := s.readSummary(sg, false); sum != nil {
+			for id, c := range sum.Sessions {
+				if mine := counts[id]; mine != nil {
+					mine.Calls += c.Calls
+					mine.Failed += c.Failed
+				}
+			}
+			continue
+		}
+		if _, err := s.scanSummarized(ctx, sg, count); err != nil {
 			return activity.SessionPage{}, err
 		}
+	}
+	for id, c := range counts {
+		rows[id].Calls, rows[id].Failed = c.Calls, c.Failed
 	}
 	return page, nil
 }

@@ -153,6 +153,26 @@ func (d *damage) index(seg string) {
 	d.rebuilt[seg] = true
 }
 
+// found reports whether any damage of seg was noted.
+func (d *damage) found(seg string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rebuilt[seg] || d.missing[seg] > 0 {
+		return true
+	}
+	for k := range d.regions {
+		if k.seg == seg {
+			return true
+		}
+	}
+	for k := range d.payloads {
+		if k.seg == seg {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *damage) count() Unreadable {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 
+	segjson "github.com/segmentio/encoding/json"
+
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
@@ -82,14 +84,18 @@ func eventPayload(line []byte) []byte {
 }
 
 // decodeEventMeta decodes an event line's fields except the payload into e,
-// which it resets first.
+// which it resets first. Readers that go through every event (a first
+// read of a segment, shipping) spend most of their time here, so it is
+// segmentio's decoder: it reads what encoding/json reads, several times
+// faster (see the package doc). The fields must be valid UTF-8
+// (fieldsIntact), which encoding/json would mend and segmentio keeps.
 func decodeEventMeta(line []byte, e *event.Event) error {
 	meta, ok := eventMeta(line)
 	if !ok {
 		return errors.New("not an event line")
 	}
 	*e = event.Event{}
-	return json.Unmarshal(meta, e)
+	return segjson.Unmarshal(meta, e)
 }
 
 // decodeEvent decodes a whole event line, payload included.

@@ -35,7 +35,6 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 	var ev event.Event
 	var events int64
 	var failed map[int64]bool // lines found damaged by the first pass
-	dec := newMetaDecoder()
 	handle := func(off int64, rec []byte) (bool, error) {
 		ok, err := true, error(nil)
 		switch kindOf(rec) {
@@ -43,7 +42,7 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 			if onEvent == nil {
 				break
 			}
-			if ok = fieldsIntact(rec) && (dec.decode(rec, &ev) || decodeEventMeta(rec, &ev) == nil); ok {
+			if ok = fieldsIntact(rec) && decodeEventMeta(rec, &ev) == nil; ok {
 				events++
 				err = onEvent(&ev, off, len(rec))
 			}
@@ -103,27 +102,28 @@ func (s *Store) scanSegment(ctx context.Context, sg segment, from int64,
 	return end, err
 }
 
-// sessionFold keeps the latest record of each session, in the order the
-// segments (oldest first) and their lines hold them.
-type sessionFold map[string]event.Session
-
-func (f sessionFold) add(sess event.Session) error {
-	f[sess.ID] = sess
-	return nil
+// foldInto is fold.Add as a scanSegment callback. Every reader folds
+// session records by event.MergeSession, in the order the segments (oldest
+// first) and their lines hold them.
+func foldInto(fold event.SessionFold) func(event.Session) error {
+	return func(sess event.Session) error {
+		fold.Add(sess)
+		return nil
+	}
 }
 
 // foldSessions reads every session record. Sealed segments answer from
 // their index; live ones are read.
-func (s *Store) foldSessions(ctx context.Context, segs []segment) (sessionFold, error) {
-	fold := sessionFold{}
+func (s *Store) foldSessions(ctx context.Context, segs []segment) (event.SessionFold, error) {
+	fold := event.SessionFold{}
 	for _, sg := range segs {
 		if sg.meta != nil {
 			for _, sess := range sg.meta.Sessions {
-				fold.add(sess)
+				fold.Add(sess)
 			}
 			continue
 		}
-		if _, err := s.scanSegment(ctx, sg, 0, nil, fold.add); err != nil {
+		if _, err := s.scanSegment(ctx, sg, 0, nil, foldInto(fold)); err != nil {
 			return nil, err
 		}
 	}
@@ -167,25 +167,43 @@ func (s *Store) Stats(ctx context.Context, q stats.Query) (stats.Stats, error) {
 		return stats.Stats{}, err
 	}
 	agg := stats.NewAggregator(q.Since, q.Until, q.Server)
-	fold := sessionFold{}
+	fold := event.SessionFold{}
 	add := func(e *event.Event, _ int64, _ int) error {
 		agg.Add(e)
 		return nil
 	}
 	for _, sg := range segs {
-		if sg.meta != nil {
-			for _, sess := range sg.meta.Sessions {
-				fold.add(sess)
+		if m := sg.meta; m != nil {
+			for _, sess := range m.Sessions {
+				fold.Add(sess)
 			}
-			if !sg.meta.overlaps(q.Since, q.Until) {
+			if !m.overlaps(q.Since, q.Until) {
 				continue
 			}
-			if _, err := s.scanSegment(ctx, sg, 0, add, nil); err != nil {
+			// A segment wholly in the (minute-aligned) window is
+			// answered by its summary, made now if it has none.
+			if !m.MinTS.Before(q.Since) && m.MaxTS.Before(q.Until) {
+				sum := s.readSummary(sg, true)
+				if sum == nil {
+					if sum, err = s.scanSummarized(ctx, sg, nil); err != nil {
+						return stats.Stats{}, err
+					}
+				}
+				if sum != nil {
+					for server, p := range sum.Stats {
+						if q.Server == "" || server == q.Server {
+							agg.Merge(p)
+						}
+					}
+					continue
+				}
+			}
+			if _, err := s.scanSummarized(ctx, sg, add); err != nil {
 				return stats.Stats{}, err
 			}
 			continue
 		}
-		if _, err := s.scanSegment(ctx, sg, 0, add, fold.add); err != nil {
+		if _, err := s.scanSegment(ctx, sg, 0, add, foldInto(fold)); err != nil {
 			return stats.Stats{}, err
 		}
 	}
@@ -249,7 +267,15 @@ func (s *Store) Activity(ctx context.Context, q activity.Query) (activity.Page, 
 				continue // nothing here is newer than what the page holds
 			}
 		}
-		_, err := s.scanSegment(ctx, sg, 0, func(e *event.Event, off int64, n int) error {
+		sum := s.readSummary(sg, false)
+		if sum != nil && !sum.mayMatch(&q) {
+			continue
+		}
+		scan := s.scanSummarized
+		if sum != nil {
+			scan = s.scanWhole
+		}
+		_, err := scan(ctx, sg, func(e *event.Event, off int64, n int) error {
 			if !q.Match(e) {
 				return nil
 			}
@@ -262,7 +288,7 @@ func (s *Store) Activity(ctx context.Context, q activity.Query) (activity.Page, 
 				heap.Fix(h, 0)
 			}
 			return nil
-		}, nil)
+		})
 		if err != nil {
 			return activity.Page{}, err
 		}

@@ -152,7 +152,7 @@ func (s *Store) deleteSegment(sg segment, lost int64) (bool, error) {
 	}
 	// The index goes first: a segment left without one is recovered, never
 	// mistaken for a sealed one.
-	for _, ext := range []string{".meta", ".jsonl", ".acked"} {
+	for _, ext := range []string{".meta", ".sum", ".jsonl", ".acked"} {
 		if err := os.Remove(s.path(sg.id, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("delete segment: %w", err)
 		}
@@ -209,18 +209,7 @@ func (s *Store) recordLost(seg string, n int64) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, lostFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, filePerm)
-	if err != nil {
-		return fmt.Errorf("record lost events: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := appendSynced(filepath.Join(s.dir, lostFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("record lost events: %w", err)
 	}
 	return nil

@@ -109,6 +109,8 @@ func (s *Store) Claim(ctx context.Context, maxEvents int, maxBytes int) (*Claim,
 
 // ClaimFor is Claim for the destination whose delivery state is cursor:
 // the events that destination has not had yet, whatever other cursors did.
+// It walks the segments oldest first, taking what is pending in each one
+// no other claim holds (claimSegment) until the claim is full.
 func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxBytes int) (*Claim, error) {
 	if err := validCursor(cursor); err != nil {
 		return nil, err
@@ -121,178 +123,199 @@ func (s *Store) ClaimFor(ctx context.Context, cursor Cursor, maxEvents int, maxB
 		return nil, err
 	}
 	c := &Claim{s: s, cursor: cursor}
-	dec := newMetaDecoder()
-	sessions := sessionFold{}
-	var order []string
-	addSession := func(sess event.Session) {
-		if _, ok := sessions[sess.ID]; !ok {
-			order = append(order, sess.ID)
-		}
-		sessions[sess.ID] = sess
-	}
-	var bytesTaken int
-	full := false
+	t := &taking{maxEvents: maxEvents, maxBytes: maxBytes, sessions: event.SessionFold{}}
 	for _, sg := range segs {
-		if full {
+		if t.full {
 			break
 		}
-		if err := ctx.Err(); err != nil {
-			c.Release()
-			return nil, err
-		}
-		acked, err := s.readCursor(sg.id, cursor)
-		if err != nil {
-			c.Release()
-			return nil, err
-		}
-		if acked >= sg.size {
-			continue
-		}
-		lock := flock.New(s.path(sg.id, cursor.ext(".claim")), flock.SetPermissions(filePerm))
-		ok, err := lock.TryLock()
-		if err != nil {
-			c.Release()
-			return nil, fmt.Errorf("claim segment %s: %w", sg.id, err)
-		}
-		if !ok {
-			continue // another process is shipping it
-		}
-		// Read the offset again under the lock: the previous holder may
-		// have moved it.
-		if acked, err = s.readCursor(sg.id, cursor); err != nil {
-			lock.Unlock()
-			c.Release()
-			return nil, err
-		}
-		if c.arena == nil {
-			// Payloads are most of a claim's bytes: room for all of
-			// them at once, not a doubling series of copies.
-			want := sg.size - acked
-			if maxBytes > 0 {
-				want = min(want, int64(maxBytes))
-			}
-			c.arena = make([]byte, 0, min(want, 16<<20))
-		}
-		if c.events == nil {
-			c.events = make([]event.Event, 0, min(maxEvents, 1024))
-		}
-		// This segment's events go straight into c.events, from start;
-		// they are cut off again if the segment ends up not claimed.
-		start := len(c.events)
-		var sess []event.Session
-		var sessOffs []int64
-		lastEvent := acked // end of the last event line taken
-		// Damaged lines are skipped, counted, and acked with the rest:
-		// nothing would ever read them better. In a suspect segment an
-		// event whose fields read well but whose line is not whole JSON
-		// goes without its payload, and the record its line ends with, if
-		// any, goes too.
-		careful, err := s.suspect(ctx, sg)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			lock.Unlock()
-			c.Release()
-			return nil, err
-		}
-		end, err := s.scanRecords(ctx, sg.id, acked, func(off int64, line []byte) (bool, error) {
-			switch kindOf(line) {
-			case lineEvent:
-				if len(c.events) >= maxEvents ||
-					(maxBytes > 0 && bytesTaken+len(line) > maxBytes && len(c.events) > 0) {
-					full = true
-					return true, errStop
-				}
-				if !fieldsIntact(line) {
-					return false, nil
-				}
-				e, err := c.decode(dec, line)
-				if err != nil {
-					return false, nil
-				}
-				whole := !careful || lineIntact(line)
-				if !whole {
-					e.Payload, e.PayloadTruncated = nil, true
-				}
-				lastEvent = off + int64(len(line)) + 1
-				bytesTaken += len(line)
-				c.events = append(c.events, e)
-				return whole, nil
-			case lineSession:
-				rec, err := decodeSession(line)
-				if err != nil || !utf8.Valid(line) {
-					return false, nil
-				}
-				sess = append(sess, rec)
-				sessOffs = append(sessOffs, off)
-			default:
-				return false, nil
-			}
-			return true, nil
-		})
-		if full {
-			// Session records after the last event taken wait for the
-			// claim that takes the events they precede.
-			end = lastEvent
-			for len(sessOffs) > 0 && sessOffs[len(sessOffs)-1] >= end {
-				sessOffs = sessOffs[:len(sessOffs)-1]
-				sess = sess[:len(sess)-1]
-			}
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			c.events = c.events[:start]
-			lock.Unlock()
-			continue
+		err := ctx.Err()
+		if err == nil {
+			err = c.claimSegment(ctx, t, sg)
 		}
 		if err != nil {
-			lock.Unlock()
 			c.Release()
 			return nil, err
-		}
-		if end <= acked {
-			c.events = c.events[:start]
-			lock.Unlock()
-			continue
-		}
-		c.parts = append(c.parts, claimPart{seg: sg.id, lock: lock, from: acked, to: end})
-		evs := c.events[start:]
-		// The session records that precede the range: a sealed segment's
-		// index has them; a live one is read up to the range.
-		if needSessions(evs, sessions, sess) {
-			if sg.meta != nil {
-				for _, rec := range sg.meta.Sessions {
-					addSession(rec)
-				}
-			} else if acked > 0 {
-				if err := s.sessionsBefore(ctx, sg, acked, addSession); err != nil {
-					c.Release()
-					return nil, err
-				}
-			}
-		}
-		for _, rec := range sess {
-			addSession(rec)
 		}
 	}
 	if len(c.parts) == 0 {
 		return nil, nil
 	}
-	if len(c.events) == 0 && len(order) == 0 {
+	if len(c.events) == 0 && len(t.order) == 0 {
 		// Only damaged lines were pending: nothing to ship, ever.
 		return nil, c.Ack(ctx)
 	}
-	for _, id := range order {
-		c.sessions = append(c.sessions, sessions[id])
+	for _, id := range t.order {
+		c.sessions = append(c.sessions, t.sessions[id])
 	}
 	return c, nil
 }
 
-// decode decodes a claimed event line. Shipping claims every event it
-// sends, so this is the fast path of the metaDecoder with the payload kept
+// taking is what a claim has taken so far, across segments.
+type taking struct {
+	maxEvents, maxBytes int
+	bytes               int  // encoded size of the event lines taken
+	full                bool // no more events fit
+	// sessions folds the records of the claimed events' sessions; order
+	// is the order they were first met, the order the claim lists them.
+	sessions event.SessionFold
+	order    []string
+}
+
+func (t *taking) addSession(sess event.Session) {
+	if _, ok := t.sessions[sess.ID]; !ok {
+		t.order = append(t.order, sess.ID)
+	}
+	t.sessions.Add(sess)
+}
+
+// fits reports whether one more event line fits in the claim; the first
+// always does.
+func (t *taking) fits(c *Claim, line []byte) bool {
+	if len(c.events) >= t.maxEvents {
+		return false
+	}
+	return t.maxBytes <= 0 || t.bytes+len(line) <= t.maxBytes || len(c.events) == 0
+}
+
+// claimSegment adds to c what is pending in sg for c's cursor, unless
+// another claim holds sg.
+func (c *Claim) claimSegment(ctx context.Context, t *taking, sg segment) error {
+	s := c.s
+	acked, err := s.readCursor(sg.id, c.cursor)
+	if err != nil || acked >= sg.size {
+		return err
+	}
+	lock := flock.New(s.path(sg.id, c.cursor.ext(".claim")), flock.SetPermissions(filePerm))
+	ok, err := lock.TryLock()
+	if err != nil {
+		return fmt.Errorf("claim segment %s: %w", sg.id, err)
+	}
+	if !ok {
+		return nil // another process is shipping it
+	}
+	// Read the offset again under the lock: the previous holder may
+	// have moved it.
+	if acked, err = s.readCursor(sg.id, c.cursor); err != nil {
+		lock.Unlock()
+		return err
+	}
+	c.reserve(t, sg.size-acked)
+	// This segment's events go straight into c.events, from start;
+	// they are cut off again if the segment ends up not claimed.
+	start := len(c.events)
+	end, recs, err := c.readPending(ctx, t, sg, acked)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && end <= acked {
+		c.events = c.events[:start]
+		lock.Unlock()
+		return nil // deleted by retention meanwhile, or nothing to take
+	}
+	if err != nil {
+		lock.Unlock()
+		return err
+	}
+	c.parts = append(c.parts, claimPart{seg: sg.id, lock: lock, from: acked, to: end})
+	// The session records that precede the range: a sealed segment's
+	// index has them; a live one is read up to the range.
+	if needSessions(c.events[start:], t.sessions, recs) {
+		if sg.meta != nil {
+			for _, rec := range sg.meta.Sessions {
+				t.addSession(rec)
+			}
+		} else if acked > 0 {
+			if err := s.sessionsBefore(ctx, sg, acked, t.addSession); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rec := range recs {
+		t.addSession(rec)
+	}
+	return nil
+}
+
+// reserve makes room for the first claimed segment's pending bytes.
+func (c *Claim) reserve(t *taking, pending int64) {
+	if c.arena == nil {
+		// Payloads are most of a claim's bytes: room for all of
+		// them at once, not a doubling series of copies.
+		if t.maxBytes > 0 {
+			pending = min(pending, int64(t.maxBytes))
+		}
+		c.arena = make([]byte, 0, min(pending, 16<<20))
+	}
+	if c.events == nil {
+		c.events = make([]event.Event, 0, min(t.maxEvents, 1024))
+	}
+}
+
+// readPending reads sg's lines from offset acked while the claim has room:
+// the events go to c.events, the session records among them are returned.
+// end is the offset the claimed range ends at.
+//
+// Damaged lines are skipped, counted, and acked with the rest: nothing
+// would ever read them better. In a suspect segment an event whose fields
+// read well but whose line is not whole JSON goes without its payload, and
+// the record its line ends with, if any, goes too.
+func (c *Claim) readPending(ctx context.Context, t *taking, sg segment, acked int64) (end int64, recs []event.Session, err error) {
+	careful, err := c.s.suspect(ctx, sg)
+	if err != nil {
+		return acked, nil, err
+	}
+	var recOffs []int64
+	lastEvent := acked // end of the last event line taken
+	end, err = c.s.scanRecords(ctx, sg.id, acked, func(off int64, line []byte) (bool, error) {
+		switch kindOf(line) {
+		case lineEvent:
+			if !t.fits(c, line) {
+				t.full = true
+				return true, errStop
+			}
+			if !fieldsIntact(line) {
+				return false, nil
+			}
+			e, err := c.decode(line)
+			if err != nil {
+				return false, nil
+			}
+			whole := !careful || lineIntact(line)
+			if !whole {
+				e.Payload, e.PayloadTruncated = nil, true
+			}
+			lastEvent = off + int64(len(line)) + 1
+			t.bytes += len(line)
+			c.events = append(c.events, e)
+			return whole, nil
+		case lineSession:
+			rec, err := decodeSession(line)
+			if err != nil || !utf8.Valid(line) {
+				return false, nil
+			}
+			recs = append(recs, rec)
+			recOffs = append(recOffs, off)
+			return true, nil
+		}
+		return false, nil
+	})
+	if t.full {
+		// Session records after the last event taken wait for the
+		// claim that takes the events they precede.
+		end = lastEvent
+		for len(recOffs) > 0 && recOffs[len(recOffs)-1] >= end {
+			recOffs = recOffs[:len(recOffs)-1]
+			recs = recs[:len(recs)-1]
+		}
+	}
+	return end, recs, err
+}
+
+// decode decodes a claimed event line: its fields, with the payload kept
 // as it was written (copied out of the scan buffer into the claim's
-// arena); lines it does not expect go through encoding/json. The payload
-// is not validated here: shipping checks it as it prepares it for the wire.
-func (c *Claim) decode(dec *metaDecoder, line []byte) (event.Event, error) {
+// arena); a line whose fields do not decode alone goes through
+// decodeEvent whole. The payload is not validated here: shipping checks
+// it as it prepares it for the wire.
+func (c *Claim) decode(line []byte) (event.Event, error) {
 	var e event.Event
-	if !dec.decode(line, &e) {
+	if decodeEventMeta(line, &e) != nil {
 		return decodeEvent(line)
 	}
 	if p := eventPayload(line); len(p) > 0 {
@@ -309,7 +332,7 @@ func (c *Claim) decode(dec *metaDecoder, line []byte) (event.Event, error) {
 }
 
 // needSessions reports whether some event's session has no record yet.
-func needSessions(evs []event.Event, have sessionFold, inRange []event.Session) bool {
+func needSessions(evs []event.Event, have event.SessionFold, inRange []event.Session) bool {
 	for i := range evs {
 		id := evs[i].SessionID
 		if _, ok := have[id]; ok {
@@ -507,24 +530,9 @@ func (s *Store) readCursor(id string, cursor Cursor) (int64, error) {
 // appendCursor records durably that a segment was delivered up to offset
 // to the cursor's destination.
 func (s *Store) appendCursor(id string, cursor Cursor, offset int64) error {
-	path := s.path(id, cursor.ext(".acked"))
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, filePerm)
-	if err != nil {
+	line := strconv.AppendInt(nil, offset, 10)
+	if err := appendSynced(s.path(id, cursor.ext(".acked")), append(line, '\n')); err != nil {
 		return fmt.Errorf("record shipped offset: %w", err)
-	}
-	_, err = f.WriteString(strconv.FormatInt(offset, 10) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("record shipped offset: %w", err)
-	}
-	if errors.Is(statErr, fs.ErrNotExist) {
-		return syncDir(s.dir)
 	}
 	return nil
 }

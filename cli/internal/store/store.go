@@ -15,12 +15,21 @@
 //	<id>.jsonl   the lines: {"s":<session>} or {"e":<event without payload>,"p":<payload>}
 //	<id>.lock    held (flock) by the live writer
 //	<id>.meta    written once, when the segment is sealed
+//	<id>.sum     its summary, written by the first reader that reads it whole (summary.go)
 //	<id>.claim   held (flock) by a shipping claim
 //	<id>.acked   append-only log of byte offsets shipped so far; the last whole line wins
 //	<id>.<cursor>.claim, <id>.<cursor>.acked   the same for another destination (Cursor)
 //
 // Ids start with the creation time in nanoseconds, so name order is age order.
 // Batches the API refused are kept in <home>/rejected.
+//
+// Event lines are decoded by segmentio's JSON decoder (decodeEventMeta).
+// The store had a hand-written decoder of its own for them; measured on
+// the lines of a 1M-event store (2 CPUs, loaded), it took 1.4-2.2 µs a line
+// against segmentio's 1.8-3.1 µs and encoding/json's 10-14 µs
+// (BenchmarkDecodeEventMeta). Once segment summaries answered stats and
+// filters, a line is decoded on a segment's first whole read and when it
+// is shipped, and that margin no longer paid for 244 lines of decoder.
 package store
 
 import (
@@ -165,8 +174,10 @@ func (s *Store) maintain(ctx context.Context) error {
 // segment is what a reader knows of one segment file.
 type segment struct {
 	id   string
-	size int64    // size of the data file when listed
-	meta *segMeta // nil while the segment is live (or its writer died)
+	size int64 // size of the data file when listed
+	// modified is the data file's modification time when listed.
+	modified time.Time
+	meta     *segMeta // nil while the segment is live (or its writer died)
 }
 
 // segMeta describes a sealed segment.
@@ -227,7 +238,7 @@ func (s *Store) segments() ([]segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list store: %w", err)
 		}
-		sg := segment{id: id, size: info.Size()}
+		sg := segment{id: id, size: info.Size(), modified: info.ModTime()}
 		if metas[id] {
 			m, err := s.readMeta(id)
 			if err != nil {
@@ -269,17 +280,7 @@ func (s *Store) writeMeta(m *segMeta) error {
 // reader sees all of it or nothing.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp-" + randomHex(4)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, filePerm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := writeSynced(tmp, os.O_EXCL, b)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -288,6 +289,38 @@ func writeFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// appendSynced appends b to the file at path, creating it if needed, and
+// syncs it; a file it created is synced into its directory too, so the
+// append survives a crash either way.
+func appendSynced(path string, b []byte) error {
+	_, statErr := os.Stat(path)
+	if err := writeSynced(path, os.O_APPEND, b); err != nil {
+		return err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		return syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// writeSynced writes b to the file at path, opened with flag besides
+// create and write-only, and syncs it before it returns: the one way the
+// store makes a write durable, but for the segments' buffered writers.
+func writeSynced(path string, flag int, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, filePerm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // newSegmentID names a segment so that names sort by creation time.

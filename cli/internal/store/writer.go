@@ -29,7 +29,7 @@ type Writer struct {
 
 	mu     sync.Mutex
 	seg    *liveSegment
-	latest map[string]event.Session // latest record of each session, copied into new segments
+	latest event.SessionFold // what is known of each session, copied into new segments
 	buf    bytes.Buffer
 	timer  *time.Timer
 	closed bool
@@ -59,7 +59,7 @@ func (s *Store) NewWriter(ctx context.Context, sessionID string) (*Writer, error
 	if err := s.maintain(ctx); err != nil {
 		return nil, err
 	}
-	w := &Writer{s: s, sessionID: sessionID, latest: map[string]event.Session{}}
+	w := &Writer{s: s, sessionID: sessionID, latest: event.SessionFold{}}
 	seg, err := s.createSegment(sessionID)
 	if err != nil {
 		return nil, err
@@ -162,8 +162,8 @@ func partial(written int, err error) error {
 	return &PartialError{Written: written, Err: err}
 }
 
-// RecordSession records the session's current state; the latest record of a
-// session wins.
+// RecordSession records the session's current state; readers fold a
+// session's records by event.MergeSession.
 func (w *Writer) RecordSession(ctx context.Context, sess event.Session) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -180,7 +180,7 @@ func (w *Writer) RecordSession(ctx context.Context, sess event.Session) error {
 	if err := w.write(); err != nil {
 		return err
 	}
-	w.latest[sess.ID] = sess
+	w.latest.Add(sess)
 	if err := w.maybeRotate(); err != nil {
 		return err
 	}
@@ -364,7 +364,7 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 	if ns, _, ok := parseSegmentID(sg.id); ok {
 		m.Created = time.Unix(0, ns).UTC()
 	}
-	sessions := map[string]event.Session{}
+	sessions := event.SessionFold{}
 	var order []string
 	var ev event.Event
 	end, err := s.scanRecords(ctx, sg.id, 0, func(off int64, line []byte) (bool, error) {
@@ -394,7 +394,7 @@ func (s *Store) recoverSegment(ctx context.Context, sg segment) error {
 			if _, ok := sessions[sess.ID]; !ok {
 				order = append(order, sess.ID)
 			}
-			sessions[sess.ID] = sess
+			sessions.Add(sess)
 		default:
 			return false, nil
 		}
