@@ -16,6 +16,9 @@ import (
 // fakeLaunches stands in for shipper processes: each launch is recorded
 // and its process "exits" with whatever is sent on exit.
 type fakeLaunches struct {
+	// recorded is the session's Recorded count.
+	recorded atomic.Int64
+
 	mu     sync.Mutex
 	normal int
 	final  int
@@ -39,6 +42,11 @@ func (f *fakeLaunches) launch(final bool) (func() error, error) {
 	return func() error { return <-f.exit }, nil
 }
 
+// beside starts Beside over f's launches and recorded count.
+func (f *fakeLaunches) beside(interval time.Duration, log *slog.Logger) (stop func()) {
+	return Beside(context.Background(), SideOptions{Interval: interval, Recorded: f.recorded.Load, Launch: f.launch, Logger: log})
+}
+
 func (f *fakeLaunches) counts() (normal, final int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -55,20 +63,19 @@ func pass(d time.Duration) {
 func TestBesideLaunchesOneShipperAtATimeForNewEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Second
-		var recorded atomic.Int64
 		f := newFakeLaunches()
-		stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
+		stop := f.beside(interval, nil)
 
 		pass(10 * interval)
 		if n, _ := f.counts(); n != 0 {
 			t.Fatalf("%d shippers launched with nothing recorded", n)
 		}
-		recorded.Add(3)
+		f.recorded.Add(3)
 		pass(interval)
 		if n, _ := f.counts(); n != 1 {
 			t.Fatalf("%d shippers launched an interval after the first events, want 1", n)
 		}
-		recorded.Add(3) // more while it runs: no second shipper beside it
+		f.recorded.Add(3) // more while it runs: no second shipper beside it
 		pass(10 * interval)
 		if n, _ := f.counts(); n != 1 {
 			t.Fatalf("%d shippers launched while one was running", n)
@@ -96,20 +103,19 @@ func TestBesideLaunchesOneShipperAtATimeForNewEvents(t *testing.T) {
 func TestBesideStopLeavesARunningShipper(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Second
-		var recorded atomic.Int64
 		f := newFakeLaunches()
-		stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
-		recorded.Add(2)
+		stop := f.beside(interval, nil)
+		f.recorded.Add(2)
 		pass(interval)
 		stop()
 		if n, final := f.counts(); n != 1 || final != 0 {
 			t.Errorf("launches: %d normal, %d final; want the running one only", n, final)
 		}
 
-		stop = Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch})
-		recorded.Add(2)
+		stop = f.beside(interval, nil)
+		f.recorded.Add(2)
 		pass(interval)
-		recorded.Add(1)
+		f.recorded.Add(1)
 		stop()
 		if n, final := f.counts(); n != 2 || final != 1 {
 			t.Errorf("launches: %d normal, %d final; want a final one for the event recorded last", n, final)
@@ -119,11 +125,10 @@ func TestBesideStopLeavesARunningShipper(t *testing.T) {
 }
 
 func TestBesideFinalShipperTakesWhatIsLeft(t *testing.T) {
-	var recorded atomic.Int64
 	f := newFakeLaunches()
 	// An interval longer than the test: only the final launch can happen.
-	stop := Beside(context.Background(), SideOptions{Interval: time.Hour, Recorded: recorded.Load, Launch: f.launch})
-	recorded.Add(5)
+	stop := f.beside(time.Hour, nil)
+	f.recorded.Add(5)
 	stop()
 	if n, final := f.counts(); n != 0 || final != 1 {
 		t.Errorf("launches: %d normal, %d final; want the final one only", n, final)
@@ -133,12 +138,11 @@ func TestBesideFinalShipperTakesWhatIsLeft(t *testing.T) {
 func TestBesideBacksOffAfterFailureAndWarnsOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Second
-		var recorded atomic.Int64
 		log, logged := captureLog()
 		f := newFakeLaunches()
-		stop := Beside(context.Background(), SideOptions{Interval: interval, Recorded: recorded.Load, Launch: f.launch, Logger: log})
+		stop := f.beside(interval, log)
 		for i := 1; i <= 3; i++ {
-			recorded.Add(1)
+			f.recorded.Add(1)
 			pass(maxRetryWait + interval) // past any backoff
 			if n, _ := f.counts(); n != i {
 				t.Fatalf("%d shippers launched, want %d", n, i)
@@ -160,12 +164,11 @@ func TestBesideBacksOffAfterFailureAndWarnsOnce(t *testing.T) {
 }
 
 func TestBesideBackoffDelaysTheNextLaunch(t *testing.T) {
-	var recorded atomic.Int64
 	f := newFakeLaunches()
-	b := &beside{o: SideOptions{Interval: time.Second, Recorded: recorded.Load, Launch: f.launch, Logger: slog.New(slog.DiscardHandler)}}
+	b := &beside{o: SideOptions{Interval: time.Second, Recorded: f.recorded.Load, Launch: f.launch, Logger: slog.New(slog.DiscardHandler)}}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	f.failTo = errors.New("no executable")
-	recorded.Add(1)
+	f.recorded.Add(1)
 	if b.launch(now) != nil {
 		t.Fatal("a launch that failed to start has an outcome to wait for")
 	}
