@@ -68,8 +68,11 @@ type Config struct {
 	Recorder  Recorder
 	SessionID string // a new UUIDv7 when empty
 	Host      string
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Now is the session's clock: when messages were read, when the
+	// session started and ended, and how long a reply waits for its
+	// request.
+	Now    func() time.Time
+	Logger *slog.Logger
 
 	// TerminateGrace is how long each step of the shutdown ladder waits
 	// (close stdin, then SIGTERM, then SIGKILL).
@@ -203,7 +206,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		an = *cfg.Analysis
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
-	p := newPipeline(cfg.Recorder, cfg.Logger, sess, cfg.Name, Label("", cfg.Command), newUUID, an, pool)
+	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), newUUID, an, pool)
 	p.alerts = cfg.Stderr
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
