@@ -117,16 +117,16 @@ func (b *builder) message(l *line, m *msgInfo) built {
 	if kind == event.KindInvalid {
 		return built{ev: ev, raw: raw}
 	}
-	ev.RPCID = idText(m.vals[fID])
+	ev.RPCID = idText(m.val(fID))
 	switch kind {
 	case event.KindRequest, event.KindNotification:
-		ev.Method = capName(unquote(m.vals[fMethod]))
+		ev.Method = capName(unquote(m.val(fMethod)))
 		var name string
 		switch ev.Method {
 		case "tools/call", "prompts/get":
-			name = capName(unquote(m.vals[fToolName]))
+			name = capName(unquote(m.val(fToolName)))
 		case "resources/read":
-			name = capName(unquote(m.vals[fURI]))
+			name = capName(unquote(m.val(fURI)))
 		}
 		named(&ev, name)
 		ev.Retry = kind == event.KindRequest && m.has[fRetry]
@@ -141,13 +141,13 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			ev.LatencyMS = &lat
 		}
 		if kind == event.KindError {
-			if code, err := strconv.Atoi(string(m.vals[fErrorCode])); err == nil {
+			if code, err := strconv.Atoi(string(m.val(fErrorCode))); err == nil {
 				ev.ErrorCode = &code
 			}
 			ev.ErrorMessage = reasonText(l.prefix, m.reason[reasonIndex(fErrorMessage)])
 		}
 		if ev.Method == "tools/call" {
-			isErr := kind == event.KindResponse && string(m.vals[fIsError]) == "true"
+			isErr := kind == event.KindResponse && string(m.val(fIsError)) == "true"
 			ev.IsError = &isErr
 			if isErr {
 				ev.ErrorMessage = reasonText(l.prefix, m.reason[reasonIndex(fContentText)])
@@ -268,7 +268,7 @@ func (b *builder) awaitsRequest(l *line) bool {
 		if k := classify(m); k != event.KindResponse && k != event.KindError {
 			continue
 		}
-		id := idText(m.vals[fID])
+		id := idText(m.val(fID))
 		if id == "" {
 			continue // a reply to no request (a parse error) matches nothing
 		}
@@ -282,7 +282,7 @@ func (b *builder) awaitsRequest(l *line) bool {
 // learn picks the handshake's names and versions out of a message.
 func (b *builder) learn(dir event.Direction, ev *event.Event, m *msgInfo) {
 	set := func(dst *string, f field) {
-		if v := capName(unquote(m.vals[f])); v != "" && *dst != v {
+		if v := capName(unquote(m.val(f))); v != "" && *dst != v {
 			*dst = v
 			b.hsChanged = true
 		}
@@ -297,7 +297,7 @@ func (b *builder) learn(dir event.Direction, ev *event.Event, m *msgInfo) {
 	}
 	set(&b.hs.ServerName, fServerName)
 	set(&b.hs.ServerVersion, fServerVersion)
-	if v := capName(unquote(m.vals[fProtocolVersion])); v != "" {
+	if v := capName(unquote(m.val(fProtocolVersion))); v != "" {
 		set(&b.hs.ProtocolVersion, fProtocolVersion)
 		b.hs.serverProtocol = true
 	}
@@ -311,7 +311,7 @@ func classify(m *msgInfo) event.Kind {
 	if !m.object {
 		return event.KindInvalid
 	}
-	hasID := m.has[fID] && string(m.vals[fID]) != "null"
+	hasID := m.has[fID] && string(m.val(fID)) != "null"
 	switch {
 	case m.has[fMethod] && hasID:
 		return event.KindRequest
