@@ -23,7 +23,7 @@
 // 'BenchmarkJSON(Reference)?(Large|ToolsCall)' ./shared/redact/, a loaded
 // 2-CPU machine). A first pass on segmentio/encoding's tokenizer, doing
 // less than the lexer (no keys, nothing written), came out no faster
-// (0.8-4.6 µs and 4 allocations a message; BenchmarkJSONSegmentioBound*),
+// (0.8-4.6 µs and 4 allocations a message; BenchmarkJSONSegmentioBound),
 // so rewriting the lexer on it would buy nothing.
 package redact
 

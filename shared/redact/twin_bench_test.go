@@ -26,13 +26,13 @@ func segmentioFirstPass(raw []byte) ([]byte, bool, error) {
 	return raw, changed, t.Err
 }
 
-func BenchmarkJSONSegmentioBoundLarge(b *testing.B) { benchJSON(b, segmentioFirstPass, largePayload()) }
-func BenchmarkJSONSegmentioBoundToolsCallRequest(b *testing.B) {
-	benchJSON(b, segmentioFirstPass, toolsCallRequest())
-}
-func BenchmarkJSONSegmentioBoundToolsCallResult(b *testing.B) {
-	benchJSON(b, segmentioFirstPass, toolsCallResult())
-}
-func BenchmarkJSONSegmentioBoundToolsList(b *testing.B) {
-	benchJSON(b, segmentioFirstPass, []byte(toolsListResult))
+// BenchmarkJSONSegmentioBound runs segmentioFirstPass on the payloads of
+// BenchmarkJSON*, to set beside them.
+func BenchmarkJSONSegmentioBound(b *testing.B) {
+	for name, in := range map[string][]byte{
+		"Large": largePayload(), "ToolsCallRequest": toolsCallRequest(),
+		"ToolsCallResult": toolsCallResult(), "ToolsList": []byte(toolsListResult),
+	} {
+		b.Run(name, func(b *testing.B) { benchJSON(b, segmentioFirstPass, in) })
+	}
 }
