@@ -58,6 +58,8 @@ type builder struct {
 	hs        handshake
 	// hsChanged is set when hs gained something since it was last cleared.
 	hsChanged bool
+	// built is what events returns, reused from line to line.
+	built []built
 }
 
 func newBuilder(sessionID string, newID func() string) *builder {
@@ -72,19 +74,31 @@ func (b *builder) next(l *line, kind event.Kind, size int64) event.Event {
 	}
 }
 
-// events makes one event per message of l.
+// events makes one event per message of l. The slice is valid until the
+// next call: the pipeline copies what it keeps, and a slice per line was a
+// third of what the monitor allocated per message.
 func (b *builder) events(l *line) []built {
+	clear(b.built)
+	if cap(b.built) > keptBuilt {
+		b.built = nil // a big batch's array is not kept for the session
+	}
+	b.built = b.built[:0]
 	if !l.valid || len(l.msgs) == 0 {
 		ev := b.next(l, event.KindInvalid, l.size)
 		ev.Payload, ev.PayloadTruncated = stringPayload(l.prefix, l.size)
-		return []built{{ev: ev, raw: l.prefix}}
+		b.built = append(b.built, built{ev: ev, raw: l.prefix})
+		return b.built
 	}
-	out := make([]built, 0, len(l.msgs))
 	for i := range l.msgs {
-		out = append(out, b.message(l, &l.msgs[i]))
+		b.built = append(b.built, b.message(l, &l.msgs[i]))
 	}
-	return out
+	return b.built
 }
+
+// keptBuilt is the most events' worth of array the builder and the
+// pipeline keep between lines and batches; bigger ones go to the garbage
+// collector, so a burst does not stay in the heap.
+const keptBuilt = 64
 
 func (b *builder) message(l *line, m *msgInfo) built {
 	size := m.end - m.start

@@ -385,7 +385,13 @@ func (p *pipeline) flush(ctx context.Context) {
 	} else {
 		p.recorded.Add(n)
 	}
-	p.out = nil
+	// Recorders do not keep the events, so the array serves the next batch,
+	// unless a burst made it big.
+	clear(p.out)
+	p.out = p.out[:0]
+	if cap(p.out) > keptBuilt {
+		p.out = nil
+	}
 	p.recycle()
 }
 
