@@ -75,6 +75,15 @@ func startPipeline(t *testing.T) *pipelineRun {
 // time.Now: inside a synctest bubble, the bubble's.
 func startNamedPipeline(t *testing.T, name string) *pipelineRun {
 	t.Helper()
+	pr := newPipelineRun(t, name)
+	pr.start(t)
+	return pr
+}
+
+// newPipelineRun makes the pipeline of startNamedPipeline without starting
+// it, so that lines can be queued before it takes any.
+func newPipelineRun(t *testing.T, name string) *pipelineRun {
+	t.Helper()
 	n := 0
 	rec := &memRecorder{}
 	pr := &pipelineRun{rec: rec, stop: make(chan sessionEnd, 1), done: make(chan struct{})}
@@ -82,12 +91,15 @@ func startNamedPipeline(t *testing.T, name string) *pipelineRun {
 		event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", Server: "srv", StartedAt: t0}, name, "srv",
 		func() string { n++; return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n) }, analysis.DefaultOptions(),
 		newPrefixPool(DefaultPayloadCap, prefixPoolBuffers))
+	return pr
+}
+
+func (pr *pipelineRun) start(t *testing.T) {
 	go func() {
 		defer close(pr.done)
 		pr.p.run(context.Background(), pr.stop)
 	}()
 	t.Cleanup(func() { pr.end() })
-	return pr
 }
 
 // settle lets the pipeline take what was offered and record it: it waits
@@ -195,11 +207,14 @@ func TestParkedReplyGoesWhenItsRequestArrives(t *testing.T) {
 // waiting is bounded.
 func TestParkedRepliesAreBoundedAndFlushedAtEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pr := startNamedPipeline(t, "srv")
+		// All queued before the pipeline starts, so it takes them in one
+		// go and one coalescing window later has recorded what it built.
+		pr := newPipelineRun(t, "srv")
 		n := parkLines + 10
 		for i := range n {
 			pr.p.offer(oneLine(t, s2c, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{}}`, i), t0))
 		}
+		pr.start(t)
 		settle()
 		// The replies past the bound did not wait; those within it did.
 		if got := len(pr.rec.events()); got != n-parkLines {
