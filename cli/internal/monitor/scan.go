@@ -201,9 +201,10 @@ type msgInfo struct {
 	// scalars holds the wanted scalars as written (strings with their
 	// quotes), one after another, and vals where each sits in it (see
 	// val). One small buffer and offsets, rather than a slice per field,
-	// keep a queued line small: when the store stalls, a thousand lines
-	// wait in the capture queue, and their msgInfos were most of what the
-	// monitor's peak RSS grew by in long sessions (docs/performance.md).
+	// keep a queued line small: when the store or the machine stalls the
+	// pipeline, a thousand lines wait in the capture queue, and a slice
+	// header per field was half of what each cost, and of what the
+	// monitor's peak RSS rose by in long sessions (docs/performance.md).
 	scalars []byte
 	vals    [numFields]scalarAt
 	// reason holds where error.message and the first result.content[].text
