@@ -58,6 +58,8 @@ type builder struct {
 	hs        handshake
 	// hsChanged is set when hs gained something since it was last cleared.
 	hsChanged bool
+	// built is what events returns, reused from line to line.
+	built []built
 }
 
 func newBuilder(sessionID string, newID func() string) *builder {
@@ -72,19 +74,31 @@ func (b *builder) next(l *line, kind event.Kind, size int64) event.Event {
 	}
 }
 
-// events makes one event per message of l.
+// events makes one event per message of l. The slice is valid until the
+// next call: the pipeline copies what it keeps, and a slice per line was a
+// third of what the monitor allocated per message.
 func (b *builder) events(l *line) []built {
+	clear(b.built)
+	if cap(b.built) > keptBuilt {
+		b.built = nil // a big batch's array is not kept for the session
+	}
+	b.built = b.built[:0]
 	if !l.valid || len(l.msgs) == 0 {
 		ev := b.next(l, event.KindInvalid, l.size)
 		ev.Payload, ev.PayloadTruncated = stringPayload(l.prefix, l.size)
-		return []built{{ev: ev, raw: l.prefix}}
+		b.built = append(b.built, built{ev: ev, raw: l.prefix})
+		return b.built
 	}
-	out := make([]built, 0, len(l.msgs))
 	for i := range l.msgs {
-		out = append(out, b.message(l, &l.msgs[i]))
+		b.built = append(b.built, b.message(l, &l.msgs[i]))
 	}
-	return out
+	return b.built
 }
+
+// keptBuilt is the most events' worth of array the builder and the
+// pipeline keep between lines and batches; bigger ones go to the garbage
+// collector, so a burst does not stay in the heap.
+const keptBuilt = 64
 
 func (b *builder) message(l *line, m *msgInfo) built {
 	size := m.end - m.start
@@ -117,16 +131,16 @@ func (b *builder) message(l *line, m *msgInfo) built {
 	if kind == event.KindInvalid {
 		return built{ev: ev, raw: raw}
 	}
-	ev.RPCID = idText(m.vals[fID])
+	ev.RPCID = idText(m.val(fID))
 	switch kind {
 	case event.KindRequest, event.KindNotification:
-		ev.Method = capName(unquote(m.vals[fMethod]))
+		ev.Method = capName(unquote(m.val(fMethod)))
 		var name string
 		switch ev.Method {
 		case "tools/call", "prompts/get":
-			name = capName(unquote(m.vals[fToolName]))
+			name = capName(unquote(m.val(fToolName)))
 		case "resources/read":
-			name = capName(unquote(m.vals[fURI]))
+			name = capName(unquote(m.val(fURI)))
 		}
 		named(&ev, name)
 		ev.Retry = kind == event.KindRequest && m.has[fRetry]
@@ -141,13 +155,13 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			ev.LatencyMS = &lat
 		}
 		if kind == event.KindError {
-			if code, err := strconv.Atoi(string(m.vals[fErrorCode])); err == nil {
+			if code, err := strconv.Atoi(string(m.val(fErrorCode))); err == nil {
 				ev.ErrorCode = &code
 			}
 			ev.ErrorMessage = reasonText(l.prefix, m.reason[reasonIndex(fErrorMessage)])
 		}
 		if ev.Method == "tools/call" {
-			isErr := kind == event.KindResponse && string(m.vals[fIsError]) == "true"
+			isErr := kind == event.KindResponse && string(m.val(fIsError)) == "true"
 			ev.IsError = &isErr
 			if isErr {
 				ev.ErrorMessage = reasonText(l.prefix, m.reason[reasonIndex(fContentText)])
@@ -268,7 +282,7 @@ func (b *builder) awaitsRequest(l *line) bool {
 		if k := classify(m); k != event.KindResponse && k != event.KindError {
 			continue
 		}
-		id := idText(m.vals[fID])
+		id := idText(m.val(fID))
 		if id == "" {
 			continue // a reply to no request (a parse error) matches nothing
 		}
@@ -282,7 +296,7 @@ func (b *builder) awaitsRequest(l *line) bool {
 // learn picks the handshake's names and versions out of a message.
 func (b *builder) learn(dir event.Direction, ev *event.Event, m *msgInfo) {
 	set := func(dst *string, f field) {
-		if v := capName(unquote(m.vals[f])); v != "" && *dst != v {
+		if v := capName(unquote(m.val(f))); v != "" && *dst != v {
 			*dst = v
 			b.hsChanged = true
 		}
@@ -297,7 +311,7 @@ func (b *builder) learn(dir event.Direction, ev *event.Event, m *msgInfo) {
 	}
 	set(&b.hs.ServerName, fServerName)
 	set(&b.hs.ServerVersion, fServerVersion)
-	if v := capName(unquote(m.vals[fProtocolVersion])); v != "" {
+	if v := capName(unquote(m.val(fProtocolVersion))); v != "" {
 		set(&b.hs.ProtocolVersion, fProtocolVersion)
 		b.hs.serverProtocol = true
 	}
@@ -311,7 +325,7 @@ func classify(m *msgInfo) event.Kind {
 	if !m.object {
 		return event.KindInvalid
 	}
-	hasID := m.has[fID] && string(m.vals[fID]) != "null"
+	hasID := m.has[fID] && string(m.val(fID)) != "null"
 	switch {
 	case m.has[fMethod] && hasID:
 		return event.KindRequest

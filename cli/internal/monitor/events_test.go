@@ -248,6 +248,30 @@ func TestPendingIsBounded(t *testing.T) {
 	}
 }
 
+// A repeated member counts by its last value, whatever came between, and
+// the repeats do not grow the captured scalars.
+func TestRepeatedMembersLastWins(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"t"}`)
+	for i := range 1000 {
+		fmt.Fprintf(&b, `,"id":%d,"jsonrpc":"2.%d"`, i*1000, i)
+	}
+	b.WriteString(`,"id":"last"}`)
+	ls := frameAll(c2s, []byte(b.String()+"\n"), 7, DefaultPayloadCap)
+	if len(ls) != 1 || len(ls[0].msgs) != 1 {
+		t.Fatalf("framed as %d lines", len(ls))
+	}
+	m := &ls[0].msgs[0]
+	for f, want := range map[field]string{fID: `"last"`, fJSONRPC: `"2.999"`, fMethod: `"tools/call"`, fToolName: `"t"`} {
+		if got := string(m.val(f)); got != want {
+			t.Errorf("field %d = %s, want %s", f, got, want)
+		}
+	}
+	if n := len(m.scalars); n != len(`"last""2.999""tools/call""t"`) {
+		t.Errorf("%d bytes of captured scalars kept, want only the last of each", n)
+	}
+}
+
 func TestDeepNestingIsInvalidNotHuge(t *testing.T) {
 	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
 	evs, _ := eventsOf(t, []exchange{{c2s, deep + "\n"}}, 0, DefaultPayloadCap)

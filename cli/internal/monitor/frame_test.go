@@ -28,7 +28,7 @@ func frameChunks(stream, cuts []byte, payloadCap int) []*line {
 func lineSummary(l *line) string {
 	s := fmt.Sprintf("size=%d prefix=%q valid=%v batch=%v", l.size, l.prefix, l.valid, l.batch)
 	for _, m := range l.msgs {
-		s += fmt.Sprintf(" [%d,%d) %s id=%s", m.start, m.end, classify(&m), m.vals[fID])
+		s += fmt.Sprintf(" [%d,%d) %s id=%s", m.start, m.end, classify(&m), m.val(fID))
 	}
 	return s
 }
@@ -143,16 +143,16 @@ func TestScanKeepsOnlyWantedPaths(t *testing.T) {
 					t.Fatalf("cut %d: %d lines", cut, len(got))
 				}
 				m := got[0].msgs[0]
-				if g := string(m.vals[fToolName]); g != tt.wantTool {
+				if g := string(m.val(fToolName)); g != tt.wantTool {
 					t.Errorf("cut %d: tool %q, want %q", cut, g, tt.wantTool)
 				}
-				if g := string(m.vals[fIsError]); g != tt.wantErr {
+				if g := string(m.val(fIsError)); g != tt.wantErr {
 					t.Errorf("cut %d: isError %q, want %q", cut, g, tt.wantErr)
 				}
-				if g := string(m.vals[fID]); g != tt.wantID {
+				if g := string(m.val(fID)); g != tt.wantID {
 					t.Errorf("cut %d: id %q, want %q", cut, g, tt.wantID)
 				}
-				if g := string(m.vals[fMethod]); g != tt.wantMethod {
+				if g := string(m.val(fMethod)); g != tt.wantMethod {
 					t.Errorf("cut %d: method %q, want %q", cut, g, tt.wantMethod)
 				}
 			}

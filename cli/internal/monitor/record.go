@@ -61,8 +61,10 @@ const (
 // without ever waiting, and its one goroutine turns them into events,
 // analyses them and records them.
 type pipeline struct {
-	rec  Recorder
-	log  *slog.Logger
+	rec Recorder
+	log *slog.Logger
+	// now is the session's clock (Config.Now): parked replies wait by it.
+	now  func() time.Time
 	an   *analysis.Session
 	b    *builder
 	pool *prefixPool // where recorded lines' prefixes go back; may be nil
@@ -100,9 +102,9 @@ type pipeline struct {
 // newPipeline makes the capture pipeline of a session. A non-empty name is
 // the server's label, whatever the server calls itself; otherwise the label
 // is the server's serverInfo.name, or fallback when it gives none.
-func newPipeline(rec Recorder, log *slog.Logger, sess event.Session, name, fallback string, newID func() string, an analysis.Options, pool *prefixPool) *pipeline {
+func newPipeline(rec Recorder, log *slog.Logger, now func() time.Time, sess event.Session, name, fallback string, newID func() string, an analysis.Options, pool *prefixPool) *pipeline {
 	p := &pipeline{
-		rec: rec, log: log, sess: sess, fallback: fallback, pool: pool,
+		rec: rec, log: log, now: now, sess: sess, fallback: fallback, pool: pool,
 		an:    analysis.NewSession(an),
 		b:     newBuilder(sess.ID, newID),
 		lines: make(chan *line, queueLines),
@@ -183,7 +185,7 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 			p.release()
 		case <-parkTimer:
 			parkTimer = nil
-			p.unpark(time.Now(), false)
+			p.unpark(p.now(), false)
 		case end := <-stop:
 			p.drain()
 			p.unpark(time.Time{}, true)
@@ -206,7 +208,7 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 			holdTimer = nil
 		}
 		if len(p.parked) > 0 && parkTimer == nil {
-			parkTimer = time.After(time.Until(p.parked[0].until))
+			parkTimer = time.After(p.parked[0].until.Sub(p.now()))
 		}
 		p.flush(ctx)
 	}
@@ -228,13 +230,13 @@ func (p *pipeline) drain() {
 func (p *pipeline) take(l *line) {
 	p.queued.Add(-int64(len(l.prefix)))
 	if p.b.awaitsRequest(l) && len(p.parked) < parkLines && p.parkedBytes+len(l.prefix) <= parkBytes {
-		p.parked = append(p.parked, parkedLine{l: l, until: time.Now().Add(parkWait)})
+		p.parked = append(p.parked, parkedLine{l: l, until: p.now().Add(parkWait)})
 		p.parkedBytes += len(l.prefix)
 		return
 	}
 	p.build(l)
 	if len(p.parked) > 0 {
-		p.unpark(time.Now(), false)
+		p.unpark(p.now(), false)
 	}
 }
 
@@ -383,7 +385,13 @@ func (p *pipeline) flush(ctx context.Context) {
 	} else {
 		p.recorded.Add(n)
 	}
-	p.out = nil
+	// Recorders do not keep the events, so the array serves the next batch,
+	// unless a burst made it big.
+	clear(p.out)
+	p.out = p.out[:0]
+	if cap(p.out) > keptBuilt {
+		p.out = nil
+	}
 	p.recycle()
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/analysis"
@@ -70,22 +71,43 @@ func startPipeline(t *testing.T) *pipelineRun {
 }
 
 // startNamedPipeline starts a pipeline as `kilometers monitor --name name`
-// would (no --name when empty); the command's name is "srv".
+// would (no --name when empty); the command's name is "srv". Its clock is
+// time.Now: inside a synctest bubble, the bubble's.
 func startNamedPipeline(t *testing.T, name string) *pipelineRun {
+	t.Helper()
+	pr := newPipelineRun(t, name)
+	pr.start(t)
+	return pr
+}
+
+// newPipelineRun makes the pipeline of startNamedPipeline without starting
+// it, so that lines can be queued before it takes any.
+func newPipelineRun(t *testing.T, name string) *pipelineRun {
 	t.Helper()
 	n := 0
 	rec := &memRecorder{}
 	pr := &pipelineRun{rec: rec, stop: make(chan sessionEnd, 1), done: make(chan struct{})}
-	pr.p = newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
+	pr.p = newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now,
 		event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31", Server: "srv", StartedAt: t0}, name, "srv",
 		func() string { n++; return fmt.Sprintf("0196f1c2-7a3b-7c11-9d2e-%012d", n) }, analysis.DefaultOptions(),
 		newPrefixPool(DefaultPayloadCap, prefixPoolBuffers))
+	return pr
+}
+
+func (pr *pipelineRun) start(t *testing.T) {
 	go func() {
 		defer close(pr.done)
 		pr.p.run(context.Background(), pr.stop)
 	}()
 	t.Cleanup(func() { pr.end() })
-	return pr
+}
+
+// settle lets the pipeline take what was offered and record it: it waits
+// out the coalescing window by the bubble's clock (see run), then until
+// every goroutine of the bubble is blocked again.
+func settle() {
+	time.Sleep(coalesceWindow)
+	synctest.Wait()
 }
 
 func (pr *pipelineRun) end() {
@@ -141,36 +163,71 @@ func TestReplyTappedBeforeItsRequest(t *testing.T) {
 }
 
 // A reply to a request the monitor never saw (dropped, or before the
-// monitor started) waits a little, then is recorded uncorrelated.
+// monitor started) waits parkWait by the session's clock, not a moment
+// less, then is recorded uncorrelated while the session runs.
 func TestReplyWithoutRequestIsRecordedAnyway(t *testing.T) {
-	pr := startPipeline(t)
-	pr.p.offer(oneLine(t, s2c, failReply, t0))
-	for deadline := time.Now().Add(30 * time.Second); len(pr.rec.events()) == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the orphan reply was never recorded while the session ran")
+	synctest.Test(t, func(t *testing.T) {
+		pr := startPipeline(t)
+		pr.p.offer(oneLine(t, s2c, failReply, t0))
+		time.Sleep(parkWait - time.Nanosecond)
+		synctest.Wait()
+		if evs := pr.rec.events(); len(evs) != 0 {
+			t.Fatalf("the orphan reply was recorded before its wait was over: %+v", evs)
 		}
-	}
-	evs := pr.rec.events()
-	if len(evs) != 1 || evs[0].Kind != event.KindResponse || evs[0].Method != "" || evs[0].LatencyMS != nil {
-		t.Fatalf("got %+v", evs)
-	}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		evs := pr.rec.events()
+		if len(evs) != 1 || evs[0].Kind != event.KindResponse || evs[0].Method != "" || evs[0].LatencyMS != nil {
+			t.Fatalf("after the wait, got %+v", evs)
+		}
+	})
+}
+
+// The request arriving while its reply waits lets the reply go at once,
+// correlated, however much of the wait is left.
+func TestParkedReplyGoesWhenItsRequestArrives(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pr := startNamedPipeline(t, "srv")
+		pr.p.offer(oneLine(t, s2c, failReply, t0.Add(5*time.Millisecond)))
+		time.Sleep(parkWait / 2)
+		synctest.Wait()
+		if evs := pr.rec.events(); len(evs) != 0 {
+			t.Fatalf("the reply went before its request came: %+v", evs)
+		}
+		pr.p.offer(oneLine(t, c2s, failCall, t0))
+		settle()
+		evs := pr.rec.events()
+		if len(evs) != 2 || evs[1].Tool != "fail" || evs[1].LatencyMS == nil || *evs[1].LatencyMS != 5 {
+			t.Fatalf("got %d events, want the request and its correlated reply: %+v", len(evs), evs)
+		}
+	})
 }
 
 // Replies waiting at the session's end are recorded, not lost; the number
 // waiting is bounded.
 func TestParkedRepliesAreBoundedAndFlushedAtEnd(t *testing.T) {
-	pr := startPipeline(t)
-	n := parkLines + 10
-	for i := range n {
-		pr.p.offer(oneLine(t, s2c, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{}}`, i), t0))
-	}
-	pr.end()
-	if got := len(pr.rec.events()); got != n {
-		t.Errorf("%d of %d replies recorded", got, n)
-	}
-	if pr.p.parkedBytes != 0 || len(pr.p.parked) != 0 {
-		t.Errorf("%d lines (%d bytes) still parked", len(pr.p.parked), pr.p.parkedBytes)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		// All queued before the pipeline starts, so it takes them in one
+		// go and one coalescing window later has recorded what it built.
+		pr := newPipelineRun(t, "srv")
+		n := parkLines + 10
+		for i := range n {
+			pr.p.offer(oneLine(t, s2c, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{}}`, i), t0))
+		}
+		pr.start(t)
+		settle()
+		// The replies past the bound did not wait; those within it did.
+		if got := len(pr.rec.events()); got != n-parkLines {
+			t.Errorf("%d replies recorded before the end, want the %d past the bound", got, n-parkLines)
+		}
+		pr.end()
+		if got := len(pr.rec.events()); got != n {
+			t.Errorf("%d of %d replies recorded", got, n)
+		}
+		if pr.p.parkedBytes != 0 || len(pr.p.parked) != 0 {
+			t.Errorf("%d lines (%d bytes) still parked", len(pr.p.parked), pr.p.parkedBytes)
+		}
+	})
 }
 
 // The first hypothesis for the lost errors: the incremental scan missing
@@ -250,7 +307,7 @@ func TestFlushCountsPartialRecordFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &failingRecorder{err: tc.err}
-			p := newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)),
+			p := newPipeline(rec, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now,
 				event.Session{ID: "0196f1c2-6e00-7a55-8c1d-2f4b6a8e0c31"}, "", "srv",
 				func() string { return "0196f1c2-7a3b-7c11-9d2e-000000000001" }, analysis.DefaultOptions(), nil)
 			p.out = make([]event.Event, 3)
@@ -269,6 +326,10 @@ func TestFlushCountsPartialRecordFailure(t *testing.T) {
 // are reused for later lines. A buffer recycled too early would show up
 // here as a payload holding another message's bytes.
 func TestRecycledPrefixesKeepPayloadsIntact(t *testing.T) {
+	synctest.Test(t, testRecycledPrefixes)
+}
+
+func testRecycledPrefixes(t *testing.T) {
 	pr := startPipeline(t)
 	seen := map[*byte]int{}
 	f := newFramer(s2c, DefaultPayloadCap, pr.p.pool, func() time.Time { return t0 }, func(l *line) {
@@ -296,10 +357,12 @@ func TestRecycledPrefixesKeepPayloadsIntact(t *testing.T) {
 	const slow, burst = 6, 16
 	for i := range slow {
 		send(i)
-		for deadline := time.Now().Add(30 * time.Second); len(pr.rec.events()) < i+1; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("line %d was never recorded", i)
-			}
+		// The server never names itself here, so the events wait out the
+		// hold on unlabelled events (by the bubble's clock) the first time.
+		time.Sleep(holdTimeout)
+		settle()
+		if n := len(pr.rec.events()); n != i+1 {
+			t.Fatalf("%d events recorded after line %d, want %d", n, i, i+1)
 		}
 	}
 	reused := 0

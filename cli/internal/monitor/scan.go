@@ -198,14 +198,52 @@ type msgInfo struct {
 	start, end int64 // byte offsets within the line
 	object     bool
 	has        [numFields]bool
-	// vals holds each wanted scalar as written (strings with their quotes);
-	// nil when it was longer than maxScalar.
-	vals [numFields][]byte
+	// scalars holds the wanted scalars as written (strings with their
+	// quotes), one after another, and vals where each sits in it (see
+	// val). One small buffer and offsets, rather than a slice per field,
+	// keep a queued line small: when the store or the machine stalls the
+	// pipeline, a thousand lines wait in the capture queue, and a slice
+	// header per field was half of what each cost, and of what the
+	// monitor's peak RSS rose by in long sessions (docs/performance.md).
+	scalars []byte
+	vals    [numFields]scalarAt
 	// reason holds where error.message and the first result.content[].text
 	// sit in the line, quotes included. Most replies succeed and their
 	// reasons are never read, so the scanner notes two offsets instead of
 	// copying text; the builder reads a failed reply's from the prefix.
 	reason [2]span
+}
+
+// scalarAt is where a captured scalar sits in msgInfo.scalars; n is zero
+// when the scalar is absent or was longer than maxScalar.
+type scalarAt struct{ off, n uint16 }
+
+// val returns the scalar captured for f as written, nil when there is none.
+func (m *msgInfo) val(f field) []byte {
+	v := m.vals[f]
+	if v.n == 0 {
+		return nil
+	}
+	return m.scalars[v.off : v.off+v.n : v.off+v.n]
+}
+
+// setVal captures v for f. A repeated member's last value counts; the
+// earlier one's bytes are taken out, so a line of repeats cannot grow the
+// buffer past one value per field.
+func (m *msgInfo) setVal(f field, v []byte) {
+	if old := m.vals[f]; old.n > 0 {
+		m.scalars = append(m.scalars[:old.off], m.scalars[old.off+old.n:]...)
+		for i := range m.vals {
+			if m.vals[i].n > 0 && m.vals[i].off > old.off {
+				m.vals[i].off -= old.n
+			}
+		}
+	}
+	if m.scalars == nil {
+		m.scalars = make([]byte, 0, scalarsCap)
+	}
+	m.vals[f] = scalarAt{off: uint16(len(m.scalars)), n: uint16(len(v))}
+	m.scalars = append(m.scalars, v...)
 }
 
 // span is a range of line offsets; end is zero while the value is open or
@@ -216,7 +254,10 @@ func reasonIndex(f field) int { return int(f - fErrorMessage) }
 
 const (
 	maxScalar = 512
-	maxKey    = 64
+	// scalarsCap is the first capacity of msgInfo.scalars: what a request's
+	// jsonrpc, id, method and tool name take, in one allocation.
+	scalarsCap = 64
+	maxKey     = 64
 	// maxDepth matches encoding/json's nesting limit; deeper lines are
 	// invalid rather than a way to grow the monitor's memory.
 	maxDepth = 10000
@@ -601,7 +642,7 @@ func (s *scanner) beginValue(c byte) {
 func (s *scanner) endScalar(end int64) {
 	if s.capField != fNone && s.cur != nil {
 		if !s.capLong {
-			s.cur.vals[s.capField] = append([]byte(nil), s.capBuf...)
+			s.cur.setVal(s.capField, s.capBuf)
 		}
 	}
 	if s.spanField != fNone && s.cur != nil {

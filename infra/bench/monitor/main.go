@@ -66,6 +66,7 @@ type options struct {
 	keepHomes   bool
 	monitorEnv  []string
 	sizes       []phaseSpec
+	long        int // messages of the long session; 0 skips it
 }
 
 // phaseSpec is one result size and how many round trips measure it.
@@ -106,9 +107,11 @@ func run() int {
 	smallPer := flag.Int("small-per", 1, "round trips per variant per round in the 256 B run")
 	largeRounds := flag.Int("large-rounds", 300, "rounds of the 1 MiB run")
 	largePer := flag.Int("large-per", 1, "round trips per variant per round in the 1 MiB run")
+	flag.IntVar(&o.long, "long-messages", 200_000, "messages of the long-session run (0 skips it)")
 	flag.Parse()
 	if *quick {
 		*smallRounds, *largeRounds = 300, 12
+		o.long = min(o.long, 2_000)
 	}
 	if *smallRounds < 1 || *smallPer < 1 || *largeRounds < 1 || *largePer < 1 || flag.NArg() > 0 {
 		return fail(errors.New("need rounds >= 1 and round trips per round >= 1, and no arguments"))
@@ -175,6 +178,7 @@ type Results struct {
 	// Shipped is what the API stored from the shipping monitor when it
 	// exited, against the messages that crossed it.
 	Shipped *eventCount `json:"shipped,omitempty"`
+	Long    *longResult `json:"long_session,omitempty"`
 	Checks  []check     `json:"checks"`
 	Pass    bool        `json:"pass"`
 }
@@ -292,6 +296,11 @@ func bench(ctx context.Context, o options) (*Results, error) {
 			return nil, err
 		}
 		res.Phases = append(res.Phases, *pr)
+	}
+	if o.long > 0 {
+		if res.Long, err = runLong(ctx, km, echo, baseEnv, o.monitorEnv, o.keepHomes, o.long); err != nil {
+			return nil, err
+		}
 	}
 	for _, v := range variants {
 		if !v.monitor {
@@ -498,6 +507,7 @@ func (r *Results) judge() {
 			}
 		}
 	}
+	r.judgeLong()
 }
 
 func (r *Results) add(c check) {
@@ -561,6 +571,7 @@ func (r *Results) print(w io.Writer) {
 			}
 		}
 	}
+	r.printLong(w)
 	fmt.Fprintln(w)
 	for _, c := range r.Checks {
 		verdict := "PASS"
