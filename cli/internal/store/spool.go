@@ -20,6 +20,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/kilometers-ai/kilometers/cli/internal/config"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
@@ -29,8 +30,9 @@ import (
 // ships a given segment, and moves its offset forward on Ack. A crash between
 // shipping and Ack ships the same events again: the API dedups by event id.
 
-// DefaultClaimEvents bounds a claim when the caller gives no limit.
-const DefaultClaimEvents = 500
+// DefaultClaimEvents bounds a claim when the caller gives no limit: a
+// shipping batch.
+const DefaultClaimEvents = config.DefaultBatchSize
 
 // A Cursor names one destination's delivery state in the spool. The API's
 // is the zero Cursor (files <id>.claim and <id>.acked); any other

@@ -54,7 +54,7 @@ import (
 // Defaults for Options fields left zero.
 const (
 	DefaultSegmentBytes  = 8 << 20
-	DefaultFlushInterval = time.Second
+	DefaultSyncInterval = time.Second
 )
 
 // File permissions: the store may hold full payloads, so only the user may
@@ -79,9 +79,9 @@ type Options struct {
 	// SegmentBytes is the size at which a writer seals its segment and
 	// starts a new one.
 	SegmentBytes int64
-	// FlushInterval bounds how long a recorded event may sit in a writer's
+	// SyncInterval bounds how long a recorded event may sit in a writer's
 	// buffer before it is written and synced to disk.
-	FlushInterval time.Duration
+	SyncInterval time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Logger receives warnings (slog.Default when nil).
@@ -124,8 +124,8 @@ func Open(ctx context.Context, home string, opts Options) (*Store, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = DefaultSegmentBytes
 	}
-	if opts.FlushInterval <= 0 {
-		opts.FlushInterval = DefaultFlushInterval
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

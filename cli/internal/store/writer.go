@@ -101,7 +101,7 @@ func (s *Store) createSegment(sessionID string) (*liveSegment, error) {
 }
 
 // Record appends events. They are written to disk within
-// Options.FlushInterval and are durable once Close returns.
+// Options.SyncInterval and are durable once Close returns.
 func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -273,7 +273,7 @@ func (w *Writer) scheduleFlush() {
 	if w.timer != nil || !w.seg.dirty {
 		return
 	}
-	w.timer = time.AfterFunc(w.s.opts.FlushInterval, func() {
+	w.timer = time.AfterFunc(w.s.opts.SyncInterval, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.timer = nil
