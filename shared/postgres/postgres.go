@@ -338,7 +338,7 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 		// identity into another's request.
 		if _, err := tx.Exec(ctx, setIdentity, role, tenantID, statementTimeout); err != nil {
 			tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the error that matters is err
-			return dbError("begin", err)
+			return dbError("set identity", err)
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 		if err := f(tx); err != nil {
