@@ -3,8 +3,11 @@ package event
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 	"time"
+
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // The CLI's store has the exhaustive tests and the fuzz target of this
@@ -47,5 +50,110 @@ func TestAppendJSONMatchesJSONMarshal(t *testing.T) {
 				t.Errorf("got  %s\nwant prefix:%s", got, want)
 			}
 		})
+	}
+}
+
+// TestAppendJSONEncodesEveryField fills every field of Event, however many
+// there are, with a value that is not its zero: a field added to Event
+// that AppendJSON does not write (an omitempty one is dropped silently by
+// every hand-written case above, which leave it zero) fails here.
+func TestAppendJSONEncodesEveryField(t *testing.T) {
+	var e Event
+	fillNonZero(t, reflect.ValueOf(&e).Elem(), "Event")
+	e.Payload = nil // AppendJSON leaves the payload to its caller
+	got, ok := AppendJSON(nil, &e)
+	if !ok {
+		t.Fatalf("AppendJSON refused %+v", e)
+	}
+	want, err := json.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("AppendJSON does not write every field of Event:\ngot  %s\nwant %s", got, want)
+	}
+}
+
+// fillNonZero sets v, and everything it points to, to values that are not
+// zero.
+func fillNonZero(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	switch {
+	case v.Type() == reflect.TypeFor[time.Time]():
+		v.Set(reflect.ValueOf(time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)))
+		return
+	case v.Type() == reflect.TypeFor[json.RawMessage]():
+		v.SetBytes([]byte(`{"a":1}`))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(path)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1.25)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillNonZero(t, v.Elem(), path)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillNonZero(t, v.Index(0), path+"[0]")
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillNonZero(t, v.Field(i), path+"."+v.Type().Field(i).Name)
+			}
+		}
+	default:
+		t.Fatalf("%s: fillNonZero does not know %s; teach it", path, v.Type())
+	}
+}
+
+// The figures in docs/performance.md ("PostgreSQL ingest") that keep
+// AppendJSON beside json.Marshal come from these.
+func benchEvent() Event {
+	lat, no := 12.481, false
+	return Event{ID: "0192f5a0-0000-7000-8000-000000000001", SessionID: "0192f5a0-0000-7000-8000-000000000002", Seq: 42,
+		TS: time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC), Direction: ServerToClient, Kind: KindResponse,
+		Server: "filesystem", RPCID: "17", Method: "tools/call", Tool: "read_file", LatencyMS: &lat, IsError: &no, Size: 312,
+		Risk: &Risk{Score: 75, Level: LevelHigh, Reasons: []string{"sensitive_path"}}, CostUSD: 0.000305, Tokens: 78}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	e := benchEvent()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = AppendJSON(buf[:0], &e)
+	}
+}
+
+func BenchmarkJSONMarshal(b *testing.B) {
+	e := benchEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(&e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSegmentioAppend is what AppendJSON would cost on segmentio's
+// encoder: the event copied to drop its payload (the copy escapes), then
+// appended.
+func BenchmarkSegmentioAppend(b *testing.B) {
+	e := benchEvent()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		noPayload := e
+		noPayload.Payload = nil
+		var err error
+		if buf, err = segjson.Append(buf[:0], &noPayload, segjson.EscapeHTML); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

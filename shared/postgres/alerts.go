@@ -260,11 +260,19 @@ func eventConditions(tenantID string, b event.Batch, watched map[string]bool) ([
 	var scores []float64
 	var bodies []string
 	once := map[string]bool{}
+	// Most batches meet no rule but the sightings, which only the first
+	// event showing a server or tool can make: an event that shows
+	// nothing unseen is skipped before its conditions (and their texts)
+	// are written.
+	onlySightings := !watched[string(alerts.Poisoning)] && !watched[string(alerts.DefinitionChanged)] && !watched[string(alerts.HighRisk)]
 	for i := range b.Events {
 		e := &b.Events[i]
 		server := e.Server
 		if server == "" {
 			server = servers[e.SessionID]
+		}
+		if onlySightings && !showsUnseen(once, e, server) {
+			continue
 		}
 		for _, c := range alerts.EventConditions(e, server) {
 			sighting := c.Kind == alerts.NewServer || c.Kind == alerts.NewTool
@@ -299,6 +307,20 @@ func eventConditions(tenantID string, b event.Batch, watched map[string]bool) ([
 		return nil, nil
 	}
 	return []any{kinds, conds, ts, scores, bodies, tenantID}, nil
+}
+
+// showsUnseen reports whether e shows a server or tool that once (the
+// sightings eventConditions has kept) does not hold yet.
+func showsUnseen(once map[string]bool, e *event.Event, server string) bool {
+	if server != "" && !once[string(alerts.NewServer)+"\x00"+server] {
+		return true
+	}
+	for _, tool := range alerts.ToolsOf(e) {
+		if !once[string(alerts.NewTool)+"\x00"+server+"/"+tool] {
+			return true
+		}
+	}
+	return false
 }
 
 // RunAlerts evaluates window rules and drains the outbox of every tenant

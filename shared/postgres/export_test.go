@@ -12,5 +12,10 @@ func (db *DB) SendTxAsApp(ctx context.Context, tenantID string, queue func(*pgx.
 	return db.sendTx(ctx, "test", roleApp, tenantID, queue)
 }
 
+// InTxAs exposes inTx as any role to the tests of this package.
+func (db *DB) InTxAs(ctx context.Context, role, tenantID string, f func(pgx.Tx) error) error {
+	return db.inTx(ctx, role, tenantID, f)
+}
+
 // SetTenantQueue sets how many requests of one tenant may wait for a slot.
 func (db *DB) SetTenantQueue(n int) { db.perTenantQueue = n }

@@ -131,22 +131,33 @@ ins AS (
         max(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS max_ms,
         array_agg(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS samples
     FROM ins GROUP BY 1, 2, 3, 4, 5
-), gh AS (
-    SELECT date_trunc('hour', minute, 'UTC') AS hour, server, method, tool, latency_bucket,
-        sum(events) AS events, sum(requests) AS requests, sum(calls) AS calls, sum(errors) AS errors,
-        sum(bytes) AS bytes, sum(cost_usd) AS cost_usd, sum(tokens) AS tokens,
-        sum(risk_medium) AS risk_medium, sum(risk_high) AS risk_high, max(max_score) AS max_score,
-        min(min_ms) AS min_ms, max(max_ms) AS max_ms, km_array_cat(samples) AS samples
-    FROM g GROUP BY 1, 2, 3, 4, 5
-), um AS (
-    INSERT INTO rollup_minute AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
+), um AS (%[3]s
+), uh AS (%[4]s
+), ss AS (
+    INSERT INTO series_minute AS r (tenant_id, bucket, server, events, errors)
+    SELECT $1, minute, server, sum(events), sum(errors) FROM g GROUP BY 2, 3 ORDER BY 2, 3
+    ON CONFLICT (tenant_id, bucket, server) DO UPDATE SET
+        events = r.events + excluded.events, errors = r.errors + excluded.errors
+), sm AS (%[5]s
+), sh AS (%[6]s
+)%[2]s
+SELECT count(*) FROM ins`
+
+// upsertRollup adds the groups of g to one level of rollup rows
+// (rollup_minute and rollup_hour have the same columns): %[1]s is the
+// table, %[2]s the bucket of a group of g (its minute, or that minute's
+// hour), %[3]d stats.ExactSample. A new row's histogram entries pack a
+// bucket and its count ((bucket << 40) | count), one per bucket of each
+// minute; see insertEventsFrom.
+const upsertRollup = `
+    INSERT INTO %[1]s AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
         bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
-    SELECT $1, minute, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
+    SELECT $1, %[2]s, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
         sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
-        coalesce(array_agg((latency_bucket::bigint << 40) | events ORDER BY latency_bucket)
+        coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
             FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
         min(min_ms), max(max_ms),
-        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
+        CASE WHEN cardinality(km_array_cat(samples)) <= %[3]d THEN km_array_cat(samples) END
     FROM g GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
@@ -158,55 +169,31 @@ ins AS (
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
         hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
                     THEN '{}' ELSE r.hist_tail || excluded.hist END,
-        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[2]d
+        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[3]d
                     THEN r.samples || excluded.samples END,
         min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
                     THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
         max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
-                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END
-), uh AS (
-    INSERT INTO rollup_hour AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
-        bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
-    SELECT $1, hour, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
-        sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
-        coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
-        min(min_ms), max(max_ms),
-        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
-    FROM gh GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
-    ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
-        events = r.events + excluded.events, requests = r.requests + excluded.requests,
-        calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
-        bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
-        tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
-        risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
-        hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
-        hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN '{}' ELSE r.hist_tail || excluded.hist END,
-        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[2]d
-                    THEN r.samples || excluded.samples END,
-        min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
-                    THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
-        max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
-                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END
-), ss AS (
-    INSERT INTO series_minute AS r (tenant_id, bucket, server, events, errors)
-    SELECT $1, minute, server, sum(events), sum(errors) FROM g GROUP BY 2, 3 ORDER BY 2, 3
-    ON CONFLICT (tenant_id, bucket, server) DO UPDATE SET
-        events = r.events + excluded.events, errors = r.errors + excluded.errors
-), sm AS (
-    INSERT INTO session_minute (tenant_id, bucket, server, session_id)
-    SELECT DISTINCT $1::uuid, date_trunc('minute', ts, 'UTC'), server, session_id FROM ins
+                    THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END`
+
+// upsertSessions records, in table (session_minute or session_hour), which
+// sessions of each server the batch's new events fall in, per unit.
+const upsertSessions = `
+    INSERT INTO %[1]s (tenant_id, bucket, server, session_id)
+    SELECT DISTINCT $1::uuid, date_trunc('%[2]s', ts, 'UTC'), server, session_id FROM ins
     ORDER BY 2, 3, 4
-    ON CONFLICT DO NOTHING
-), sh AS (
-    INSERT INTO session_hour (tenant_id, bucket, server, session_id)
-    SELECT DISTINCT $1::uuid, date_trunc('hour', ts, 'UTC'), server, session_id FROM ins
-    ORDER BY 2, 3, 4
-    ON CONFLICT DO NOTHING
-)%[3]s
-SELECT count(*) FROM ins`
+    ON CONFLICT DO NOTHING`
+
+// insertFrom is insertEventsFrom reading the events from source, with
+// quota the statement that counts them against the ingest quotas ("" for
+// none).
+func insertFrom(source, quota string) string {
+	return fmt.Sprintf(insertEventsFrom, source, quota,
+		fmt.Sprintf(upsertRollup, "rollup_minute", "minute", stats.ExactSample),
+		fmt.Sprintf(upsertRollup, "rollup_hour", "date_trunc('hour', minute, 'UTC')", stats.ExactSample),
+		fmt.Sprintf(upsertSessions, "session_minute", "minute"),
+		fmt.Sprintf(upsertSessions, "session_hour", "hour"))
+}
 
 // countQuota adds the events a batch inserted (duplicates are not in ins)
 // to the tenant's ingest windows (migration 00020), at the time that
@@ -233,8 +220,8 @@ const countQuota = `, qw AS (
 // Generated events (the benchmark's bulk loads) are not counted against
 // the ingest quotas.
 var (
-	insertStaged = "WITH " + fmt.Sprintf(insertEventsFrom, "km_staging", stats.ExactSample, "")
-	insertArrays = "WITH " + unnestSource + ",\n" + fmt.Sprintf(insertEventsFrom, "src", stats.ExactSample, fmt.Sprintf(countQuota, quotaAtParam))
+	insertStaged = "WITH " + insertFrom("km_staging", "")
+	insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src", fmt.Sprintf(countQuota, quotaAtParam))
 )
 
 // quotaAtParam is the number of the parameter after batchColumns.args,
@@ -271,11 +258,11 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     dropped_events = greatest(s.dropped_events, excluded.dropped_events),
     warnings = coalesce(nullif(excluded.warnings, '{}'), s.warnings)`
 
-// setIngestTimeout gives a batch IngestStatementTimeout instead of the
+// ingestTimeout gives a batch IngestStatementTimeout instead of the
 // statement timeout of reads: a batch is bounded by the body limit, and a
 // full one on a busy database may need longer than a read is allowed,
 // while refusing it would only make the CLI send it again.
-var setIngestTimeout = fmt.Sprintf("SELECT set_config('statement_timeout', '%dms', true)", IngestStatementTimeout.Milliseconds())
+var ingestTimeout = pgMillis(IngestStatementTimeout)
 
 // IngestStatementTimeout bounds each statement of an ingest.
 const IngestStatementTimeout = 30 * time.Second
@@ -321,9 +308,8 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
 	// duplicates) or left no trace.
-	err = db.sendTx(ctx, "insert events", roleApp, tenantID, func(batch *pgx.Batch) {
+	err = db.sendTxFor(ctx, "insert events", roleApp, tenantID, ingestTimeout, func(batch *pgx.Batch) {
 		inserted = 0
-		batch.Queue(setIngestTimeout)
 		if len(b.Events) > 0 {
 			// First, so that a refused batch costs one cheap statement;
 			// its error ends the pipeline's transaction, sessions included.

@@ -329,16 +329,16 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 	}
 	defer leave()
 	return db.retry(ctx, func() error {
-		// set_config(..., true) ends with the transaction, so a pooled (or
-		// RDS Proxy multiplexed) connection never carries one tenant's
-		// identity into another's request. It travels with BEGIN, in one
-		// round trip; both values are ours (a role constant and a parsed
-		// UUID), quoted all the same.
-		tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SELECT set_config('role', " +
-			quoteLiteral(role) + ", true), set_config('app.tenant_id', " + quoteLiteral(tenantID) + ", true), " +
-			"set_config('statement_timeout', " + quoteLiteral(statementTimeout) + ", true)"})
+		tx, err := db.pool.Begin(ctx)
 		if err != nil {
 			return dbError("begin", err)
+		}
+		// set_config(..., true) ends with the transaction, so a pooled (or
+		// RDS Proxy multiplexed) connection never carries one tenant's
+		// identity into another's request.
+		if _, err := tx.Exec(ctx, setIdentity, role, tenantID, statementTimeout); err != nil {
+			tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the error that matters is err
+			return dbError("set identity", err)
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 		if err := f(tx); err != nil {
@@ -351,27 +351,36 @@ func (db *DB) inTx(ctx context.Context, role, tenantID string, f func(pgx.Tx) er
 	})
 }
 
-// setIdentity starts every pipelined transaction (see sendTx): the role and
-// tenant travel as parameters, and set_config(..., true) ends with the
-// transaction like SET LOCAL.
-var setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true),
-	set_config('statement_timeout', '` + statementTimeout + `', true)`
+// setIdentity starts every transaction (see inTx and sendTx): the role,
+// the tenant and the statement timeout travel as parameters, never spliced
+// into the text, and set_config(..., true) ends with the transaction like
+// SET LOCAL.
+const setIdentity = `SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true),
+	set_config('statement_timeout', $3, true)`
 
 // statementTimeout is StatementTimeout as PostgreSQL reads it.
-var statementTimeout = fmt.Sprintf("%dms", StatementTimeout.Milliseconds())
+var statementTimeout = pgMillis(StatementTimeout)
+
+// pgMillis writes d as a PostgreSQL duration setting.
+func pgMillis(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
 
 // sendTx runs the statements queue adds to a batch as role with
 // app.tenant_id set to tenantID, in one round trip: the identity, the
 // statements and the end of the transaction travel in one pipeline that
 // PostgreSQL runs as one implicit transaction, committed at its Sync or
 // rolled back whole when any statement fails (pgx.Conn.SendBatch). inTx
-// pays three round trips (BEGIN, the work, COMMIT) for the same; on a busy
+// pays four round trips (BEGIN, the identity, the work, COMMIT) for the same; on a busy
 // database each one waits for the server to be scheduled, and ingest and
 // authentication, which know all their statements up front, do not need
 // to. The batch is built afresh for each attempt, so its callbacks may
 // reset what they fill. Like inTx, it retries once on a broken connection
 // or a deadlock; the work must be safe to repeat.
 func (db *DB) sendTx(ctx context.Context, op, role, tenantID string, queue func(*pgx.Batch)) error {
+	return db.sendTxFor(ctx, op, role, tenantID, statementTimeout, queue)
+}
+
+// sendTxFor is sendTx with timeout (pgMillis) as the statement timeout.
+func (db *DB) sendTxFor(ctx context.Context, op, role, tenantID, timeout string, queue func(*pgx.Batch)) error {
 	leave, err := db.enter(ctx, tenantID)
 	if err != nil {
 		return err
@@ -379,7 +388,7 @@ func (db *DB) sendTx(ctx context.Context, op, role, tenantID string, queue func(
 	defer leave()
 	return db.retry(ctx, func() error {
 		var b pgx.Batch
-		b.Queue(setIdentity, role, tenantID)
+		b.Queue(setIdentity, role, tenantID, timeout)
 		queue(&b)
 		if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
 			return dbError(op, err)

@@ -63,3 +63,39 @@ func TestSendTxIdentity_Postgres(t *testing.T) {
 		}
 	}
 }
+
+// TestInTxIdentity_Postgres is TestSendTxIdentity_Postgres for inTx, whose
+// identity also travels as parameters: inside, the tenant role and tenant;
+// an identity the database refuses (a role that does not exist) fails the
+// transaction before its work runs, and leaves the connection as it was.
+func TestInTxIdentity_Postgres(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	tenant := mustTenant(t, db, "acme")
+	var user, setting, timeout string
+	err := db.InTxAs(ctx, "kilometers_app", tenant, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT current_user::text, current_setting('app.tenant_id'), current_setting('statement_timeout')").Scan(&user, &setting, &timeout)
+	})
+	if err != nil || user != "kilometers_app" || setting != tenant || timeout != "5s" {
+		t.Fatalf("inside inTx user %q tenant %q timeout %q, %v; want kilometers_app %q 5s", user, setting, timeout, err, tenant)
+	}
+	ran := false
+	err = db.InTxAs(ctx, "km_no_such_role", tenant, func(pgx.Tx) error { ran = true; return nil })
+	if err == nil || ran {
+		t.Fatalf("a refused identity: err %v, work ran %v; want an error before the work", err, ran)
+	}
+	for range db.Pool().Stat().TotalConns() {
+		c, err := db.Pool().Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var afterSetting string
+		if err := c.QueryRow(ctx, "SELECT coalesce(current_setting('app.tenant_id', true), '')").Scan(&afterSetting); err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		if afterSetting != "" {
+			t.Errorf("after inTx a pooled connection carries tenant %q", afterSetting)
+		}
+	}
+}
