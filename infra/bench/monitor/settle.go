@@ -42,8 +42,7 @@ func settle(ctx context.Context, pids []int) error {
 }
 
 // cpuNS is the CPU time every thread of pids and of their children has
-// used so far, from /proc/<pid>/task/<tid>/schedstat (nanoseconds on the
-// CPU is its first field). Processes that are gone count nothing.
+// used so far. Processes that are gone count nothing.
 func cpuNS(pids []int) int64 {
 	var sum int64
 	seen := map[int]bool{}
@@ -53,28 +52,40 @@ func cpuNS(pids []int) int64 {
 			return
 		}
 		seen[pid] = true
-		dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
-		tasks, err := os.ReadDir(dir)
-		if err != nil {
-			return
-		}
-		for _, t := range tasks {
-			if b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat")); err == nil {
-				f, _, _ := strings.Cut(string(b), " ")
-				n, _ := strconv.ParseInt(f, 10, 64)
-				sum += n
-			}
-			if b, err := os.ReadFile(filepath.Join(dir, t.Name(), "children")); err == nil {
-				for _, c := range strings.Fields(string(b)) {
-					if n, err := strconv.Atoi(c); err == nil {
-						walk(n)
-					}
-				}
-			}
+		ns, children := taskCPU(pid)
+		sum += ns
+		for _, c := range children {
+			walk(c)
 		}
 	}
 	for _, p := range pids {
 		walk(p)
 	}
 	return sum
+}
+
+// taskCPU is the CPU time pid's threads have used so far, from
+// /proc/<pid>/task/<tid>/schedstat (nanoseconds on the CPU is its first
+// field), and pid's children.
+func taskCPU(pid int) (ns int64, children []int) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, nil
+	}
+	for _, t := range tasks {
+		if b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat")); err == nil {
+			f, _, _ := strings.Cut(string(b), " ")
+			n, _ := strconv.ParseInt(f, 10, 64)
+			ns += n
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, t.Name(), "children")); err == nil {
+			for _, c := range strings.Fields(string(b)) {
+				if n, err := strconv.Atoi(c); err == nil {
+					children = append(children, n)
+				}
+			}
+		}
+	}
+	return ns, children
 }
