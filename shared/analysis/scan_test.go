@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,62 @@ func TestCountTextChars(t *testing.T) {
 	} {
 		if got := countTextChars([]byte(tc.in)); got != tc.want {
 			t.Errorf("countTextChars(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// countTextCharsByByte is the plain definition countTextChars must agree
+// with on any input, JSON or not.
+func countTextCharsByByte(src []byte) int64 {
+	var n int64
+	for i := 0; i < len(src); i++ {
+		if src[i] != '"' {
+			continue
+		}
+		var chars int64
+		j := i + 1
+		for j < len(src) && src[j] != '"' {
+			c := src[j]
+			switch {
+			case c == '\\':
+				if j+1 < len(src) && src[j+1] == 'u' {
+					j += 6
+				} else {
+					j += 2
+				}
+				chars++
+				continue
+			case c&0xC0 != 0x80:
+				chars++
+			}
+			j++
+		}
+		if j >= len(src) {
+			return n + chars
+		}
+		if !isKey(src, j+1) {
+			n += chars
+		}
+		i = j
+	}
+	return n
+}
+
+func TestCountTextCharsAgreesByteByByte(t *testing.T) {
+	seed := rand.Uint64()
+	r := rand.New(rand.NewPCG(seed, 1))
+	alphabet := []byte(`"\u:{} ,abcdefgh` + "\xc3\xa9\xf0\x9f\x91\x8b\x80\n")
+	for k := range 2000 {
+		b := make([]byte, r.IntN(200))
+		for i := range b {
+			if r.IntN(3) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = 'a' + byte(r.IntN(26))
+			}
+		}
+		if got, want := countTextChars(b), countTextCharsByByte(b); got != want {
+			t.Fatalf("seed %d, input %d %q: countTextChars = %d, byte by byte %d", seed, k, b, got, want)
 		}
 	}
 }
