@@ -73,6 +73,7 @@ type options struct {
 	jsonOut     bool
 	keepHomes   bool
 	monitorEnv  []string
+	splice      bool
 	sizes       []phaseSpec
 }
 
@@ -126,6 +127,8 @@ func run() int {
 	largeRounds := flag.Int("large-rounds", 300, "rounds of the 1 MiB run")
 	largePer := flag.Int("large-per", 1, "round trips per variant per round in the 1 MiB run")
 	hugeRounds := flag.Int("huge-rounds", 30, "rounds of the 16 MiB run")
+	settleLarge := flag.Bool("settle", true, "start each interleaved round trip of the large results once every process is at rest (false: as fast as they come, for comparison)")
+	flag.BoolVar(&o.splice, "splice", true, "also measure the splice copy (the bare copy must understand -splice)")
 	blocks := flag.Int("blocks", 10, "whole-run blocks per variant in each run (0: interleaved rounds only)")
 	flag.Parse()
 	if *quick {
@@ -142,10 +145,10 @@ func run() int {
 	smallBlock := max(1, perBlock(*smallRounds)/2)
 	o.sizes = []phaseSpec{
 		{Name: "256 B", Size: 256, Warmup: 200, Rounds: *smallRounds, Per: *smallPer, Blocks: *blocks, BlockTrips: smallBlock, RSSFloor: true, Held: true},
-		{Name: "1 MiB", Size: 1 << 20, Warmup: 5, Rounds: *largeRounds, Per: *largePer, Blocks: *blocks, BlockTrips: perBlock(*largeRounds), Settle: true, Held: true},
+		{Name: "1 MiB", Size: 1 << 20, Warmup: 5, Rounds: *largeRounds, Per: *largePer, Blocks: *blocks, BlockTrips: perBlock(*largeRounds), Settle: *settleLarge, Held: true},
 	}
 	if *hugeRounds > 0 {
-		o.sizes = append(o.sizes, phaseSpec{Name: "16 MiB", Size: 16 << 20, Warmup: 2, Rounds: *hugeRounds, Per: 1, Blocks: *blocks, BlockTrips: perBlock(*hugeRounds), Settle: true})
+		o.sizes = append(o.sizes, phaseSpec{Name: "16 MiB", Size: 16 << 20, Warmup: 2, Rounds: *hugeRounds, Per: 1, Blocks: *blocks, BlockTrips: perBlock(*hugeRounds), Settle: *settleLarge})
 	}
 	if *quick {
 		o.sizes[0].Warmup, o.sizes[1].Warmup = 20, 1
@@ -313,8 +316,11 @@ func bench(ctx context.Context, o options) (*Results, error) {
 	variants := []*variant{
 		{Name: "direct", Label: "direct pipe", argv: func(s []string) []string { return s }, env: baseEnv},
 		{Name: "copy", Label: "bare copy", argv: func(s []string) []string { return append([]string{bare}, s...) }, env: baseEnv, wrapper: true},
-		{Name: "splice", Label: "splice copy", argv: func(s []string) []string { return append([]string{bare, "-splice"}, s...) }, env: baseEnv, wrapper: true},
 		{Name: "monitor", Label: "kilometers monitor", argv: func(s []string) []string { return append([]string{km, "monitor", "--"}, s...) }, wrapper: true, monitor: true},
+	}
+	if o.splice {
+		splice := &variant{Name: "splice", Label: "splice copy", argv: func(s []string) []string { return append([]string{bare, "-splice"}, s...) }, env: baseEnv, wrapper: true}
+		variants = slices.Insert(variants, 2, splice)
 	}
 	if o.shipping {
 		api, err := binary(ctx, o.apiServer, tools, "./functions/local")
@@ -330,7 +336,7 @@ func bench(ctx context.Context, o options) (*Results, error) {
 				fmt.Fprintln(os.Stderr, "bench monitor:", cerr)
 			}
 		}()
-		ship := &variant{Name: "ship", Label: "monitor + shipping", argv: variants[3].argv, wrapper: true, monitor: true,
+		ship := &variant{Name: "ship", Label: "monitor + shipping", argv: variants[len(variants)-1].argv, wrapper: true, monitor: true,
 			env: []string{"KILOMETERS_API_URL=" + be.URL, "KILOMETERS_API_KEY=" + be.APIKey}}
 		variants = append(variants, ship)
 		shipAPI = be
