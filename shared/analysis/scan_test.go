@@ -51,38 +51,30 @@ func TestCountTextChars(t *testing.T) {
 }
 
 // countTextCharsByByte is the plain definition countTextChars must agree
-// with on any input, JSON or not.
+// with on any input, JSON or not: one byte at a time, an escape one
+// character (six bytes for \uXXXX, two otherwise), a UTF-8 continuation
+// byte none, and a string followed by a colon a key, not text.
 func countTextCharsByByte(src []byte) int64 {
-	var n int64
-	for i := 0; i < len(src); i++ {
-		if src[i] != '"' {
-			continue
-		}
-		var chars int64
-		j := i + 1
-		for j < len(src) && src[j] != '"' {
-			c := src[j]
-			switch {
-			case c == '\\':
-				if j+1 < len(src) && src[j+1] == 'u' {
-					j += 6
-				} else {
-					j += 2
-				}
-				chars++
-				continue
-			case c&0xC0 != 0x80:
-				chars++
+	var n, chars int64
+	in := false
+	for j := 0; j < len(src); {
+		c := src[j]
+		switch {
+		case !in:
+			in, chars = c == '"', 0
+		case c == '"':
+			if in = false; !isKey(src, j+1) {
+				n += chars
 			}
-			j++
+		case c == '\\':
+			chars, j = chars+1, j+map[bool]int{true: 5, false: 1}[j+1 < len(src) && src[j+1] == 'u']
+		case c&0xC0 != 0x80:
+			chars++
 		}
-		if j >= len(src) {
-			return n + chars
-		}
-		if !isKey(src, j+1) {
-			n += chars
-		}
-		i = j
+		j++
+	}
+	if in {
+		n += chars // truncated inside a string
 	}
 	return n
 }

@@ -14,11 +14,7 @@ import (
 // window, after which it records what the last answer left. settleMax
 // bounds the wait, so a process that never rests (a background shipper at
 // work) slows the run but does not stop it.
-const (
-	quiet      = 3 * time.Millisecond
-	settleMax  = 200 * time.Millisecond
-	settlePoll = 500 * time.Microsecond
-)
+const quiet, settleMax = 3 * time.Millisecond, 200 * time.Millisecond
 
 // settle waits until none of pids' threads has run for quiet. The
 // interleaved rounds of large results call it before each round trip:
@@ -31,7 +27,7 @@ func settle(ctx context.Context, pids []int) error {
 	deadline := time.Now().Add(settleMax)
 	last, since := cpuNS(pids), time.Now()
 	for time.Since(since) < quiet && time.Now().Before(deadline) {
-		if err := pause(ctx, settlePoll); err != nil {
+		if err := pause(ctx, quiet/6); err != nil {
 			return err
 		}
 		if now := cpuNS(pids); now != last {
