@@ -76,7 +76,10 @@ func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
 		case c != '\\':
 			// Copy the run of plain bytes up to the next quote or escape in
 			// one append: the common case.
-			j := i + 1 + plainRun(src[i+1:])
+			j := i + 1
+			for j < len(src) && src[j] != '"' && src[j] != '\\' {
+				j++
+			}
 			if room := limit - len(dst); room > 0 {
 				run := src[i:j]
 				if len(run) > room {
@@ -233,21 +236,6 @@ const ones, highs = 0x0101010101010101, 0x8080808080808080
 func specials(w uint64) uint64 {
 	q, b := w^(ones*'"'), w^(ones*'\\')
 	return ((q-ones)&^q | (b-ones)&^b) & highs
-}
-
-// plainRun is the length of the run of bytes at the start of b that are
-// neither quote nor backslash, found eight bytes at a time.
-func plainRun(b []byte) int {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		if sp := specials(binary.LittleEndian.Uint64(b[i:])); sp != 0 {
-			return i + bits.TrailingZeros64(sp)/8
-		}
-	}
-	for i < len(b) && b[i] != '"' && b[i] != '\\' {
-		i++
-	}
-	return i
 }
 
 // continuations has the top bit set of each byte of w that is a UTF-8
