@@ -10,14 +10,7 @@ import (
 )
 
 func TestTaskCPUCountsThreadsAndFindsChildren(t *testing.T) {
-	child := exec.Command("sleep", "30")
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		child.Process.Kill()
-		child.Wait()
-	}()
+	child := sleeper(t)
 	ns, children := taskCPU(os.Getpid())
 	if ns <= 0 {
 		t.Errorf("this process has used %d ns of CPU, want > 0", ns)
@@ -41,14 +34,7 @@ func TestCPUNSOfGoneProcessIsZero(t *testing.T) {
 }
 
 func TestSettleReturnsForRestingProcessesAndStopsWhenCancelled(t *testing.T) {
-	child := exec.Command("sleep", "30")
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		child.Process.Kill()
-		child.Wait()
-	}()
+	child := sleeper(t)
 	if err := settle(context.Background(), []int{child.Process.Pid}); err != nil {
 		t.Errorf("settle on a sleeping process: %v", err)
 	}
@@ -57,4 +43,18 @@ func TestSettleReturnsForRestingProcessesAndStopsWhenCancelled(t *testing.T) {
 	if err := settle(ctx, []int{child.Process.Pid}); !errors.Is(err, context.Canceled) {
 		t.Errorf("settle with a cancelled context: %v, want context.Canceled", err)
 	}
+}
+
+// sleeper starts a child that uses no CPU until the test ends.
+func sleeper(t *testing.T) *exec.Cmd {
+	t.Helper()
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		child.Process.Kill()
+		child.Wait()
+	})
+	return child
 }
