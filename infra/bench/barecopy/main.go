@@ -3,11 +3,13 @@
 // io.CopyBuffer and nothing else. The monitor benchmark measures
 // `kilometers monitor` against it.
 //
-//	barecopy [-splice] COMMAND [ARGS...]
+//	barecopy [-splice|-tee] COMMAND [ARGS...]
 //
 // With -splice (Linux, stdio that are pipes) it moves the bytes with
 // splice(2) instead, never through its own memory: the physical limit of a
-// wrapper, reported beside the floor.
+// wrapper, reported beside the floor. With -tee it also duplicates every
+// piece with tee(2) into a pipe that a reader drains into user space: what
+// a zero-copy relay with a capture side would cost.
 package main
 
 import (
@@ -32,12 +34,13 @@ func main() {
 }
 
 func run(args []string) (int, error) {
-	useSplice := len(args) > 0 && args[0] == "-splice"
-	if useSplice {
-		args = args[1:]
+	mode := ""
+	if len(args) > 0 && (args[0] == "-splice" || args[0] == "-tee") {
+		mode, args = args[0], args[1:]
 	}
+	useSplice := mode != ""
 	if len(args) == 0 {
-		return 2, errors.New("usage: barecopy [-splice] COMMAND [ARGS...]")
+		return 2, errors.New("usage: barecopy [-splice|-tee] COMMAND [ARGS...]")
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
@@ -45,8 +48,11 @@ func run(args []string) (int, error) {
 		_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, bufSize))
 		return err
 	}
-	if useSplice {
+	switch mode {
+	case "-splice":
 		copyFn = spliceCopy
+	case "-tee":
+		copyFn = teeCopy
 	}
 	stdinR, stdinW, err := pipe(useSplice)
 	if err != nil {

@@ -7,9 +7,13 @@ import (
 	"testing"
 )
 
-// The splice copy is a comparator only if it is a copy: every byte, in
-// order, through pipes smaller than the data.
-func TestSpliceCopyIsExact(t *testing.T) {
+// The splice and tee copies are comparators only if they are copies: every
+// byte, in order, through pipes smaller than the data.
+func TestSpliceCopyIsExact(t *testing.T) { testCopyIsExact(t, spliceCopy) }
+
+func TestTeeCopyIsExact(t *testing.T) { testCopyIsExact(t, teeCopy) }
+
+func testCopyIsExact(t *testing.T, copyFn func(io.Writer, io.Reader) error) {
 	in := make([]byte, 3<<20+17)
 	for i := range in {
 		in[i] = byte(rand.UintN(256))
@@ -28,7 +32,7 @@ func TestSpliceCopyIsExact(t *testing.T) {
 	}()
 	copied := make(chan error, 1)
 	go func() {
-		copied <- spliceCopy(dstW, srcR)
+		copied <- copyFn(dstW, srcR)
 		dstW.Close()
 	}()
 	got, err := io.ReadAll(dstR)
@@ -36,7 +40,7 @@ func TestSpliceCopyIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-copied; err != nil {
-		t.Fatalf("spliceCopy: %v", err)
+		t.Fatalf("copy: %v", err)
 	}
 	if !bytes.Equal(got, in) {
 		t.Errorf("%d bytes came out of %d, or different bytes", len(got), len(in))
@@ -46,5 +50,8 @@ func TestSpliceCopyIsExact(t *testing.T) {
 func TestSpliceCopyRefusesNonFiles(t *testing.T) {
 	if err := spliceCopy(io.Discard, bytes.NewReader(nil)); err == nil {
 		t.Error("spliceCopy of a non-file: no error")
+	}
+	if err := teeCopy(io.Discard, bytes.NewReader(nil)); err == nil {
+		t.Error("teeCopy of a non-file: no error")
 	}
 }

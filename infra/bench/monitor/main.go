@@ -74,6 +74,7 @@ type options struct {
 	keepHomes   bool
 	monitorEnv  []string
 	splice      bool
+	tee         bool
 	sizes       []phaseSpec
 }
 
@@ -129,6 +130,7 @@ func run() int {
 	hugeRounds := flag.Int("huge-rounds", 30, "rounds of the 16 MiB run")
 	settleLarge := flag.Bool("settle", true, "start each interleaved round trip of the large results once every process is at rest (false: as fast as they come, for comparison)")
 	flag.BoolVar(&o.splice, "splice", true, "also measure the splice copy (the bare copy must understand -splice)")
+	flag.BoolVar(&o.tee, "tee", false, "also measure the tee copy: the splice copy plus a tee(2) into a pipe drained in user space, what a zero-copy relay with a capture costs")
 	blocks := flag.Int("blocks", 10, "whole-run blocks per variant in each run (0: interleaved rounds only)")
 	flag.Parse()
 	if *quick {
@@ -321,6 +323,10 @@ func bench(ctx context.Context, o options) (*Results, error) {
 	if o.splice {
 		splice := &variant{Name: "splice", Label: "splice copy", argv: func(s []string) []string { return append([]string{bare, "-splice"}, s...) }, env: baseEnv, wrapper: true}
 		variants = slices.Insert(variants, 2, splice)
+	}
+	if o.tee {
+		tee := &variant{Name: "tee", Label: "tee copy", argv: func(s []string) []string { return append([]string{bare, "-tee"}, s...) }, env: baseEnv, wrapper: true}
+		variants = slices.Insert(variants, 2, tee)
 	}
 	if o.shipping {
 		api, err := binary(ctx, o.apiServer, tools, "./functions/local")
@@ -661,7 +667,7 @@ func (r *Results) print(w io.Writer) {
 	if r.Quick {
 		fmt.Fprintln(w, "QUICK RUN: too few round trips for the figures to mean anything")
 	}
-	labels := map[string]string{"direct": "direct pipe", "copy": "bare copy", "splice": "splice copy", "monitor": "kilometers monitor", "ship": "monitor + shipping"}
+	labels := map[string]string{"direct": "direct pipe", "copy": "bare copy", "splice": "splice copy", "tee": "tee copy", "monitor": "kilometers monitor", "ship": "monitor + shipping"}
 	for _, ph := range r.Phases {
 		s := ph.Spec
 		fmt.Fprintf(w, "\nResult %s, interleaved: %d rounds x %d round trips per variant (after %d warm-up)\n", s.Name, s.Rounds, s.Per, s.Warmup)
