@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bytes"
+	"encoding/binary"
 	"regexp"
 	"strings"
 	"sync"
@@ -411,6 +412,12 @@ func instructionSignals(dst []string, mask uint64, text, lower []byte, strict bo
 func hasInvisible(text []byte, strict bool) bool {
 	prev := rune(0)
 	for i := 0; i < len(text); {
+		if i+8 <= len(text) && binary.LittleEndian.Uint64(text[i:])&highs == 0 {
+			// Eight ASCII bytes at once: nothing invisible among them.
+			prev = rune(text[i+7])
+			i += 8
+			continue
+		}
 		c := text[i]
 		if c < utf8.RuneSelf {
 			prev = rune(c)

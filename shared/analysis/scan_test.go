@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,54 @@ func TestCountTextChars(t *testing.T) {
 	} {
 		if got := countTextChars([]byte(tc.in)); got != tc.want {
 			t.Errorf("countTextChars(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// countTextCharsByByte is the plain definition countTextChars must agree
+// with on any input, JSON or not: one byte at a time, an escape one
+// character (six bytes for \uXXXX, two otherwise), a UTF-8 continuation
+// byte none, and a string followed by a colon a key, not text.
+func countTextCharsByByte(src []byte) int64 {
+	var n, chars int64
+	in := false
+	for j := 0; j < len(src); {
+		c := src[j]
+		switch {
+		case !in:
+			in, chars = c == '"', 0
+		case c == '"':
+			if in = false; !isKey(src, j+1) {
+				n += chars
+			}
+		case c == '\\':
+			chars, j = chars+1, j+map[bool]int{true: 5, false: 1}[j+1 < len(src) && src[j+1] == 'u']
+		case c&0xC0 != 0x80:
+			chars++
+		}
+		j++
+	}
+	if in {
+		n += chars // truncated inside a string
+	}
+	return n
+}
+
+func TestCountTextCharsAgreesByteByByte(t *testing.T) {
+	seed := rand.Uint64()
+	r := rand.New(rand.NewPCG(seed, 1))
+	alphabet := []byte(`"\u:{} ,abcdefgh` + "\xc3\xa9\xf0\x9f\x91\x8b\x80\n")
+	for k := range 2000 {
+		b := make([]byte, r.IntN(200))
+		for i := range b {
+			if r.IntN(3) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = 'a' + byte(r.IntN(26))
+			}
+		}
+		if got, want := countTextChars(b), countTextCharsByByte(b); got != want {
+			t.Fatalf("seed %d, input %d %q: countTextChars = %d, byte by byte %d", seed, k, b, got, want)
 		}
 	}
 }

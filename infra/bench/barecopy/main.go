@@ -1,9 +1,15 @@
 // Command barecopy is the floor any stdio wrapper pays: it starts a command
 // and copies its stdin to the child and the child's stdout to its own, with
-// io.Copy and nothing else. The monitor benchmark measures
+// io.CopyBuffer and nothing else. The monitor benchmark measures
 // `kilometers monitor` against it.
 //
-//	barecopy COMMAND [ARGS...]
+//	barecopy [-splice|-tee] COMMAND [ARGS...]
+//
+// With -splice (Linux, stdio that are pipes) it moves the bytes with
+// splice(2) instead, never through its own memory: the physical limit of a
+// wrapper, reported beside the floor. With -tee it also duplicates every
+// piece with tee(2) into a pipe that a reader drains into user space: what
+// a zero-copy relay with a capture side would cost.
 package main
 
 import (
@@ -14,6 +20,11 @@ import (
 	"os/exec"
 )
 
+// bufSize is what one read may take: a Linux pipe's whole capacity, as the
+// monitor reads. io.Copy's own 32 KiB would cost this floor twice the
+// system calls the monitor makes for a large message.
+const bufSize = 64 << 10
+
 func main() {
 	code, err := run(os.Args[1:])
 	if err != nil {
@@ -23,29 +34,47 @@ func main() {
 }
 
 func run(args []string) (int, error) {
+	mode := ""
+	if len(args) > 0 && (args[0] == "-splice" || args[0] == "-tee") {
+		mode, args = args[0], args[1:]
+	}
+	useSplice := mode != ""
 	if len(args) == 0 {
-		return 2, errors.New("usage: barecopy COMMAND [ARGS...]")
+		return 2, errors.New("usage: barecopy [-splice|-tee] COMMAND [ARGS...]")
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	copyFn := func(dst io.Writer, src io.Reader) error {
+		_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, bufSize))
+		return err
+	}
+	switch mode {
+	case "-splice":
+		copyFn = spliceCopy
+	case "-tee":
+		copyFn = teeCopy
+	}
+	stdinR, stdinW, err := pipe(useSplice)
 	if err != nil {
 		return 1, fmt.Errorf("stdin pipe: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	stdoutR, stdoutW, err := pipe(useSplice)
 	if err != nil {
 		return 1, fmt.Errorf("stdout pipe: %w", err)
 	}
+	cmd.Stdin, cmd.Stdout = stdinR, stdoutW
 	if err := cmd.Start(); err != nil {
 		return 127, fmt.Errorf("start: %w", err)
 	}
+	stdinR.Close()
+	stdoutW.Close()
 	// The stdin copy is not waited for: once the child is gone, nothing
 	// reads what is left.
 	go func() {
-		io.Copy(stdin, os.Stdin)
-		stdin.Close()
+		copyFn(stdinW, os.Stdin)
+		stdinW.Close()
 	}()
-	if _, err := io.Copy(os.Stdout, stdout); err != nil {
+	if err := copyFn(os.Stdout, stdoutR); err != nil {
 		return 1, fmt.Errorf("copy stdout: %w", err)
 	}
 	err = cmd.Wait()

@@ -3,24 +3,32 @@
 //
 //   - direct:  the client talking to an echo MCP-like server over a pipe;
 //   - copy:    a bare two-way byte copy in front of that server (the floor
-//     any wrapper pays: two io.Copy goroutines);
+//     any wrapper pays: two io.CopyBuffer goroutines, reading 64 KiB);
+//   - splice:  the same copy done with splice(2), never through user space
+//     (the physical limit, for comparison);
 //   - monitor: `kilometers monitor --` in front of it, recording to a fresh
 //     KILOMETERS_HOME;
 //   - ship:    the same with shipping on, to a real functions/local over
 //     PostgreSQL (a throwaway database on the server of DATABASE_URL).
 //
-// for a small (256 B) and a large (1 MiB) result. The variants run at the
-// same time and take turns in rounds (the order rotating every round), so
-// whatever else the machine does hits them all alike.
+// for results of 256 B, 1 MiB and 16 MiB, by two methods. Interleaved: the
+// variants run at the same time and take turns one round trip each (the
+// order rotating every round, and for large results each round trip
+// starting once every process is at rest), so whatever else the machine
+// does hits them all alike. Whole runs: each variant alone for a block of
+// back-to-back round trips, blocks rotating, so work a wrapper defers past
+// an answer is charged to its own next round trip.
 //
 // For each wrapper it prints the added latency over the direct pipe at p50
 // and p99 (percentiles of the pairwise differences between a wrapper's
-// round trip and the direct pipe's in the same round), that as a multiple
-// of the bare copy's added latency (the figure the monitor is held to), and the
-// wrapper process's peak RSS (VmHWM) after the small run's 10,000+ round
-// trips. It exits 1 when a required floor is missed, 2 when the run itself
-// fails. The echo server, the bare copy and functions/local are built with
-// `go build` unless given, so run it from the repository root:
+// round trip and the direct pipe's in the same round or block rotation),
+// that as a multiple of the bare copy's added latency (the figure the
+// monitor is held to, by both methods), the added latency per MiB of
+// result, and the wrapper process's peak RSS (VmHWM) after the small run's
+// 10,000+ round trips. It exits 1 when a required floor is missed, 2 when
+// the run itself fails. The echo server, the bare copy and functions/local
+// are built with `go build` unless given, so run it from the repository
+// root:
 //
 //	DATABASE_URL=postgres://... go run ./infra/bench/monitor -kilometers bin/kilometers
 //	go run ./infra/bench/monitor -quick -shipping=false   # a smoke run in seconds, no database
@@ -65,19 +73,32 @@ type options struct {
 	jsonOut     bool
 	keepHomes   bool
 	monitorEnv  []string
+	splice      bool
+	tee         bool
 	sizes       []phaseSpec
 	long        int // messages of the long session; 0 skips it
 }
 
-// phaseSpec is one result size and how many round trips measure it.
+// phaseSpec is one result size and how many round trips measure it, by
+// each method: Rounds of Per round trips per variant taking turns
+// (interleaved), then Blocks of BlockTrips round trips per variant, each
+// variant alone on the machine for its block (whole runs).
 type phaseSpec struct {
-	Name   string `json:"name"`
-	Size   int    `json:"result_bytes"`
-	Warmup int    `json:"warmup"`
-	Rounds int    `json:"rounds"`
-	Per    int    `json:"per_round"`
+	Name       string `json:"name"`
+	Size       int    `json:"result_bytes"`
+	Warmup     int    `json:"warmup"`
+	Rounds     int    `json:"rounds"`
+	Per        int    `json:"per_round"`
+	Blocks     int    `json:"blocks"`
+	BlockTrips int    `json:"block_trips"`
 	// RSSFloor marks the phase whose peak RSS is held to the floor.
 	RSSFloor bool `json:"rss_floor"`
+	// Settle makes every interleaved round trip wait until all variants'
+	// processes are at rest (see settle).
+	Settle bool `json:"settle"`
+	// Held marks the phases whose added latency is held to the floor;
+	// the others are reported.
+	Held bool `json:"held"`
 }
 
 func main() {
@@ -107,21 +128,38 @@ func run() int {
 	smallPer := flag.Int("small-per", 1, "round trips per variant per round in the 256 B run")
 	largeRounds := flag.Int("large-rounds", 300, "rounds of the 1 MiB run")
 	largePer := flag.Int("large-per", 1, "round trips per variant per round in the 1 MiB run")
+	hugeRounds := flag.Int("huge-rounds", 30, "rounds of the 16 MiB run")
+	settleLarge := flag.Bool("settle", true, "start each interleaved round trip of the large results once every process is at rest (false: as fast as they come, for comparison)")
+	flag.BoolVar(&o.splice, "splice", true, "also measure the splice copy (the bare copy must understand -splice)")
+	flag.BoolVar(&o.tee, "tee", false, "also measure the tee copy: the splice copy plus a tee(2) into a pipe drained in user space, what a zero-copy relay with a capture costs")
+	blocks := flag.Int("blocks", 10, "whole-run blocks per variant in each run (0: interleaved rounds only)")
 	flag.IntVar(&o.long, "long-messages", 200_000, "messages of the long-session run (0 skips it)")
 	flag.Parse()
 	if *quick {
-		*smallRounds, *largeRounds = 300, 12
+		*smallRounds, *largeRounds, *hugeRounds = 300, 12, 3
 		o.long = min(o.long, 2_000)
 	}
-	if *smallRounds < 1 || *smallPer < 1 || *largeRounds < 1 || *largePer < 1 || flag.NArg() > 0 {
-		return fail(errors.New("need rounds >= 1 and round trips per round >= 1, and no arguments"))
+	if *smallRounds < 1 || *smallPer < 1 || *largeRounds < 1 || *largePer < 1 || *hugeRounds < 0 || *blocks < 0 || flag.NArg() > 0 {
+		return fail(errors.New("need rounds >= 1 (16 MiB: >= 0), round trips per round >= 1, blocks >= 0, and no arguments"))
 	}
+	// Each whole-run block takes as many round trips as a tenth of the
+	// interleaved rounds, so both methods rest on the same count.
+	perBlock := func(rounds int) int { return max(1, rounds/10) }
+	// The 256 B whole runs take half as many: the noise there is small,
+	// and the interleaved rounds already make the RSS figure's messages.
+	smallBlock := max(1, perBlock(*smallRounds)/2)
 	o.sizes = []phaseSpec{
-		{Name: "256 B", Size: 256, Warmup: 200, Rounds: *smallRounds, Per: *smallPer, RSSFloor: true},
-		{Name: "1 MiB", Size: 1 << 20, Warmup: 5, Rounds: *largeRounds, Per: *largePer},
+		{Name: "256 B", Size: 256, Warmup: 200, Rounds: *smallRounds, Per: *smallPer, Blocks: *blocks, BlockTrips: smallBlock, RSSFloor: true, Held: true},
+		{Name: "1 MiB", Size: 1 << 20, Warmup: 5, Rounds: *largeRounds, Per: *largePer, Blocks: *blocks, BlockTrips: perBlock(*largeRounds), Settle: *settleLarge, Held: true},
+	}
+	if *hugeRounds > 0 {
+		o.sizes = append(o.sizes, phaseSpec{Name: "16 MiB", Size: 16 << 20, Warmup: 2, Rounds: *hugeRounds, Per: 1, Blocks: *blocks, BlockTrips: perBlock(*hugeRounds), Settle: *settleLarge})
 	}
 	if *quick {
 		o.sizes[0].Warmup, o.sizes[1].Warmup = 20, 1
+		for i := range o.sizes {
+			o.sizes[i].Blocks = min(o.sizes[i].Blocks, 2)
+		}
 	}
 	o.databaseURL = os.Getenv("DATABASE_URL")
 
@@ -195,21 +233,51 @@ type phaseResult struct {
 }
 
 type varResult struct {
-	RoundTrip summary `json:"round_trip"`
-	// Added latency over the direct pipe, and as a multiple of the bare
-	// copy's (only for wrappers; ok false when not measurable).
-	AddedP50 time.Duration `json:"added_p50_ns"`
-	AddedP99 time.Duration `json:"added_p99_ns"`
-	RatioP50 *float64      `json:"added_ratio_p50,omitempty"`
-	RatioP99 *float64      `json:"added_ratio_p99,omitempty"`
-	PeakKB   int64         `json:"peak_rss_kib,omitempty"`
-	RSS      *rssSplit     `json:"rss_at_end,omitempty"`
-	Messages int           `json:"messages"`
-	Exit     time.Duration `json:"exit_ns,omitempty"`
+	// The interleaved rounds' figures.
+	methodResult
+	// Whole is the same figures from the whole-run blocks (nil when none
+	// ran).
+	Whole  *methodResult `json:"whole_runs,omitempty"`
+	PeakKB int64         `json:"peak_rss_kib,omitempty"`
+	// CPUPerTrip is the wrapper process's own CPU time (all its threads,
+	// not its children) per measured round trip, both methods together,
+	// including what it did after the last answer. Load elsewhere hardly
+	// moves it, so it is the steadiest before/after figure.
+	CPUPerTrip time.Duration `json:"cpu_per_trip_ns,omitempty"`
+	RSS        *rssSplit     `json:"rss_at_end,omitempty"`
+	Messages   int           `json:"messages"`
+	Exit       time.Duration `json:"exit_ns,omitempty"`
 	// Shippers are the background shipper processes a monitor with
 	// shipping on launched during the run.
 	Shippers *childStats `json:"shippers,omitempty"`
 	Stderr   string      `json:"stderr,omitempty"`
+}
+
+// methodResult is what one method measured of one variant.
+type methodResult struct {
+	RoundTrip summary `json:"round_trip"`
+	// Added latency over the direct pipe, and as a multiple of the bare
+	// copy's (only for wrappers; nil ratios when not measurable).
+	AddedP50 time.Duration `json:"added_p50_ns"`
+	AddedP99 time.Duration `json:"added_p99_ns"`
+	RatioP50 *float64      `json:"added_ratio_p50,omitempty"`
+	RatioP99 *float64      `json:"added_ratio_p99,omitempty"`
+}
+
+// measure fills in added latency against the direct pipe's samples and its
+// ratio to the bare copy's.
+func measure(samples, direct, bare []time.Duration) methodResult {
+	m := methodResult{RoundTrip: summarize(samples)}
+	a := summarize(pairedAdded(samples, direct))
+	b := summarize(pairedAdded(bare, direct))
+	m.AddedP50, m.AddedP99 = a.P50, a.P99
+	if r, ok := addedRatio(a.P50, b.P50); ok {
+		m.RatioP50 = &r
+	}
+	if r, ok := addedRatio(a.P99, b.P99); ok {
+		m.RatioP99 = &r
+	}
+	return m
 }
 
 type check struct {
@@ -220,6 +288,9 @@ type check struct {
 	Aim   bool   `json:"aim_met"`
 	// Unmeasured is set when noise hid the figure (see judge).
 	Unmeasured bool `json:"unmeasured,omitempty"`
+	// Reported marks a figure printed against the floor but not held to
+	// it: a miss does not fail the run.
+	Reported bool `json:"reported,omitempty"`
 }
 
 func bench(ctx context.Context, o options) (*Results, error) {
@@ -253,6 +324,14 @@ func bench(ctx context.Context, o options) (*Results, error) {
 		{Name: "copy", Label: "bare copy", argv: func(s []string) []string { return append([]string{bare}, s...) }, env: baseEnv, wrapper: true},
 		{Name: "monitor", Label: "kilometers monitor", argv: func(s []string) []string { return append([]string{km, "monitor", "--"}, s...) }, wrapper: true, monitor: true},
 	}
+	if o.splice {
+		splice := &variant{Name: "splice", Label: "splice copy", argv: func(s []string) []string { return append([]string{bare, "-splice"}, s...) }, env: baseEnv, wrapper: true}
+		variants = slices.Insert(variants, 2, splice)
+	}
+	if o.tee {
+		tee := &variant{Name: "tee", Label: "tee copy", argv: func(s []string) []string { return append([]string{bare, "-tee"}, s...) }, env: baseEnv, wrapper: true}
+		variants = slices.Insert(variants, 2, tee)
+	}
 	if o.shipping {
 		api, err := binary(ctx, o.apiServer, tools, "./functions/local")
 		if err != nil {
@@ -267,7 +346,7 @@ func bench(ctx context.Context, o options) (*Results, error) {
 				fmt.Fprintln(os.Stderr, "bench monitor:", cerr)
 			}
 		}()
-		ship := &variant{Name: "ship", Label: "monitor + shipping", argv: variants[2].argv, wrapper: true, monitor: true,
+		ship := &variant{Name: "ship", Label: "monitor + shipping", argv: variants[len(variants)-1].argv, wrapper: true, monitor: true,
 			env: []string{"KILOMETERS_API_URL=" + be.URL, "KILOMETERS_API_KEY=" + be.APIKey}}
 		variants = append(variants, ship)
 		shipAPI = be
@@ -354,6 +433,22 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 		}
 	}
 	samples := make([][]time.Duration, len(procs))
+	pids := make([]int, len(procs))
+	cpu0 := make([]int64, len(procs))
+	for i, p := range procs {
+		pids[i] = p.cmd.Process.Pid
+	}
+	if err := settle(ctx, pids); err != nil {
+		return nil, err
+	}
+	for i, pid := range pids {
+		cpu0[i], _ = taskCPU(pid)
+	}
+	trip := func(i int, into [][]time.Duration) error {
+		d, err := procs[i].roundTrip(spec.Size)
+		into[i] = append(into[i], d)
+		return err
+	}
 	for r := 0; r < spec.Rounds; r++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -361,17 +456,50 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 		for k := range procs {
 			i := (r + k) % len(procs)
 			for j := 0; j < spec.Per; j++ {
-				d, err := procs[i].roundTrip(spec.Size)
-				if err != nil {
+				if spec.Settle {
+					if err := settle(ctx, pids); err != nil {
+						return nil, err
+					}
+				}
+				if err := trip(i, samples); err != nil {
 					return nil, err
 				}
-				samples[i] = append(samples[i], d)
 			}
 		}
 	}
+	// Whole runs: each variant alone for a block of back-to-back round
+	// trips, so work a wrapper leaves for after an answer (the monitor's
+	// recording) lands on its own next round trip, not on whichever
+	// variant the rotation runs next. The order rotates every block, and a
+	// pause before each block lets the previous one's leftovers finish.
+	whole := make([][]time.Duration, len(procs))
+	for b := 0; b < spec.Blocks; b++ {
+		for k := range procs {
+			i := (b + k) % len(procs)
+			if err := pause(ctx, blockPause); err != nil {
+				return nil, err
+			}
+			for j := 0; j < spec.BlockTrips; j++ {
+				if err := trip(i, whole); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := settle(ctx, pids); err != nil {
+		return nil, err
+	}
+	cpu := make([]time.Duration, len(procs))
+	for i, pid := range pids {
+		ns, _ := taskCPU(pid)
+		cpu[i] = time.Duration(ns-cpu0[i]) / time.Duration(max(1, len(samples[i])+len(whole[i])))
+	}
 	pr := &phaseResult{Spec: spec, Results: map[string]*varResult{}}
 	for i, v := range variants {
-		vr := &varResult{RoundTrip: summarize(samples[i]), Messages: 2*procs[i].trips + 1}
+		vr := &varResult{methodResult: methodResult{RoundTrip: summarize(samples[i])}, Messages: 2*procs[i].trips + 1}
+		if spec.Blocks > 0 {
+			vr.Whole = &methodResult{RoundTrip: summarize(whole[i])}
+		}
 		trips[v.Name] += procs[i].trips
 		split := rssNow(procs[i].cmd.Process.Pid)
 		peak, exit, err := procs[i].finish(ctx)
@@ -379,7 +507,7 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 			return nil, fmt.Errorf("%s: %w", spec.Name, err)
 		}
 		if v.wrapper {
-			vr.PeakKB, vr.Exit, vr.RSS = peak, exit, &split
+			vr.PeakKB, vr.Exit, vr.RSS, vr.CPUPerTrip = peak, exit, &split, cpu[i]
 		}
 		if trackers[i] != nil {
 			// The last shipper runs on after the monitor exits.
@@ -394,27 +522,41 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 	}
 	// Added latency is taken pairwise: the k-th round trip of a variant
 	// against the k-th of the direct pipe, made moments apart in the same
-	// round, so load that comes and goes cancels out of each difference.
+	// round (or in the same rotation of blocks), so load that comes and goes
+	// cancels out of each difference.
 	idx := map[string]int{}
 	for i, v := range variants {
 		idx[v.Name] = i
 	}
-	added := func(name string) summary { return summarize(pairedAdded(samples[idx[name]], samples[idx["direct"]])) }
-	bare := added("copy")
-	for _, v := range variants {
+	direct, bare := idx["direct"], idx["copy"]
+	for i, v := range variants {
 		if !v.wrapper {
 			continue
 		}
-		vr, a := pr.Results[v.Name], added(v.Name)
-		vr.AddedP50, vr.AddedP99 = a.P50, a.P99
-		if r, ok := addedRatio(a.P50, bare.P50); ok {
-			vr.RatioP50 = &r
-		}
-		if r, ok := addedRatio(a.P99, bare.P99); ok {
-			vr.RatioP99 = &r
+		vr := pr.Results[v.Name]
+		vr.methodResult = measure(samples[i], samples[direct], samples[bare])
+		if vr.Whole != nil {
+			m := measure(whole[i], whole[direct], whole[bare])
+			vr.Whole = &m
 		}
 	}
 	return pr, nil
+}
+
+// blockPause is the rest before each whole-run block: longer than the
+// monitor's coalescing window and a store sync, so a block starts on a
+// machine the previous one has left.
+const blockPause = 20 * time.Millisecond
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // binary returns path made absolute or, when it is empty, builds pkg (a
@@ -481,22 +623,37 @@ func (r *Results) judge() {
 			if !ok {
 				continue
 			}
-			for _, q := range []struct {
-				p     string
-				ratio *float64
-			}{{"p50", vr.RatioP50}, {"p99", vr.RatioP99}} {
-				c := check{What: fmt.Sprintf("%s %s added %s / bare copy's", name, ph.Spec.Name, q.p), Floor: fmt.Sprintf("<= %.1f (aim %.1f)", maxRatio, aimRatio)}
-				if q.ratio == nil {
-					// The bare copy added nothing measurable: machine
-					// noise is larger than the floor itself, and no
-					// ratio means anything. Said, not failed.
-					c.Value = "n/a"
-					c.Pass, c.Unmeasured = true, true
-				} else {
-					c.Value = fmt.Sprintf("%.2f", *q.ratio)
-					c.Pass, c.Aim = *q.ratio <= maxRatio, *q.ratio <= aimRatio
+			// The whole runs charge the monitor for recording a large
+			// result during the next round trip, which back-to-back calls
+			// pay; they are reported against the floor until the capture
+			// pipeline is cheap enough to be held to it
+			// (docs/performance.md).
+			methods := []struct {
+				suffix   string
+				m        *methodResult
+				reported bool
+			}{{"", &vr.methodResult, false}, {" (whole runs)", vr.Whole, true}}
+			for _, mt := range methods {
+				if !ph.Spec.Held || mt.m == nil {
+					continue
 				}
-				r.add(c)
+				for _, q := range []struct {
+					p     string
+					ratio *float64
+				}{{"p50", mt.m.RatioP50}, {"p99", mt.m.RatioP99}} {
+					c := check{What: fmt.Sprintf("%s %s added %s / bare copy's%s", name, ph.Spec.Name, q.p, mt.suffix), Floor: fmt.Sprintf("<= %.1f (aim %.1f)", maxRatio, aimRatio), Reported: mt.reported}
+					if q.ratio == nil {
+						// The bare copy added nothing measurable: machine
+						// noise is larger than the floor itself, and no
+						// ratio means anything. Said, not failed.
+						c.Value = "n/a"
+						c.Pass, c.Unmeasured = true, true
+					} else {
+						c.Value = fmt.Sprintf("%.2f", *q.ratio)
+						c.Pass, c.Aim = *q.ratio <= maxRatio, *q.ratio <= aimRatio
+					}
+					r.add(c)
+				}
 			}
 			if ph.Spec.RSSFloor {
 				c := check{What: fmt.Sprintf("%s peak RSS after %d messages", name, vr.Messages),
@@ -512,7 +669,7 @@ func (r *Results) judge() {
 
 func (r *Results) add(c check) {
 	r.Checks = append(r.Checks, c)
-	r.Pass = r.Pass && c.Pass
+	r.Pass = r.Pass && (c.Pass || c.Reported)
 }
 
 func (r *Results) print(w io.Writer) {
@@ -520,25 +677,41 @@ func (r *Results) print(w io.Writer) {
 	if r.Quick {
 		fmt.Fprintln(w, "QUICK RUN: too few round trips for the figures to mean anything")
 	}
-	labels := map[string]string{"direct": "direct pipe", "copy": "bare copy", "monitor": "kilometers monitor", "ship": "monitor + shipping"}
+	labels := map[string]string{"direct": "direct pipe", "copy": "bare copy", "splice": "splice copy", "tee": "tee copy", "monitor": "kilometers monitor", "ship": "monitor + shipping"}
 	for _, ph := range r.Phases {
 		s := ph.Spec
-		fmt.Fprintf(w, "\nResult %s: %d rounds x %d round trips per variant (after %d warm-up)\n", s.Name, s.Rounds, s.Per, s.Warmup)
-		fmt.Fprintf(w, "%-20s %10s %10s %11s %11s %9s %9s %9s %8s\n", "VARIANT", "P50 RTT", "P99 RTT", "ADDED P50", "ADDED P99", "xBARE P50", "xBARE P99", "PEAK RSS", "EXIT")
+		fmt.Fprintf(w, "\nResult %s, interleaved: %d rounds x %d round trips per variant (after %d warm-up)\n", s.Name, s.Rounds, s.Per, s.Warmup)
+		fmt.Fprintf(w, "%-20s %10s %10s %11s %11s %9s %9s %9s %8s %9s\n", "VARIANT", "P50 RTT", "P99 RTT", "ADDED P50", "ADDED P99", "xBARE P50", "xBARE P99", "PEAK RSS", "EXIT", "CPU/TRIP")
 		for _, name := range r.Variants {
 			vr := ph.Results[name]
-			fmt.Fprintf(w, "%-20s %10s %10s", labels[name], dur(vr.RoundTrip.P50), dur(vr.RoundTrip.P99))
-			if name == "direct" {
-				fmt.Fprintln(w)
-				continue
+			printMethod(w, labels[name], name == "direct", vr.methodResult)
+			if name != "direct" {
+				fmt.Fprintf(w, " %9s %8s %9s", fmt.Sprintf("%.1f MiB", float64(vr.PeakKB)/1024), dur(vr.Exit), dur(vr.CPUPerTrip))
 			}
-			fmt.Fprintf(w, " %11s %11s %9s %9s %9s %8s\n", dur(vr.AddedP50), dur(vr.AddedP99), ratio(vr.RatioP50), ratio(vr.RatioP99),
-				fmt.Sprintf("%.1f MiB", float64(vr.PeakKB)/1024), dur(vr.Exit))
+			fmt.Fprintln(w)
+		}
+		if ph.Results["direct"].Whole != nil {
+			fmt.Fprintf(w, "Result %s, whole runs: %d blocks x %d back-to-back round trips per variant, each variant alone\n", s.Name, s.Blocks, s.BlockTrips)
+			for _, name := range r.Variants {
+				printMethod(w, labels[name], name == "direct", *ph.Results[name].Whole)
+				fmt.Fprintln(w)
+			}
+		}
+		if mib := float64(s.Size) / (1 << 20); mib >= 1 {
+			fmt.Fprintf(w, "Added p50 per MiB (interleaved / whole runs):")
+			for _, name := range r.Variants {
+				if vr := ph.Results[name]; name != "direct" {
+					fmt.Fprintf(w, "  %s %s / %s", labels[name], dur(time.Duration(float64(vr.AddedP50)/mib)), perMiB(vr.Whole, mib))
+				}
+			}
+			fmt.Fprintln(w)
 		}
 	}
-	fmt.Fprintln(w, "\nADDED = percentile of (wrapper RTT - direct RTT), each pair taken in the same round; xBARE = ADDED / bare copy's ADDED (the figure the monitor is held to).")
+	fmt.Fprintln(w, "\nADDED = percentile of (wrapper RTT - direct RTT), each pair taken in the same round (interleaved) or rotation of blocks (whole runs);")
+	fmt.Fprintln(w, "xBARE = ADDED / bare copy's ADDED by the same method (the figure the monitor is held to, at 256 B and 1 MiB, by both methods).")
 	fmt.Fprintln(w, "xBARE is n/a when the bare copy's ADDED is not positive: noise exceeds the floor there (UNMEASURED below, not a failure).")
-	fmt.Fprintln(w, "PEAK RSS = the wrapper process's VmHWM, sampled until it exited; EXIT = time from stdin EOF to exit (monitors make events durable then).")
+	fmt.Fprintln(w, "PEAK RSS = the wrapper process's VmHWM, sampled until it exited; EXIT = time from stdin EOF to exit (monitors make events durable then);")
+	fmt.Fprintln(w, "CPU/TRIP = the wrapper process's own CPU time per measured round trip, both methods, its work after the last answer included.")
 	for _, ph := range r.Phases {
 		for _, name := range r.Variants {
 			if vr := ph.Results[name]; vr.RSS != nil && (name == "monitor" || name == "ship") {
@@ -577,18 +750,38 @@ func (r *Results) print(w io.Writer) {
 		verdict := "PASS"
 		if c.Unmeasured {
 			verdict = "UNMEASURED"
+		} else if !c.Pass && c.Reported {
+			verdict = "OVER (reported)"
 		} else if !c.Pass {
 			verdict = "FAIL"
 		} else if c.Aim {
 			verdict = "PASS (aim met)"
 		}
-		fmt.Fprintf(w, "%-15s %-45s %8s   required %s\n", verdict, c.What, c.Value, c.Floor)
+		req := "required"
+		if c.Reported {
+			req = "reported against"
+		}
+		fmt.Fprintf(w, "%-15s %-58s %8s   %s %s\n", verdict, c.What, c.Value, req, c.Floor)
 	}
 	if r.Pass {
 		fmt.Fprintln(w, "\nmonitor bench: PASS")
 	} else {
 		fmt.Fprintln(w, "\nmonitor bench: FAIL (a required floor was missed)")
 	}
+}
+
+func printMethod(w io.Writer, label string, direct bool, m methodResult) {
+	fmt.Fprintf(w, "%-20s %10s %10s", label, dur(m.RoundTrip.P50), dur(m.RoundTrip.P99))
+	if !direct {
+		fmt.Fprintf(w, " %11s %11s %9s %9s", dur(m.AddedP50), dur(m.AddedP99), ratio(m.RatioP50), ratio(m.RatioP99))
+	}
+}
+
+func perMiB(m *methodResult, mib float64) string {
+	if m == nil {
+		return "-"
+	}
+	return dur(time.Duration(float64(m.AddedP50) / mib))
 }
 
 func dur(d time.Duration) string {
