@@ -13,6 +13,10 @@
 #                  not meaningful.
 #   BENCH_JSON=1   each half prints one JSON document instead of tables.
 #   BENCH_ONLY=monitor|postgres|dashboard   run one part.
+#   BENCH_SCALE=N  also time the backend with N events stored for one tenant
+#                  (after 1M and 10M), e.g. 100000000; loading takes about a
+#                  minute per 2M events and some 250 bytes of disk per event
+#                  (docs/performance.md). Opt-in: the default run stays short.
 #
 # Exits 1 when a required floor is missed, 2 when a benchmark could not run.
 set -uo pipefail
@@ -20,8 +24,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${DATABASE_URL:?DATABASE_URL is not set: run through infra/local/with-postgres.sh (make bench does)}"
 
-quick=() json=()
+quick=() json=() scale=()
 [ "${BENCH_QUICK:-}" = 1 ] && quick=(-quick)
+[ -n "${BENCH_SCALE:-}" ] && scale=(-sizes "1000000,10000000,$BENCH_SCALE")
 [ "${BENCH_JSON:-}" = 1 ] && json=(-json)
 only=${BENCH_ONLY:-}
 
@@ -53,8 +58,8 @@ if [ -z "$only" ] || [ "$only" = monitor ]; then
 fi
 if [ -z "$only" ] || [ "$only" = postgres ]; then
   echo >&2
-  echo "== postgres: go run ./shared/postgres/internal/bench ${quick[*]} ${json[*]}" >&2
-  "$tools/bench" "${quick[@]}" "${json[@]}"
+  echo "== postgres: go run ./shared/postgres/internal/bench ${quick[*]} ${json[*]} ${scale[*]}" >&2
+  "$tools/bench" "${quick[@]}" "${json[@]}" "${scale[@]}"
   note $?
 fi
 
