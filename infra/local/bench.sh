@@ -14,9 +14,11 @@
 #   BENCH_JSON=1   each half prints one JSON document instead of tables.
 #   BENCH_ONLY=monitor|postgres|dashboard   run one part.
 #   BENCH_SCALE=N  also time the backend with N events stored for one tenant
-#                  (after 1M and 10M), e.g. 100000000; loading takes about a
-#                  minute per 2M events and some 250 bytes of disk per event
-#                  (docs/performance.md). Opt-in: the default run stays short.
+#                  (after 1M and 10M), e.g. 100000000. Loading took about a
+#                  minute and 0.6 GB of disk per million events on a loaded
+#                  2-CPU machine (docs/performance.md, "Scale"); a size that
+#                  would fill the disk past 70% is not loaded. Opt-in: the
+#                  default run stays within minutes.
 #
 # Exits 1 when a required floor is missed, 2 when a benchmark could not run.
 set -uo pipefail
