@@ -179,7 +179,16 @@ func checkDisk(ctx context.Context, db *postgres.DB, need float64, maxUsed float
 		return nil //nolint:nilerr // a role not allowed to read the setting: no guard, as for a remote server
 	}
 	used, total, ok := diskUsage(dir)
-	if !ok || total == 0 {
+	if !ok {
+		return nil
+	}
+	return diskRoom(dir, used, total, need, maxUsed)
+}
+
+// diskRoom refuses need more bytes on a file system of total bytes with
+// used taken once that would fill it past maxUsed percent.
+func diskRoom(dir string, used, total uint64, need, maxUsed float64) error {
+	if total == 0 {
 		return nil
 	}
 	if pct := 100 * (float64(used) + need) / float64(total); pct > maxUsed {
