@@ -14,15 +14,20 @@
 //     paths goes first so none gets the warmer cache.
 //   - stats: GET /api/stats through the same handler, for the windows the
 //     CLI asks by default (since=24h) and with --since 7d, with 1M and then
-//     10M events stored for one tenant and another tenant's rows beside
-//     them. Events are generated in SQL and stored by the store's own
-//     insert-and-rollup statement (postgres.DB.IngestGenerated), so the
-//     rollups that stats reads are built exactly as live ingest builds them;
-//     only the secondary indexes of events, which stats never reads, are
-//     left out during that bulk load.
-//   - retention: at each stats size, the maintenance run that drops one
-//     day partition of 100k events, which should take about the same
-//     time at 1M and at 10M stored events (a whole partition goes).
+//     10M events stored for one tenant (-sizes; make bench adds
+//     BENCH_SCALE) and three other tenants' rows beside them. Events are
+//     generated in SQL and stored by the store's own insert-and-rollup
+//     statement (postgres.DB.IngestGenerated), with the events indexes in
+//     place, so events, indexes and rollups are built exactly as live
+//     ingest builds them, into the partitions the maintenance job made.
+//   - activity: at each size, first pages of GET /api/activity, unfiltered
+//     and with filters that match nothing (the bounded walk).
+//   - retention: at each size, the maintenance run that drops one day
+//     partition of 100k events, which should take about the same time
+//     whatever the table holds (a whole partition goes).
+//   - disk: at each size, the bytes the events, their indexes and the
+//     rollups take. A size whose estimate would fill the server's disk past
+//     -max-disk-used is not loaded, and the run ends there.
 //
 // It works in a database of its own, created on the server of DATABASE_URL
 // and dropped at the end (unless -keep). It prints a table (or, with -json,
@@ -81,9 +86,11 @@ const (
 	requiredIngestRatio = 0.30
 	aimIngestRatio      = 0.50
 	requiredStatsMedian = 300 * time.Millisecond // at 1M events
-	aimStatsMedian      = 100 * time.Millisecond // at 10M events
+	aimStatsMedian      = 50 * time.Millisecond  // at 10M events
+	aimStatsMedianLarge = 100 * time.Millisecond // at 100M events (BENCH_SCALE)
 	requiredStatsAt     = 1_000_000
 	aimStatsAt          = 10_000_000
+	aimStatsLargeAt     = 100_000_000
 )
 
 // windows are the stats requests timed at each size, as the CLI sends them.
@@ -92,6 +99,8 @@ var windows = []string{"24h", "7d"}
 type options struct {
 	sizes        []int
 	other        int
+	tenants      int
+	maxDiskUsed  float64
 	runs         int
 	ingestEvents int
 	batch        int
@@ -110,7 +119,9 @@ func main() {
 func run() int {
 	var o options
 	sizes := flag.String("sizes", "1000000,10000000", "comma-separated numbers of one tenant's stored events at which /api/stats is timed")
-	flag.IntVar(&o.other, "other", 1_000_000, "events stored for a second tenant beside the measured one")
+	flag.IntVar(&o.other, "other", 1_000_000, "events stored for the other tenants beside the measured one, shared evenly")
+	flag.IntVar(&o.tenants, "tenants", 3, "other tenants whose events lie beside the measured tenant's")
+	flag.Float64Var(&o.maxDiskUsed, "max-disk-used", 70, "stop before a size whose estimated size would fill the server's disk past this `percent` (when the server runs on this machine)")
 	flag.IntVar(&o.runs, "runs", 40, "timed /api/stats requests per size and window (after 3 warm-up requests)")
 	flag.IntVar(&o.ingestEvents, "ingest-events", 200_000, "events posted through the handler and copied raw")
 	flag.IntVar(&o.batch, "batch", 500, "events per ingest batch (the CLI's default batch size)")
@@ -138,8 +149,8 @@ func run() int {
 	if o.sizes, err = parseSizes(*sizes); err != nil {
 		return fail(err)
 	}
-	if o.runs < 1 || o.batch < 1 || o.rounds < 1 || o.clients < 1 || o.loaders < 1 || o.ingestEvents < o.rounds*o.batch || o.other < 0 {
-		return fail(errors.New("need -runs >= 1, -batch >= 1, -rounds >= 1, -clients >= 1, -loaders >= 1, -ingest-events >= rounds*batch, -other >= 0"))
+	if o.runs < 1 || o.batch < 1 || o.rounds < 1 || o.clients < 1 || o.loaders < 1 || o.ingestEvents < o.rounds*o.batch || o.other < 0 || o.tenants < 0 {
+		return fail(errors.New("need -runs >= 1, -batch >= 1, -rounds >= 1, -clients >= 1, -loaders >= 1, -ingest-events >= rounds*batch, -other >= 0, -tenants >= 0"))
 	}
 
 	if *cpuProfile != "" {
@@ -233,6 +244,7 @@ type IngestResult struct {
 // StatsResult is one stored size.
 type StatsResult struct {
 	Events           int            `json:"events"`
+	OtherTenants     int            `json:"other_tenants"`
 	OtherEvents      int            `json:"other_tenant_events"`
 	LoadSeconds      float64        `json:"load_seconds"`
 	LoadEventsPerS   float64        `json:"load_events_per_s"`
@@ -240,9 +252,10 @@ type StatsResult struct {
 	RollupMinuteRows int64          `json:"rollup_minute_rows"`
 	Windows          []WindowResult `json:"windows"`
 	// Activity times first pages of GET /api/activity, unfiltered and
-	// with filters that match little or nothing (the bounded walk), at
-	// the largest size only (the events indexes are rebuilt for it).
+	// with filters that match nothing (the bounded walk).
 	Activity []WindowResult `json:"activity,omitempty"`
+	// Disk is what the database held after the size's retention run.
+	Disk *DiskResult `json:"disk,omitempty"`
 	// Retention times the maintenance run that drops one day partition
 	// holding RetentionDayEvents of the measured tenant's events, with
 	// Events stored in all: dropping a whole partition should cost the
@@ -270,6 +283,7 @@ type WindowResult struct {
 	Runs         int     `json:"runs"`
 	MedianMillis float64 `json:"median_ms"`
 	P95Millis    float64 `json:"p95_ms"`
+	P99Millis    float64 `json:"p99_ms"`
 	MaxMillis    float64 `json:"max_ms"`
 }
 
@@ -337,13 +351,16 @@ func checks(res *Result) []Check {
 	}
 	// The required stats floor holds at 1M; a quick run that stores less
 	// is held to it at its largest size at or under 1M.
-	req, aim := -1, -1
+	req, aim, large := -1, -1, -1
 	for i, s := range res.Stats {
 		if s.Events <= requiredStatsAt {
 			req = i
 		}
 		if s.Events >= aimStatsAt && aim < 0 {
 			aim = i
+		}
+		if s.Events >= aimStatsLargeAt && large < 0 {
+			large = i
 		}
 	}
 	add := func(i int, required bool, limit time.Duration) {
@@ -361,6 +378,7 @@ func checks(res *Result) []Check {
 	}
 	add(req, true, requiredStatsMedian)
 	add(aim, false, aimStatsMedian)
+	add(large, false, aimStatsMedianLarge)
 	return cs
 }
 
@@ -731,200 +749,17 @@ func copyRows(tenant uuid.UUID, events []event.Event) [][]any {
 	return rows
 }
 
-// benchStats loads the second tenant's rows, then the measured tenant's up
-// to each size, timing /api/stats after each.
-func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]StatsResult, error) {
-	measured, key, err := db.CreateTenant(ctx, "bench-stats")
-	if err != nil {
-		return nil, err
-	}
-	other, otherKey, err := db.CreateTenant(ctx, "bench-other")
-	if err != nil {
-		return nil, err
-	}
-	// The benchmark times queries, not the per-key read limit: lift it.
-	noLimit := 0
-	for _, id := range []string{measured.ID, other.ID} {
-		if _, err := db.UpdateTenant(ctx, backend.Actor{}, id, backend.TenantUpdate{ReadRequestsPerMinute: &noLimit}); err != nil {
-			return nil, err
-		}
-	}
-	// The data spans the 23 hours before the start of this minute, so both
-	// timed windows cover all of it while the benchmark runs (under an hour).
-	end := time.Now().UTC().Truncate(time.Minute)
-	start := end.Add(-23 * time.Hour)
-	// Bulk loading as one does: the secondary indexes of events, which
-	// serve /api/activity and never /api/stats, are dropped while millions
-	// of rows go in, and rebuilt at the end when the database is kept. The
-	// primary key stays (the insert's ON CONFLICT needs it), and the
-	// rollups are built row by row by the store's own statement.
-	if _, err := db.Pool().Exec(ctx, `DROP INDEX events_ts, events_session_ts`); err != nil {
-		return nil, fmt.Errorf("drop event indexes for the load: %w", err)
-	}
-	rebuilt := false
-	if o.keep {
-		defer func() {
-			if rebuilt {
-				return
-			}
-			progress("rebuilding the events indexes of the kept database")
-			if _, err := db.Pool().Exec(context.WithoutCancel(ctx), createEventIndexes); err != nil {
-				progress("rebuild events indexes: %v", err)
-			}
-		}()
-	}
-	if o.other > 0 {
-		t0 := time.Now()
-		if err := generate(ctx, db, other.ID, 1, 0, o.other, o.loaders, start, end); err != nil {
-			return nil, err
-		}
-		progress("loaded %d events of the other tenant in %s", o.other, time.Since(t0).Round(time.Second))
-	}
-	var out []StatsResult
-	stored := 0
-	for _, n := range o.sizes {
-		t0 := time.Now()
-		if err := generate(ctx, db, measured.ID, 0, stored, n-stored, o.loaders, start, end); err != nil {
-			return nil, err
-		}
-		// Rollup rows were updated many times over; autovacuum would
-		// have tidied them by the time anyone asks. The events table is
-		// left as it is: stats never reads it.
-		if _, err := db.Pool().Exec(ctx, `VACUUM ANALYZE rollup_hour, rollup_minute, series_minute, session_hour, session_minute, sessions`); err != nil {
-			return nil, fmt.Errorf("vacuum: %w", err)
-		}
-		load := time.Since(t0)
-		progress("loaded %d events (%d new) in %s", n, n-stored, load.Round(time.Second))
-		sr := StatsResult{Events: n, OtherEvents: o.other, LoadSeconds: load.Seconds(), LoadEventsPerS: float64(n-stored) / load.Seconds()}
-		stored = n
-		if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM rollup_hour), (SELECT count(*) FROM rollup_minute)`).Scan(&sr.RollupHourRows, &sr.RollupMinuteRows); err != nil {
-			return nil, fmt.Errorf("count rollups: %w", err)
-		}
-		for _, w := range windows {
-			wr, err := timeStats(ctx, c, key, "since="+w, o.runs, int64(n))
-			if err != nil {
-				return nil, err
-			}
-			progress("stats %s at %d events: median %.1f ms, p95 %.1f ms", wr.Query, n, wr.MedianMillis, wr.P95Millis)
-			sr.Windows = append(sr.Windows, wr)
-		}
-		if sr.Retention, err = benchRetention(ctx, db, measured.ID, len(out), o.loaders); err != nil {
-			return nil, err
-		}
-		progress("retention at %d events: a run dropping a day of %d events took %.1f ms (%v)", n, retentionDayEvents, sr.Retention.RunMillis, sr.Retention.Dropped)
-		// The other tenant still sees exactly its own.
-		var st stats.Stats
-		if err := c.do(ctx, http.MethodGet, "/api/stats?since=24h", otherKey, nil, nil, &st); err != nil {
-			return nil, err
-		}
-		if st.Totals.Events != int64(o.other) {
-			return nil, fmt.Errorf("the other tenant's stats count %d events, want %d", st.Totals.Events, o.other)
-		}
-		out = append(out, sr)
-	}
-	if len(out) > 0 {
-		progress("rebuilding the events indexes for the activity timings")
-		if _, err := db.Pool().Exec(ctx, createEventIndexes+"; ANALYZE events"); err != nil {
-			return nil, fmt.Errorf("rebuild events indexes: %w", err)
-		}
-		rebuilt = true
-		for _, q := range []string{"limit=50", "limit=50&tool=no-such-tool", "limit=50&kind=invalid", "limit=1000"} {
-			wr, err := timeActivity(ctx, c, key, q, o.runs)
-			if err != nil {
-				return nil, err
-			}
-			progress("activity %s: median %.1f ms, p95 %.1f ms", wr.Query, wr.MedianMillis, wr.P95Millis)
-			out[len(out)-1].Activity = append(out[len(out)-1].Activity, wr)
-		}
-	}
-	return out, nil
-}
-
-// benchRetention loads retentionDayEvents into an old day (25 days back,
-// one day later for each size, so each size drops a day of its own), then
-// times the maintenance run that drops it, its clock set just past that
-// day's retention.
-func benchRetention(ctx context.Context, db *postgres.DB, tenant string, size, loaders int) (*RetentionResult, error) {
-	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -25+size)
-	if err := generate(ctx, db, tenant, 7+size, 1_000_000_000+size*retentionDayEvents, retentionDayEvents, loaders, day, day.Add(23*time.Hour)); err != nil {
-		return nil, fmt.Errorf("retention day: %w", err)
-	}
-	r := &RetentionResult{DayEvents: retentionDayEvents}
-	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsBefore); err != nil {
-		return nil, err
-	}
-	db.SetClock(func() time.Time { return day.AddDate(0, 0, 31).Add(time.Minute) })
-	defer db.SetClock(time.Now)
-	t0 := time.Now()
-	res, err := db.Maintain(ctx, backend.Actor{Admin: "bench"})
-	if err != nil {
-		return nil, fmt.Errorf("maintenance: %w", err)
-	}
-	r.RunMillis = millis(time.Since(t0))
-	r.Dropped, r.Created = res.Dropped, len(res.Created)
-	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsAfter); err != nil {
-		return nil, err
-	}
-	if r.EventsBefore-r.EventsAfter != retentionDayEvents {
-		return nil, fmt.Errorf("retention dropped %d events, want the day's %d", r.EventsBefore-r.EventsAfter, retentionDayEvents)
-	}
-	return r, nil
-}
-
-const createEventIndexes = `
-	CREATE INDEX events_ts ON events (tenant_id, ts DESC, id DESC);
-	CREATE INDEX events_session_ts ON events (tenant_id, session_id, ts DESC, id DESC)`
-
-// timeActivity requests the first page of /api/activity?query runs times
-// after three warm-ups.
-func timeActivity(ctx context.Context, c *client, key, query string, runs int) (WindowResult, error) {
-	var d []time.Duration
-	for i := 0; i < runs+3; i++ {
-		var page activity.Page
-		t0 := time.Now()
-		if err := c.do(ctx, http.MethodGet, "/api/activity?"+query, key, nil, nil, &page); err != nil {
-			return WindowResult{}, err
-		}
-		if i >= 3 {
-			d = append(d, time.Since(t0))
-		}
-	}
-	return WindowResult{
-		Query: query, Runs: runs,
-		MedianMillis: millis(quantile(d, 0.5)), P95Millis: millis(quantile(d, 0.95)), MaxMillis: millis(slices.Max(d)),
-	}, nil
-}
-
-// timeStats requests /api/stats?query runs times after three warm-ups,
-// checking each answer counts want events.
-func timeStats(ctx context.Context, c *client, key, query string, runs int, want int64) (WindowResult, error) {
-	var d []time.Duration
-	for i := 0; i < runs+3; i++ {
-		var st stats.Stats
-		t0 := time.Now()
-		if err := c.do(ctx, http.MethodGet, "/api/stats?"+query, key, nil, nil, &st); err != nil {
-			return WindowResult{}, err
-		}
-		if i >= 3 {
-			d = append(d, time.Since(t0))
-		}
-		if st.Totals.Events != want {
-			return WindowResult{}, fmt.Errorf("stats?%s counted %d events, want %d", query, st.Totals.Events, want)
-		}
-	}
-	return WindowResult{
-		Query: query, Runs: runs,
-		MedianMillis: millis(quantile(d, 0.5)), P95Millis: millis(quantile(d, 0.95)), MaxMillis: millis(slices.Max(d)),
-	}, nil
-}
-
 // genChunk is the number of events generated and stored per transaction.
 const genChunk = 50_000
 
 // generate stores n more events (numbered from offset) for tenant, spread
 // evenly over [start, end), through IngestGenerated: the staging table is
 // filled in SQL, then the store's own insert-and-rollup statement runs.
-// Events come in request/reply pairs of 20 methods, 12 tools and 5 servers;
+// Events come in request/reply pairs of 20 methods, 12 tools and 5 servers,
+// in sessions of 2,500 pairs; tools/list is scored only in a session's
+// first 50 pairs, so a session holds a few scored tools/list events, as
+// the ones stats reads for tool alerts are in use (scoring most of them,
+// 6% of all events, made each stats answer read its bound of 10,000).
 // latencies are drawn in Go and bucketed with stats.Bucket, so the database
 // never derives a histogram bucket itself. Ids are UUIDv7-shaped (time
 // first), as the CLI makes them; salt keeps tenants' sessions apart.
@@ -956,7 +791,8 @@ SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0') || '7' ||
     CASE WHEN score >= 70 THEN 2 WHEN score >= 40 THEN 1 ELSE 0 END,
     NULL, size / 1024.0 * 0.001, size / 4, NULL, false
 FROM (
-    SELECT i, p, method, ts, md5($11::text || i::text) AS h, 200 + (p * 17) % 3000 AS size, (p * 37) % 100 AS score,
+    SELECT i, p, method, ts, md5($11::text || i::text) AS h, 200 + (p * 17) % 3000 AS size,
+        CASE WHEN method = 'tools/list' AND p % 2500 >= 50 THEN 0 ELSE (p * 37) % 100 END AS score,
         reply AND method NOT LIKE 'notifications/%' AS reply,
         CASE WHEN method LIKE 'notifications/%' THEN 'notification'
              WHEN NOT reply THEN 'request'
@@ -1015,18 +851,24 @@ func printTables(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "one batch through the handler: p50 %.1f ms, p95 %.1f ms\n", in.BatchP50Millis, in.BatchP95Millis)
 
 	if len(r.Stats) > 0 {
-		fmt.Fprintf(w, "\n## GET /api/stats through the handler (all stored events in the window; the other tenant's events beside them)\n\n")
-		fmt.Fprintln(w, "| events stored | other tenant | load time | load events/s | rollup_hour rows | rollup_minute rows | query | median | p95 | max |")
+		fmt.Fprintf(w, "\n## GET /api/stats through the handler (all stored events in the window; other tenants' events beside them)\n\n")
+		fmt.Fprintln(w, "| events stored | other tenants (events) | load time | load events/s | rollup_hour rows | rollup_minute rows | query | median | p95 | p99 |")
 		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
 		for _, s := range r.Stats {
 			for _, q := range s.Windows {
-				fmt.Fprintf(w, "| %d | %d | %.0f s | %.0f | %d | %d | %s | %.1f ms | %.1f ms | %.1f ms |\n",
-					s.Events, s.OtherEvents, s.LoadSeconds, s.LoadEventsPerS, s.RollupHourRows, s.RollupMinuteRows,
-					q.Query, q.MedianMillis, q.P95Millis, q.MaxMillis)
+				fmt.Fprintf(w, "| %d | %d (%d) | %.0f s | %.0f | %d | %d | %s | %.1f ms | %.1f ms | %.1f ms |\n",
+					s.Events, s.OtherTenants, s.OtherEvents, s.LoadSeconds, s.LoadEventsPerS, s.RollupHourRows, s.RollupMinuteRows,
+					q.Query, q.MedianMillis, q.P95Millis, q.P99Millis)
 			}
 		}
-	}
-	if len(r.Stats) > 0 && r.Stats[0].Retention != nil {
+		fmt.Fprintf(w, "\n## GET /api/activity, first page (filters walk at most %d events)\n\n", activity.MaxScanRows)
+		fmt.Fprintln(w, "| events stored | query | median | p95 | p99 |")
+		fmt.Fprintln(w, "|---:|---|---:|---:|---:|")
+		for _, s := range r.Stats {
+			for _, q := range s.Activity {
+				fmt.Fprintf(w, "| %d | %s | %.1f ms | %.1f ms | %.1f ms |\n", s.Events, q.Query, q.MedianMillis, q.P95Millis, q.P99Millis)
+			}
+		}
 		fmt.Fprintf(w, "\n## Retention: a maintenance run dropping one day partition of %d events\n\n", retentionDayEvents)
 		fmt.Fprintln(w, "| events stored | run | partitions dropped | created |")
 		fmt.Fprintln(w, "|---:|---:|---:|---:|")
@@ -1035,16 +877,15 @@ func printTables(w io.Writer, r *Result) {
 				fmt.Fprintf(w, "| %d | %.1f ms | %d | %d |\n", rr.EventsBefore, rr.RunMillis, len(rr.Dropped), rr.Created)
 			}
 		}
-	}
-	for _, s := range r.Stats {
-		if len(s.Activity) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n## GET /api/activity, first page, at %d events stored (filters walk at most %d events)\n\n", s.Events, activity.MaxScanRows)
-		fmt.Fprintln(w, "| query | median | p95 | max |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|")
-		for _, q := range s.Activity {
-			fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %.1f ms |\n", q.Query, q.MedianMillis, q.P95Millis, q.MaxMillis)
+		fmt.Fprintln(w, "\n## Disk after each size (all tenants' events, the events indexes, the rollups)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| events stored | events | events indexes | rollups and sessions | database | bytes per event |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|")
+		for _, s := range r.Stats {
+			if d := s.Disk; d != nil {
+				fmt.Fprintf(w, "| %d | %.2f GB | %.2f GB | %.2f GB | %.2f GB | %.0f |\n", d.StoredEvents, gb(d.EventsBytes), gb(d.EventIndexBytes),
+					gb(d.RollupBytes), gb(d.DatabaseBytes), d.BytesPerEvent)
+			}
 		}
 	}
 	fmt.Fprintln(w)
