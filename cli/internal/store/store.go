@@ -53,7 +53,7 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultSegmentBytes  = 8 << 20
+	DefaultSegmentBytes = 8 << 20
 	DefaultSyncInterval = time.Second
 )
 
