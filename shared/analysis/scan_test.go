@@ -134,3 +134,24 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+// lowerASCII lowers exactly the ASCII capitals of every byte value, at
+// every position of the eight-byte words it works in.
+func TestLowerASCIIEveryByte(t *testing.T) {
+	src := make([]byte, 256+7)
+	for i := range 256 {
+		src[i] = byte(i)
+	}
+	for off := range 8 {
+		got := lowerASCII(nil, src[off:])
+		for i, c := range src[off:] {
+			want := c
+			if 'A' <= c && c <= 'Z' {
+				want = c + 'a' - 'A'
+			}
+			if got[i] != want {
+				t.Fatalf("offset %d: byte %#x lowered to %#x, want %#x", off, c, got[i], want)
+			}
+		}
+	}
+}
