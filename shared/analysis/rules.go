@@ -273,20 +273,30 @@ func (rs *ruleSet) setPair(a, b byte) {
 
 // scan returns the bits of the rules whose anchors occur in text.
 func (rs *ruleSet) scan(text []byte) uint64 {
+	// The loop runs on every byte of up to ScanLimit of text, twice per
+	// result: a uint16 pair indexes the bitmap with no bounds check, and
+	// the last byte (paired with zero) is taken apart from the loop.
 	var found uint64
-	for i, c := range text {
-		var next byte
-		if i+1 < len(text) {
-			next = text[i+1]
+	if len(text) == 0 {
+		return 0
+	}
+	last := len(text) - 1
+	for i := 0; i < last; i++ {
+		if p := uint16(text[i])<<8 | uint16(text[i+1]); rs.pairs[p>>3]&(1<<(p&7)) != 0 {
+			found = rs.anchorsAt(text, i, found)
 		}
-		p := int(c)<<8 | int(next)
-		if rs.pairs[p>>3]&(1<<(p&7)) == 0 {
-			continue
-		}
-		for _, a := range rs.byFirst[c] {
-			if found&a.bit == 0 && bytes.HasPrefix(text[i:], a.lit) {
-				found |= a.bit
-			}
+	}
+	if p := uint16(text[last]) << 8; rs.pairs[p>>3]&(1<<(p&7)) != 0 {
+		found = rs.anchorsAt(text, last, found)
+	}
+	return found
+}
+
+// anchorsAt adds to found the bits of the anchors text[i:] starts with.
+func (rs *ruleSet) anchorsAt(text []byte, i int, found uint64) uint64 {
+	for _, a := range rs.byFirst[text[i]] {
+		if found&a.bit == 0 && bytes.HasPrefix(text[i:], a.lit) {
+			found |= a.bit
 		}
 	}
 	return found

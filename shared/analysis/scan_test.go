@@ -155,3 +155,12 @@ func TestLowerASCIIEveryByte(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkRuleSetScan(b *testing.B) {
+	text := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog; ", 128<<10/45))
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		lowerRules.scan(text)
+		secretSet.scan(text)
+	}
+}
