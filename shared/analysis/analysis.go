@@ -261,7 +261,7 @@ func source(e *event.Event, raw []byte) []byte {
 func (s *Session) checkRequest(src []byte) {
 	s.text = extractText(s.text[:0], src, s.opts.ScanLimit)
 	s.lower = lowerASCII(s.lower, s.text)
-	mask := lowerRules.scan(s.lower)
+	mask, secrets := scanBoth(s.text, s.lower)
 	if r, w, ok := matchPaths(mask, s.lower); ok {
 		s.add(r, w)
 	}
@@ -271,7 +271,7 @@ func (s *Session) checkRequest(src []byte) {
 	if destructiveSQL.match(mask, s.lower) {
 		s.add(ReasonDestructiveSQL, weightSQL)
 	}
-	if hasSecret(s.text) {
+	if secretIn(secrets, s.text) {
 		s.add(ReasonSecretInArguments, weightSecretInArgs)
 	}
 }
@@ -280,8 +280,8 @@ func (s *Session) checkRequest(src []byte) {
 func (s *Session) checkResult(src []byte) {
 	s.text = extractText(s.text[:0], src, s.opts.ScanLimit)
 	s.lower = lowerASCII(s.lower, s.text)
-	mask := lowerRules.scan(s.lower)
-	if hasSecret(s.text) {
+	mask, secrets := scanBoth(s.text, s.lower)
+	if secretIn(secrets, s.text) {
 		s.add(ReasonSecretInResult, weightSecret)
 	} else if hasPassword(mask, s.lower) {
 		s.add(ReasonPasswordInResult, weightPassword)

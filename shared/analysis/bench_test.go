@@ -44,3 +44,19 @@ func BenchmarkAnalyze(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAnalyzeLargePrefix is Analyze as the monitor calls it for a
+// 1 MiB result: on the 256 KiB it keeps of the line, with the event's
+// payload a capped string.
+func BenchmarkAnalyzeLargePrefix(b *testing.B) {
+	msg := []byte(textResult(1, strings.Repeat("x", 1<<20)))
+	raw := msg[:256<<10]
+	s := analysis.NewSession(analysis.DefaultOptions())
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e := event.Event{Kind: event.KindResponse, Method: "tools/call", RPCID: "1", Size: int64(len(msg)),
+			Payload: []byte(`"head"`), PayloadTruncated: true}
+		s.Analyze(&e, raw)
+	}
+}

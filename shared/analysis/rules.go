@@ -273,20 +273,84 @@ func (rs *ruleSet) setPair(a, b byte) {
 
 // scan returns the bits of the rules whose anchors occur in text.
 func (rs *ruleSet) scan(text []byte) uint64 {
+	// The loop runs on every byte of up to ScanLimit of text, twice per
+	// result: a uint16 pair indexes the bitmap with no bounds check, and
+	// the last byte (paired with zero) is taken apart from the loop.
 	var found uint64
-	for i, c := range text {
-		var next byte
-		if i+1 < len(text) {
-			next = text[i+1]
+	if len(text) == 0 {
+		return 0
+	}
+	last := len(text) - 1
+	for i := 0; i < last; i++ {
+		if p := uint16(text[i])<<8 | uint16(text[i+1]); rs.pairs[p>>3]&(1<<(p&7)) != 0 {
+			found = rs.anchorsAt(text, i, found)
 		}
-		p := int(c)<<8 | int(next)
-		if rs.pairs[p>>3]&(1<<(p&7)) == 0 {
-			continue
+	}
+	if p := uint16(text[last]) << 8; rs.pairs[p>>3]&(1<<(p&7)) != 0 {
+		found = rs.anchorsAt(text, last, found)
+	}
+	return found
+}
+
+// has reports whether some anchor of rs starts with the pair p.
+func (rs *ruleSet) has(p uint16) bool { return rs.pairs[p>>3]&(1<<(p&7)) != 0 }
+
+// lowerPairs is the union of lowerRules' pairs and of secretSet's
+// ASCII-lowercased: a position of the lowered text whose pair is not in it
+// starts no anchor of either set, in the lowered text or in the original.
+var lowerPairs = unionLowered(lowerRules, secretSet)
+
+func unionLowered(lowered, exact *ruleSet) *[1 << 16 / 8]byte {
+	u := lowered.pairs
+	for p := range 1 << 16 {
+		if exact.has(uint16(p)) {
+			q := int(lowerByte(byte(p>>8)))<<8 | int(lowerByte(byte(p)))
+			u[q>>3] |= 1 << (q & 7)
 		}
-		for _, a := range rs.byFirst[c] {
-			if found&a.bit == 0 && bytes.HasPrefix(text[i:], a.lit) {
-				found |= a.bit
-			}
+	}
+	return &u
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// scanBoth is lowerRules.scan(lower) and secretSet.scan(text) in one pass,
+// for lower the ASCII-lowercased text (same length, same offsets): a
+// request or result is read for both, and the lookup per byte was most of
+// what reading it cost.
+func scanBoth(text, lower []byte) (lowMask, secretMask uint64) {
+	if len(lower) == 0 || len(text) != len(lower) {
+		return lowerRules.scan(lower), secretSet.scan(text)
+	}
+	last := len(lower) - 1
+	at := func(i int, p, q uint16) {
+		if lowerRules.has(p) {
+			lowMask = lowerRules.anchorsAt(lower, i, lowMask)
+		}
+		if secretSet.has(q) {
+			secretMask = secretSet.anchorsAt(text, i, secretMask)
+		}
+	}
+	for i := 0; i < last; i++ {
+		if p := uint16(lower[i])<<8 | uint16(lower[i+1]); lowerPairs[p>>3]&(1<<(p&7)) != 0 {
+			at(i, p, uint16(text[i])<<8|uint16(text[i+1]))
+		}
+	}
+	if p := uint16(lower[last]) << 8; lowerPairs[p>>3]&(1<<(p&7)) != 0 {
+		at(last, p, uint16(text[last])<<8)
+	}
+	return lowMask, secretMask
+}
+
+// anchorsAt adds to found the bits of the anchors text[i:] starts with.
+func (rs *ruleSet) anchorsAt(text []byte, i int, found uint64) uint64 {
+	for _, a := range rs.byFirst[text[i]] {
+		if found&a.bit == 0 && bytes.HasPrefix(text[i:], a.lit) {
+			found |= a.bit
 		}
 	}
 	return found
@@ -313,7 +377,11 @@ func matchPaths(mask uint64, lower []byte) (string, int, bool) {
 
 // hasSecret reports whether text holds a recognisable credential.
 func hasSecret(text []byte) bool {
-	mask := secretSet.scan(text)
+	return secretIn(secretSet.scan(text), text)
+}
+
+// secretIn is hasSecret with secretSet's mask of text already found.
+func secretIn(mask uint64, text []byte) bool {
 	if mask == 0 {
 		return false
 	}

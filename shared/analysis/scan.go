@@ -31,8 +31,9 @@ func extractText(dst, src []byte, limit int) []byte {
 		var end int
 		dst, end = decodeString(dst, src, i+1, limit)
 		if end < 0 {
-			// Truncated inside a string: keep what was decoded.
-			return dst
+			// Truncated inside a string, or the limit reached: keep what
+			// was decoded.
+			break
 		}
 		i = end
 		if isKey(src, end+1) {
@@ -65,18 +66,21 @@ func isKey(src []byte, i int) bool {
 
 // decodeString decodes the JSON string body starting at src[i] (just after
 // the opening quote) onto dst. It returns the index of the closing quote, or
-// -1 when src ends first. It stops copying (but keeps scanning for the end)
-// once dst reaches limit.
+// -1 when src ends first or dst reaches limit: the rest of a large result is
+// not read for text nobody keeps.
 func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
-	for i < len(src) {
+	for i < len(src) && len(dst) < limit {
 		c := src[i]
 		switch {
 		case c == '"':
 			return dst, i
 		case c != '\\':
 			// Copy the run of plain bytes up to the next quote or escape in
-			// one append: the common case.
+			// one append: the common case. Eight bytes are tested at once.
 			j := i + 1
+			for j+8 <= len(src) && specials(binary.LittleEndian.Uint64(src[j:])) == 0 {
+				j += 8
+			}
 			for j < len(src) && src[j] != '"' && src[j] != '\\' {
 				j++
 			}
@@ -246,8 +250,19 @@ func continuations(w uint64) uint64 { return w &^ (w << 1) & highs }
 // offsets equal so a match in one is a match at the same place in the other.
 func lowerASCII(dst, src []byte) []byte {
 	dst = append(dst[:0], src...)
-	for i, c := range dst {
-		if 'A' <= c && c <= 'Z' {
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		// Eight at once: on the low seven bits of each byte, adding
+		// 0x80-'A' sets the top bit from 'A' up, adding 0x80-'Z'-1 from
+		// past 'Z' (no carry crosses a byte); bytes of 0x80 and up are
+		// left out. An upper-case letter gains 0x20.
+		w := binary.LittleEndian.Uint64(dst[i:])
+		low := w &^ highs
+		upper := (low + ones*(0x80-'A')) &^ (low + ones*(0x80-'Z'-1)) &^ w & highs
+		binary.LittleEndian.PutUint64(dst[i:], w|upper>>2)
+	}
+	for ; i < len(dst); i++ {
+		if c := dst[i]; 'A' <= c && c <= 'Z' {
 			dst[i] = c + 'a' - 'A'
 		}
 	}

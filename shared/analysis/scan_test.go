@@ -134,3 +134,72 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+// lowerASCII lowers exactly the ASCII capitals of every byte value, at
+// every position of the eight-byte words it works in.
+func TestLowerASCIIEveryByte(t *testing.T) {
+	src := make([]byte, 256+7)
+	for i := range 256 {
+		src[i] = byte(i)
+	}
+	for off := range 8 {
+		got := lowerASCII(nil, src[off:])
+		for i, c := range src[off:] {
+			want := c
+			if 'A' <= c && c <= 'Z' {
+				want = c + 'a' - 'A'
+			}
+			if got[i] != want {
+				t.Fatalf("offset %d: byte %#x lowered to %#x, want %#x", off, c, got[i], want)
+			}
+		}
+	}
+}
+
+func BenchmarkRuleSetScan(b *testing.B) {
+	text := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog; ", 128<<10/45))
+	lower := lowerASCII(nil, text)
+	b.SetBytes(int64(len(text)))
+	b.Run("apart", func(b *testing.B) {
+		for b.Loop() {
+			lowerRules.scan(lower)
+			secretSet.scan(text)
+		}
+	})
+	b.Run("both", func(b *testing.B) {
+		for b.Loop() {
+			scanBoth(text, lower)
+		}
+	})
+}
+
+// scanBoth finds what the two scans find apart, on texts dense with the
+// anchors of both sets in every case, at every position.
+func TestScanBothIsTheTwoScans(t *testing.T) {
+	var words []string
+	for _, rs := range []*ruleSet{lowerRules, secretSet} {
+		for c := range 256 {
+			for _, a := range rs.byFirst[c] {
+				words = append(words, string(a.lit), strings.ToUpper(string(a.lit)), strings.ToLower(string(a.lit)))
+			}
+		}
+	}
+	words = append(words, " ", "x", "\n", "é", "")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 2000 {
+		var sb strings.Builder
+		for range n % 40 {
+			w := words[rng.IntN(len(words))]
+			if rng.IntN(3) == 0 && len(w) > 1 {
+				w = w[:rng.IntN(len(w))]
+			}
+			sb.WriteString(w)
+		}
+		text := []byte(sb.String())
+		lower := lowerASCII(nil, text)
+		low, sec := scanBoth(text, lower)
+		if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws {
+			t.Fatalf("scanBoth(%q) = %x, %x; the scans apart %x, %x", text, low, sec, wl, ws)
+		}
+	}
+}

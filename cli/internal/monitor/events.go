@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/jsonstr"
 	"github.com/kilometers-ai/kilometers/shared/rpcpair"
 )
 
@@ -390,9 +391,13 @@ func stringPayload(text []byte, size int64) (json.RawMessage, bool) {
 	if len(text) > stringPayloadCap {
 		text, truncated = text[:stringPayloadCap], true
 	}
-	b, err := json.Marshal(string(bytes.ToValidUTF8(text, []byte("\uFFFD"))))
-	if err != nil {
-		return nil, true
+	if !utf8.Valid(text) {
+		// A run of invalid bytes becomes one U+FFFD (the encoder alone
+		// would write one per byte).
+		text = bytes.ToValidUTF8(text, []byte("\uFFFD"))
 	}
-	return b, truncated
+	// Encoded straight from the bytes into a buffer of about its final
+	// size: through string and json.Marshal it took three copies of up to
+	// 64 KiB per large result.
+	return jsonstr.Append(make([]byte, 0, len(text)+len(text)/8+2), text, true), truncated
 }
