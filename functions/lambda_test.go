@@ -198,6 +198,26 @@ func TestFunctions_Postgres(t *testing.T) {
 	t.Run("alerts", func(t *testing.T) { testAlerts(t, bins) })
 }
 
+// failsOnMissingDatabase invokes the scheduled function bin against a
+// database that does not exist: the invocation must fail, naming the job,
+// for the function's alarm to count it.
+func failsOnMissingDatabase(ctx context.Context, t *testing.T, bin, dsn string, event any, job string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/km_test_does_not_exist"
+	bad := runtimetest.New(t)
+	bad.Start(t, bin, "DATABASE_URL="+u.String())
+	var out json.RawMessage
+	err = bad.InvokeJSON(ctx, event, &out)
+	var fe *runtimetest.FunctionError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Message, job) {
+		t.Errorf("%s run on a missing database: %v, want a function error", job, err)
+	}
+}
+
 // testAlerts invokes the built alerts function with an EventBridge
 // scheduled event, as its schedule does every minute: an alert that an
 // ingest fired reaches a real webhook receiver, signed, on the first run and
@@ -259,18 +279,7 @@ func testAlerts(t *testing.T, bins map[string]string) {
 		t.Errorf("second run: %+v, %d delivered in all; want nothing more", run, delivered())
 	}
 
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/km_test_does_not_exist"
-	bad := runtimetest.New(t)
-	bad.Start(t, bins["alerts"], "DATABASE_URL="+u.String())
-	err = bad.InvokeJSON(ctx, scheduled, &run)
-	var fe *runtimetest.FunctionError
-	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "alerts") {
-		t.Errorf("run on a missing database: %v, want a function error", err)
-	}
+	failsOnMissingDatabase(ctx, t, bins["alerts"], dsn, scheduled, "alerts")
 }
 
 // testUI runs the ui bootstrap with no configuration at all (it reads no
@@ -327,18 +336,7 @@ func testMaintenance(t *testing.T, bins map[string]string) {
 		t.Errorf("audit of the scheduled run: %q, %v", admin, err)
 	}
 
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/km_test_does_not_exist"
-	bad := runtimetest.New(t)
-	bad.Start(t, bins["maintenance"], "DATABASE_URL="+u.String())
-	err = bad.InvokeJSON(ctx, scheduled, &res)
-	var fe *runtimetest.FunctionError
-	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "maintenance") {
-		t.Errorf("run on a missing database: %v, want a function error", err)
-	}
+	failsOnMissingDatabase(ctx, t, bins["maintenance"], dsn, scheduled, "maintenance")
 }
 
 func testAPI(t *testing.T, bins map[string]string, moto *dbconfigtest.Moto) {
