@@ -207,7 +207,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	sessionID := cfg.SessionID
 	if sessionID == "" {
-		sessionID = newUUID()
+		sessionID = NewID()
 	}
 	sess := event.Session{ID: sessionID, Server: Label(cfg.Name, cfg.Command), Command: capCommand(cfg.Command),
 		Host: capName(cfg.Host), StartedAt: startedAt.UTC(), Warnings: capWarnings(cfg.Warnings)}
@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		an = *cfg.Analysis
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
-	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), newUUID, an, pool)
+	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), NewID, an, pool)
 	p.alerts = cfg.Stderr
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
@@ -354,15 +354,9 @@ func capWarnings(ws []string) []string {
 	return out
 }
 
-func newUUID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		// NewV7 fails only when the system's randomness does; a random
-		// (v4) id is still unique.
-		return uuid.NewString()
-	}
-	return id.String()
-}
+// NewID returns a new UUIDv7, the form of every session and event id the
+// monitor makes. NewV7 cannot fail: crypto/rand never returns an error.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // lockedWriter serializes writes to a writer that is not safe for
 // concurrent use.

@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/alerts"
@@ -90,8 +89,7 @@ Put it in front of the server command in your MCP client's configuration.`,
 func Run(ctx context.Context, opts *Options) error {
 	tuneGC()
 	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// NewV7 cannot fail: crypto/rand never returns an error.
-	sessionID := uuid.Must(uuid.NewV7()).String()
+	sessionID := mon.NewID()
 	// A bad setting never stops recording: it has been replaced by its
 	// default, and the session says so (as does stderr, which MCP clients
 	// keep in their logs).
