@@ -117,6 +117,8 @@ ins AS (
     ON CONFLICT (tenant_id, id, ts) DO NOTHING
     RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket, latency_ms
+), inserted AS (
+    SELECT count(*) AS n FROM ins
 ), g AS (
     SELECT date_trunc('minute', ts, 'UTC') AS minute, server, method, tool, latency_bucket,
         count(*) AS events,
@@ -141,7 +143,7 @@ ins AS (
 ), sm AS (%[5]s
 ), sh AS (%[6]s
 )%[2]s
-SELECT count(*) FROM ins`
+SELECT n FROM inserted`
 
 // upsertRollup adds the groups of g to one level of rollup rows
 // (rollup_minute and rollup_hour have the same columns): %[1]s is the
@@ -212,7 +214,7 @@ func insertFrom(source, quota, gate string) string {
 const countQuota = `, qw AS (
     INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
     SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), n, date_trunc('day', $%[1]d::timestamptz, 'UTC'), n
-    FROM (SELECT count(*) AS n FROM ins) AS c WHERE n > 0
+    FROM inserted WHERE n > 0
     ON CONFLICT (tenant_id) DO UPDATE SET
         minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
                              ELSE w.minute_events + excluded.minute_events END,
@@ -238,7 +240,7 @@ var (
 	insertStaged = "WITH " + insertFrom("km_staging", "", "")
 	insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src",
 		fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1),
-		fmt.Sprintf(" WHERE (SELECT count(*) FROM ins) < $%d", quotaAtParam+1))
+		fmt.Sprintf(" WHERE (SELECT n FROM inserted) < $%d", quotaAtParam+1))
 )
 
 // quotaAtParam is the number of the parameter after batchColumns.args,
@@ -260,7 +262,7 @@ const rollupFromDeltas = `SELECT $1, bucket, server, method, tool, events, reque
 // $size+1; $size is the batch's size, and they add nothing unless the
 // statement inserted that many events.
 func deltaCTEs(size int) string {
-	gate := fmt.Sprintf(" WHERE (SELECT count(*) FROM ins) = $%d", size)
+	gate := fmt.Sprintf(" WHERE (SELECT n FROM inserted) = $%d", size)
 	p := size + 1
 	level := func(table string) string {
 		cols := unnestParams(p, "bucket", "timestamptz[]", "server", "text[]", "method", "text[]", "tool", "text[]",
