@@ -117,6 +117,8 @@ ins AS (
     ON CONFLICT (tenant_id, id, ts) DO NOTHING
     RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket, latency_ms
+), inserted AS (
+    SELECT count(*) AS n FROM ins
 ), g AS (
     SELECT date_trunc('minute', ts, 'UTC') AS minute, server, method, tool, latency_bucket,
         count(*) AS events,
@@ -130,7 +132,7 @@ ins AS (
         min(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS min_ms,
         max(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS max_ms,
         array_agg(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS samples
-    FROM ins GROUP BY 1, 2, 3, 4, 5
+    FROM ins%[7]s GROUP BY 1, 2, 3, 4, 5
 ), um AS (%[3]s
 ), uh AS (%[4]s
 ), ss AS (
@@ -141,24 +143,18 @@ ins AS (
 ), sm AS (%[5]s
 ), sh AS (%[6]s
 )%[2]s
-SELECT count(*) FROM ins`
+SELECT n FROM inserted`
 
 // upsertRollup adds the groups of g to one level of rollup rows
 // (rollup_minute and rollup_hour have the same columns): %[1]s is the
-// table, %[2]s the bucket of a group of g (its minute, or that minute's
-// hour), %[3]d stats.ExactSample. A new row's histogram entries pack a
-// bucket and its count ((bucket << 40) | count), one per bucket of each
-// minute; see insertEventsFrom.
+// table, %[2]s the query of the rows to add (rollupFromG or
+// rollupFromDeltas), %[3]d stats.ExactSample. A new row's histogram
+// entries pack a bucket and its count ((bucket << 40) | count); see
+// insertEventsFrom.
 const upsertRollup = `
     INSERT INTO %[1]s AS r (tenant_id, bucket, server, method, tool, events, requests, calls, errors,
         bytes, cost_usd, tokens, risk_medium, risk_high, max_score, hist, min_ms, max_ms, samples)
-    SELECT $1, %[2]s, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
-        sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
-        coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
-        min(min_ms), max(max_ms),
-        CASE WHEN cardinality(km_array_cat(samples)) <= %[3]d THEN km_array_cat(samples) END
-    FROM g GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
+    %[2]s
     ON CONFLICT (tenant_id, bucket, server, method, tool) DO UPDATE SET
         events = r.events + excluded.events, requests = r.requests + excluded.requests,
         calls = r.calls + excluded.calls, errors = r.errors + excluded.errors,
@@ -180,19 +176,33 @@ const upsertRollup = `
 // sessions of each server the batch's new events fall in, per unit.
 const upsertSessions = `
     INSERT INTO %[1]s (tenant_id, bucket, server, session_id)
-    SELECT DISTINCT $1::uuid, date_trunc('%[2]s', ts, 'UTC'), server, session_id FROM ins
+    SELECT DISTINCT $1::uuid, date_trunc('%[2]s', ts, 'UTC'), server, session_id FROM ins%[3]s
     ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING`
 
+// rollupFromG is the query of upsertRollup that groups g: %[1]s is the
+// bucket of a group of g (its minute, or that minute's hour), %[2]d
+// stats.ExactSample. A new row's histogram has one entry per bucket of each
+// minute.
+const rollupFromG = `SELECT $1, %[1]s, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
+        sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
+        coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
+            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
+        min(min_ms), max(max_ms),
+        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
+    FROM g GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5`
+
 // insertFrom is insertEventsFrom reading the events from source, with
 // quota the statement that counts them against the ingest quotas ("" for
-// none).
-func insertFrom(source, quota string) string {
+// none) and gate a condition on the inserted rows ("" for none) under
+// which the SQL computes the rollup deltas.
+func insertFrom(source, quota, gate string) string {
 	return fmt.Sprintf(insertEventsFrom, source, quota,
-		fmt.Sprintf(upsertRollup, "rollup_minute", "minute", stats.ExactSample),
-		fmt.Sprintf(upsertRollup, "rollup_hour", "date_trunc('hour', minute, 'UTC')", stats.ExactSample),
-		fmt.Sprintf(upsertSessions, "session_minute", "minute"),
-		fmt.Sprintf(upsertSessions, "session_hour", "hour"))
+		fmt.Sprintf(upsertRollup, "rollup_minute", fmt.Sprintf(rollupFromG, "minute", stats.ExactSample), stats.ExactSample),
+		fmt.Sprintf(upsertRollup, "rollup_hour", fmt.Sprintf(rollupFromG, "date_trunc('hour', minute, 'UTC')", stats.ExactSample), stats.ExactSample),
+		fmt.Sprintf(upsertSessions, "session_minute", "minute", gate),
+		fmt.Sprintf(upsertSessions, "session_hour", "hour", gate),
+		gate)
 }
 
 // countQuota adds the events a batch inserted (duplicates are not in ins)
@@ -204,7 +214,7 @@ func insertFrom(source, quota string) string {
 const countQuota = `, qw AS (
     INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
     SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), n, date_trunc('day', $%[1]d::timestamptz, 'UTC'), n
-    FROM (SELECT count(*) AS n FROM ins) AS c WHERE n > 0
+    FROM inserted WHERE n > 0
     ON CONFLICT (tenant_id) DO UPDATE SET
         minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
                              ELSE w.minute_events + excluded.minute_events END,
@@ -219,14 +229,71 @@ const countQuota = `, qw AS (
 // upkeep, so generated and shipped events are counted alike.
 // Generated events (the benchmark's bulk loads) are not counted against
 // the ingest quotas.
+//
+// insertArrays also carries the batch's rollup deltas computed in Go
+// (batchDeltas, after the quota time and the batch's size): when every
+// event of the batch was inserted they are the deltas, and the SQL that
+// groups the inserted rows finds its gate closed (a one-time filter: it
+// reads nothing); when the tenant already had some, the deltas' gate is
+// closed instead and the SQL counts the inserted rows alone.
 var (
-	insertStaged = "WITH " + insertFrom("km_staging", "")
-	insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src", fmt.Sprintf(countQuota, quotaAtParam))
+	insertStaged = "WITH " + insertFrom("km_staging", "", "")
+	insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src",
+		fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1),
+		fmt.Sprintf(" WHERE (SELECT n FROM inserted) < $%d", quotaAtParam+1))
 )
 
 // quotaAtParam is the number of the parameter after batchColumns.args,
-// which carries the time the quota is judged at.
+// which carries the time the quota is judged at; the batch's size follows
+// it, then batchDeltas.args.
 var quotaAtParam = len((&batchColumns{}).args("")) + 1
+
+// rollupFromDeltas is the query of upsertRollup that reads one
+// rollupLevel: %[1]s unnests its columns, %[2]d and %[3]d are the numbers
+// of its flat hist and samples, %[4]s the gate.
+const rollupFromDeltas = `SELECT $1, bucket, server, method, tool, events, requests, calls, errors,
+        bytes, cost_usd, tokens, risk_medium, risk_high, max_score,
+        ($%[2]d::int8[])[hist_off + 1 : hist_off + hist_len], nullif(min_ms, 'NaN'), nullif(max_ms, 'NaN'),
+        CASE WHEN samples_len >= 0 THEN ($%[3]d::float8[])[samples_off + 1 : samples_off + samples_len] END
+    FROM (SELECT %[1]s) AS d%[4]s
+    ORDER BY bucket, server, method, tool`
+
+// deltaCTEs are the upserts of batchDeltas, whose parameters start at
+// $size+1; $size is the batch's size, and they add nothing unless the
+// statement inserted that many events.
+func deltaCTEs(size int) string {
+	gate := fmt.Sprintf(" WHERE (SELECT n FROM inserted) = $%d", size)
+	p := size + 1
+	level := func(table string) string {
+		cols := unnestParams(p, "bucket", "timestamptz[]", "server", "text[]", "method", "text[]", "tool", "text[]",
+			"events", "int8[]", "requests", "int8[]", "calls", "int8[]", "errors", "int8[]",
+			"bytes", "int8[]", "cost_usd", "float8[]", "tokens", "int8[]", "risk_medium", "int8[]",
+			"risk_high", "int8[]", "max_score", "int4[]")
+		cols += ", " + unnestParams(p+15, "hist_off", "int4[]", "hist_len", "int4[]", "min_ms", "float8[]", "max_ms", "float8[]")
+		cols += ", " + unnestParams(p+20, "samples_off", "int4[]", "samples_len", "int4[]")
+		q := fmt.Sprintf(upsertRollup, table, fmt.Sprintf(rollupFromDeltas, cols, p+14, p+19, gate), stats.ExactSample)
+		p += len((&rollupLevel{}).args())
+		return q
+	}
+	um, uh := level("rollup_minute"), level("rollup_hour")
+	ss := fmt.Sprintf(`
+    INSERT INTO series_minute AS r (tenant_id, bucket, server, events, errors)
+    SELECT $1, bucket, server, events, errors FROM (SELECT %s) AS d%s ORDER BY 2, 3
+    ON CONFLICT (tenant_id, bucket, server) DO UPDATE SET
+        events = r.events + excluded.events, errors = r.errors + excluded.errors`,
+		unnestParams(p, "bucket", "timestamptz[]", "server", "text[]", "events", "int8[]", "errors", "int8[]"), gate)
+	p += 4
+	sessions := func(table string) string {
+		q := fmt.Sprintf(`
+    INSERT INTO %s (tenant_id, bucket, server, session_id)
+    SELECT $1::uuid, bucket, server, session_id FROM (SELECT %s) AS d%s ORDER BY 2, 3, 4
+    ON CONFLICT DO NOTHING`, table, unnestParams(p, "bucket", "timestamptz[]", "server", "text[]", "session_id", "uuid[]"), gate)
+		p += 3
+		return q
+	}
+	sm, sh := sessions("session_minute"), sessions("session_hour")
+	return fmt.Sprintf(", dum AS (%s\n), duh AS (%s\n), dss AS (%s\n), dsm AS (%s\n), dsh AS (%s\n)", um, uh, ss, sm, sh)
+}
 
 // ingestGate refuses the batch, before anything is written, when the
 // tenant's ingest quota is used up (km_ingest_gate, migration 00020).
@@ -304,6 +371,8 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	}
 	var inserted int
 	at := db.clock()
+	args := append(cols.args(tenantID), at, len(b.Events))
+	args = append(args, newBatchDeltas(cols).args()...)
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
@@ -322,7 +391,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents, s.Warnings)
 		}
 		if len(b.Events) > 0 {
-			batch.Queue(insertArrays, append(cols.args(tenantID), at)...).QueryRow(func(row pgx.Row) error {
+			batch.Queue(insertArrays, args...).QueryRow(func(row pgx.Row) error {
 				return row.Scan(&inserted)
 			})
 		}

@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// The rollup deltas of a batch, computed in Go from the batch itself, so
+// that when every event of it is new (the usual case) the database upserts
+// a few pre-aggregated rows instead of grouping, sorting and aggregating
+// the batch's events five times over (see insertArrays). They are the
+// deltas the SQL of insertEventsFrom computes from the inserted rows: a
+// batch with an event the tenant already has takes that path instead.
+
+// rollupKey names one rollup row of one level.
+type rollupKey struct {
+	bucket               int64 // Unix seconds of the minute or hour
+	server, method, tool string
+}
+
+// rollupAcc is what a batch adds to one rollup row.
+type rollupAcc struct {
+	events, requests, calls, errors, bytes, tokens, riskMedium, riskHigh int64
+	maxScore                                                             int32
+	costUSD                                                              float64
+	hist                                                                 map[int32]int64 // latency bucket -> count
+	samples                                                              []float64
+}
+
+// rollupLevel holds one level's deltas column by column, as
+// upsertRollupDeltas takes them. hist and samples are flat, each row
+// taking its slice by offset and length (float8 and int8 arrays without
+// NULLs are sliced in constant time); a negative samples length stands
+// for NULL (past stats.ExactSample latencies), a NaN min or max for none.
+type rollupLevel struct {
+	bucket                                                               []time.Time
+	server, method, tool                                                 []string
+	events, requests, calls, errors, bytes, tokens, riskMedium, riskHigh []int64
+	maxScore                                                             []int32
+	costUSD, minMS, maxMS                                                []float64
+	hist                                                                 []int64
+	histOff, histLen                                                     []int32
+	samples                                                              []float64
+	samplesOff, samplesLen                                               []int32
+}
+
+// sessionBuckets are the distinct (bucket, server, session) rows of one
+// session level.
+type sessionBuckets struct {
+	bucket    []time.Time
+	server    []string
+	sessionID [][16]byte
+}
+
+type sessionKey struct {
+	bucket  int64
+	server  string
+	session [16]byte
+}
+
+// batchDeltas are every rollup delta of a batch.
+type batchDeltas struct {
+	minute, hour               rollupLevel
+	seriesBucket               []time.Time
+	seriesServer               []string
+	seriesEvents, seriesErrors []int64
+	sessionMinute, sessionHour sessionBuckets
+}
+
+// newBatchDeltas aggregates the batch c holds. Each level's rows are in key
+// order, though the SQL sorts them again: the order rows are locked in must
+// be the database's collation, the one the SQL path sorts by.
+func newBatchDeltas(c *batchColumns) *batchDeltas {
+	minute := map[rollupKey]*rollupAcc{}
+	hour := map[rollupKey]*rollupAcc{}
+	type seriesKey struct {
+		bucket int64
+		server string
+	}
+	series := map[seriesKey]*[2]int64{}
+	sessMinute := map[sessionKey]struct{}{}
+	sessHour := map[sessionKey]struct{}{}
+	for i := range c.id {
+		ts := c.ts[i].UTC()
+		m, h := ts.Truncate(time.Minute).Unix(), ts.Truncate(time.Hour).Unix()
+		for _, lv := range []struct {
+			accs   map[rollupKey]*rollupAcc
+			bucket int64
+		}{{minute, m}, {hour, h}} {
+			k := rollupKey{lv.bucket, c.server[i], c.method[i], c.tool[i]}
+			a := lv.accs[k]
+			if a == nil {
+				a = &rollupAcc{hist: map[int32]int64{}}
+				lv.accs[k] = a
+			}
+			a.add(c, i)
+		}
+		sk := seriesKey{m, c.server[i]}
+		s := series[sk]
+		if s == nil {
+			s = new([2]int64)
+			series[sk] = s
+		}
+		s[0]++
+		if c.failed[i] {
+			s[1]++
+		}
+		sessMinute[sessionKey{m, c.server[i], c.sessionID[i]}] = struct{}{}
+		sessHour[sessionKey{h, c.server[i], c.sessionID[i]}] = struct{}{}
+	}
+	d := &batchDeltas{minute: flattenRollup(minute), hour: flattenRollup(hour),
+		sessionMinute: flattenSessions(sessMinute), sessionHour: flattenSessions(sessHour)}
+	keys := make([]seriesKey, 0, len(series))
+	for k := range series {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b seriesKey) int {
+		return cmp.Or(cmp.Compare(a.bucket, b.bucket), strings.Compare(a.server, b.server))
+	})
+	for _, k := range keys {
+		d.seriesBucket = append(d.seriesBucket, time.Unix(k.bucket, 0).UTC())
+		d.seriesServer = append(d.seriesServer, k.server)
+		d.seriesEvents = append(d.seriesEvents, series[k][0])
+		d.seriesErrors = append(d.seriesErrors, series[k][1])
+	}
+	return d
+}
+
+// add counts event i of c, by the rules insertEventsFrom's g applies.
+func (a *rollupAcc) add(c *batchColumns, i int) {
+	a.events++
+	request := c.kind[i] == "request" && !c.retry[i]
+	if request {
+		a.requests++
+	}
+	if request || c.kind[i] == "notification" {
+		a.calls++
+	}
+	if c.failed[i] {
+		a.errors++
+	}
+	a.bytes += c.size[i]
+	a.costUSD += c.costUSD[i]
+	a.tokens += c.tokens[i]
+	switch c.rank[i] {
+	case 1:
+		a.riskMedium++
+	case 2:
+		a.riskHigh++
+	}
+	a.maxScore = max(a.maxScore, int32(c.score[i]))
+	if b := c.bucket[i]; b >= 0 {
+		a.hist[b]++
+		a.samples = append(a.samples, c.latencyMS[i])
+	}
+}
+
+func flattenRollup(accs map[rollupKey]*rollupAcc) rollupLevel {
+	keys := make([]rollupKey, 0, len(accs))
+	for k := range accs {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.bucket, b.bucket), strings.Compare(a.server, b.server),
+			strings.Compare(a.method, b.method), strings.Compare(a.tool, b.tool))
+	})
+	var l rollupLevel
+	l.hist, l.samples = []int64{}, []float64{} // never nil: NULL arrays slice to NULL
+	for _, k := range keys {
+		a := accs[k]
+		l.bucket = append(l.bucket, time.Unix(k.bucket, 0).UTC())
+		l.server, l.method, l.tool = append(l.server, k.server), append(l.method, k.method), append(l.tool, k.tool)
+		l.events, l.requests, l.calls, l.errors = append(l.events, a.events), append(l.requests, a.requests), append(l.calls, a.calls), append(l.errors, a.errors)
+		l.bytes, l.tokens = append(l.bytes, a.bytes), append(l.tokens, a.tokens)
+		l.riskMedium, l.riskHigh = append(l.riskMedium, a.riskMedium), append(l.riskHigh, a.riskHigh)
+		l.maxScore, l.costUSD = append(l.maxScore, a.maxScore), append(l.costUSD, a.costUSD)
+		buckets := make([]int32, 0, len(a.hist))
+		for b := range a.hist {
+			buckets = append(buckets, b)
+		}
+		slices.Sort(buckets)
+		l.histOff, l.histLen = append(l.histOff, int32(len(l.hist))), append(l.histLen, int32(len(buckets)))
+		for _, b := range buckets {
+			l.hist = append(l.hist, int64(b)<<40|a.hist[b])
+		}
+		lo, hi := math.NaN(), math.NaN()
+		if len(a.samples) > 0 {
+			lo, hi = slices.Min(a.samples), slices.Max(a.samples)
+		}
+		l.minMS, l.maxMS = append(l.minMS, lo), append(l.maxMS, hi)
+		l.samplesOff = append(l.samplesOff, int32(len(l.samples)))
+		if len(a.samples) <= stats.ExactSample {
+			l.samplesLen = append(l.samplesLen, int32(len(a.samples)))
+			l.samples = append(l.samples, a.samples...)
+		} else {
+			l.samplesLen = append(l.samplesLen, -1)
+		}
+	}
+	return l
+}
+
+func flattenSessions(set map[sessionKey]struct{}) sessionBuckets {
+	keys := make([]sessionKey, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b sessionKey) int {
+		return cmp.Or(cmp.Compare(a.bucket, b.bucket), strings.Compare(a.server, b.server),
+			slices.Compare(a.session[:], b.session[:]))
+	})
+	var s sessionBuckets
+	for _, k := range keys {
+		s.bucket = append(s.bucket, time.Unix(k.bucket, 0).UTC())
+		s.server = append(s.server, k.server)
+		s.sessionID = append(s.sessionID, k.session)
+	}
+	return s
+}
+
+// args are the parameters of the rollup level's statement, in the order of
+// rollupLevelColumns.
+func (l *rollupLevel) args() []any {
+	return []any{l.bucket, l.server, l.method, l.tool, l.events, l.requests, l.calls, l.errors,
+		l.bytes, l.costUSD, l.tokens, l.riskMedium, l.riskHigh, l.maxScore,
+		l.hist, l.histOff, l.histLen, l.minMS, l.maxMS, l.samples, l.samplesOff, l.samplesLen}
+}
+
+func (s *sessionBuckets) args() []any { return []any{s.bucket, s.server, s.sessionID} }
+
+// args are every parameter of the deltas, in the order of deltaCTEs.
+func (d *batchDeltas) args() []any {
+	a := append(d.minute.args(), d.hour.args()...)
+	a = append(a, d.seriesBucket, d.seriesServer, d.seriesEvents, d.seriesErrors)
+	a = append(a, d.sessionMinute.args()...)
+	return append(a, d.sessionHour.args()...)
+}
+
+// unnestParams writes the select list that unnests parameters $p.. with
+// the given names and types.
+func unnestParams(p int, cols ...string) string {
+	var b strings.Builder
+	for i := 0; i < len(cols); i += 2 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "unnest($%d::%s) AS %s", p+i/2, cols[i+1], cols[i])
+	}
+	return b.String()
+}
