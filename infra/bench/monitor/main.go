@@ -126,7 +126,7 @@ func run() int {
 	// interleaving, so a burst of load elsewhere lands on every variant.
 	smallRounds := flag.Int("small-rounds", 10_000, "rounds of the 256 B run")
 	smallPer := flag.Int("small-per", 1, "round trips per variant per round in the 256 B run")
-	largeRounds := flag.Int("large-rounds", 300, "rounds of the 1 MiB run")
+	largeRounds := flag.Int("large-rounds", 1000, "rounds of the 1 MiB run (its p99 is the tenth-worst round trip: fewer rounds make it one outlier's)")
 	largePer := flag.Int("large-per", 1, "round trips per variant per round in the 1 MiB run")
 	hugeRounds := flag.Int("huge-rounds", 30, "rounds of the 16 MiB run")
 	settleLarge := flag.Bool("settle", true, "start each interleaved round trip of the large results once every process is at rest (false: as fast as they come, for comparison)")
