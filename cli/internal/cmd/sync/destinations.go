@@ -52,11 +52,7 @@ func exportOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgen
 	if o == nil {
 		return result{}
 	}
-	var err error
-	if o.Error != "" {
-		err = errors.New(o.Error)
-	}
-	return result{configured: true, err: err}
+	return result{configured: true, err: o.err}
 }
 
 // syncOTLP exports what is pending for the configured OTLP endpoint; nil
@@ -71,7 +67,7 @@ func syncOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgent 
 	}
 	o, err := otelexport.OptionsFromConfig(c, strings.TrimPrefix(userAgent, "kilometers/"))
 	if err != nil {
-		out.Error = err.Error()
+		out.err, out.Error = err, err.Error()
 		return out
 	}
 	o.Host, _ = os.Hostname()
@@ -80,7 +76,7 @@ func syncOTLP(ctx context.Context, c *config.Config, st *store.Store, userAgent 
 	o.MaxBytes = ship.BackgroundMaxBytes
 	out.Report, err = otelexport.New(st, o).Flush(ctx)
 	if err != nil {
-		out.Error = err.Error()
+		out.err, out.Error = err, err.Error()
 	}
 	return out
 }
@@ -92,11 +88,7 @@ func evaluateAlerts(ctx context.Context, c *config.Config, st *store.Store, user
 	if a == nil {
 		return result{}
 	}
-	var err error
-	if a.Error != "" {
-		err = errors.New(a.Error)
-	}
-	return result{configured: true, err: err}
+	return result{configured: true, err: a.err}
 }
 
 // syncAlerts runs the local alert rules; nil when there are none.
@@ -108,7 +100,7 @@ func syncAlerts(ctx context.Context, c *config.Config, st *store.Store, userAgen
 	var err error
 	out.Report, err = alerts.Run(ctx, st, c.Home, &alerts.Sender{Getenv: getenv, UserAgent: userAgent})
 	if err != nil {
-		out.Error = err.Error()
+		out.err, out.Error = err, err.Error()
 	}
 	return out
 }

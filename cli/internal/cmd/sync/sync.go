@@ -177,12 +177,14 @@ type OTLPOutput struct {
 	otelexport.Report
 	Endpoint string `json:"endpoint"`
 	Error    string `json:"error,omitempty"`
+	err      error  // Error's cause, kept for errors.Is and the background outcome
 }
 
 // AlertsOutput is what the local alert rules did.
 type AlertsOutput struct {
 	alerts.Report
 	Error string `json:"error,omitempty"`
+	err   error
 }
 
 // Run delivers what is pending to every configured destination (the API,
@@ -222,11 +224,11 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 	}
 	out.OTLP, out.Alerts = <-otlpDone, <-alertsDone
-	if out.OTLP != nil && out.OTLP.Error != "" {
-		failures = append(failures, fmt.Errorf("OTLP: %s", out.OTLP.Error)) // it names the endpoint
+	if out.OTLP != nil && out.OTLP.err != nil {
+		failures = append(failures, fmt.Errorf("OTLP: %w", out.OTLP.err)) // it names the endpoint
 	}
-	if out.Alerts != nil && out.Alerts.Error != "" {
-		failures = append(failures, fmt.Errorf("alerts: %s", out.Alerts.Error))
+	if out.Alerts != nil && out.Alerts.err != nil {
+		failures = append(failures, fmt.Errorf("alerts: %w", out.Alerts.err))
 	}
 	if u := st.Unreadable(); !u.IsZero() {
 		out.Unreadable = &u
@@ -317,13 +319,13 @@ func syncAPI(ctx context.Context, opts *Options, c *config.Config, st *store.Sto
 // printOther prints what the destinations beside the API did; their
 // errors are the command's error, so only successes are printed.
 func printOther(w io.Writer, out Output) {
-	if o := out.OTLP; o != nil && o.Error == "" {
+	if o := out.OTLP; o != nil && o.err == nil {
 		fmt.Fprintf(w, "Exported %d spans in %d batches to %s.\n", o.Spans, o.Batches, o.Endpoint)
 		if o.Dropped > 0 {
 			fmt.Fprintf(w, "%d events were dropped: the OTLP endpoint refused them as malformed.\n", o.Dropped)
 		}
 	}
-	if a := out.Alerts; a != nil && a.Error == "" && a.Fired > 0 {
+	if a := out.Alerts; a != nil && a.err == nil && a.Fired > 0 {
 		fmt.Fprintf(w, "Alerts: %d fired, %d sent, over %d events.\n", a.Fired, a.Sent, a.Events)
 	}
 }
