@@ -342,7 +342,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	var inserted int
 	at := db.clock()
 	args := append(cols.args(tenantID), at, len(b.Events))
-	args = append(args, newBatchDeltas(cols).args()...)
+	args = append(args, newBatchDeltas(cols, b.Events).args()...)
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
@@ -443,6 +443,8 @@ type batchColumns struct {
 	bucket, reasonsOff, reasonsLen                      []int32
 	isError, rank                                       []int16
 	failed, hasRisk, truncated, retry                   []bool
+	// order is the index in the batch of the event each row holds.
+	order []int
 }
 
 const noErrorCode = math.MinInt64
@@ -477,6 +479,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		ids[i], order[i] = id, i
 	}
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
+	c.order = order
 	for i, k := range order {
 		e := &events[k]
 		sid, err := uuid.Parse(e.SessionID)
@@ -492,8 +495,8 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		c.latencyMS[i], c.bucket[i] = math.NaN(), -1
 		if e.LatencyMS != nil {
 			c.latencyMS[i] = *e.LatencyMS
-			if e.IsReply() {
-				c.bucket[i] = int32(stats.Bucket(*e.LatencyMS))
+			if ms, ok := stats.LatencyOf(e); ok {
+				c.bucket[i] = int32(stats.Bucket(ms))
 			}
 		}
 		c.errorCode[i] = noErrorCode

@@ -743,8 +743,8 @@ func copyRows(tenant uuid.UUID, events []event.Event) [][]any {
 	for i := range events {
 		e := &events[i]
 		var bucket *int32
-		if e.LatencyMS != nil && e.IsReply() {
-			b := int32(stats.Bucket(*e.LatencyMS))
+		if ms, ok := stats.LatencyOf(e); ok {
+			b := int32(stats.Bucket(ms))
 			bucket = &b
 		}
 		score, level := int32(e.Risk.Score), string(e.Risk.Level)
