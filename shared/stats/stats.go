@@ -274,14 +274,19 @@ func (a *Aggregator) Add(e *event.Event) {
 	if e.Risk != nil {
 		a.alerts.Add(e.Risk.Reasons, e.Risk.Score, e.RiskLevel())
 	}
-	b := SeriesBucket(e.TS, a.step)
+	a.addPoint(e.TS, c.Events, c.Errors)
+}
+
+// addPoint counts events and errors at t in the series.
+func (a *Aggregator) addPoint(t time.Time, events, errors int64) {
+	b := SeriesBucket(t, a.step)
 	p := a.series[b]
 	if p == nil {
 		p = &Point{TS: b}
 		a.series[b] = p
 	}
-	p.Events += c.Events
-	p.Errors += c.Errors
+	p.Events += events
+	p.Errors += errors
 }
 
 // AddDropped adds events a session reported as dropped.
