@@ -1,6 +1,7 @@
 // Package stats defines the answer of GET /api/stats and of `kilometers stats
-// --json`, and the rules that turn events into it. The backend computes the
-// same numbers from rollups; a test holds both to the Aggregator here.
+// --json`, and the rules that turn events into it: the Aggregator counts
+// events and Rollups the backend's rollup rows, sums of the same per-event
+// Counts, through one fold (fold.go), so both give the same answer.
 package stats
 
 import (
