@@ -317,9 +317,10 @@ func testMaintenance(t *testing.T, bins map[string]string) {
 	scheduled := map[string]any{"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
 		"time": time.Now().UTC().Format(time.RFC3339), "detail": map[string]any{}}
 
-	db, dsn := pgtest.MustOpenDBDSN(t)
+	_, dsn := pgtest.MustOpenDBDSN(t)
+	pool := pgtest.MustOpenPool(t, dsn)
 	// A day past the partitions made ahead: the run must make it.
-	if _, err := db.Pool().Exec(ctx, `DROP TABLE events_p`+time.Now().UTC().AddDate(0, 0, 7).Format("20060102")); err != nil {
+	if _, err := pool.Exec(ctx, `DROP TABLE events_p`+time.Now().UTC().AddDate(0, 0, 7).Format("20060102")); err != nil {
 		t.Fatal(err)
 	}
 	rt := runtimetest.New(t)
@@ -332,7 +333,7 @@ func testMaintenance(t *testing.T, bins map[string]string) {
 		t.Errorf("scheduled run created %v, want %s among them", res.Created, want)
 	}
 	var admin string
-	if err := db.Pool().QueryRow(ctx, `SELECT admin FROM admin_audit WHERE action = 'maintenance.run' ORDER BY id DESC LIMIT 1`).Scan(&admin); err != nil || admin != "schedule" {
+	if err := pool.QueryRow(ctx, `SELECT admin FROM admin_audit WHERE action = 'maintenance.run' ORDER BY id DESC LIMIT 1`).Scan(&admin); err != nil || admin != "schedule" {
 		t.Errorf("audit of the scheduled run: %q, %v", admin, err)
 	}
 

@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
-	"github.com/kilometers-ai/kilometers/shared/postgres"
+	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 )
 
 // The hostile-input suite: bodies and query parameters a tenant holding a
@@ -121,11 +122,12 @@ func hostileIngestCases() []hostileCase {
 }
 
 func TestHostileIngest(t *testing.T) {
-	do, db := newAPI(t)
+	do, _, dsn := newAPIDSN(t)
+	pool := pgtest.MustOpenPool(t, dsn)
 	tenant := apitest.CreateTenant(t, do, adminToken, "hostile")
 	for _, c := range hostileIngestCases() {
 		t.Run(c.name, func(t *testing.T) {
-			before := rowCounts(t, db)
+			before := rowCounts(t, pool)
 			body := []byte(c.body)
 			var hdr map[string]string
 			if c.gzip {
@@ -139,11 +141,11 @@ func TestHostileIngest(t *testing.T) {
 				if a.ErrorCode(t) == "" {
 					t.Fatalf("%d without the error shape: %s", a.Status, a.Body)
 				}
-				if after := rowCounts(t, db); after != before {
+				if after := rowCounts(t, pool); after != before {
 					t.Fatalf("refused with %s, yet rows went from %v to %v", a.Body, before, after)
 				}
 			default:
-				checkStoredExactly(t, do, db, tenant.APIKey, c.body)
+				checkStoredExactly(t, do, pool, tenant.APIKey, c.body)
 			}
 			if h := do(t, apitest.Request{Method: "GET", Path: "/health"}); h.Status != 200 {
 				t.Fatalf("health after the request: %d %s", h.Status, h.Body)
@@ -154,10 +156,10 @@ func TestHostileIngest(t *testing.T) {
 
 type counts struct{ events, sessions int }
 
-func rowCounts(t *testing.T, db *postgres.DB) counts {
+func rowCounts(t *testing.T, pool *pgxpool.Pool) counts {
 	t.Helper()
 	var c counts
-	err := db.Pool().QueryRow(context.Background(), `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM sessions)`).Scan(&c.events, &c.sessions)
+	err := pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM sessions)`).Scan(&c.events, &c.sessions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func rowCounts(t *testing.T, db *postgres.DB) counts {
 
 // checkStoredExactly compares what the API answers (and what the sessions
 // table holds) with the sent batch after event.Clean.
-func checkStoredExactly(t *testing.T, do apitest.Doer, db *postgres.DB, key, body string) {
+func checkStoredExactly(t *testing.T, do apitest.Doer, pool *pgxpool.Pool, key, body string) {
 	t.Helper()
 	var want event.Batch
 	if err := json.Unmarshal([]byte(body), &want); err != nil {
@@ -196,7 +198,7 @@ func checkStoredExactly(t *testing.T, do apitest.Doer, db *postgres.DB, key, bod
 	var exit *int64
 	var dropped int64
 	var command []string
-	err := db.Pool().QueryRow(context.Background(), `SELECT host, exit_code, dropped_events, command FROM sessions WHERE id = $1`, ws.ID).Scan(&host, &exit, &dropped, &command)
+	err := pool.QueryRow(context.Background(), `SELECT host, exit_code, dropped_events, command FROM sessions WHERE id = $1`, ws.ID).Scan(&host, &exit, &dropped, &command)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,10 +307,11 @@ func TestHostileQueries(t *testing.T) {
 // The admin body gets the same treatment: NUL, deep nesting and bad text
 // in a tenant name are refused with 400 and create nothing.
 func TestHostileAdmin(t *testing.T) {
-	do, db := newAPI(t)
+	do, _, dsn := newAPIDSN(t)
+	pool := pgtest.MustOpenPool(t, dsn)
 	tenants := func() int {
 		var n int
-		if err := db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM tenants`).Scan(&n); err != nil {
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM tenants`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -28,10 +28,18 @@ const adminToken = "test-admin-token"
 // newAPI serves the whole API over a fresh database.
 func newAPI(t *testing.T) (apitest.Doer, *postgres.DB) {
 	t.Helper()
-	db := pgtest.MustOpenDB(t)
+	do, db, _ := newAPIDSN(t)
+	return do, db
+}
+
+// newAPIDSN is newAPI that also returns the database's DSN, for tests
+// that look at its tables (pgtest.MustOpenPool).
+func newAPIDSN(t *testing.T) (apitest.Doer, *postgres.DB, string) {
+	t.Helper()
+	db, dsn := pgtest.MustOpenDBDSN(t)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: db, AdminToken: httpapi.StaticToken(adminToken)}))
 	t.Cleanup(srv.Close)
-	return apitest.HTTP(srv.URL), db
+	return apitest.HTTP(srv.URL), db, dsn
 }
 
 func TestScenario(t *testing.T) {

@@ -4,7 +4,13 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// Pool exposes the store's own connection pool to the tests of this
+// package, which look at its connections; tests elsewhere open a pool of
+// their own (pgtest.MustOpenPool).
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // SendTxAsApp exposes sendTx as the tenant role to the tests of this
 // package, which live in postgres_test to use pgtest.

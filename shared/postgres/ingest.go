@@ -22,30 +22,8 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
-// stagingColumns are the columns of km_staging, the temporary table
-// IngestGenerated fills; the insert below copies them into events with the
-// tenant id added.
-var stagingColumns = []string{
-	"id", "session_id", "seq", "ts", "direction", "kind", "server", "rpc_id", "method", "tool",
-	"latency_ms", "latency_bucket", "error_code", "is_error", "failed", "size",
-	"risk_score", "risk_level", "risk_rank", "risk_reasons", "cost_usd", "tokens",
-	"payload", "payload_truncated", "error_message", "prompt", "resource_uri", "retry",
-}
-
-const createStaging = `
-CREATE TEMP TABLE km_staging (
-    id uuid, session_id uuid, seq bigint, ts timestamptz, direction text, kind text,
-    server text, rpc_id text, method text, tool text,
-    latency_ms double precision, latency_bucket integer, error_code bigint, is_error boolean,
-    failed boolean, size bigint, risk_score integer, risk_level text, risk_rank smallint,
-    risk_reasons text[], cost_usd double precision, tokens bigint,
-    payload jsonb, payload_truncated boolean,
-    error_message text NOT NULL DEFAULT '', prompt text NOT NULL DEFAULT '', resource_uri text NOT NULL DEFAULT '',
-    retry boolean NOT NULL DEFAULT false
-) ON COMMIT DROP`
-
 // unnestSource turns the column arrays Ingest sends as parameters $2..$32
-// (see batchColumns.args) back into rows with the columns of km_staging.
+// (see batchColumns.args) back into rows with the columns of events.
 // One statement with array parameters costs one round trip and no catalog
 // work, where a temporary table plus COPY cost three round trips and the
 // creation and drop of a table in every batch. The arrays are all of types
@@ -88,7 +66,7 @@ const unnestSource = `src AS (
         unnest($32::bool[]) AS retry) AS s
 )`
 
-// insertEventsFrom moves the staged events into events, skipping ids the tenant
+// insertEventsFrom moves the batch's events into events, skipping ids the tenant
 // already has, and adds only the rows actually inserted to the rollups, all
 // in one statement. A rollup's packed histogram is two arrays, hist and
 // hist_tail, and may list a bucket more than once (readers sum them). Each
@@ -224,24 +202,16 @@ const countQuota = `, qw AS (
         day_start = greatest(w.day_start, excluded.day_start)
 )`
 
-// insertStaged reads km_staging (IngestGenerated); insertArrays reads the
-// parameters of Ingest. Both share every word of the insert and the rollup
-// upkeep, so generated and shipped events are counted alike.
-// Generated events (the benchmark's bulk loads) are not counted against
-// the ingest quotas.
-//
-// insertArrays also carries the batch's rollup deltas computed in Go
-// (batchDeltas, after the quota time and the batch's size): when every
+// insertArrays reads the parameters of Ingest. It also carries the batch's
+// rollup deltas computed in Go (batchDeltas, after the quota time and the
+// batch's size): when every
 // event of the batch was inserted they are the deltas, and the SQL that
 // groups the inserted rows finds its gate closed (a one-time filter: it
 // reads nothing); when the tenant already had some, the deltas' gate is
 // closed instead and the SQL counts the inserted rows alone.
-var (
-	insertStaged = "WITH " + insertFrom("km_staging", "", "")
-	insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src",
-		fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1),
-		fmt.Sprintf(" WHERE (SELECT n FROM inserted) < $%d", quotaAtParam+1))
-)
+var insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src",
+	fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1),
+	fmt.Sprintf(" WHERE (SELECT n FROM inserted) < $%d", quotaAtParam+1))
 
 // quotaAtParam is the number of the parameter after batchColumns.args,
 // which carries the time the quota is judged at; the batch's size follows
@@ -372,7 +342,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	var inserted int
 	at := db.clock()
 	args := append(cols.args(tenantID), at, len(b.Events))
-	args = append(args, newBatchDeltas(cols).args()...)
+	args = append(args, newBatchDeltas(cols, b.Events).args()...)
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
@@ -473,6 +443,8 @@ type batchColumns struct {
 	bucket, reasonsOff, reasonsLen                      []int32
 	isError, rank                                       []int16
 	failed, hasRisk, truncated, retry                   []bool
+	// order is the index in the batch of the event each row holds.
+	order []int
 }
 
 const noErrorCode = math.MinInt64
@@ -507,6 +479,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		ids[i], order[i] = id, i
 	}
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
+	c.order = order
 	for i, k := range order {
 		e := &events[k]
 		sid, err := uuid.Parse(e.SessionID)
@@ -522,8 +495,8 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		c.latencyMS[i], c.bucket[i] = math.NaN(), -1
 		if e.LatencyMS != nil {
 			c.latencyMS[i] = *e.LatencyMS
-			if e.IsReply() {
-				c.bucket[i] = int32(stats.Bucket(*e.LatencyMS))
+			if ms, ok := stats.LatencyOf(e); ok {
+				c.bucket[i] = int32(stats.Bucket(ms))
 			}
 		}
 		c.errorCode[i] = noErrorCode

@@ -221,9 +221,6 @@ func dsnHas(dsn, param string) bool { return strings.Contains(dsn, param+"=") }
 // Close releases every connection.
 func (db *DB) Close() { db.pool.Close() }
 
-// Pool exposes the connection pool for tests and tools in this module.
-func (db *DB) Pool() *pgxpool.Pool { return db.pool }
-
 // Migrate applies the embedded migrations. A Postgres advisory lock held for
 // the session makes concurrent callers (two Lambdas starting at once) wait
 // for each other instead of racing.

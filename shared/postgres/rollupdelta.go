@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
@@ -24,13 +25,12 @@ type rollupKey struct {
 	server, method, tool string
 }
 
-// rollupAcc is what a batch adds to one rollup row.
+// rollupAcc is what a batch adds to one rollup row: the sum of its
+// events' stats.CountOf and their latencies.
 type rollupAcc struct {
-	events, requests, calls, errors, bytes, tokens, riskMedium, riskHigh int64
-	maxScore                                                             int32
-	costUSD                                                              float64
-	hist                                                                 map[int32]int64 // latency bucket -> count
-	samples                                                              []float64
+	stats.Counts
+	hist    map[int32]int64 // latency bucket -> count
+	samples []float64
 }
 
 // rollupLevel holds one level's deltas column by column, as
@@ -73,10 +73,10 @@ type batchDeltas struct {
 	sessionMinute, sessionHour sessionBuckets
 }
 
-// newBatchDeltas aggregates the batch c holds. Each level's rows are in key
-// order, though the SQL sorts them again: the order rows are locked in must
-// be the database's collation, the one the SQL path sorts by.
-func newBatchDeltas(c *batchColumns) *batchDeltas {
+// newBatchDeltas aggregates the batch c holds, of events. Each level's rows
+// are in key order, though the SQL sorts them again: the order rows are
+// locked in must be the database's collation, the one the SQL path sorts by.
+func newBatchDeltas(c *batchColumns, events []event.Event) *batchDeltas {
 	minute := map[rollupKey]*rollupAcc{}
 	hour := map[rollupKey]*rollupAcc{}
 	type seriesKey struct {
@@ -87,6 +87,7 @@ func newBatchDeltas(c *batchColumns) *batchDeltas {
 	sessMinute := map[sessionKey]struct{}{}
 	sessHour := map[sessionKey]struct{}{}
 	for i := range c.id {
+		cnt := stats.CountOf(&events[c.order[i]])
 		ts := c.ts[i].UTC()
 		m, h := ts.Truncate(time.Minute).Unix(), ts.Truncate(time.Hour).Unix()
 		for _, lv := range []struct {
@@ -99,7 +100,7 @@ func newBatchDeltas(c *batchColumns) *batchDeltas {
 				a = &rollupAcc{hist: map[int32]int64{}}
 				lv.accs[k] = a
 			}
-			a.add(c, i)
+			a.add(cnt, c.bucket[i], c.latencyMS[i])
 		}
 		sk := seriesKey{m, c.server[i]}
 		s := series[sk]
@@ -107,10 +108,8 @@ func newBatchDeltas(c *batchColumns) *batchDeltas {
 			s = new([2]int64)
 			series[sk] = s
 		}
-		s[0]++
-		if c.failed[i] {
-			s[1]++
-		}
+		s[0] += cnt.Events
+		s[1] += cnt.Errors
 		sessMinute[sessionKey{m, c.server[i], c.sessionID[i]}] = struct{}{}
 		sessHour[sessionKey{h, c.server[i], c.sessionID[i]}] = struct{}{}
 	}
@@ -132,32 +131,13 @@ func newBatchDeltas(c *batchColumns) *batchDeltas {
 	return d
 }
 
-// add counts event i of c, by the rules insertEventsFrom's g applies.
-func (a *rollupAcc) add(c *batchColumns, i int) {
-	a.events++
-	request := c.kind[i] == "request" && !c.retry[i]
-	if request {
-		a.requests++
-	}
-	if request || c.kind[i] == "notification" {
-		a.calls++
-	}
-	if c.failed[i] {
-		a.errors++
-	}
-	a.bytes += c.size[i]
-	a.costUSD += c.costUSD[i]
-	a.tokens += c.tokens[i]
-	switch c.rank[i] {
-	case 1:
-		a.riskMedium++
-	case 2:
-		a.riskHigh++
-	}
-	a.maxScore = max(a.maxScore, int32(c.score[i]))
-	if b := c.bucket[i]; b >= 0 {
+// add counts an event: its counts, and its latency ms when it has a
+// histogram bucket (b >= 0, see newBatchColumns).
+func (a *rollupAcc) add(cnt stats.Counts, b int32, ms float64) {
+	a.Counts.Add(cnt)
+	if b >= 0 {
 		a.hist[b]++
-		a.samples = append(a.samples, c.latencyMS[i])
+		a.samples = append(a.samples, ms)
 	}
 }
 
@@ -176,10 +156,10 @@ func flattenRollup(accs map[rollupKey]*rollupAcc) rollupLevel {
 		a := accs[k]
 		l.bucket = append(l.bucket, time.Unix(k.bucket, 0).UTC())
 		l.server, l.method, l.tool = append(l.server, k.server), append(l.method, k.method), append(l.tool, k.tool)
-		l.events, l.requests, l.calls, l.errors = append(l.events, a.events), append(l.requests, a.requests), append(l.calls, a.calls), append(l.errors, a.errors)
-		l.bytes, l.tokens = append(l.bytes, a.bytes), append(l.tokens, a.tokens)
-		l.riskMedium, l.riskHigh = append(l.riskMedium, a.riskMedium), append(l.riskHigh, a.riskHigh)
-		l.maxScore, l.costUSD = append(l.maxScore, a.maxScore), append(l.costUSD, a.costUSD)
+		l.events, l.requests, l.calls, l.errors = append(l.events, a.Events), append(l.requests, a.Requests), append(l.calls, a.Calls), append(l.errors, a.Errors)
+		l.bytes, l.tokens = append(l.bytes, a.Bytes), append(l.tokens, a.Tokens)
+		l.riskMedium, l.riskHigh = append(l.riskMedium, a.RiskMedium), append(l.riskHigh, a.RiskHigh)
+		l.maxScore, l.costUSD = append(l.maxScore, int32(a.MaxScore)), append(l.costUSD, a.CostUSD)
 		buckets := make([]int32, 0, len(a.hist))
 		for b := range a.hist {
 			buckets = append(buckets, b)
@@ -187,7 +167,7 @@ func flattenRollup(accs map[rollupKey]*rollupAcc) rollupLevel {
 		slices.Sort(buckets)
 		l.histOff, l.histLen = append(l.histOff, int32(len(l.hist))), append(l.histLen, int32(len(buckets)))
 		for _, b := range buckets {
-			l.hist = append(l.hist, int64(b)<<40|a.hist[b])
+			l.hist = append(l.hist, stats.PackBucket(int(b), a.hist[b]))
 		}
 		lo, hi := math.NaN(), math.NaN()
 		if len(a.samples) > 0 {

@@ -74,14 +74,7 @@ func (a *Aggregator) Merge(p *Aggregator) {
 	a.levels.Medium += p.levels.Medium
 	a.levels.High += p.levels.High
 	for ts, pp := range p.series {
-		b := SeriesBucket(ts, a.step)
-		ap := a.series[b]
-		if ap == nil {
-			ap = &Point{TS: b}
-			a.series[b] = ap
-		}
-		ap.Events += pp.Events
-		ap.Errors += pp.Errors
+		a.addPoint(ts, pp.Events, pp.Errors)
 	}
 	for name, pa := range p.alerts.m {
 		if a.alerts.m == nil {

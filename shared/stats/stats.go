@@ -1,6 +1,7 @@
 // Package stats defines the answer of GET /api/stats and of `kilometers stats
-// --json`, and the rules that turn events into it. The backend computes the
-// same numbers from rollups; a test holds both to the Aggregator here.
+// --json`, and the rules that turn events into it: the Aggregator counts
+// events and Rollups the backend's rollup rows, sums of the same per-event
+// Counts, through one fold (fold.go), so both give the same answer.
 package stats
 
 import (
@@ -163,21 +164,15 @@ func NewCall(e *event.Event) bool { return NewRequest(e) && e.Method == "tools/c
 
 // Aggregator computes Stats from events one at a time. It is the reference
 // implementation: the local store uses it directly and the backend's rollups
-// must produce the same answer.
+// must produce the same answer; both feed the same fold.
 type Aggregator struct {
 	since, until time.Time
 	server       string
 	step         time.Duration
 
-	totals   Totals
+	fold
 	sessions map[string]struct{}
-	latency  *Sample
-	tools    map[string]*toolAcc
-	methods  map[string]*methodAcc
-	levels   RiskLevels
 	series   map[time.Time]*Point
-	// alerts are tools named by reasons about their definitions.
-	alerts ToolAlerts
 }
 
 // ToolAlerts gathers the tools that risk reasons name as poisoned or
@@ -247,29 +242,14 @@ func (t *ToolAlerts) Merge(risky []RiskyTool) []RiskyTool {
 	return risky
 }
 
-type toolAcc struct {
-	Tool
-	hist     *Sample
-	maxScore int
-	high     int64
-	medium   int64
-}
-
-type methodAcc struct {
-	Method
-	hist *Sample
-}
-
 // NewAggregator returns an Aggregator for an aligned window (see AlignWindow)
 // and an optional server filter.
 func NewAggregator(since, until time.Time, server string) *Aggregator {
 	return &Aggregator{
 		since: since, until: until, server: server,
 		step:     SeriesStep(since, until),
+		fold:     newFold(),
 		sessions: map[string]struct{}{},
-		latency:  NewSample(),
-		tools:    map[string]*toolAcc{},
-		methods:  map[string]*methodAcc{},
 		series:   map[time.Time]*Point{},
 	}
 }
@@ -287,154 +267,39 @@ func (a *Aggregator) Add(e *event.Event) {
 	if !a.Includes(e) {
 		return
 	}
-	t := &a.totals
-	t.Events++
-	t.Bytes += e.Size
-	t.CostUSD += e.CostUSD
-	t.Tokens += e.Tokens
+	c := CountOf(e)
+	a.addTotals(c)
+	ms, ok := LatencyOf(e)
+	a.addDim(e.Method, e.Tool, c, latency{ms: ms, one: ok})
 	a.sessions[e.SessionID] = struct{}{}
-	failed := e.Failed()
-	newRequest := NewRequest(e)
-	if newRequest {
-		t.Requests++
-	}
-	if failed {
-		t.Errors++
-	}
-	if e.LatencyMS != nil && e.IsReply() {
-		a.latency.Add(*e.LatencyMS)
-	}
-
-	switch a.RiskLevelOf(e) {
-	case event.LevelHigh:
-		a.levels.High++
-	case event.LevelMedium:
-		a.levels.Medium++
-	default:
-		a.levels.Low++
-	}
-
-	if e.Method != "" {
-		m := a.methods[e.Method]
-		if m == nil {
-			m = &methodAcc{Method: Method{Method: e.Method}, hist: NewSample()}
-			a.methods[e.Method] = m
-		}
-		if newRequest || e.Kind == event.KindNotification {
-			m.Count++
-		}
-		if failed {
-			m.Errors++
-		}
-		if e.LatencyMS != nil && e.IsReply() {
-			m.hist.Add(*e.LatencyMS)
-		}
-	}
-
-	if e.Tool != "" && e.Method == "tools/call" {
-		tl := a.tools[e.Tool]
-		if tl == nil {
-			tl = &toolAcc{Tool: Tool{Tool: e.Tool}, hist: NewSample()}
-			a.tools[e.Tool] = tl
-		}
-		if NewCall(e) {
-			tl.Calls++
-		}
-		if failed {
-			tl.Errors++
-		}
-		if e.LatencyMS != nil && e.IsReply() {
-			tl.hist.Add(*e.LatencyMS)
-		}
-		tl.CostUSD += e.CostUSD
-		if e.Risk != nil && e.Risk.Score > tl.maxScore {
-			tl.maxScore = e.Risk.Score
-		}
-		switch a.RiskLevelOf(e) {
-		case event.LevelHigh:
-			tl.high++
-		case event.LevelMedium:
-			tl.medium++
-		}
-	}
-
 	if e.Risk != nil {
-		a.addAlerts(e)
+		a.alerts.Add(e.Risk.Reasons, e.Risk.Score, e.RiskLevel())
 	}
+	a.addPoint(e.TS, c.Events, c.Errors)
+}
 
-	b := SeriesBucket(e.TS, a.step)
+// addPoint counts events and errors at t in the series.
+func (a *Aggregator) addPoint(t time.Time, events, errors int64) {
+	b := SeriesBucket(t, a.step)
 	p := a.series[b]
 	if p == nil {
 		p = &Point{TS: b}
 		a.series[b] = p
 	}
-	p.Events++
-	if failed {
-		p.Errors++
-	}
+	p.Events += events
+	p.Errors += errors
 }
-
-// addAlerts counts e for each tool a reason of it names.
-func (a *Aggregator) addAlerts(e *event.Event) {
-	a.alerts.Add(e.Risk.Reasons, e.Risk.Score, a.RiskLevelOf(e))
-}
-
-// RiskLevelOf is the level an event counts under in stats.
-func (a *Aggregator) RiskLevelOf(e *event.Event) event.Level { return e.RiskLevel() }
 
 // AddDropped adds events a session reported as dropped.
 func (a *Aggregator) AddDropped(n int64) { a.totals.DroppedEvents += n }
 
 // Result returns the stats so far. Lists are sorted deterministically.
 func (a *Aggregator) Result() Stats {
-	s := Stats{
-		Since: a.since, Until: a.until, Server: a.server,
-		Totals:        a.totals,
-		Latency:       Latency{Count: a.latency.Count(), Percentiles: a.latency.Percentiles()},
-		RiskLevels:    a.levels,
-		SeriesStep:    a.step.String(),
-		Tools:         []Tool{},
-		Methods:       []Method{},
-		RiskiestTools: []RiskyTool{},
-	}
-	s.Totals.Sessions = int64(len(a.sessions))
-	return Finish(s, a.toolList(), a.methodList(), a.riskyList(), a.seriesMap())
-}
-
-func (a *Aggregator) toolList() []Tool {
-	out := make([]Tool, 0, len(a.tools))
-	for _, t := range a.tools {
-		tool := t.Tool
-		tool.Percentiles = t.hist.Percentiles()
-		out = append(out, tool)
-	}
-	return out
-}
-
-func (a *Aggregator) methodList() []Method {
-	out := make([]Method, 0, len(a.methods))
-	for _, m := range a.methods {
-		method := m.Method
-		method.Percentiles = m.hist.Percentiles()
-		out = append(out, method)
-	}
-	return out
-}
-
-func (a *Aggregator) riskyList() []RiskyTool {
-	out := make([]RiskyTool, 0, len(a.tools))
-	for _, t := range a.tools {
-		out = append(out, RiskyTool{Tool: t.Tool.Tool, MaxScore: t.maxScore, High: t.high, Medium: t.medium})
-	}
-	return a.alerts.Merge(out)
-}
-
-func (a *Aggregator) seriesMap() map[time.Time]Point {
-	m := make(map[time.Time]Point, len(a.series))
+	series := make(map[time.Time]Point, len(a.series))
 	for k, p := range a.series {
-		m[k] = *p
+		series[k] = *p
 	}
-	return m
+	return a.result(a.since, a.until, a.server, int64(len(a.sessions)), a.totals.DroppedEvents, series)
 }
 
 // Finish fills the derived fields of s (error rate, rounding, sorted lists,

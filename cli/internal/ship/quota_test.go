@@ -18,7 +18,7 @@ import (
 // real API; the shipper leaves the events in the spool, sets nothing aside,
 // and ships them once the quota's window has passed.
 func TestQuotaKeepsEventsInTheSpool(t *testing.T) {
-	db := pgtest.MustOpenDB(t)
+	db, dsn := pgtest.MustOpenDBDSN(t)
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 23, 10, 5, 15, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -74,7 +74,7 @@ func TestQuotaKeepsEventsInTheSpool(t *testing.T) {
 		t.Fatalf("third minute: report %+v, err %v, pending %d, set aside %v", r, err, sp.pending(), sp.setAside)
 	}
 	var stored int
-	if err := db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE tenant_id = $1`, tenant.TenantID).Scan(&stored); err != nil || stored != 25 {
+	if err := pgtest.MustOpenPool(t, dsn).QueryRow(context.Background(), `SELECT count(*) FROM events WHERE tenant_id = $1`, tenant.TenantID).Scan(&stored); err != nil || stored != 25 {
 		t.Errorf("%d events stored (%v), want 25", stored, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/testenv"
@@ -42,6 +43,21 @@ func MustOpenDBDSN(tb testing.TB) (*postgres.DB, string) {
 		tb.Fatalf("migrate: %v", err)
 	}
 	return db, dsn
+}
+
+// MustOpenPool opens a connection pool of the test's own on dsn (a
+// database MustOpenDBDSN or MustCreateDatabase made), closed at cleanup,
+// for tests that read or change tables the store gives no access to.
+func MustOpenPool(tb testing.TB, dsn string) *pgxpool.Pool {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		tb.Fatalf("open pool on %s: %v", dsn, err)
+	}
+	tb.Cleanup(pool.Close) // runs before the database is dropped
+	return pool
 }
 
 // MustCreateDatabase creates an empty database with a random name and

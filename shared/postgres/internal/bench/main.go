@@ -16,10 +16,10 @@
 //     CLI asks by default (since=24h) and with --since 7d, with 1M and then
 //     10M events stored for one tenant (-sizes; make bench adds
 //     BENCH_SCALE) and three other tenants' rows beside them. Events are
-//     generated in SQL and stored by the store's own insert-and-rollup
-//     statement (postgres.DB.IngestGenerated), with the events indexes in
-//     place, so events, indexes and rollups are built exactly as live
-//     ingest builds them, into the partitions the maintenance job made.
+//     generated in Go and stored through the store's Ingest, in full
+//     batches, with the events indexes in place, so events, indexes and
+//     rollups are built exactly as live ingest builds them, into the
+//     partitions the maintenance job made.
 //   - activity: at each size, first pages of GET /api/activity, unfiltered
 //     and with filters that match nothing (the bounded walk).
 //   - retention: at each size, the maintenance run that drops one day
@@ -44,6 +44,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -323,16 +324,23 @@ func bench(ctx context.Context, o options) (*Result, error) {
 	if err := db.Migrate(ctx); err != nil {
 		return nil, err
 	}
+	// The benchmark's own statements (the copy tables, VACUUM, counts and
+	// sizes) go through a pool of its own, not through the store.
+	raw, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	defer raw.Close()
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: db, Logger: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 	c := &client{base: srv.URL, http: srv.Client()}
 
 	res := &Result{Database: name}
-	if res.Ingest, err = benchIngest(ctx, db, dsn, c, o); err != nil {
+	if res.Ingest, err = benchIngest(ctx, db, raw, dsn, c, o); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	if !o.skipStats {
-		if res.Stats, err = benchStats(ctx, db, c, o); err != nil {
+		if res.Stats, err = benchStats(ctx, db, raw, c, o); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
 	}
@@ -442,7 +450,7 @@ var gzipJSON = http.Header{"Content-Type": {"application/json"}, "Content-Encodi
 
 // benchIngest posts the same batches through the handler and copies them
 // raw, round by round, alternating which goes first.
-func benchIngest(ctx context.Context, db *postgres.DB, dsn string, c *client, o options) (IngestResult, error) {
+func benchIngest(ctx context.Context, db *postgres.DB, raw *pgxpool.Pool, dsn string, c *client, o options) (IngestResult, error) {
 	tenant, key, err := db.CreateTenant(ctx, "bench-ingest")
 	if err != nil {
 		return IngestResult{}, err
@@ -459,7 +467,7 @@ func benchIngest(ctx context.Context, db *postgres.DB, dsn string, c *client, o 
 	// rollups: the fastest way to get these rows into a table the product
 	// could query, and the reference the floor is held to. bench_heap has
 	// the columns only: what moving the bytes alone costs.
-	if _, err := db.Pool().Exec(ctx, `CREATE TABLE bench_copy (LIKE events INCLUDING ALL); CREATE TABLE bench_heap (LIKE events)`); err != nil {
+	if _, err := raw.Exec(ctx, `CREATE TABLE bench_copy (LIKE events INCLUDING ALL); CREATE TABLE bench_heap (LIKE events)`); err != nil {
 		return IngestResult{}, fmt.Errorf("create copy tables: %w", err)
 	}
 	r := IngestResult{Events: o.ingestEvents, Batch: o.batch, Rounds: o.rounds, Clients: o.clients}
@@ -608,13 +616,13 @@ func benchIngest(ctx context.Context, db *postgres.DB, dsn string, c *client, o 
 		return r, fmt.Errorf("stats after ingest counts %d events, want %d", st.Totals.Events, o.ingestEvents)
 	}
 	var stored, copied, heaped int64
-	if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM bench_copy), (SELECT count(*) FROM bench_heap)`).Scan(&stored, &copied, &heaped); err != nil {
+	if err := raw.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM bench_copy), (SELECT count(*) FROM bench_heap)`).Scan(&stored, &copied, &heaped); err != nil {
 		return r, fmt.Errorf("count rows: %w", err)
 	}
 	if stored != int64(o.ingestEvents) || copied != int64(o.ingestEvents) || heaped != int64(o.ingestEvents) {
 		return r, fmt.Errorf("stored %d events and copied %d and %d rows, want %d each", stored, copied, heaped, o.ingestEvents)
 	}
-	if _, err := db.Pool().Exec(ctx, `DROP TABLE bench_copy, bench_heap`); err != nil {
+	if _, err := raw.Exec(ctx, `DROP TABLE bench_copy, bench_heap`); err != nil {
 		return r, fmt.Errorf("drop copy tables: %w", err)
 	}
 	return r, nil
@@ -735,8 +743,8 @@ func copyRows(tenant uuid.UUID, events []event.Event) [][]any {
 	for i := range events {
 		e := &events[i]
 		var bucket *int32
-		if e.LatencyMS != nil && e.IsReply() {
-			b := int32(stats.Bucket(*e.LatencyMS))
+		if ms, ok := stats.LatencyOf(e); ok {
+			b := int32(stats.Bucket(ms))
 			bucket = &b
 		}
 		score, level := int32(e.Risk.Score), string(e.Risk.Level)
@@ -749,88 +757,125 @@ func copyRows(tenant uuid.UUID, events []event.Event) [][]any {
 	return rows
 }
 
-// genChunk is the number of events generated and stored per transaction.
-const genChunk = 50_000
+// genBatch is the number of events generated and stored per Ingest call:
+// the largest batch the API takes.
+const genBatch = backend.MaxBatchEvents
 
 // generate stores n more events (numbered from offset) for tenant, spread
-// evenly over [start, end), through IngestGenerated: the staging table is
-// filled in SQL, then the store's own insert-and-rollup statement runs.
-// Events come in request/reply pairs of 20 methods, 12 tools and 5 servers,
-// in sessions of 2,500 pairs; tools/list is scored only in a session's
-// first 50 pairs, so a session holds a few scored tools/list events, as
-// the ones stats reads for tool alerts are in use (scoring most of them,
-// 6% of all events, made each stats answer read its bound of 10,000).
-// latencies are drawn in Go and bucketed with stats.Bucket, so the database
-// never derives a histogram bucket itself. Ids are UUIDv7-shaped (time
+// evenly over [start, end), through the store's Ingest, the path every
+// shipped batch takes, in batches of genBatch: events, indexes and rollups
+// are built exactly as live ingest builds them. Events come in
+// request/reply pairs of 20 methods, 12 tools and 5 servers, in sessions of
+// 2,500 pairs; tools/list is scored only in a session's first 50 pairs, so
+// a session holds a few scored tools/list events, as the ones stats reads
+// for tool alerts are in use (scoring most of them, 6% of all events, made
+// each stats answer read its bound of 10,000). Ids are UUIDv7-shaped (time
 // first), as the CLI makes them; salt keeps tenants' sessions apart.
 func generate(ctx context.Context, db *postgres.DB, tenant string, salt, offset, n, loaders int, start, end time.Time) error {
 	r := rand.New(rand.NewPCG(uint64(offset), uint64(salt)))
-	const nLat = 4096
-	lat := make([]float64, nLat)
-	bkt := make([]int32, nLat)
+	var lat [4096]float64
 	for i := range lat {
 		// Log-normal around 40 ms: most calls are quick, a long tail is not.
 		lat[i] = math.Round(40*math.Exp(r.NormFloat64())*1000) / 1000
-		bkt[i] = int32(stats.Bucket(lat[i]))
 	}
-	const fill = `
-INSERT INTO km_staging (id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
-    latency_ms, latency_bucket, error_code, is_error, failed, size, risk_score, risk_level, risk_rank,
-    risk_reasons, cost_usd, tokens, payload, payload_truncated)
-SELECT (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0') || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
-    md5($11::text || 's' || (p / 2500)::text)::uuid, i, ts,
-    CASE WHEN reply THEN 'server_to_client' ELSE 'client_to_server' END, kind,
-    ($5::text[])[1 + p % 5], CASE WHEN kind = 'notification' THEN '' ELSE p::text END, method,
-    CASE WHEN method = 'tools/call' THEN ($6::text[])[1 + (p * 13) % 12] ELSE '' END,
-    CASE WHEN reply THEN ($3::float8[])[1 + (p * 31) % 4096] END,
-    CASE WHEN reply THEN ($4::int[])[1 + (p * 31) % 4096] END,
-    CASE WHEN kind = 'error' THEN -32603 END,
-    CASE WHEN kind = 'response' AND method = 'tools/call' THEN p % 23 = 0 END,
-    kind = 'error' OR (kind = 'response' AND method = 'tools/call' AND p % 23 = 0),
-    size, score, CASE WHEN score >= 70 THEN 'high' WHEN score >= 40 THEN 'medium' ELSE 'low' END,
-    CASE WHEN score >= 70 THEN 2 WHEN score >= 40 THEN 1 ELSE 0 END,
-    NULL, size / 1024.0 * 0.001, size / 4, NULL, false
-FROM (
-    SELECT i, p, method, ts, md5($11::text || i::text) AS h, 200 + (p * 17) % 3000 AS size,
-        CASE WHEN method = 'tools/list' AND p % 2500 >= 50 THEN 0 ELSE (p * 37) % 100 END AS score,
-        reply AND method NOT LIKE 'notifications/%' AS reply,
-        CASE WHEN method LIKE 'notifications/%' THEN 'notification'
-             WHEN NOT reply THEN 'request'
-             WHEN p % 50 = 0 THEN 'error' ELSE 'response' END AS kind
-    FROM (
-        SELECT i, i / 2 AS p, i % 2 = 1 AS reply, ($7::text[])[1 + ((i / 2) * 7) % 20] AS method,
-            $8::timestamptz + make_interval(secs => (i - $12)::float8 * $9 / $10) AS ts
-        FROM generate_series($1::bigint, $2::bigint - 1) AS i
-    ) AS a
-) AS b`
-	span := end.Sub(start).Seconds()
+	g := scaleGen{salt: strconv.Itoa(salt), offset: offset, n: n, start: start, span: end.Sub(start), lat: &lat}
 	t0 := time.Now()
-	chunks := (n + genChunk - 1) / genChunk
+	batches := (n + genBatch - 1) / genBatch
 	var stored atomic.Int64
-	var g errgroup.Group
-	// Each loader takes a contiguous stretch of chunks, so loaders work on
+	var eg errgroup.Group
+	// Each loader takes a contiguous stretch of batches, so loaders work on
 	// different hours and do not queue on each other's rollup rows.
 	for w := range loaders {
-		first, last := w*chunks/loaders, (w+1)*chunks/loaders
-		g.Go(func() error {
+		first, last := w*batches/loaders, (w+1)*batches/loaders
+		eg.Go(func() error {
+			events := make([]event.Event, 0, genBatch)
 			for c := first; c < last; c++ {
-				lo := offset + c*genChunk
-				hi := min(lo+genChunk, offset+n)
-				got, err := db.IngestGenerated(ctx, tenant, fill, lo, hi, lat, bkt, servers, tools, methods, start, span, n, strconv.Itoa(salt), offset)
+				lo := offset + c*genBatch
+				hi := min(lo+genBatch, offset+n)
+				events = events[:0]
+				for i := lo; i < hi; i++ {
+					events = append(events, g.event(i))
+				}
+				res, err := db.Ingest(ctx, tenant, event.Batch{Events: events})
 				if err != nil {
 					return fmt.Errorf("generate events %d-%d: %w", lo, hi, err)
 				}
-				if got != hi-lo {
-					return fmt.Errorf("generate events %d-%d: stored %d", lo, hi, got)
+				if res.Accepted != hi-lo {
+					return fmt.Errorf("generate events %d-%d: stored %d", lo, hi, res.Accepted)
 				}
-				if done := stored.Add(int64(got)); done%(10*genChunk) == 0 || done == int64(n) {
+				if done := stored.Add(int64(res.Accepted)); done/(10*genBatch) != (done-int64(res.Accepted))/(10*genBatch) || done == int64(n) {
 					progress("  %d/%d events stored (%.0f/s)", done, n, float64(done)/time.Since(t0).Seconds())
 				}
 			}
 			return nil
 		})
 	}
-	return g.Wait()
+	return eg.Wait()
+}
+
+// scaleGen makes the events of one generate call; event(i) depends on i
+// alone, so loaders make their stretches independently.
+type scaleGen struct {
+	salt      string
+	offset, n int
+	start     time.Time
+	span      time.Duration
+	lat       *[4096]float64
+}
+
+// event is the i-th event: the pair p = i/2, its request at even i and
+// its reply (or a second notification) at odd i.
+func (g *scaleGen) event(i int) event.Event {
+	p := i / 2
+	m := methods[(p*7)%len(methods)]
+	ts := g.start.Add(time.Duration(float64(i-g.offset) / float64(g.n) * float64(g.span)).Truncate(time.Microsecond))
+	h := md5.Sum([]byte(g.salt + strconv.Itoa(i)))
+	// UUIDv7 layout: 48 bits of milliseconds, version 7, variant 8.
+	var id uuid.UUID
+	ms := uint64(ts.UnixMilli())
+	for b := range 6 {
+		id[b] = byte(ms >> (40 - 8*b))
+	}
+	id[6], id[7] = 0x70|h[0]>>4, h[0]<<4|h[1]>>4
+	id[8] = 0x80 | h[1]&0x0f
+	copy(id[9:], h[2:9])
+	size := int64(200 + (p*17)%3000)
+	score := (p * 37) % 100
+	if m == "tools/list" && p%2500 >= 50 {
+		score = 0
+	}
+	e := event.Event{
+		ID: id.String(), SessionID: uuid.UUID(md5.Sum([]byte(g.salt + "s" + strconv.Itoa(p/2500)))).String(),
+		Seq: int64(i), TS: ts, Direction: event.ClientToServer, Kind: event.KindRequest,
+		Server: servers[p%len(servers)], RPCID: strconv.Itoa(p), Method: m,
+		Size: size, CostUSD: float64(size) / 1024 * 0.001, Tokens: size / 4,
+		Risk: &event.Risk{Score: score, Level: event.LevelLow},
+	}
+	switch {
+	case score >= 70:
+		e.Risk.Level = event.LevelHigh
+	case score >= 40:
+		e.Risk.Level = event.LevelMedium
+	}
+	if m == "tools/call" {
+		e.Tool = tools[(p*13)%len(tools)]
+	}
+	switch {
+	case strings.HasPrefix(m, "notifications/"):
+		e.Kind, e.RPCID = event.KindNotification, ""
+	case i%2 == 1:
+		e.Direction, e.Kind = event.ServerToClient, event.KindResponse
+		l := g.lat[(p*31)%len(g.lat)]
+		e.LatencyMS = &l
+		if p%50 == 0 {
+			code := -32603
+			e.Kind, e.ErrorCode = event.KindError, &code
+		} else if m == "tools/call" {
+			failed := p%23 == 0
+			e.IsError = &failed
+		}
+	}
+	return e
 }
 
 func printTables(w io.Writer, r *Result) {

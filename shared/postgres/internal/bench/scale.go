@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
@@ -38,7 +40,7 @@ type tenantKey struct{ id, key string }
 // to each size, timing /api/stats, the first pages of /api/activity and a
 // retention run after each. The events indexes stay in place through the
 // load, as under live ingest, so activity is timed at every size.
-func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]StatsResult, error) {
+func benchStats(ctx context.Context, db *postgres.DB, raw *pgxpool.Pool, c *client, o options) ([]StatsResult, error) {
 	tenants := make([]tenantKey, 1+o.tenants)
 	for i := range tenants {
 		name := "bench-stats"
@@ -49,9 +51,11 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 		if err != nil {
 			return nil, err
 		}
-		// The benchmark times queries, not the per-key read limit: lift it.
-		noLimit := 0
-		if _, err := db.UpdateTenant(ctx, backend.Actor{}, t.ID, backend.TenantUpdate{ReadRequestsPerMinute: &noLimit}); err != nil {
+		// The benchmark times queries, not the per-key read limit nor the
+		// ingest quotas its loads pass in seconds: lift them.
+		noLimit, noQuota := 0, int64(0)
+		if _, err := db.UpdateTenant(ctx, backend.Actor{}, t.ID, backend.TenantUpdate{ReadRequestsPerMinute: &noLimit,
+			IngestEventsPerMinute: &noQuota, IngestEventsPerDay: &noQuota}); err != nil {
 			return nil, err
 		}
 		tenants[i] = tenantKey{t.ID, key}
@@ -78,7 +82,7 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 	stored := 0
 	var perEvent float64 // disk bytes per stored event, once a size is loaded
 	for _, n := range o.sizes {
-		if err := checkDisk(ctx, db, float64(n-stored)*perEvent, o.maxDiskUsed); err != nil {
+		if err := checkDisk(ctx, raw, float64(n-stored)*perEvent, o.maxDiskUsed); err != nil {
 			progress("stopping before %d events: %v", n, err)
 			break
 		}
@@ -88,10 +92,10 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 		}
 		// Rollup rows were updated many times over; autovacuum would
 		// have tidied them by the time anyone asks.
-		if _, err := db.Pool().Exec(ctx, `VACUUM ANALYZE rollup_hour, rollup_minute, series_minute, session_hour, session_minute, sessions`); err != nil {
+		if _, err := raw.Exec(ctx, `VACUUM ANALYZE rollup_hour, rollup_minute, series_minute, session_hour, session_minute, sessions`); err != nil {
 			return nil, fmt.Errorf("vacuum: %w", err)
 		}
-		if _, err := db.Pool().Exec(ctx, `ANALYZE events`); err != nil {
+		if _, err := raw.Exec(ctx, `ANALYZE events`); err != nil {
 			return nil, fmt.Errorf("analyze: %w", err)
 		}
 		load := time.Since(t0)
@@ -99,7 +103,7 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 		sr := StatsResult{Events: n, OtherTenants: len(others), OtherEvents: perOther * len(others),
 			LoadSeconds: load.Seconds(), LoadEventsPerS: float64(n-stored) / load.Seconds()}
 		stored = n
-		if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM rollup_hour), (SELECT count(*) FROM rollup_minute)`).Scan(&sr.RollupHourRows, &sr.RollupMinuteRows); err != nil {
+		if err := raw.QueryRow(ctx, `SELECT (SELECT count(*) FROM rollup_hour), (SELECT count(*) FROM rollup_minute)`).Scan(&sr.RollupHourRows, &sr.RollupMinuteRows); err != nil {
 			return nil, fmt.Errorf("count rollups: %w", err)
 		}
 		for _, w := range windows {
@@ -119,11 +123,11 @@ func benchStats(ctx context.Context, db *postgres.DB, c *client, o options) ([]S
 			sr.Activity = append(sr.Activity, wr)
 		}
 		var err error
-		if sr.Retention, err = benchRetention(ctx, db, measured.id, len(out), o.loaders); err != nil {
+		if sr.Retention, err = benchRetention(ctx, db, raw, measured.id, len(out), o.loaders); err != nil {
 			return nil, err
 		}
 		progress("retention at %d events: a run dropping a day of %d events took %.1f ms (%v)", n, retentionDayEvents, sr.Retention.RunMillis, sr.Retention.Dropped)
-		if sr.Disk, err = measureDisk(ctx, db, sr.Retention.EventsAfter); err != nil {
+		if sr.Disk, err = measureDisk(ctx, raw, sr.Retention.EventsAfter); err != nil {
 			return nil, err
 		}
 		perEvent = sr.Disk.BytesPerEvent
@@ -148,9 +152,9 @@ func gb(b int64) float64 { return float64(b) / 1e9 }
 
 // measureDisk sums the on-disk size of the events partitions (table and
 // indexes) and of the rollups; stored is the number of events they hold.
-func measureDisk(ctx context.Context, db *postgres.DB, stored int64) (*DiskResult, error) {
+func measureDisk(ctx context.Context, raw *pgxpool.Pool, stored int64) (*DiskResult, error) {
 	d := &DiskResult{StoredEvents: stored}
-	err := db.Pool().QueryRow(ctx, `
+	err := raw.QueryRow(ctx, `
 		SELECT coalesce(sum(pg_table_size(i.inhrelid)) FILTER (WHERE i.inhparent = 'events'::regclass), 0)::bigint,
 			coalesce(sum(pg_indexes_size(i.inhrelid)) FILTER (WHERE i.inhparent = 'events'::regclass), 0)::bigint,
 			(coalesce(sum(pg_total_relation_size(i.inhrelid)) FILTER (WHERE i.inhparent <> 'events'::regclass), 0)
@@ -173,9 +177,9 @@ func measureDisk(ctx context.Context, db *postgres.DB, stored int64) (*DiskResul
 // server's data directory would be more than maxUsed percent full after
 // adding need bytes. It can only look when the server runs on this
 // machine; otherwise it lets the load go on.
-func checkDisk(ctx context.Context, db *postgres.DB, need float64, maxUsed float64) error {
+func checkDisk(ctx context.Context, raw *pgxpool.Pool, need float64, maxUsed float64) error {
 	var dir string
-	if err := db.Pool().QueryRow(ctx, `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
+	if err := raw.QueryRow(ctx, `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
 		return nil //nolint:nilerr // a role not allowed to read the setting: no guard, as for a remote server
 	}
 	used, total, ok := diskUsage(dir)
@@ -202,7 +206,7 @@ func diskRoom(dir string, used, total uint64, need, maxUsed float64) error {
 // maintenance once with its clock just inside that day's retention, so the
 // days before it go and the partitions ahead are made, then times the run,
 // a day later, that drops exactly that day.
-func benchRetention(ctx context.Context, db *postgres.DB, tenant string, size, loaders int) (*RetentionResult, error) {
+func benchRetention(ctx context.Context, db *postgres.DB, raw *pgxpool.Pool, tenant string, size, loaders int) (*RetentionResult, error) {
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -25+size)
 	if err := generate(ctx, db, tenant, 7+size, 1_000_000_000+size*retentionDayEvents, retentionDayEvents, loaders, day, day.Add(23*time.Hour)); err != nil {
 		return nil, fmt.Errorf("retention day: %w", err)
@@ -213,7 +217,7 @@ func benchRetention(ctx context.Context, db *postgres.DB, tenant string, size, l
 		return nil, fmt.Errorf("maintenance before the timed run: %w", err)
 	}
 	r := &RetentionResult{DayEvents: retentionDayEvents}
-	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsBefore); err != nil {
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsBefore); err != nil {
 		return nil, err
 	}
 	db.SetClock(func() time.Time { return day.AddDate(0, 0, 31).Add(time.Minute) })
@@ -224,7 +228,7 @@ func benchRetention(ctx context.Context, db *postgres.DB, tenant string, size, l
 	}
 	r.RunMillis = millis(time.Since(t0))
 	r.Dropped, r.Created = res.Dropped, len(res.Created)
-	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsAfter); err != nil {
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.EventsAfter); err != nil {
 		return nil, err
 	}
 	if r.EventsBefore-r.EventsAfter != retentionDayEvents {
