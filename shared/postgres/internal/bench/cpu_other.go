@@ -9,4 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-func cpuTimes(context.Context, *pgxpool.Pool) (proc, backends time.Duration, ok bool) { return 0, 0, false }
+func cpuTimes(context.Context, *pgxpool.Pool) (proc, backends time.Duration, ok bool) {
+	return 0, 0, false
+}
