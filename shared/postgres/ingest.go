@@ -22,7 +22,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
-// unnestSource turns the column arrays Ingest sends as parameters $2..$32
+// unnestSource turns the column arrays Ingest sends as parameters $2..$30
 // (see batchColumns.args) back into rows with the columns of events.
 // One statement with array parameters costs one round trip and no catalog
 // work, where a temporary table plus COPY cost three round trips and the
@@ -30,13 +30,14 @@ import (
 // pgx encodes without reflection, so NULLs travel as flags or sentinels:
 // has_risk for the risk columns, -1 for a missing bucket or is_error, NaN
 // for a missing latency (JSON has no NaN), the int8 minimum for a missing
-// error code, the empty string for no payload. risk_reasons cannot travel as
-// an array of arrays (unnest would flatten it), so each row's reasons
-// travel as one array literal ("{"a","b"}") in $22, which holds the
-// literals of the rows with reasons only; reasons_off is a row's index in
-// it and a negative reasons_len means none. (A row taking its slice of one
-// flat array of every reason cost time in proportion to the reasons before
-// it: a batch of 5000 events with 32 reasons each took seconds.)
+// error code, the empty string for no payload and for no reasons.
+// risk_reasons cannot travel as an array of arrays (unnest would flatten
+// it), so each row's reasons travel as one array literal ("{"a","b"}", "{}"
+// for none) in its element of $21. (A row taking its slice of one flat
+// array of every reason cost time in proportion to the reasons before it:
+// a batch of 5000 events with 32 reasons each took seconds; so did a row
+// subscripting an array of the literals alone, since PostgreSQL walks a
+// text array from its start to find an element.)
 // The arrays are unnested in the select list, not in FROM: all have one
 // length, so both zip them alike, but unnest(a, b, ...) in FROM is a
 // function scan that first copies every array into a tuplestore of its
@@ -50,7 +51,7 @@ const unnestSource = `src AS (
         CASE is_error WHEN 1 THEN true WHEN 0 THEN false END AS is_error, failed, size,
         CASE WHEN has_risk THEN risk_score END AS risk_score, CASE WHEN has_risk THEN risk_level END AS risk_level,
         risk_rank,
-        CASE WHEN reasons_len >= 0 THEN (($22::text[])[reasons_off + 1])::text[] END AS risk_reasons,
+        nullif(reasons, '')::text[] AS risk_reasons,
         cost_usd, tokens, nullif(payload, '')::jsonb AS payload, payload_truncated,
         error_message, prompt, resource_uri, retry
     FROM (SELECT unnest($2::uuid[]) AS id, unnest($3::uuid[]) AS session_id, unnest($4::int8[]) AS seq,
@@ -59,11 +60,11 @@ const unnestSource = `src AS (
         unnest($11::text[]) AS tool, unnest($12::float8[]) AS latency_ms, unnest($13::int4[]) AS latency_bucket,
         unnest($14::int8[]) AS error_code, unnest($15::int2[]) AS is_error, unnest($16::bool[]) AS failed,
         unnest($17::int8[]) AS size, unnest($18::bool[]) AS has_risk, unnest($19::int8[]) AS risk_score,
-        unnest($20::text[]) AS risk_level, unnest($21::int4[]) AS reasons_off, unnest($23::int4[]) AS reasons_len,
-        unnest($24::float8[]) AS cost_usd, unnest($25::int8[]) AS tokens, unnest($26::text[]) AS payload,
-        unnest($27::bool[]) AS payload_truncated, unnest($28::int2[]) AS risk_rank,
-        unnest($29::text[]) AS error_message, unnest($30::text[]) AS prompt, unnest($31::text[]) AS resource_uri,
-        unnest($32::bool[]) AS retry) AS s
+        unnest($20::text[]) AS risk_level, unnest($21::text[]) AS reasons,
+        unnest($22::float8[]) AS cost_usd, unnest($23::int8[]) AS tokens, unnest($24::text[]) AS payload,
+        unnest($25::bool[]) AS payload_truncated, unnest($26::int2[]) AS risk_rank,
+        unnest($27::text[]) AS error_message, unnest($28::text[]) AS prompt, unnest($29::text[]) AS resource_uri,
+        unnest($30::bool[]) AS retry) AS s
 )`
 
 // insertEventsFrom moves the batch's events into events, skipping ids the tenant
@@ -440,7 +441,7 @@ type batchColumns struct {
 	errorMessage, prompt, resourceURI                   []string
 	payload, reasons                                    []string
 	latencyMS, costUSD                                  []float64
-	bucket, reasonsOff, reasonsLen                      []int32
+	bucket                                              []int32
 	isError, rank                                       []int16
 	failed, hasRisk, truncated, retry                   []bool
 	// order is the index in the batch of the event each row holds.
@@ -460,9 +461,9 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		rpcID: make([]string, n), method: make([]string, n), tool: make([]string, n), level: make([]string, n),
 		errorMessage: make([]string, n), prompt: make([]string, n), resourceURI: make([]string, n),
 		payload:   make([]string, n),
-		reasons:   []string{}, // never nil: elements of a NULL array are NULL
+		reasons:   make([]string, n),
 		latencyMS: make([]float64, n), costUSD: make([]float64, n),
-		bucket: make([]int32, n), reasonsOff: make([]int32, n), reasonsLen: make([]int32, n),
+		bucket:  make([]int32, n),
 		isError: make([]int16, n), rank: make([]int16, n),
 		failed: make([]bool, n), hasRisk: make([]bool, n), truncated: make([]bool, n), retry: make([]bool, n),
 	}
@@ -512,12 +513,10 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 		}
 		c.failed[i], c.truncated[i], c.retry[i] = e.Failed(), e.PayloadTruncated, e.Retry
 		c.rank[i] = int16(activity.LevelRank(e.RiskLevel()))
-		c.reasonsLen[i] = -1
 		if e.Risk != nil {
 			c.hasRisk[i], c.score[i], c.level[i] = true, int64(e.Risk.Score), string(e.Risk.Level)
 			if e.Risk.Reasons != nil {
-				c.reasonsOff[i], c.reasonsLen[i] = int32(len(c.reasons)), int32(len(e.Risk.Reasons))
-				c.reasons = append(c.reasons, arrayLiteral(e.Risk.Reasons))
+				c.reasons[i] = arrayLiteral(e.Risk.Reasons)
 			}
 		}
 		if len(e.Payload) > 0 {
@@ -531,7 +530,7 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 func (c *batchColumns) args(tenantID string) []any {
 	return []any{tenantID, c.id, c.sessionID, c.seq, c.ts, c.direction, c.kind, c.server, c.rpcID, c.method, c.tool,
 		c.latencyMS, c.bucket, c.errorCode, c.isError, c.failed, c.size,
-		c.hasRisk, c.score, c.level, c.reasonsOff, c.reasons, c.reasonsLen, c.costUSD, c.tokens, c.payload,
+		c.hasRisk, c.score, c.level, c.reasons, c.costUSD, c.tokens, c.payload,
 		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI, c.retry}
 }
 

@@ -133,6 +133,7 @@ func run() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database instead of dropping it")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the results as one JSON document instead of tables")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (client and handler) to `file`")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the benchmark process to `file` at the end")
 	quick := flag.Bool("quick", false, "a small run: -sizes 100000 -other 20000 -runs 15 -ingest-events 20000 -rounds 4 (flags given explicitly still win)")
 	flag.Parse()
 	if *quick {
@@ -170,6 +171,16 @@ func run() int {
 	res, err := bench(ctx, o)
 	if err != nil {
 		return fail(err)
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return fail(err)
+		}
 	}
 	if o.jsonOut {
 		enc := json.NewEncoder(os.Stdout)
@@ -240,6 +251,22 @@ type IngestResult struct {
 	BatchP50Millis     float64 `json:"http_batch_p50_ms"`
 	BatchP95Millis     float64 `json:"http_batch_p95_ms"`
 	StatsEventsSeen    int64   `json:"stats_events_seen"`
+	// CPU time per batch of this process (client, handler, pgx) and of
+	// the database's backends, for each path (absent where the server's
+	// processes cannot be read): wall time on a busy machine mostly
+	// measures the machine, CPU time what the path costs.
+	CPU *IngestCPU `json:"cpu_ms_per_batch,omitempty"`
+}
+
+// IngestCPU is the CPU time per batch of both paths, in milliseconds.
+type IngestCPU struct {
+	HandlerGo       float64 `json:"handler_go"`
+	HandlerPostgres float64 `json:"handler_postgres"`
+	CopyGo          float64 `json:"copy_go"`
+	CopyPostgres    float64 `json:"copy_postgres"`
+	// Ratio is the indexed COPY's CPU time over the handler's: Ratio's
+	// counterpart in CPU.
+	Ratio float64 `json:"ratio"`
 }
 
 // StatsResult is one stored size.
@@ -557,6 +584,20 @@ func benchIngest(ctx context.Context, db *postgres.DB, raw *pgxpool.Pool, dsn st
 	}
 
 	var copyDur, heapDur, httpDur time.Duration
+	// CPU time of both paths ([0] this process, [1] the backends).
+	var copyCPU, httpCPU [2]time.Duration
+	cpuOK := true
+	measured := func(acc *[2]time.Duration, f func() error) func() error {
+		return func() error {
+			p0, b0, ok0 := cpuTimes(ctx, copyPool)
+			err := f()
+			p1, b1, ok1 := cpuTimes(ctx, copyPool)
+			cpuOK = cpuOK && ok0 && ok1
+			acc[0] += p1 - p0
+			acc[1] += b1 - b0
+			return err
+		}
+	}
 	var lat []time.Duration
 	var ratios, heapRatios []float64
 	r.RoundRatioMin = math.Inf(1)
@@ -568,9 +609,9 @@ func benchIngest(ctx context.Context, db *postgres.DB, raw *pgxpool.Pool, dsn st
 		runtime.GC()
 		var cd, xd, hd time.Duration
 		paths := []func() error{
-			func() (err error) { cd, err = copyRound("bench_copy", p); return err },
+			measured(&copyCPU, func() (err error) { cd, err = copyRound("bench_copy", p); return err }),
 			func() (err error) { xd, err = copyRound("bench_heap", p); return err },
-			func() (err error) { hd, err = postRound(p, &lat); return err },
+			measured(&httpCPU, func() (err error) { hd, err = postRound(p, &lat); return err }),
 		}
 		// Every round starts with a different path and every third
 		// round runs them backwards, so over six rounds each path has
@@ -604,6 +645,14 @@ func benchIngest(ctx context.Context, db *postgres.DB, raw *pgxpool.Pool, dsn st
 	r.RoundRatioMed = ratios[len(ratios)/2]
 	r.HeapRoundRatioMed = heapRatios[len(heapRatios)/2]
 	r.BatchP50Millis, r.BatchP95Millis = millis(quantile(lat, 0.5)), millis(quantile(lat, 0.95))
+	if cpuOK {
+		per := func(d time.Duration) float64 { return millis(d) / float64(nBatches) }
+		r.CPU = &IngestCPU{HandlerGo: per(httpCPU[0]), HandlerPostgres: per(httpCPU[1]),
+			CopyGo: per(copyCPU[0]), CopyPostgres: per(copyCPU[1]),
+			Ratio: (copyCPU[0] + copyCPU[1]).Seconds() / (httpCPU[0] + httpCPU[1]).Seconds()}
+		progress("ingest CPU per batch: handler Go %.2f + PostgreSQL %.2f ms, indexed COPY Go %.2f + PostgreSQL %.2f ms (%.2f)",
+			r.CPU.HandlerGo, r.CPU.HandlerPostgres, r.CPU.CopyGo, r.CPU.CopyPostgres, r.CPU.Ratio)
+	}
 
 	// Everything posted is counted by stats (the rollups live ingest
 	// maintains) and stored once in each table.
@@ -894,6 +943,10 @@ func printTables(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\nhandler / indexed COPY: %.2f (rounds %.2f-%.2f, median round %.2f); handler / heap COPY: %.2f (median round %.2f)\n",
 		in.Ratio, in.RoundRatioMin, in.RoundRatioMax, in.RoundRatioMed, in.HeapRatio, in.HeapRoundRatioMed)
 	fmt.Fprintf(w, "one batch through the handler: p50 %.1f ms, p95 %.1f ms\n", in.BatchP50Millis, in.BatchP95Millis)
+	if c := in.CPU; c != nil {
+		fmt.Fprintf(w, "CPU per batch: handler %.2f ms (Go %.2f, PostgreSQL %.2f); indexed COPY %.2f ms (Go %.2f, PostgreSQL %.2f); indexed COPY / handler in CPU: %.2f (information)\n",
+			c.HandlerGo+c.HandlerPostgres, c.HandlerGo, c.HandlerPostgres, c.CopyGo+c.CopyPostgres, c.CopyGo, c.CopyPostgres, c.Ratio)
+	}
 
 	if len(r.Stats) > 0 {
 		fmt.Fprintf(w, "\n## GET /api/stats through the handler (all stored events in the window; other tenants' events beside them)\n\n")
