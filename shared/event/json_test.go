@@ -3,11 +3,12 @@ package event
 import (
 	"encoding/json"
 	"math"
-	"reflect"
 	"testing"
 	"time"
 
 	segjson "github.com/segmentio/encoding/json"
+
+	"github.com/kilometers-ai/kilometers/shared/event/eventtest"
 )
 
 // The CLI's store has the exhaustive tests and the fuzz target of this
@@ -59,7 +60,7 @@ func TestAppendJSONMatchesJSONMarshal(t *testing.T) {
 // every hand-written case above, which leave it zero) fails here.
 func TestAppendJSONEncodesEveryField(t *testing.T) {
 	var e Event
-	fillNonZero(t, reflect.ValueOf(&e).Elem(), "Event")
+	eventtest.FillNonZero(t, &e, time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC))
 	e.Payload = nil // AppendJSON leaves the payload to its caller
 	got, ok := AppendJSON(nil, &e)
 	if !ok {
@@ -71,44 +72,6 @@ func TestAppendJSONEncodesEveryField(t *testing.T) {
 	}
 	if string(got) != string(want) {
 		t.Errorf("AppendJSON does not write every field of Event:\ngot  %s\nwant %s", got, want)
-	}
-}
-
-// fillNonZero sets v, and everything it points to, to values that are not
-// zero.
-func fillNonZero(t *testing.T, v reflect.Value, path string) {
-	t.Helper()
-	switch {
-	case v.Type() == reflect.TypeFor[time.Time]():
-		v.Set(reflect.ValueOf(time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)))
-		return
-	case v.Type() == reflect.TypeFor[json.RawMessage]():
-		v.SetBytes([]byte(`{"a":1}`))
-		return
-	}
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(path)
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(7)
-	case reflect.Float32, reflect.Float64:
-		v.SetFloat(1.25)
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fillNonZero(t, v.Elem(), path)
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
-		fillNonZero(t, v.Index(0), path+"[0]")
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fillNonZero(t, v.Field(i), path+"."+v.Type().Field(i).Name)
-			}
-		}
-	default:
-		t.Fatalf("%s: fillNonZero does not know %s; teach it", path, v.Type())
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/event/eventtest"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -223,46 +224,6 @@ func TestPercentilesExactForSmallSamples(t *testing.T) {
 	}
 }
 
-// fillNonZero sets every field reachable from v to a value that is not its
-// zero value.
-func fillNonZero(t *testing.T, v reflect.Value, name string) {
-	t.Helper()
-	switch v.Interface().(type) {
-	case time.Time:
-		v.Set(reflect.ValueOf(base))
-		return
-	case json.RawMessage:
-		v.Set(reflect.ValueOf(json.RawMessage(`{"k":1}`)))
-		return
-	}
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString("v-" + name)
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		v.SetInt(int64(len(name)) + 7)
-	case reflect.Float64:
-		v.SetFloat(float64(len(name)) + 0.25)
-	case reflect.Pointer:
-		p := reflect.New(v.Type().Elem())
-		fillNonZero(t, p.Elem(), name)
-		v.Set(p)
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := range 2 {
-			fillNonZero(t, s.Index(i), fmt.Sprint(name, i))
-		}
-		v.Set(s)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fillNonZero(t, v.Field(i), v.Type().Field(i).Name)
-		}
-	default:
-		t.Fatalf("field %s: no non-zero value for kind %s; teach fillNonZero", name, v.Kind())
-	}
-}
-
 // TestEveryEventFieldIsStored fails when a field added to event.Event does
 // not survive ingest and the read routes: every field gets a non-zero
 // value (valid where the contract requires it) and must come back.
@@ -271,7 +232,7 @@ func TestEveryEventFieldIsStored(t *testing.T) {
 	ctx := context.Background()
 	tenant := mustTenant(t, db, "acme")
 	var e event.Event
-	fillNonZero(t, reflect.ValueOf(&e).Elem(), "event")
+	eventtest.FillNonZero(t, &e, base)
 	e.ID, e.SessionID = newID(t), newID(t)
 	e.Direction, e.Kind = event.ServerToClient, event.KindResponse
 	e.Risk.Score, e.Risk.Level = 75, event.LevelHigh
@@ -304,7 +265,7 @@ func TestEverySessionFieldIsStored(t *testing.T) {
 	db := pgtest.MustOpenDB(t)
 	tenant := mustTenant(t, db, "acme")
 	var s event.Session
-	fillNonZero(t, reflect.ValueOf(&s).Elem(), "session")
+	eventtest.FillNonZero(t, &s, base)
 	s.ID = newID(t)
 	end := base.Add(time.Minute)
 	s.EndedAt = &end

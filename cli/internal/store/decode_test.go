@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/event/eventtest"
 )
 
 // TestMetaDecoder holds the fast decoder to encoding/json on every shape of
@@ -62,56 +63,13 @@ func TestDecodeEventMeta(t *testing.T) {
 	}
 }
 
-// fillNonZero sets every field reachable from v to a value that is not its
-// zero value, so that an encoder or decoder that forgets a field shows.
-func fillNonZero(t *testing.T, v reflect.Value, name string) {
-	t.Helper()
-	switch v.Interface().(type) {
-	case time.Time:
-		v.Set(reflect.ValueOf(time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)))
-		return
-	case json.RawMessage:
-		v.Set(reflect.ValueOf(json.RawMessage(`{"k":1}`)))
-		return
-	}
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString("v-" + name)
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		v.SetInt(int64(len(name)) + 7)
-	case reflect.Float64:
-		v.SetFloat(float64(len(name)) + 0.25)
-	case reflect.Pointer:
-		p := reflect.New(v.Type().Elem())
-		fillNonZero(t, p.Elem(), name)
-		v.Set(p)
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := range 2 {
-			fillNonZero(t, s.Index(i), fmt.Sprint(name, i))
-		}
-		v.Set(s)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fillNonZero(t, v.Field(i), v.Type().Field(i).Name)
-		}
-	default:
-		t.Fatalf("field %s: no non-zero value for kind %s; teach fillNonZero", name, v.Kind())
-	}
-	if v.IsZero() {
-		t.Fatalf("field %s is still zero", name)
-	}
-}
-
 // TestEveryEventFieldRoundTrips fails when a field added to event.Event is
 // left out by the hand-written encoder (event.AppendJSON, the store's and
 // the wire's) or by the decoder: each field gets a non-zero value,
 // and the event must encode as json.Marshal does and come back whole.
 func TestEveryEventFieldRoundTrips(t *testing.T) {
 	var e event.Event
-	fillNonZero(t, reflect.ValueOf(&e).Elem(), "event")
+	eventtest.FillNonZero(t, &e, time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC))
 
 	checkEncodeSame(t, e)
 
