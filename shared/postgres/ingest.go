@@ -67,6 +67,16 @@ const unnestSource = `src AS (
         unnest($30::bool[]) AS retry) AS s
 )`
 
+// sourceColumns are the columns of src (unnestSource) that events stores
+// as they are; insertColumns adds the tenant.
+const (
+	sourceColumns = `id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
+        latency_ms, latency_bucket, error_code, is_error, failed, size,
+        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
+        error_message, prompt, resource_uri, retry`
+	insertColumns = "tenant_id, " + sourceColumns
+)
+
 // insertEventsFrom moves the batch's events into events, skipping ids the tenant
 // already has, and adds only the rows actually inserted to the rollups, all
 // in one statement. A rollup's packed histogram is two arrays, hist and
@@ -84,14 +94,8 @@ const unnestSource = `src AS (
 // concurrent batches of a tenant queue instead of deadlocking.
 const insertEventsFrom = `
 ins AS (
-    INSERT INTO events (tenant_id, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
-        latency_ms, latency_bucket, error_code, is_error, failed, size,
-        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
-        error_message, prompt, resource_uri, retry)
-    SELECT $1, id, session_id, seq, ts, direction, kind, server, rpc_id, method, tool,
-        latency_ms, latency_bucket, error_code, is_error, failed, size,
-        risk_score, risk_level, risk_rank, risk_reasons, cost_usd, tokens, payload, payload_truncated,
-        error_message, prompt, resource_uri, retry
+    INSERT INTO events (` + insertColumns + `)
+    SELECT $1, ` + sourceColumns + `
     FROM %[1]s
     ON CONFLICT (tenant_id, id, ts) DO NOTHING
     RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
@@ -203,7 +207,8 @@ const countQuota = `, qw AS (
         day_start = greatest(w.day_start, excluded.day_start)
 )`
 
-// insertArrays reads the parameters of Ingest. It also carries the batch's
+// insertArrays stores a batch insertNew refused because the tenant has
+// some of its events already, skipping those. It also carries the batch's
 // rollup deltas computed in Go (batchDeltas, after the quota time and the
 // batch's size): when every
 // event of the batch was inserted they are the deltas, and the SQL that
@@ -211,8 +216,38 @@ const countQuota = `, qw AS (
 // reads nothing); when the tenant already had some, the deltas' gate is
 // closed instead and the SQL counts the inserted rows alone.
 var insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src",
-	fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1),
+	fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1, true),
 	fmt.Sprintf(" WHERE (SELECT n FROM inserted) < $%d", quotaAtParam+1))
+
+// insertNew is the statement a batch tries first: a plain INSERT, which
+// fails with a unique violation (and writes nothing) if the tenant already
+// has one of its events, and then insertArrays runs instead. Most batches
+// are new (a batch is sent again only when its answer was lost), and a
+// plain insert skips the arbiter index probe ON CONFLICT makes before each
+// row (in SQL, 100 inserts of 500 events: 4.3-4.6 ms a batch against
+// 6.1 ms with ON CONFLICT DO NOTHING), as well as the SQL way of counting
+// the inserted rows into the rollups: every event is new, so the deltas
+// computed in Go are the rollups' deltas. It takes insertArrays'
+// parameters; the batch's size is the count the quota adds.
+var insertNew = "WITH " + unnestSource + `,
+ins AS (
+    INSERT INTO events (` + insertColumns + `)
+    SELECT $1, ` + sourceColumns + ` FROM src
+)` + fmt.Sprintf(newQuota, quotaAtParam, quotaAtParam+1) + deltaCTEs(quotaAtParam+1, false) + fmt.Sprintf(`
+SELECT $%d::int`, quotaAtParam+1)
+
+// newQuota is countQuota for insertNew, which inserts the batch's size.
+const newQuota = `, qw AS (
+    INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
+    SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), $%[2]d, date_trunc('day', $%[1]d::timestamptz, 'UTC'), $%[2]d
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
+                             ELSE w.minute_events + excluded.minute_events END,
+        minute_start = greatest(w.minute_start, excluded.minute_start),
+        day_events = CASE WHEN excluded.day_start > w.day_start THEN excluded.day_events
+                          ELSE w.day_events + excluded.day_events END,
+        day_start = greatest(w.day_start, excluded.day_start)
+)`
 
 // quotaAtParam is the number of the parameter after batchColumns.args,
 // which carries the time the quota is judged at; the batch's size follows
@@ -232,8 +267,11 @@ const rollupFromDeltas = `SELECT $1, bucket, server, method, tool, events, reque
 // deltaCTEs are the upserts of batchDeltas, whose parameters start at
 // $size+1; $size is the batch's size, and they add nothing unless the
 // statement inserted that many events.
-func deltaCTEs(size int) string {
-	gate := fmt.Sprintf(" WHERE (SELECT n FROM inserted) = $%d", size)
+func deltaCTEs(size int, gated bool) string {
+	gate := ""
+	if gated {
+		gate = fmt.Sprintf(" WHERE (SELECT n FROM inserted) = $%d", size)
+	}
 	p := size + 1
 	level := func(table string) string {
 		cols := unnestParams(p, "bucket", "timestamptz[]", "server", "text[]", "method", "text[]", "tool", "text[]",
@@ -348,30 +386,38 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
 	// duplicates) or left no trace.
-	err = db.sendTxFor(ctx, "insert events", roleApp, tenantID, ingestTimeout, func(batch *pgx.Batch) {
-		inserted = 0
-		if len(b.Events) > 0 {
-			// First, so that a refused batch costs one cheap statement;
-			// its error ends the pipeline's transaction, sessions included.
-			batch.Queue(ingestGate, tenantID, at)
-		}
-		for _, i := range sessionOrder {
-			s := &b.Sessions[i]
-			batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
-				s.ClientName, s.ClientVersion, s.ProtocolVersion, s.Command, s.Host,
-				s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents, s.Warnings)
-		}
-		if len(b.Events) > 0 {
-			batch.Queue(insertArrays, args...).QueryRow(func(row pgx.Row) error {
-				return row.Scan(&inserted)
-			})
-		}
-		// The per-event alert rules, in the same transaction: an alert
-		// fires with the events that fire it or not at all.
-		if conds != nil {
-			batch.Queue(fireEventAlerts, conds...)
-		}
-	})
+	send := func(insert string) error {
+		return db.sendTxFor(ctx, "insert events", roleApp, tenantID, ingestTimeout, func(batch *pgx.Batch) {
+			inserted = 0
+			if len(b.Events) > 0 {
+				// First, so that a refused batch costs one cheap statement;
+				// its error ends the pipeline's transaction, sessions included.
+				batch.Queue(ingestGate, tenantID, at)
+			}
+			for _, i := range sessionOrder {
+				s := &b.Sessions[i]
+				batch.Queue(upsertSession, tenantID, s.ID, s.Server, s.ServerName, s.ServerVersion,
+					s.ClientName, s.ClientVersion, s.ProtocolVersion, s.Command, s.Host,
+					s.StartedAt, s.EndedAt, s.ExitCode, s.DroppedEvents, s.Warnings)
+			}
+			if len(b.Events) > 0 {
+				batch.Queue(insert, args...).QueryRow(func(row pgx.Row) error {
+					return row.Scan(&inserted)
+				})
+			}
+			// The per-event alert rules, in the same transaction: an alert
+			// fires with the events that fire it or not at all.
+			if conds != nil {
+				batch.Queue(fireEventAlerts, conds...)
+			}
+		})
+	}
+	err = send(insertNew)
+	if duplicateEvent(err) {
+		// The tenant has some of these events (the batch was sent again,
+		// or a part of it): nothing was written; store the ones it lacks.
+		err = send(insertArrays)
+	}
 	if err != nil {
 		if noPartition(err) {
 			return backend.IngestResult{}, db.outsidePartitions(ctx, b.Events, err)
@@ -400,6 +446,15 @@ func quotaError(err error) error {
 
 // noPartition reports PostgreSQL refusing a row no partition of events
 // takes.
+// duplicateEvent reports insertNew's refusal of an event the tenant has.
+// Only the events insert can raise a unique violation in the pipeline
+// (every other statement has its ON CONFLICT clause); were it another, the
+// second attempt would fail with it again.
+func duplicateEvent(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
 func noPartition(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
