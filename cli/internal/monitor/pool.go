@@ -1,7 +1,8 @@
 package monitor
 
-// prefixPool recycles the prefixes of large lines, which are all exactly
-// the payload cap in capacity. Without it every message bigger than one
+// prefixPool recycles buffers of one capacity: the prefixes of large
+// lines, which are all exactly the payload cap in capacity, and (a pool of
+// its own) the string payloads of messages bigger than that. Without it every message bigger than one
 // relay read cost a fresh payload-cap allocation on the relay goroutine:
 // zeroed, faulted in page by page, and soon collected and handed back to
 // the OS, only to be faulted in again for the next large message. Those
