@@ -67,6 +67,10 @@ type builder struct {
 	// collected them: they go back once their events are recorded.
 	payloads *prefixPool
 	took     [][]byte
+	// aliased says an event of the last line's payload is a slice of the
+	// line's prefix (a message kept whole); otherwise the events hold no
+	// byte of it once they are analysed.
+	aliased bool
 }
 
 func newBuilder(sessionID string, newID func() string) *builder {
@@ -90,6 +94,7 @@ func (b *builder) events(l *line) []built {
 		b.built = nil // a big batch's array is not kept for the session
 	}
 	b.built = b.built[:0]
+	b.aliased = false
 	if !l.valid || len(l.msgs) == 0 {
 		ev := b.next(l, event.KindInvalid, l.size)
 		ev.Payload, ev.PayloadTruncated = b.stringPayload(l.prefix, l.size)
@@ -132,6 +137,8 @@ func (b *builder) message(l *line, m *msgInfo) built {
 			// Invalid UTF-8 can only sit inside strings of valid JSON;
 			// replacing it keeps the payload valid JSON and encodable.
 			raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+		} else {
+			b.aliased = true
 		}
 		ev.Payload = json.RawMessage(raw)
 	}

@@ -263,13 +263,11 @@ func (p *pipeline) unpark(now time.Time, force bool) {
 // build turns a line into events. Until the server's label is known they
 // are held, so every event of the session carries the same label.
 func (p *pipeline) build(l *line) {
-	if l.pooled {
-		p.spent = append(p.spent, l.prefix)
-	}
 	evs := p.b.events(l)
 	p.spentPayloads = append(p.spentPayloads, p.b.took...)
 	clear(p.b.took)
 	p.b.took = p.b.took[:0]
+	held := !p.labelSet
 	for _, bt := range evs {
 		if p.labelSet {
 			p.finish(bt)
@@ -277,6 +275,20 @@ func (p *pipeline) build(l *line) {
 		}
 		p.held = append(p.held, bt)
 		p.heldBytes += len(bt.raw)
+	}
+	if l.pooled {
+		if held || p.b.aliased {
+			// Events waiting to be analysed or recorded point into it.
+			p.spent = append(p.spent, l.prefix)
+		} else {
+			// A message bigger than the cap: its events have their own
+			// payloads and were analysed, so the prefix can serve the
+			// next large line at once. When the pipeline catches up on a
+			// burst, the lines of one batch then share a few buffers
+			// instead of each holding its own 256 KiB until the batch is
+			// recorded.
+			p.pool.put(l.prefix)
+		}
 	}
 	if !p.labelSet && (p.b.hs.serverSpoke || len(p.held) >= holdEvents || p.heldBytes >= holdBytes) {
 		p.release()
