@@ -9,8 +9,10 @@ package monitor
 // faults and the collections they drove were most of what the framer cost
 // on 1 MiB results.
 //
-// The framers take buffers and the pipeline gives them back once the
-// events made from them have been recorded. It is safe for concurrent use.
+// The framers take buffers and the pipeline gives them back once nothing
+// points into them: once the events made from them have been analysed
+// when every payload is a copy (a message bigger than the cap), once they
+// have been recorded otherwise. It is safe for concurrent use.
 // Small lines never touch it: they get buffers of exactly their size.
 type prefixPool struct {
 	size int
