@@ -408,10 +408,11 @@ func stringPayload(text []byte, size int64) (json.RawMessage, bool) {
 // it. Text that escapes more outgrows it and is allocated as before.
 const stringPayloadBuf = stringPayloadCap + stringPayloadCap/8 + 2
 
-// stringPayload is stringPayload into a recycled buffer when the text is
-// capped: a 1 MiB result's 64 KiB payload was the largest allocation the
-// monitor made per message (45% of its bytes allocated in 600 round
-// trips), and with the store's line buffer most of its collections.
+// stringPayload is the package's stringPayload, into a recycled buffer
+// when the text is capped: a 1 MiB result's 64 KiB payload was the largest
+// allocation the monitor made per message (48% of the bytes it allocated
+// in 600 round trips), and with the store's line buffer most of its
+// collections.
 func (b *builder) stringPayload(text []byte, size int64) (json.RawMessage, bool) {
 	if b.payloads == nil || len(text) < stringPayloadCap {
 		return stringPayload(text, size)
