@@ -20,31 +20,81 @@ type mapping struct {
 }
 
 func release() (int64, error) {
+	_, kb, err := newReleaser()
+	return kb, err
+}
+
+// span is an address range of a released mapping.
+type span struct{ start, end uint64 }
+
+type releaser struct{ spans []span }
+
+func newReleaser() (releaser, int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
-		return 0, fmt.Errorf("find the executable: %w", err)
+		return releaser{}, 0, fmt.Errorf("find the executable: %w", err)
 	}
 	raw, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
-		return 0, fmt.Errorf("read the memory map: %w", err)
+		return releaser{}, 0, fmt.Errorf("read the memory map: %w", err)
 	}
 	maps, err := parseSmaps(raw)
 	if err != nil {
-		return 0, err
+		return releaser{}, 0, err
 	}
+	var r releaser
 	var released int64
 	for _, m := range maps {
 		if !releasable(m, exe) {
 			continue
 		}
-		// By address, not through a slice: the range is the kernel's own
-		// account of this process's memory.
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), syscall.MADV_DONTNEED); errno != 0 {
-			return released, fmt.Errorf("release %x-%x: %w", m.start, m.end, errno)
+		if err := dontNeed(span{m.start, m.end}); err != nil {
+			return r, released, err
 		}
+		r.spans = append(r.spans, span{m.start, m.end})
 		released += m.rssKB
 	}
-	return released, nil
+	return r, released, nil
+}
+
+func (r releaser) again() error {
+	if len(r.spans) == 0 {
+		return nil
+	}
+	traced, err := tracedNow()
+	if err != nil || traced {
+		return err
+	}
+	for _, s := range r.spans {
+		if err := dontNeed(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dontNeed drops the resident pages of s. By address, not through a
+// slice: the range is the kernel's own account of this process's memory.
+func dontNeed(s span) error {
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(s.start), uintptr(s.end-s.start), syscall.MADV_DONTNEED); errno != 0 {
+		return fmt.Errorf("release %x-%x: %w", s.start, s.end, errno)
+	}
+	return nil
+}
+
+// tracedNow reports whether a debugger traces the process: the breakpoints
+// it writes into the code are private pages a release would drop.
+func tracedNow() (bool, error) {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false, fmt.Errorf("read the process status: %w", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
+			return strings.TrimSpace(v) != "0", nil
+		}
+	}
+	return false, nil
 }
 
 // releasable holds the rule: the executable's own mappings that cannot be

@@ -1,15 +1,18 @@
 package monitor
 
-// prefixPool recycles the prefixes of large lines, which are all exactly
-// the payload cap in capacity. Without it every message bigger than one
+// prefixPool recycles buffers of one capacity: the prefixes of large
+// lines, which are all exactly the payload cap in capacity, and (a pool of
+// its own) the string payloads of messages bigger than that. Without it every message bigger than one
 // relay read cost a fresh payload-cap allocation on the relay goroutine:
 // zeroed, faulted in page by page, and soon collected and handed back to
 // the OS, only to be faulted in again for the next large message. Those
 // faults and the collections they drove were most of what the framer cost
 // on 1 MiB results.
 //
-// The framers take buffers and the pipeline gives them back once the
-// events made from them have been recorded. It is safe for concurrent use.
+// The framers take buffers and the pipeline gives them back once nothing
+// points into them: once the events made from them have been analysed
+// when every payload is a copy (a message bigger than the cap), once they
+// have been recorded otherwise. It is safe for concurrent use.
 // Small lines never touch it: they get buffers of exactly their size.
 type prefixPool struct {
 	size int

@@ -88,10 +88,12 @@ type pipeline struct {
 	heldBytes int
 	holdUntil time.Time
 	out       []event.Event
-	// spent are pooled prefixes of lines already turned into events: they
-	// go back to the pool once those events are recorded.
-	spent  [][]byte
-	recErr bool // a Record failure was already logged
+	// spent are pooled prefixes of lines already turned into events, and
+	// spentPayloads the pooled payload buffers of those events: they go
+	// back to their pools once those events are recorded.
+	spent         [][]byte
+	spentPayloads [][]byte
+	recErr        bool // a Record failure was already logged
 
 	// alerts gets one line per poisoned or changed tool definition seen
 	// (MCP clients keep a server's stderr in their logs); nil for none.
@@ -109,6 +111,7 @@ func newPipeline(rec Recorder, log *slog.Logger, now func() time.Time, sess even
 		b:     newBuilder(sess.ID, newID),
 		lines: make(chan *line, queueLines),
 	}
+	p.b.payloads = newPrefixPool(stringPayloadBuf, payloadPoolBuffers)
 	if name != "" {
 		// The label is known before any event: nothing needs holding.
 		p.fixLabel(name)
@@ -260,16 +263,32 @@ func (p *pipeline) unpark(now time.Time, force bool) {
 // build turns a line into events. Until the server's label is known they
 // are held, so every event of the session carries the same label.
 func (p *pipeline) build(l *line) {
-	if l.pooled {
-		p.spent = append(p.spent, l.prefix)
-	}
-	for _, bt := range p.b.events(l) {
+	evs := p.b.events(l)
+	p.spentPayloads = append(p.spentPayloads, p.b.took...)
+	clear(p.b.took)
+	p.b.took = p.b.took[:0]
+	held := !p.labelSet
+	for _, bt := range evs {
 		if p.labelSet {
 			p.finish(bt)
 			continue
 		}
 		p.held = append(p.held, bt)
 		p.heldBytes += len(bt.raw)
+	}
+	if l.pooled {
+		if held || p.b.aliased {
+			// Events waiting to be analysed or recorded point into it.
+			p.spent = append(p.spent, l.prefix)
+		} else {
+			// A message bigger than the cap: its events have their own
+			// payloads and were analysed, so the prefix can serve the
+			// next large line at once. When the pipeline catches up on a
+			// burst, the lines of one batch then share a few buffers
+			// instead of each holding its own 256 KiB until the batch is
+			// recorded.
+			p.pool.put(l.prefix)
+		}
 	}
 	if !p.labelSet && (p.b.hs.serverSpoke || len(p.held) >= holdEvents || p.heldBytes >= holdBytes) {
 		p.release()
@@ -407,4 +426,13 @@ func (p *pipeline) recycle() {
 		p.spent[i] = nil
 	}
 	p.spent = p.spent[:0]
+	for i, b := range p.spentPayloads {
+		p.b.payloads.put(b)
+		p.spentPayloads[i] = nil
+	}
+	p.spentPayloads = p.spentPayloads[:0]
 }
+
+// payloadPoolBuffers is how many idle string payload buffers the pipeline
+// keeps (72 KiB each): a round trip's large result, and the next.
+const payloadPoolBuffers = 2

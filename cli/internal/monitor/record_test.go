@@ -23,6 +23,8 @@ type memRecorder struct {
 	evs      []event.Event
 	sessions []event.Session
 	closed   bool
+	// addrs, when set, counts the payloads recorded at each address.
+	addrs map[*byte]int
 }
 
 func (r *memRecorder) Record(_ context.Context, evs []event.Event) error {
@@ -31,6 +33,9 @@ func (r *memRecorder) Record(_ context.Context, evs []event.Event) error {
 	// Recorders must not keep payloads (the monitor reuses their memory),
 	// so a recorder that keeps events keeps copies.
 	for _, e := range evs {
+		if r.addrs != nil && cap(e.Payload) > 0 {
+			r.addrs[&e.Payload[:1][0]]++
+		}
 		e.Payload = bytes.Clone(e.Payload)
 		r.evs = append(r.evs, e)
 	}
@@ -322,15 +327,30 @@ func TestFlushCountsPartialRecordFailure(t *testing.T) {
 	}
 }
 
-// Large prefixes go back to the pool once their events are recorded and
-// are reused for later lines. A buffer recycled too early would show up
-// here as a payload holding another message's bytes.
+// Large prefixes, and the string payloads of messages bigger than the
+// cap, go back to their pools once their events are recorded and are
+// reused for later lines. A buffer recycled too early would show up here
+// as a payload holding another message's bytes.
 func TestRecycledPrefixesKeepPayloadsIntact(t *testing.T) {
-	synctest.Test(t, testRecycledPrefixes)
+	for _, tc := range []struct {
+		name string
+		size int // of the message's text
+	}{
+		// Whole within the cap, so the payload is the prefix itself.
+		{"whole", DefaultPayloadCap - 200},
+		// Over the cap: the payload is a string from the payload pool.
+		{"over the cap", 3 * DefaultPayloadCap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testRecycledPrefixes(t, tc.size) })
+		})
+	}
 }
 
-func testRecycledPrefixes(t *testing.T) {
+func testRecycledPrefixes(t *testing.T, size int) {
 	pr := startPipeline(t)
+	pr.rec.addrs = map[*byte]int{}
+	whole := size < DefaultPayloadCap
 	seen := map[*byte]int{}
 	f := newFramer(s2c, DefaultPayloadCap, pr.p.pool, func() time.Time { return t0 }, func(l *line) {
 		if l.pooled {
@@ -340,17 +360,28 @@ func testRecycledPrefixes(t *testing.T) {
 	})
 	var want []string
 	send := func(i int) {
-		// Whole within the cap, so the payload is the prefix itself, and
-		// over a relay read, so the prefix comes from the pool. A
+		// Over a relay read, so the prefix comes from the pool. A
 		// notification, because a reply would wait for its request.
-		text := strings.Repeat(string(rune('a'+i%26)), DefaultPayloadCap-200)
+		text := strings.Repeat(string(rune('a'+i%26)), size)
 		msg := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"n":%d,"data":%q}}`, i, text)
-		want = append(want, msg)
+		if whole {
+			want = append(want, msg)
+		} else {
+			p, _ := stringPayload([]byte(msg[:DefaultPayloadCap]), int64(len(msg)))
+			want = append(want, string(p))
+		}
 		for p := []byte(msg + "\n"); len(p) > 0; {
 			k := min(len(p), relayBufSize)
 			f.write(p[:k], t0)
 			p = p[k:]
 		}
+	}
+	reused := func(m map[*byte]int) int {
+		n := 0
+		for _, k := range m {
+			n += k - 1
+		}
+		return n
 	}
 	// One at a time, each recorded before the next needs a buffer: the
 	// buffers must come round again.
@@ -365,12 +396,11 @@ func testRecycledPrefixes(t *testing.T) {
 			t.Fatalf("%d events recorded after line %d, want %d", n, i, i+1)
 		}
 	}
-	reused := 0
-	for _, k := range seen {
-		reused += k - 1
-	}
-	if len(seen) == 0 || reused == 0 {
+	if len(seen) == 0 || reused(seen) == 0 {
 		t.Errorf("%d distinct pooled buffers for %d lines: the pool was never used again", len(seen), slow)
+	}
+	if !whole && reused(pr.rec.addrs) == 0 {
+		t.Errorf("%d distinct payload buffers for %d lines: the payload pool was never used again", len(pr.rec.addrs), slow)
 	}
 	// Then all at once, faster than the pipeline records: buffers of lines
 	// not yet recorded must not be handed out again.

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
@@ -210,5 +212,61 @@ func TestLinesLongerThanScanBuffer(t *testing.T) {
 		if string(got[i].Payload) != want[i] {
 			t.Errorf("event %d: payload of %d bytes, want %d", i, len(got[i].Payload), len(want[i]))
 		}
+	}
+}
+
+// A line written in pieces (a large payload that needs no compacting goes
+// to the segment as it is) is byte for byte the line appendEventLine makes,
+// and so is every line around it.
+func TestRecordWritesTheEncodedLines(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir(), Options{})
+	sid := testID("pieces")
+	w, err := s.NewWriter(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := `"` + strings.Repeat("result text é \\n ", 5000) + `"`
+	payloads := []string{
+		big,                         // written in pieces
+		big[:directPayload-1] + `"`, // one byte short of the size: assembled
+		`{"a":` + big + `}`,         // not one string: compacted
+		`"` + strings.Repeat("x", directPayload) + "\x01" + `"`, // a control byte: not as it is
+		"",
+	}
+	var evs []event.Event
+	var want bytes.Buffer
+	for i, p := range payloads {
+		e := testEvent(sid, fmt.Sprint(i), i, baseTime.Add(time.Duration(i)*time.Second))
+		e.Payload = json.RawMessage(p)
+		evs = append(evs, e)
+		if err := appendEventLine(&want, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Record(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := segmentFiles(t, s)
+	if len(files) != 1 {
+		t.Fatalf("%d segments, want 1", len(files))
+	}
+	got, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The segment starts with the writer's own lines; the events' are last.
+	if !bytes.HasSuffix(got, want.Bytes()) {
+		t.Fatalf("segment does not end with the encoded events:\ngot  %.300q\nwant %.300q", got[max(0, len(got)-want.Len()):], want.Bytes())
+	}
+	page, err := s.Activity(ctx, activity.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != len(evs) {
+		t.Fatalf("read %d events, want %d", len(page.Events), len(evs))
 	}
 }
