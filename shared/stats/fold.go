@@ -141,6 +141,56 @@ func newFold() fold {
 	return fold{latency: NewSample(), tools: map[string]*toolAcc{}, methods: map[string]*methodAcc{}}
 }
 
+// method and tool are the accumulators of a method and a tool, made at
+// their first use.
+func (f *fold) method(name string) *methodAcc {
+	m := f.methods[name]
+	if m == nil {
+		m = &methodAcc{Method: Method{Method: name}, hist: NewSample()}
+		f.methods[name] = m
+	}
+	return m
+}
+
+func (f *fold) tool(name string) *toolAcc {
+	t := f.tools[name]
+	if t == nil {
+		t = &toolAcc{Tool: Tool{Tool: name}, hist: NewSample()}
+		f.tools[name] = t
+	}
+	return t
+}
+
+// merge adds what o counted to f, by the rules addTotals and addDim
+// counted it with: a partial summary's fold into a whole window's.
+func (f *fold) merge(o *fold) {
+	t, ot := &f.totals, &o.totals
+	// A fold's low events are its events less the medium and high ones
+	// (addTotals), so the levels travel as counts.
+	f.addTotals(Counts{Events: ot.Events, Requests: ot.Requests, Errors: ot.Errors,
+		Bytes: ot.Bytes, Tokens: ot.Tokens, CostUSD: ot.CostUSD,
+		RiskMedium: o.levels.Medium, RiskHigh: o.levels.High})
+	t.DroppedEvents += ot.DroppedEvents
+	f.latency.Merge(o.latency)
+	for name, ot := range o.tools {
+		t := f.tool(name)
+		t.Calls += ot.Calls
+		t.Errors += ot.Errors
+		t.CostUSD += ot.CostUSD
+		t.hist.Merge(ot.hist)
+		t.maxScore = max(t.maxScore, ot.maxScore)
+		t.high += ot.high
+		t.medium += ot.medium
+	}
+	for name, om := range o.methods {
+		m := f.method(name)
+		m.Count += om.Count
+		m.Errors += om.Errors
+		m.hist.Merge(om.hist)
+	}
+	f.alerts.merge(&o.alerts)
+}
+
 // addTotals counts c in the totals and risk levels.
 func (f *fold) addTotals(c Counts) {
 	t := &f.totals
@@ -161,21 +211,13 @@ func (f *fold) addTotals(c Counts) {
 func (f *fold) addDim(method, tool string, c Counts, l latency) {
 	l.into(f.latency)
 	if method != "" {
-		m := f.methods[method]
-		if m == nil {
-			m = &methodAcc{Method: Method{Method: method}, hist: NewSample()}
-			f.methods[method] = m
-		}
+		m := f.method(method)
 		m.Count += c.Calls
 		m.Errors += c.Errors
 		l.into(m.hist)
 	}
 	if tool != "" && method == "tools/call" {
-		t := f.tools[tool]
-		if t == nil {
-			t = &toolAcc{Tool: Tool{Tool: tool}, hist: NewSample()}
-			f.tools[tool] = t
-		}
+		t := f.tool(tool)
 		t.Calls += c.Requests
 		t.Errors += c.Errors
 		t.CostUSD += c.CostUSD

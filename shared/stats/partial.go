@@ -34,63 +34,12 @@ func NewPartial() *Aggregator {
 // minutes, a part whose events all do); the series is bucketed anew at
 // a's step, which is a whole number of minutes.
 func (a *Aggregator) Merge(p *Aggregator) {
-	t, o := &a.totals, &p.totals
-	t.Events += o.Events
-	t.Requests += o.Requests
-	t.Errors += o.Errors
-	t.Bytes += o.Bytes
-	t.CostUSD += o.CostUSD
-	t.Tokens += o.Tokens
-	t.DroppedEvents += o.DroppedEvents
+	a.fold.merge(&p.fold)
 	for id := range p.sessions {
 		a.sessions[id] = struct{}{}
 	}
-	a.latency.Merge(p.latency)
-	for name, pt := range p.tools {
-		at := a.tools[name]
-		if at == nil {
-			at = &toolAcc{Tool: Tool{Tool: name}, hist: NewSample()}
-			a.tools[name] = at
-		}
-		at.Calls += pt.Calls
-		at.Errors += pt.Errors
-		at.CostUSD += pt.CostUSD
-		at.hist.Merge(pt.hist)
-		at.maxScore = max(at.maxScore, pt.maxScore)
-		at.high += pt.high
-		at.medium += pt.medium
-	}
-	for name, pm := range p.methods {
-		am := a.methods[name]
-		if am == nil {
-			am = &methodAcc{Method: Method{Method: name}, hist: NewSample()}
-			a.methods[name] = am
-		}
-		am.Count += pm.Count
-		am.Errors += pm.Errors
-		am.hist.Merge(pm.hist)
-	}
-	a.levels.Low += p.levels.Low
-	a.levels.Medium += p.levels.Medium
-	a.levels.High += p.levels.High
 	for ts, pp := range p.series {
 		a.addPoint(ts, pp.Events, pp.Errors)
-	}
-	for name, pa := range p.alerts.m {
-		if a.alerts.m == nil {
-			a.alerts.m = map[string]*alertAcc{}
-		}
-		aa := a.alerts.m[name]
-		if aa == nil {
-			aa = &alertAcc{reasons: map[string]bool{}}
-			a.alerts.m[name] = aa
-		}
-		aa.maxScore = max(aa.maxScore, pa.maxScore)
-		aa.high += pa.high
-		aa.medium += pa.medium
-		for r := range pa.reasons {
-			aa.reasons[r] = true
-		}
 	}
 }
 

@@ -216,6 +216,26 @@ func (t *ToolAlerts) Add(reasons []string, score int, level event.Level) {
 	}
 }
 
+// merge adds what o gathered to t.
+func (t *ToolAlerts) merge(o *ToolAlerts) {
+	for name, oa := range o.m {
+		if t.m == nil {
+			t.m = map[string]*alertAcc{}
+		}
+		a := t.m[name]
+		if a == nil {
+			a = &alertAcc{reasons: map[string]bool{}}
+			t.m[name] = a
+		}
+		a.maxScore = max(a.maxScore, oa.maxScore)
+		a.high += oa.high
+		a.medium += oa.medium
+		for r := range oa.reasons {
+			a.reasons[r] = true
+		}
+	}
+}
+
 // Merge adds the named tools to risky (the per-tool list from calls),
 // entry by entry, with their reasons.
 func (t *ToolAlerts) Merge(risky []RiskyTool) []RiskyTool {
