@@ -17,11 +17,12 @@ import (
 // which the ingest benchmark measured as the largest Go cost of a batch
 // after decoding it. The types below are the same slices with an encoder
 // of their own that writes PostgreSQL's binary array format in one pass
-// into a buffer grown once to the exact size. columnArrayCodec, registered
+// into a buffer grown once for it. columnArrayCodec, registered
 // on each connection by registerColumnArrays, sends them that way; on a
 // connection without it pgx encodes them as the plain slices they are
 // (their underlying types), so the bytes PostgreSQL receives are the same
-// either way.
+// either way; only a reservingArray needs the codec (pgx refuses it
+// otherwise), and Ingest sends one only through the pool open configures.
 type (
 	uuidArray        [][16]byte
 	int8Array        []int64
@@ -40,6 +41,8 @@ type columnArray interface {
 	elementOID() uint32
 	// appendBinary appends the array in PostgreSQL's binary array format.
 	appendBinary(buf []byte) []byte
+	// encodedSize is the length of what appendBinary appends.
+	encodedSize() int
 }
 
 // arrayHeaderSize is the binary array header of one dimension: the number
@@ -61,6 +64,7 @@ func appendArrayHeader(buf []byte, oid uint32, n, size int) []byte {
 	return binary.BigEndian.AppendUint32(buf, 1) // lower bound
 }
 
+func (a uuidArray) encodedSize() int { return arrayHeaderSize + len(a)*(4+16) }
 func (uuidArray) elementOID() uint32 { return pgtype.UUIDOID }
 func (a uuidArray) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -74,6 +78,7 @@ func (a uuidArray) appendBinary(buf []byte) []byte {
 	return buf
 }
 
+func (a int8Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+8) }
 func (int8Array) elementOID() uint32 { return pgtype.Int8OID }
 func (a int8Array) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -87,6 +92,7 @@ func (a int8Array) appendBinary(buf []byte) []byte {
 	return buf
 }
 
+func (a int4Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+4) }
 func (int4Array) elementOID() uint32 { return pgtype.Int4OID }
 func (a int4Array) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -100,6 +106,7 @@ func (a int4Array) appendBinary(buf []byte) []byte {
 	return buf
 }
 
+func (a int2Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+2) }
 func (int2Array) elementOID() uint32 { return pgtype.Int2OID }
 func (a int2Array) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -113,6 +120,7 @@ func (a int2Array) appendBinary(buf []byte) []byte {
 	return buf
 }
 
+func (a float8Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+8) }
 func (float8Array) elementOID() uint32 { return pgtype.Float8OID }
 func (a float8Array) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -126,6 +134,7 @@ func (a float8Array) appendBinary(buf []byte) []byte {
 	return buf
 }
 
+func (a boolArray) encodedSize() int { return arrayHeaderSize + len(a)*(4+1) }
 func (boolArray) elementOID() uint32 { return pgtype.BoolOID }
 func (a boolArray) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -143,16 +152,19 @@ func (a boolArray) appendBinary(buf []byte) []byte {
 	return buf
 }
 
+func (a textArray) encodedSize() int {
+	size := arrayHeaderSize + len(a)*4
+	for _, s := range a {
+		size += len(s)
+	}
+	return size
+}
 func (textArray) elementOID() uint32 { return pgtype.TextOID }
 func (a textArray) appendBinary(buf []byte) []byte {
 	if a == nil {
 		return nil // NULL, as pgx sends a nil slice
 	}
-	size := len(a) * 4
-	for _, s := range a {
-		size += len(s)
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), size)
+	buf = appendArrayHeader(buf, a.elementOID(), len(a), a.encodedSize()-arrayHeaderSize)
 	for _, s := range a {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)))
 		buf = append(buf, s...)
@@ -164,6 +176,7 @@ func (a textArray) appendBinary(buf []byte) []byte {
 // of PostgreSQL's binary timestamps.
 const y2kMicros = 946_684_800 * 1_000_000
 
+func (a timestamptzArray) encodedSize() int { return arrayHeaderSize + len(a)*(4+8) }
 func (timestamptzArray) elementOID() uint32 { return pgtype.TimestamptzOID }
 func (a timestamptzArray) appendBinary(buf []byte) []byte {
 	if a == nil {
@@ -177,6 +190,37 @@ func (a timestamptzArray) appendBinary(buf []byte) []byte {
 		buf = binary.BigEndian.AppendUint64(buf, uint64(us))
 	}
 	return buf
+}
+
+// reservingArray is a column array that, encoded first, grows the buffer
+// for every column array of its statement at once (reserve bytes): pgx
+// encodes a statement's parameters one after the other into one buffer,
+// and growing it array by array allocated about twice the parameters'
+// size per batch.
+type reservingArray struct {
+	columnArray
+	reserve int
+}
+
+func (a reservingArray) appendBinary(buf []byte) []byte {
+	return a.columnArray.appendBinary(slices.Grow(buf, a.reserve))
+}
+
+// reserveColumnArrays makes the first column array of args grow the
+// buffer for all of them.
+func reserveColumnArrays(args []any) {
+	first, total := -1, 0
+	for i, a := range args {
+		if c, ok := a.(columnArray); ok {
+			if first < 0 {
+				first = i
+			}
+			total += c.encodedSize()
+		}
+	}
+	if first >= 0 {
+		args[first] = reservingArray{columnArray: args[first].(columnArray), reserve: total}
+	}
 }
 
 // columnArrayCodec is the codec of an array type that sends a columnArray

@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,16 @@ func TestColumnArraysEncodeAsPgx(t *testing.T) {
 			if !bytes.Equal(got, want) || (got == nil) != (want == nil) {
 				t.Errorf("encoded\n%x\nwant (pgx)\n%x", got, want)
 			}
+			if got != nil && len(got)-len("prefix") != tt.value.encodedSize() {
+				t.Errorf("encoded %d bytes, encodedSize says %d", len(got)-len("prefix"), tt.value.encodedSize())
+			}
+			reserved, err := m.Encode(tt.oid, pgtype.BinaryFormatCode, reservingArray{columnArray: tt.value, reserve: 1000}, []byte("prefix"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(reserved, want) || (reserved == nil) != (want == nil) {
+				t.Errorf("reserving, encoded\n%x\nwant (pgx)\n%x", reserved, want)
+			}
 			// Without the codec, pgx encodes the named slice as its
 			// underlying type.
 			fallback, err := pgtype.NewMap().Encode(tt.oid, pgtype.BinaryFormatCode, tt.value, []byte("prefix"))
@@ -93,7 +104,8 @@ func TestColumnArrayCodecLeavesOtherValues(t *testing.T) {
 // BenchmarkIngestArgs times encoding the parameters of insertArrays for a
 // batch of 500 events as pgx does (each into one buffer that starts at the
 // 256 bytes pgx keeps between statements): pgx alone (a connection
-// without columnArrayCodec), and with the codec registerColumnArrays adds.
+// without columnArrayCodec), and with the codec registerColumnArrays adds
+// and the reservation Ingest makes (reserveColumnArrays).
 func BenchmarkIngestArgs(b *testing.B) {
 	events := benchBatch(b)
 	cols, err := newBatchColumns(events)
@@ -134,6 +146,10 @@ func BenchmarkIngestArgs(b *testing.B) {
 					t, _ := m.TypeForOID(oid)
 					m.RegisterType(&pgtype.Type{Name: t.Name, OID: oid, Codec: columnArrayCodec{Codec: t.Codec, elemOID: elem}})
 				}
+			}
+			args := slices.Clone(args)
+			if codec {
+				reserveColumnArrays(args)
 			}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -344,6 +344,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	at := db.clock()
 	args := append(cols.args(tenantID), at, len(b.Events))
 	args = append(args, newBatchDeltas(cols, b.Events).args()...)
+	reserveColumnArrays(args)
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
