@@ -159,3 +159,30 @@ func TestPooledEventsHoldNothingStale(t *testing.T) {
 		t.Errorf("decoded into the pooled slice:\n%+v\nwant (a fresh slice):\n%+v", got.Events, want.Events)
 	}
 }
+
+// BenchmarkDecodeBatch times decoding, cleaning and validating a batch of
+// about 500 events, into a fresh events slice and into a pooled one as
+// handleBatch does.
+func BenchmarkDecodeBatch(b *testing.B) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	body := apitest.MustJSON(b, apitest.SampleBatch(now, 84))
+	b.Run("fresh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeBatch(body, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pooled", func(b *testing.B) {
+		var p bodyPools
+		b.ReportAllocs()
+		for b.Loop() {
+			batch, err := decodeBatchInto(body, now, p.getEvents())
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.putEvents(batch.Events)
+		}
+	})
+}
