@@ -113,7 +113,8 @@ type Store interface {
 
 	// Ingest stores a validated batch, idempotent on (tenant, event id):
 	// events already stored count as duplicates and change nothing. It
-	// stores all of the batch or none of it.
+	// stores all of the batch or none of it, and keeps no reference to
+	// b.Events once it returns (the API decodes the next batch into it).
 	Ingest(ctx context.Context, tenantID string, b event.Batch) (IngestResult, error)
 	// Activity pages through events newest first.
 	Activity(ctx context.Context, tenantID string, q activity.Query) (activity.Page, error)

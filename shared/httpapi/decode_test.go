@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -115,4 +116,73 @@ func TestReadBodyReusesPools(t *testing.T) {
 			release()
 		})
 	}
+}
+
+// TestPooledEventsHoldNothingStale decodes a short batch into the events
+// slice a longer batch was decoded into and the pool cleared: it must
+// decode as into a fresh slice, with no field of the earlier events left
+// in the elements the decoder reuses, and the clearing must leave none of
+// them in the pool either.
+func TestPooledEventsHoldNothingStale(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	long, err := DecodeBatch(apitest.MustJSON(t, apitest.SampleBatch(now, 5)), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := apitest.SampleBatch(now, 1)
+	for i := range short.Events {
+		e := &short.Events[i]
+		e.Risk, e.Payload, e.LatencyMS, e.IsError, e.ErrorCode, e.ErrorMessage, e.Tool = nil, nil, nil, nil, nil, "", ""
+	}
+	shortBody := apitest.MustJSON(t, short)
+
+	var p bodyPools
+	events := long.Events
+	p.putEvents(events)
+	for i, e := range events[:cap(events)] {
+		if !reflect.ValueOf(e).IsZero() {
+			t.Fatalf("pooled events[%d] still holds %+v", i, e)
+		}
+	}
+	got, err := decodeBatchInto(shortBody, now, events[:0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &got.Events[0] != &events[0] {
+		t.Fatal("the short batch was not decoded into the pooled slice")
+	}
+	want, err := DecodeBatch(shortBody, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("decoded into the pooled slice:\n%+v\nwant (a fresh slice):\n%+v", got.Events, want.Events)
+	}
+}
+
+// BenchmarkDecodeBatch times decoding, cleaning and validating a batch of
+// about 500 events, into a fresh events slice and into a pooled one as
+// handleBatch does.
+func BenchmarkDecodeBatch(b *testing.B) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	body := apitest.MustJSON(b, apitest.SampleBatch(now, 84))
+	b.Run("fresh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeBatch(body, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pooled", func(b *testing.B) {
+		var p bodyPools
+		b.ReportAllocs()
+		for b.Loop() {
+			batch, err := decodeBatchInto(body, now, p.getEvents())
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.putEvents(batch.Events)
+		}
+	})
 }

@@ -41,7 +41,17 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
-	s.ingest(w, r, DecodeBatch)
+	// The batch's events are decoded into a slice of an earlier request,
+	// which goes back to the pool once the store has returned (Ingest
+	// keeps nothing of the batch): growing it element by element was a
+	// tenth of what a batch allocates.
+	var events []event.Event
+	s.ingest(w, r, func(body []byte, now time.Time) (event.Batch, error) {
+		b, err := decodeBatchInto(body, now, s.bodies.getEvents())
+		events = b.Events
+		return b, err
+	})
+	s.bodies.putEvents(events)
 }
 
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, decode func([]byte, time.Time) (event.Batch, error)) {

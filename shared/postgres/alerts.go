@@ -306,7 +306,7 @@ func eventConditions(tenantID string, b event.Batch, watched map[string]bool) ([
 	if len(kinds) == 0 {
 		return nil, nil
 	}
-	return []any{kinds, conds, ts, scores, bodies, tenantID}, nil
+	return []any{textArray(kinds), textArray(conds), timestamptzArray(ts), float8Array(scores), textArray(bodies), tenantID}, nil
 }
 
 // showsUnseen reports whether e shows a server or tool that once (the

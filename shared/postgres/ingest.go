@@ -382,6 +382,7 @@ func (db *DB) Ingest(ctx context.Context, tenantID string, b event.Batch) (backe
 	at := db.clock()
 	args := append(cols.args(tenantID), at, len(b.Events))
 	args = append(args, newBatchDeltas(cols, b.Events).args()...)
+	reserveColumnArrays(args)
 	// Sessions and events go in one pipeline with the transaction's
 	// identity: one round trip. A retry after a broken connection is
 	// safe: the batch either committed (its events now count as
@@ -581,12 +582,14 @@ func newBatchColumns(events []event.Event) (*batchColumns, error) {
 	return c, nil
 }
 
-// args are the parameters of insertArrays, in the order of its $n.
+// args are the parameters of insertArrays, in the order of its $n, as
+// column arrays (arrays.go).
 func (c *batchColumns) args(tenantID string) []any {
-	return []any{tenantID, c.id, c.sessionID, c.seq, c.ts, c.direction, c.kind, c.server, c.rpcID, c.method, c.tool,
-		c.latencyMS, c.bucket, c.errorCode, c.isError, c.failed, c.size,
-		c.hasRisk, c.score, c.level, c.reasons, c.costUSD, c.tokens, c.payload,
-		c.truncated, c.rank, c.errorMessage, c.prompt, c.resourceURI, c.retry}
+	return []any{tenantID, uuidArray(c.id), uuidArray(c.sessionID), int8Array(c.seq), timestamptzArray(c.ts),
+		textArray(c.direction), textArray(c.kind), textArray(c.server), textArray(c.rpcID), textArray(c.method), textArray(c.tool),
+		float8Array(c.latencyMS), int4Array(c.bucket), int8Array(c.errorCode), int2Array(c.isError), boolArray(c.failed), int8Array(c.size),
+		boolArray(c.hasRisk), int8Array(c.score), textArray(c.level), textArray(c.reasons), float8Array(c.costUSD), int8Array(c.tokens), textArray(c.payload),
+		boolArray(c.truncated), int2Array(c.rank), textArray(c.errorMessage), textArray(c.prompt), textArray(c.resourceURI), boolArray(c.retry)}
 }
 
 // arrayLiteral writes list as a PostgreSQL array literal of quoted

@@ -139,6 +139,10 @@ func open(ctx context.Context, dsn string, refresh DSNFunc) (*DB, error) {
 			return nil
 		}
 	}
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		registerColumnArrays(conn)
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)

@@ -206,17 +206,21 @@ func flattenSessions(set map[sessionKey]struct{}) sessionBuckets {
 // args are the parameters of the rollup level's statement, in the order of
 // rollupLevelColumns.
 func (l *rollupLevel) args() []any {
-	return []any{l.bucket, l.server, l.method, l.tool, l.events, l.requests, l.calls, l.errors,
-		l.bytes, l.costUSD, l.tokens, l.riskMedium, l.riskHigh, l.maxScore,
-		l.hist, l.histOff, l.histLen, l.minMS, l.maxMS, l.samples, l.samplesOff, l.samplesLen}
+	return []any{timestamptzArray(l.bucket), textArray(l.server), textArray(l.method), textArray(l.tool),
+		int8Array(l.events), int8Array(l.requests), int8Array(l.calls), int8Array(l.errors),
+		int8Array(l.bytes), float8Array(l.costUSD), int8Array(l.tokens), int8Array(l.riskMedium), int8Array(l.riskHigh), int4Array(l.maxScore),
+		int8Array(l.hist), int4Array(l.histOff), int4Array(l.histLen), float8Array(l.minMS), float8Array(l.maxMS),
+		float8Array(l.samples), int4Array(l.samplesOff), int4Array(l.samplesLen)}
 }
 
-func (s *sessionBuckets) args() []any { return []any{s.bucket, s.server, s.sessionID} }
+func (s *sessionBuckets) args() []any {
+	return []any{timestamptzArray(s.bucket), textArray(s.server), uuidArray(s.sessionID)}
+}
 
 // args are every parameter of the deltas, in the order of deltaCTEs.
 func (d *batchDeltas) args() []any {
 	a := append(d.minute.args(), d.hour.args()...)
-	a = append(a, d.seriesBucket, d.seriesServer, d.seriesEvents, d.seriesErrors)
+	a = append(a, timestamptzArray(d.seriesBucket), textArray(d.seriesServer), int8Array(d.seriesEvents), int8Array(d.seriesErrors))
 	a = append(a, d.sessionMinute.args()...)
 	return append(a, d.sessionHour.args()...)
 }
