@@ -64,92 +64,64 @@ func appendArrayHeader(buf []byte, oid uint32, n, size int) []byte {
 	return binary.BigEndian.AppendUint32(buf, 1) // lower bound
 }
 
-func (a uuidArray) encodedSize() int { return arrayHeaderSize + len(a)*(4+16) }
+// appendFixed appends a, whose elements put writes in width bytes each,
+// in the binary array format; a nil a is NULL, as pgx sends a nil slice.
+func appendFixed[T any](buf []byte, oid uint32, a []T, width int, put func([]byte, T) []byte) []byte {
+	if a == nil {
+		return nil
+	}
+	buf = appendArrayHeader(buf, oid, len(a), len(a)*(4+width))
+	for _, v := range a {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(width))
+		buf = put(buf, v)
+	}
+	return buf
+}
+
+// fixedSize is what appendFixed appends for n elements of width bytes.
+func fixedSize(n, width int) int { return arrayHeaderSize + n*(4+width) }
+
+func (a uuidArray) encodedSize() int { return fixedSize(len(a), 16) }
 func (uuidArray) elementOID() uint32 { return pgtype.UUIDOID }
 func (a uuidArray) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+16))
-	for i := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 16)
-		buf = append(buf, a[i][:]...)
-	}
-	return buf
+	return appendFixed(buf, a.elementOID(), a, 16, func(b []byte, v [16]byte) []byte { return append(b, v[:]...) })
 }
 
-func (a int8Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+8) }
+func (a int8Array) encodedSize() int { return fixedSize(len(a), 8) }
 func (int8Array) elementOID() uint32 { return pgtype.Int8OID }
 func (a int8Array) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+8))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		buf = binary.BigEndian.AppendUint64(buf, uint64(v))
-	}
-	return buf
+	return appendFixed(buf, a.elementOID(), a, 8, func(b []byte, v int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) })
 }
 
-func (a int4Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+4) }
+func (a int4Array) encodedSize() int { return fixedSize(len(a), 4) }
 func (int4Array) elementOID() uint32 { return pgtype.Int4OID }
 func (a int4Array) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+4))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 4)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(v))
-	}
-	return buf
+	return appendFixed(buf, a.elementOID(), a, 4, func(b []byte, v int32) []byte { return binary.BigEndian.AppendUint32(b, uint32(v)) })
 }
 
-func (a int2Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+2) }
+func (a int2Array) encodedSize() int { return fixedSize(len(a), 2) }
 func (int2Array) elementOID() uint32 { return pgtype.Int2OID }
 func (a int2Array) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+2))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 2)
-		buf = binary.BigEndian.AppendUint16(buf, uint16(v))
-	}
-	return buf
+	return appendFixed(buf, a.elementOID(), a, 2, func(b []byte, v int16) []byte { return binary.BigEndian.AppendUint16(b, uint16(v)) })
 }
 
-func (a float8Array) encodedSize() int { return arrayHeaderSize + len(a)*(4+8) }
+func (a float8Array) encodedSize() int { return fixedSize(len(a), 8) }
 func (float8Array) elementOID() uint32 { return pgtype.Float8OID }
 func (a float8Array) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+8))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(v))
-	}
-	return buf
+	return appendFixed(buf, a.elementOID(), a, 8, func(b []byte, v float64) []byte {
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+	})
 }
 
-func (a boolArray) encodedSize() int { return arrayHeaderSize + len(a)*(4+1) }
+func (a boolArray) encodedSize() int { return fixedSize(len(a), 1) }
 func (boolArray) elementOID() uint32 { return pgtype.BoolOID }
 func (a boolArray) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+1))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 1)
-		b := byte(0)
+	return appendFixed(buf, a.elementOID(), a, 1, func(b []byte, v bool) []byte {
 		if v {
-			b = 1
+			return append(b, 1)
 		}
-		buf = append(buf, b)
-	}
-	return buf
+		return append(b, 0)
+	})
 }
 
 func (a textArray) encodedSize() int {
@@ -176,20 +148,14 @@ func (a textArray) appendBinary(buf []byte) []byte {
 // of PostgreSQL's binary timestamps.
 const y2kMicros = 946_684_800 * 1_000_000
 
-func (a timestamptzArray) encodedSize() int { return arrayHeaderSize + len(a)*(4+8) }
+func (a timestamptzArray) encodedSize() int { return fixedSize(len(a), 8) }
 func (timestamptzArray) elementOID() uint32 { return pgtype.TimestamptzOID }
 func (a timestamptzArray) appendBinary(buf []byte) []byte {
-	if a == nil {
-		return nil // NULL, as pgx sends a nil slice
-	}
-	buf = appendArrayHeader(buf, a.elementOID(), len(a), len(a)*(4+8))
-	for _, t := range a {
+	return appendFixed(buf, a.elementOID(), a, 8, func(b []byte, t time.Time) []byte {
 		// As pgx's TimestamptzCodec: the microsecond below t.
 		us := t.Unix()*1_000_000 + int64(t.Nanosecond())/1000 - y2kMicros
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		buf = binary.BigEndian.AppendUint64(buf, uint64(us))
-	}
-	return buf
+		return binary.BigEndian.AppendUint64(b, uint64(us))
+	})
 }
 
 // reservingArray is a column array that, encoded first, grows the buffer

@@ -188,16 +188,16 @@ func insertFrom(source, quota, gate string) string {
 		gate)
 }
 
-// countQuota adds the events a batch inserted (duplicates are not in ins)
-// to the tenant's ingest windows (migration 00020), at the time that
-// km_ingest_gate judged the batch by: the parameter after the batch's
-// columns (quotaAtParam), so that a column added to the batch moves it. A
-// window only moves forward: a process whose clock lags a little counts
-// into the current window rather than resetting it.
-const countQuota = `, qw AS (
+// countQuota adds count events to the tenant's ingest windows (migration
+// 00020), at the time that km_ingest_gate judged the batch by: the
+// parameter after the batch's columns (quotaAtParam), so that a column
+// added to the batch moves it; from is where count comes from ("" for a
+// parameter). A window only moves forward: a process whose clock lags a
+// little counts into the current window rather than resetting it.
+func countQuota(count, from string) string {
+	return fmt.Sprintf(`, qw AS (
     INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
-    SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), n, date_trunc('day', $%[1]d::timestamptz, 'UTC'), n
-    FROM inserted WHERE n > 0
+    SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), %[2]s, date_trunc('day', $%[1]d::timestamptz, 'UTC'), %[2]s%[3]s
     ON CONFLICT (tenant_id) DO UPDATE SET
         minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
                              ELSE w.minute_events + excluded.minute_events END,
@@ -205,7 +205,8 @@ const countQuota = `, qw AS (
         day_events = CASE WHEN excluded.day_start > w.day_start THEN excluded.day_events
                           ELSE w.day_events + excluded.day_events END,
         day_start = greatest(w.day_start, excluded.day_start)
-)`
+)`, quotaAtParam, count, from)
+}
 
 // insertArrays stores a batch insertNew refused because the tenant has
 // some of its events already, skipping those. It also carries the batch's
@@ -216,7 +217,8 @@ const countQuota = `, qw AS (
 // reads nothing); when the tenant already had some, the deltas' gate is
 // closed instead and the SQL counts the inserted rows alone.
 var insertArrays = "WITH " + unnestSource + ",\n" + insertFrom("src",
-	fmt.Sprintf(countQuota, quotaAtParam)+deltaCTEs(quotaAtParam+1, true),
+	// Duplicates are not in ins, so inserted counts what the quota adds.
+	countQuota("n", "\n    FROM inserted WHERE n > 0")+deltaCTEs(quotaAtParam+1, true),
 	fmt.Sprintf(" WHERE (SELECT n FROM inserted) < $%d", quotaAtParam+1))
 
 // insertNew is the statement a batch tries first: a plain INSERT, which
@@ -233,21 +235,8 @@ var insertNew = "WITH " + unnestSource + `,
 ins AS (
     INSERT INTO events (` + insertColumns + `)
     SELECT $1, ` + sourceColumns + ` FROM src
-)` + fmt.Sprintf(newQuota, quotaAtParam, quotaAtParam+1) + deltaCTEs(quotaAtParam+1, false) + fmt.Sprintf(`
+)` + countQuota(fmt.Sprintf("$%d", quotaAtParam+1), "") + deltaCTEs(quotaAtParam+1, false) + fmt.Sprintf(`
 SELECT $%d::int`, quotaAtParam+1)
-
-// newQuota is countQuota for insertNew, which inserts the batch's size.
-const newQuota = `, qw AS (
-    INSERT INTO ingest_windows AS w (tenant_id, minute_start, minute_events, day_start, day_events)
-    SELECT $1, date_trunc('minute', $%[1]d::timestamptz, 'UTC'), $%[2]d, date_trunc('day', $%[1]d::timestamptz, 'UTC'), $%[2]d
-    ON CONFLICT (tenant_id) DO UPDATE SET
-        minute_events = CASE WHEN excluded.minute_start > w.minute_start THEN excluded.minute_events
-                             ELSE w.minute_events + excluded.minute_events END,
-        minute_start = greatest(w.minute_start, excluded.minute_start),
-        day_events = CASE WHEN excluded.day_start > w.day_start THEN excluded.day_events
-                          ELSE w.day_events + excluded.day_events END,
-        day_start = greatest(w.day_start, excluded.day_start)
-)`
 
 // quotaAtParam is the number of the parameter after batchColumns.args,
 // which carries the time the quota is judged at; the batch's size follows

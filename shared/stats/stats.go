@@ -197,14 +197,7 @@ func (t *ToolAlerts) Add(reasons []string, score int, level event.Level) {
 		if !ok {
 			continue
 		}
-		if t.m == nil {
-			t.m = map[string]*alertAcc{}
-		}
-		acc := t.m[tool]
-		if acc == nil {
-			acc = &alertAcc{reasons: map[string]bool{}}
-			t.m[tool] = acc
-		}
+		acc := t.acc(tool)
 		acc.reasons[kind] = true
 		acc.maxScore = max(acc.maxScore, score)
 		switch level {
@@ -216,17 +209,23 @@ func (t *ToolAlerts) Add(reasons []string, score int, level event.Level) {
 	}
 }
 
+// acc is tool's accumulator, made at its first use.
+func (t *ToolAlerts) acc(tool string) *alertAcc {
+	if t.m == nil {
+		t.m = map[string]*alertAcc{}
+	}
+	a := t.m[tool]
+	if a == nil {
+		a = &alertAcc{reasons: map[string]bool{}}
+		t.m[tool] = a
+	}
+	return a
+}
+
 // merge adds what o gathered to t.
 func (t *ToolAlerts) merge(o *ToolAlerts) {
 	for name, oa := range o.m {
-		if t.m == nil {
-			t.m = map[string]*alertAcc{}
-		}
-		a := t.m[name]
-		if a == nil {
-			a = &alertAcc{reasons: map[string]bool{}}
-			t.m[name] = a
-		}
+		a := t.acc(name)
 		a.maxScore = max(a.maxScore, oa.maxScore)
 		a.high += oa.high
 		a.medium += oa.medium
