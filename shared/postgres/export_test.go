@@ -25,3 +25,13 @@ func (db *DB) InTxAs(ctx context.Context, role, tenantID string, f func(pgx.Tx) 
 
 // SetTenantQueue sets how many requests of one tenant may wait for a slot.
 func (db *DB) SetTenantQueue(n int) { db.perTenantQueue = n }
+
+// UnpackInt8 exposes the packed layout of rollup histograms to the tests
+// of this package.
+var UnpackInt8 = unpackInt8
+
+var (
+	PackInt8     = packInt8
+	PackFloat8   = packFloat8
+	UnpackFloat8 = unpackFloat8
+)

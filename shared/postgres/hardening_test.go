@@ -244,7 +244,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("app role's columns of tenants: %q, want %q", cols, want)
 	}
 	var public bool
-	if err := db.Pool().QueryRow(ctx, `SELECT has_function_privilege('public', 'km_hist_merge(bigint[], bigint[])', 'EXECUTE')`).Scan(&public); err != nil || public {
+	if err := db.Pool().QueryRow(ctx, `SELECT has_function_privilege('public', 'km_hist_merge(bytea, bytea)', 'EXECUTE')`).Scan(&public); err != nil || public {
 		t.Errorf("PUBLIC may execute km_hist_merge: %v, %v", public, err)
 	}
 	tenant := mustTenant(t, db, "grants")

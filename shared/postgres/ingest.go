@@ -79,8 +79,9 @@ const (
 
 // insertEventsFrom moves the batch's events into events, skipping ids the tenant
 // already has, and adds only the rows actually inserted to the rollups, all
-// in one statement. A rollup's packed histogram is two arrays, hist and
-// hist_tail, and may list a bucket more than once (readers sum them). Each
+// in one statement. A rollup's packed histogram is two byte strings of
+// 8-byte entries (migration 00023), hist and hist_tail, and may list a
+// bucket more than once (readers sum them). Each
 // batch appends its few entries to the short hist_tail; only when the tail
 // passes 256 entries is it merged into hist with km_hist_merge (one entry
 // per bucket). An hourly hist holds hundreds of buckets and is stored out
@@ -114,7 +115,7 @@ ins AS (
         max(coalesce(risk_score, 0)) AS max_score,
         min(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS min_ms,
         max(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS max_ms,
-        array_agg(latency_ms) FILTER (WHERE latency_bucket IS NOT NULL) AS samples
+        string_agg(float8send(latency_ms), ''::bytea) FILTER (WHERE latency_bucket IS NOT NULL) AS samples
     FROM ins%[7]s GROUP BY 1, 2, 3, 4, 5
 ), um AS (%[3]s
 ), uh AS (%[4]s
@@ -144,15 +145,15 @@ const upsertRollup = `
         bytes = r.bytes + least(excluded.bytes, 9223372036854775807 - r.bytes), cost_usd = r.cost_usd + excluded.cost_usd,
         tokens = r.tokens + least(excluded.tokens, 9223372036854775807 - r.tokens), risk_medium = r.risk_medium + excluded.risk_medium,
         risk_high = r.risk_high + excluded.risk_high, max_score = greatest(r.max_score, excluded.max_score),
-        hist = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
+        hist = CASE WHEN length(r.hist_tail) + length(excluded.hist) > 256 * 8
                     THEN km_hist_merge(r.hist, r.hist_tail || excluded.hist) ELSE r.hist END,
-        hist_tail = CASE WHEN cardinality(r.hist_tail) + cardinality(excluded.hist) > 256
-                    THEN '{}' ELSE r.hist_tail || excluded.hist END,
-        samples = CASE WHEN cardinality(r.samples) + cardinality(excluded.samples) <= %[3]d
+        hist_tail = CASE WHEN length(r.hist_tail) + length(excluded.hist) > 256 * 8
+                    THEN ''::bytea ELSE r.hist_tail || excluded.hist END,
+        samples = CASE WHEN length(r.samples) + length(excluded.samples) <= %[3]d * 8
                     THEN r.samples || excluded.samples END,
-        min_ms = CASE WHEN r.min_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+        min_ms = CASE WHEN r.min_ms IS NULL AND length(r.hist) + length(r.hist_tail) > 0
                     THEN NULL ELSE least(r.min_ms, excluded.min_ms) END,
-        max_ms = CASE WHEN r.max_ms IS NULL AND cardinality(r.hist) + cardinality(r.hist_tail) > 0
+        max_ms = CASE WHEN r.max_ms IS NULL AND length(r.hist) + length(r.hist_tail) > 0
                     THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END`
 
 // upsertSessions records, in table (session_minute or session_hour), which
@@ -169,10 +170,11 @@ const upsertSessions = `
 // minute.
 const rollupFromG = `SELECT $1, %[1]s, server, method, tool, sum(events), sum(requests), sum(calls), sum(errors),
         sum(bytes), sum(cost_usd), sum(tokens), sum(risk_medium), sum(risk_high), max(max_score),
-        coalesce(array_agg((latency_bucket::bigint << 40) | events::bigint ORDER BY latency_bucket)
-            FILTER (WHERE latency_bucket IS NOT NULL), '{}'),
+        coalesce(string_agg(int8send((latency_bucket::bigint << 40) | events::bigint), ''::bytea ORDER BY latency_bucket)
+            FILTER (WHERE latency_bucket IS NOT NULL), ''::bytea),
         min(min_ms), max(max_ms),
-        CASE WHEN cardinality(km_array_cat(samples)) <= %[2]d THEN km_array_cat(samples) END
+        CASE WHEN length(coalesce(string_agg(samples, ''::bytea), ''::bytea)) <= %[2]d * 8
+            THEN coalesce(string_agg(samples, ''::bytea), ''::bytea) END
     FROM g GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5`
 
 // insertFrom is insertEventsFrom reading the events from source, with
@@ -248,8 +250,8 @@ var quotaAtParam = len((&batchColumns{}).args("")) + 1
 // of its flat hist and samples, %[4]s the gate.
 const rollupFromDeltas = `SELECT $1, bucket, server, method, tool, events, requests, calls, errors,
         bytes, cost_usd, tokens, risk_medium, risk_high, max_score,
-        ($%[2]d::int8[])[hist_off + 1 : hist_off + hist_len], nullif(min_ms, 'NaN'), nullif(max_ms, 'NaN'),
-        CASE WHEN samples_len >= 0 THEN ($%[3]d::float8[])[samples_off + 1 : samples_off + samples_len] END
+        substring($%[2]d::bytea FROM hist_off + 1 FOR hist_len), nullif(min_ms, 'NaN'), nullif(max_ms, 'NaN'),
+        CASE WHEN samples_len >= 0 THEN substring($%[3]d::bytea FROM samples_off + 1 FOR samples_len) END
     FROM (SELECT %[1]s) AS d%[4]s
     ORDER BY bucket, server, method, tool`
 

@@ -34,19 +34,19 @@ type rollupAcc struct {
 }
 
 // rollupLevel holds one level's deltas column by column, as
-// upsertRollupDeltas takes them. hist and samples are flat, each row
-// taking its slice by offset and length (float8 and int8 arrays without
-// NULLs are sliced in constant time); a negative samples length stands
-// for NULL (past stats.ExactSample latencies), a NaN min or max for none.
+// upsertRollupDeltas takes them. hist and samples are flat, packed as the
+// rollup tables store them (packInt8, packFloat8), each row taking its
+// slice by byte offset and length; a negative samples length stands for
+// NULL (past stats.ExactSample latencies), a NaN min or max for none.
 type rollupLevel struct {
 	bucket                                                               []time.Time
 	server, method, tool                                                 []string
 	events, requests, calls, errors, bytes, tokens, riskMedium, riskHigh []int64
 	maxScore                                                             []int32
 	costUSD, minMS, maxMS                                                []float64
-	hist                                                                 []int64
+	hist                                                                 []byte
 	histOff, histLen                                                     []int32
-	samples                                                              []float64
+	samples                                                              []byte
 	samplesOff, samplesLen                                               []int32
 }
 
@@ -151,7 +151,7 @@ func flattenRollup(accs map[rollupKey]*rollupAcc) rollupLevel {
 			strings.Compare(a.method, b.method), strings.Compare(a.tool, b.tool))
 	})
 	var l rollupLevel
-	l.hist, l.samples = []int64{}, []float64{} // never nil: NULL arrays slice to NULL
+	l.hist, l.samples = []byte{}, []byte{} // never nil: NULL slices to NULL
 	for _, k := range keys {
 		a := accs[k]
 		l.bucket = append(l.bucket, time.Unix(k.bucket, 0).UTC())
@@ -165,9 +165,9 @@ func flattenRollup(accs map[rollupKey]*rollupAcc) rollupLevel {
 			buckets = append(buckets, b)
 		}
 		slices.Sort(buckets)
-		l.histOff, l.histLen = append(l.histOff, int32(len(l.hist))), append(l.histLen, int32(len(buckets)))
+		l.histOff, l.histLen = append(l.histOff, int32(len(l.hist))), append(l.histLen, int32(8*len(buckets)))
 		for _, b := range buckets {
-			l.hist = append(l.hist, stats.PackBucket(int(b), a.hist[b]))
+			l.hist = packInt8(l.hist, stats.PackBucket(int(b), a.hist[b]))
 		}
 		lo, hi := math.NaN(), math.NaN()
 		if len(a.samples) > 0 {
@@ -176,8 +176,10 @@ func flattenRollup(accs map[rollupKey]*rollupAcc) rollupLevel {
 		l.minMS, l.maxMS = append(l.minMS, lo), append(l.maxMS, hi)
 		l.samplesOff = append(l.samplesOff, int32(len(l.samples)))
 		if len(a.samples) <= stats.ExactSample {
-			l.samplesLen = append(l.samplesLen, int32(len(a.samples)))
-			l.samples = append(l.samples, a.samples...)
+			l.samplesLen = append(l.samplesLen, int32(8*len(a.samples)))
+			for _, ms := range a.samples {
+				l.samples = packFloat8(l.samples, ms)
+			}
 		} else {
 			l.samplesLen = append(l.samplesLen, -1)
 		}
@@ -209,8 +211,8 @@ func (l *rollupLevel) args() []any {
 	return []any{timestamptzArray(l.bucket), textArray(l.server), textArray(l.method), textArray(l.tool),
 		int8Array(l.events), int8Array(l.requests), int8Array(l.calls), int8Array(l.errors),
 		int8Array(l.bytes), float8Array(l.costUSD), int8Array(l.tokens), int8Array(l.riskMedium), int8Array(l.riskHigh), int4Array(l.maxScore),
-		int8Array(l.hist), int4Array(l.histOff), int4Array(l.histLen), float8Array(l.minMS), float8Array(l.maxMS),
-		float8Array(l.samples), int4Array(l.samplesOff), int4Array(l.samplesLen)}
+		l.hist, int4Array(l.histOff), int4Array(l.histLen), float8Array(l.minMS), float8Array(l.maxMS),
+		l.samples, int4Array(l.samplesOff), int4Array(l.samplesLen)}
 }
 
 func (s *sessionBuckets) args() []any {

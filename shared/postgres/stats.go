@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
@@ -119,11 +120,32 @@ func addToolLists(acc *stats.Rollups, rows pgx.Rows) error {
 	return err
 }
 
-// addRollups feeds rollup rows, in the columns of the query above.
+// addRollups feeds rollup rows, in the columns of the query above. The
+// packed columns are read in place (pgtype.DriverBytes, valid until the
+// next row) and unpacked into buffers the rows share.
 func addRollups(acc *stats.Rollups, rows pgx.Rows) error {
-	var r stats.Row
+	var (
+		r                   stats.Row
+		hist, tail, samples pgtype.DriverBytes
+		histBuf, tailBuf    []int64
+		samplesBuf          []float64
+	)
 	_, err := pgx.ForEachRow(rows, []any{&r.Bucket, &r.Method, &r.Tool, &r.Events, &r.Requests, &r.Calls, &r.Errors,
-		&r.Bytes, &r.CostUSD, &r.Tokens, &r.RiskMedium, &r.RiskHigh, &r.MaxScore, &r.Hist, &r.HistTail, &r.MinMS, &r.MaxMS, &r.Samples}, func() error {
+		&r.Bytes, &r.CostUSD, &r.Tokens, &r.RiskMedium, &r.RiskHigh, &r.MaxScore, &hist, &tail, &r.MinMS, &r.MaxMS, &samples}, func() error {
+		var err error
+		if histBuf, err = unpackInt8(histBuf[:0], hist); err != nil {
+			return err
+		}
+		if tailBuf, err = unpackInt8(tailBuf[:0], tail); err != nil {
+			return err
+		}
+		r.Hist, r.HistTail, r.Samples = histBuf, tailBuf, nil
+		if samples != nil { // NULL: more than stats.ExactSample latencies
+			if samplesBuf, err = unpackFloat8(samplesBuf[:0], samples); err != nil {
+				return err
+			}
+			r.Samples = samplesBuf
+		}
 		acc.Add(&r)
 		return nil
 	})
