@@ -99,7 +99,7 @@ ins AS (
     SELECT $1, ` + sourceColumns + `
     FROM %[1]s
     ON CONFLICT (tenant_id, id, ts) DO NOTHING
-    RETURNING ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
+    RETURNING id, ts, session_id, server, method, tool, kind, retry, failed, size, cost_usd, tokens,
         risk_score, risk_rank, latency_bucket, latency_ms
 ), inserted AS (
     SELECT count(*) AS n FROM ins
@@ -292,7 +292,27 @@ func deltaCTEs(size int, gated bool) string {
 		return q
 	}
 	sm, sh := sessions("session_minute"), sessions("session_hour")
-	return fmt.Sprintf(", dum AS (%s\n), duh AS (%s\n), dss AS (%s\n), dsm AS (%s\n), dsh AS (%s\n)", um, uh, ss, sm, sh)
+	// Tool alerts (toolAlertRows) carry their events' ids: where the
+	// tenant may have some of the events already, only the rows of the
+	// inserted ones count.
+	alertFilter := ""
+	if gated {
+		alertFilter = " WHERE (id, ts) IN (SELECT id, ts FROM ins)"
+	}
+	alerts := func(table, unit string) string {
+		return fmt.Sprintf(`
+    INSERT INTO %s AS r (tenant_id, bucket, server, tool, kind, max_score, high, medium)
+    SELECT $1::uuid, date_trunc('%s', ts, 'UTC'), server, tool, kind, max(max_score), sum(high), sum(medium)
+    FROM (SELECT %s) AS d%s
+    GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
+    ON CONFLICT (tenant_id, bucket, server, tool, kind) DO UPDATE SET
+        max_score = greatest(r.max_score, excluded.max_score), high = r.high + excluded.high, medium = r.medium + excluded.medium`,
+			table, unit, unnestParams(p, "id", "uuid[]", "ts", "timestamptz[]", "server", "text[]", "tool", "text[]", "kind", "text[]",
+				"max_score", "int4[]", "high", "int8[]", "medium", "int8[]"), alertFilter)
+	}
+	am, ah := alerts("tool_alert_minute", "minute"), alerts("tool_alert_hour", "hour")
+	return fmt.Sprintf(", dum AS (%s\n), duh AS (%s\n), dss AS (%s\n), dsm AS (%s\n), dsh AS (%s\n), dam AS (%s\n), dah AS (%s\n)",
+		um, uh, ss, sm, sh, am, ah)
 }
 
 // ingestGate refuses the batch, before anything is written, when the

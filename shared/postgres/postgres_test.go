@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
@@ -113,6 +114,14 @@ func genEvents(tb testing.TB, r *rand.Rand, n int, from time.Time, span time.Dur
 			e.Risk = &event.Risk{Score: score, Level: lvl}
 			if r.IntN(2) == 0 {
 				e.Risk.Reasons = []string{"sensitive_path", "shell"}[:1+r.IntN(2)]
+			}
+			// Some name tools for riskiest_tools (an event without a
+			// tool names none: "tool_poisoning:" alone is no alert).
+			if i%7 == 0 {
+				e.Risk.Reasons = append(e.Risk.Reasons, analysis.ReasonToolPoisoning+e.Tool)
+			}
+			if i%11 == 0 {
+				e.Risk.Reasons = append(e.Risk.Reasons, analysis.ReasonDefinitionChanged+"echo", analysis.ReasonToolPoisoning+"echo")
 			}
 		}
 		e.CostUSD = float64(r.IntN(1000)) * 1e-6

@@ -71,6 +71,25 @@ type batchDeltas struct {
 	seriesServer               []string
 	seriesEvents, seriesErrors []int64
 	sessionMinute, sessionHour sessionBuckets
+	alerts                     toolAlertRows
+}
+
+// toolAlertRows are the batch's stats.ToolAlertCounts, one row per event
+// and tool it names, with the event's id and time: the SQL rolls them up
+// per minute and hour, and when the tenant had some of the batch's events
+// already it keeps only the rows of the events it inserted (the rows are
+// rare, so they need no Go aggregation to be cheap).
+type toolAlertRows struct {
+	id                 [][16]byte
+	ts                 []time.Time
+	server, tool, kind []string
+	maxScore           []int32
+	high, medium       []int64
+}
+
+func (a *toolAlertRows) args() []any {
+	return []any{uuidArray(a.id), timestamptzArray(a.ts), textArray(a.server), textArray(a.tool), textArray(a.kind),
+		int4Array(a.maxScore), int8Array(a.high), int8Array(a.medium)}
 }
 
 // newBatchDeltas aggregates the batch c holds, of events. Each level's rows
@@ -86,6 +105,7 @@ func newBatchDeltas(c *batchColumns, events []event.Event) *batchDeltas {
 	series := map[seriesKey]*[2]int64{}
 	sessMinute := map[sessionKey]struct{}{}
 	sessHour := map[sessionKey]struct{}{}
+	var alerts toolAlertRows
 	for i := range c.id {
 		cnt := stats.CountOf(&events[c.order[i]])
 		ts := c.ts[i].UTC()
@@ -112,9 +132,17 @@ func newBatchDeltas(c *batchColumns, events []event.Event) *batchDeltas {
 		s[1] += cnt.Errors
 		sessMinute[sessionKey{m, c.server[i], c.sessionID[i]}] = struct{}{}
 		sessHour[sessionKey{h, c.server[i], c.sessionID[i]}] = struct{}{}
+		if e := &events[c.order[i]]; e.Risk != nil {
+			stats.ToolAlertCounts(e.Risk.Reasons, e.Risk.Score, e.RiskLevel(), func(tc stats.ToolAlertCount) {
+				alerts.id, alerts.ts = append(alerts.id, c.id[i]), append(alerts.ts, c.ts[i])
+				alerts.server, alerts.tool, alerts.kind = append(alerts.server, c.server[i]), append(alerts.tool, tc.Tool), append(alerts.kind, tc.Kind)
+				alerts.maxScore = append(alerts.maxScore, int32(tc.MaxScore))
+				alerts.high, alerts.medium = append(alerts.high, tc.High), append(alerts.medium, tc.Medium)
+			})
+		}
 	}
 	d := &batchDeltas{minute: flattenRollup(minute), hour: flattenRollup(hour),
-		sessionMinute: flattenSessions(sessMinute), sessionHour: flattenSessions(sessHour)}
+		sessionMinute: flattenSessions(sessMinute), sessionHour: flattenSessions(sessHour), alerts: alerts}
 	keys := make([]seriesKey, 0, len(series))
 	for k := range series {
 		keys = append(keys, k)
@@ -224,7 +252,8 @@ func (d *batchDeltas) args() []any {
 	a := append(d.minute.args(), d.hour.args()...)
 	a = append(a, timestamptzArray(d.seriesBucket), textArray(d.seriesServer), int8Array(d.seriesEvents), int8Array(d.seriesErrors))
 	a = append(a, d.sessionMinute.args()...)
-	return append(a, d.sessionHour.args()...)
+	a = append(a, d.sessionHour.args()...)
+	return append(a, d.alerts.args()...)
 }
 
 // unnestParams writes the select list that unnests parameters $p.. with

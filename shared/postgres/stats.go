@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/stats"
 )
 
@@ -71,14 +70,20 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			acc.AddSessions(sessions, dropped)
 			return nil
 		})
-		// The scored tools/list replies of the window (a partial index
-		// holds them: a few per session), for the tools their reasons name.
+		// The tools risk reasons named as poisoned or changed, from the
+		// tool alert rollups (migration 00024) as the counts come from the
+		// rollups above: whole hours and the minutes at either edge.
 		batch.Queue(`
-			SELECT risk_score, risk_level, risk_reasons FROM events
-			WHERE tenant_id = $1 AND method = 'tools/list' AND risk_rank > 0 AND ts >= km_event_horizon($1)
-				AND ts >= $2 AND ts < $3 AND ($4 = '' OR server = $4)
-			LIMIT $5`, tenantID, since, until, q.Server, maxToolListRows).Query(func(rows pgx.Rows) error {
-			return addToolLists(acc, rows)
+			SELECT tool, kind, max(max_score), sum(high)::bigint, sum(medium)::bigint FROM (
+				SELECT tool, kind, max_score, high, medium FROM tool_alert_hour
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
+				UNION ALL
+				SELECT tool, kind, max_score, high, medium FROM tool_alert_minute
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND ($6 = '' OR server = $6)
+					AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))
+			) AS a GROUP BY tool, kind`,
+			tenantID, h0, h1, since, until, q.Server).Query(func(rows pgx.Rows) error {
+			return addToolAlerts(acc, rows)
 		})
 		if !acc.SeriesFromRows() {
 			batch.Queue(`
@@ -99,22 +104,11 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 	return acc.Result(), nil
 }
 
-// maxToolListRows bounds the scored tools/list replies one stats answer
-// reads: far more than real sessions produce in a window, and a bound on
-// the cost of a tenant that floods them.
-const maxToolListRows = 10000
-
-// addToolLists feeds scored tools/list replies to the tool alerts.
-func addToolLists(acc *stats.Rollups, rows pgx.Rows) error {
-	var (
-		score   *int32
-		level   *string
-		reasons []string
-	)
-	_, err := pgx.ForEachRow(rows, []any{&score, &level, &reasons}, func() error {
-		if score != nil && level != nil {
-			acc.AddToolList(reasons, int(*score), event.Level(*level))
-		}
+// addToolAlerts feeds the tool alert rollups' sums per tool and kind.
+func addToolAlerts(acc *stats.Rollups, rows pgx.Rows) error {
+	var c stats.ToolAlertCount
+	_, err := pgx.ForEachRow(rows, []any{&c.Tool, &c.Kind, &c.MaxScore, &c.High, &c.Medium}, func() error {
+		acc.AddToolAlert(c)
 		return nil
 	})
 	return err

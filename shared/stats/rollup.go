@@ -3,8 +3,6 @@ package stats
 import (
 	"math"
 	"time"
-
-	"github.com/kilometers-ai/kilometers/shared/event"
 )
 
 // Row is one of the backend's rollup rows, as it reads them: the Counts of
@@ -111,11 +109,8 @@ func (r *Rollups) AddSessions(sessions, dropped int64) {
 	r.dropped = addSat(r.dropped, dropped)
 }
 
-// AddToolList counts a scored tools/list reply for the tools its reasons
-// name (the rows keep no reasons).
-func (r *Rollups) AddToolList(reasons []string, score int, level event.Level) {
-	r.alerts.Add(reasons, score, level)
-}
+// AddToolAlert adds a tool alert rollup's count (ToolAlertCounts summed).
+func (r *Rollups) AddToolAlert(c ToolAlertCount) { r.alerts.AddCount(c) }
 
 // Result returns the stats of the rows added.
 func (r *Rollups) Result() Stats {

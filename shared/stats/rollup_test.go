@@ -27,6 +27,11 @@ func TestRollupsFoldLikeEvents(t *testing.T) {
 		rows := map[key]*Row{}
 		hists := map[key]Histogram{}
 		sessions := map[string]bool{}
+		type alertKey struct {
+			hour       time.Time
+			tool, kind string
+		}
+		alerts := map[alertKey]*ToolAlertCount{}
 		for i := range evs {
 			e := &evs[i]
 			if !want.Includes(e) {
@@ -35,7 +40,16 @@ func TestRollupsFoldLikeEvents(t *testing.T) {
 			want.Add(e)
 			sessions[e.SessionID] = true
 			if e.Risk != nil {
-				got.AddToolList(e.Risk.Reasons, e.Risk.Score, e.RiskLevel())
+				// Rolled up per hour, tool and kind, as the backend's
+				// ingest keeps them.
+				ToolAlertCounts(e.Risk.Reasons, e.Risk.Score, e.RiskLevel(), func(c ToolAlertCount) {
+					k := alertKey{e.TS.Truncate(time.Hour), c.Tool, c.Kind}
+					if a := alerts[k]; a != nil {
+						a.MaxScore, a.High, a.Medium = max(a.MaxScore, c.MaxScore), a.High+c.High, a.Medium+c.Medium
+						return
+					}
+					alerts[k] = &c
+				})
 			}
 			if !got.SeriesFromRows() {
 				c := CountOf(e)
@@ -73,6 +87,9 @@ func TestRollupsFoldLikeEvents(t *testing.T) {
 				row.Samples = nil
 			}
 			got.Add(row)
+		}
+		for _, c := range alerts {
+			got.AddToolAlert(*c)
 		}
 		got.AddSessions(int64(len(sessions)), 0)
 		g, _ := json.Marshal(got.Result())

@@ -192,21 +192,44 @@ type alertAcc struct {
 // Add counts an event with these reasons, risk score and level for each
 // tool a reason names.
 func (t *ToolAlerts) Add(reasons []string, score int, level event.Level) {
+	ToolAlertCounts(reasons, score, level, t.AddCount)
+}
+
+// ToolAlertCount is what one event, or a rollup of many, adds to one tool
+// a reason of the same kind names.
+type ToolAlertCount struct {
+	Tool, Kind   string
+	MaxScore     int
+	High, Medium int64
+}
+
+// ToolAlertCounts yields an event's count for each reason that names a
+// tool: the backend's ingest rolls them up (per bucket, server, tool and
+// kind), and ToolAlerts adds them, so both count by this one rule.
+func ToolAlertCounts(reasons []string, score int, level event.Level, yield func(ToolAlertCount)) {
 	for _, r := range reasons {
 		kind, tool, ok := analysis.ToolAlert(r)
 		if !ok {
 			continue
 		}
-		acc := t.acc(tool)
-		acc.reasons[kind] = true
-		acc.maxScore = max(acc.maxScore, score)
+		c := ToolAlertCount{Tool: tool, Kind: kind, MaxScore: score}
 		switch level {
 		case event.LevelHigh:
-			acc.high++
+			c.High = 1
 		case event.LevelMedium:
-			acc.medium++
+			c.Medium = 1
 		}
+		yield(c)
 	}
+}
+
+// AddCount adds one tool's count (of an event, or of rollup rows).
+func (t *ToolAlerts) AddCount(c ToolAlertCount) {
+	acc := t.acc(c.Tool)
+	acc.reasons[c.Kind] = true
+	acc.maxScore = max(acc.maxScore, c.MaxScore)
+	acc.high += c.High
+	acc.medium += c.Medium
 }
 
 // acc is tool's accumulator, made at its first use.

@@ -72,6 +72,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
+	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/backend"
 	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/httpapi"
@@ -905,6 +906,11 @@ func (g *scaleGen) event(i int) event.Event {
 		e.Risk.Level = event.LevelHigh
 	case score >= 40:
 		e.Risk.Level = event.LevelMedium
+	}
+	if m == "tools/list" && score >= 40 {
+		// A scored definition names the tool it found poisoned or changed,
+		// for riskiest_tools.
+		e.Risk.Reasons = []string{[]string{analysis.ReasonToolPoisoning, analysis.ReasonDefinitionChanged}[p%2] + tools[(p*7)%len(tools)]}
 	}
 	if m == "tools/call" {
 		e.Tool = tools[(p*13)%len(tools)]

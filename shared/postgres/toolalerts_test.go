@@ -1,0 +1,110 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pressly/goose/v3"
+
+	"github.com/kilometers-ai/kilometers/shared/analysis"
+	"github.com/kilometers-ai/kilometers/shared/postgres"
+	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
+	"github.com/kilometers-ai/kilometers/shared/stats"
+)
+
+// TestToolAlertsSQLIsAnalysis holds km_tool_alerts, which backfilled the
+// tool alert rollups from stored events (migration 00024), to
+// analysis.ToolAlert, which ingest counts them by.
+func TestToolAlertsSQLIsAnalysis(t *testing.T) {
+	db := pgtest.MustOpenDB(t)
+	ctx := context.Background()
+	for _, reason := range []string{
+		analysis.ReasonToolPoisoning + "read_file",
+		analysis.ReasonDefinitionChanged + "echo",
+		analysis.ReasonToolPoisoning,
+		analysis.ReasonDefinitionChanged,
+		analysis.ReasonToolPoisoning + analysis.ReasonDefinitionChanged + "x",
+		analysis.ReasonDefinitionChanged + analysis.ReasonToolPoisoning + "y",
+		analysis.ReasonToolPoisoning + "ünï code:1",
+		"tool_poisoning", "TOOL_POISONING:a", " tool_poisoning:a", "sensitive_path", "",
+	} {
+		type alert struct{ kind, tool string }
+		var want []alert
+		if kind, tool, ok := analysis.ToolAlert(reason); ok {
+			want = append(want, alert{kind, tool})
+		}
+		rows, err := db.Pool().Query(ctx, `SELECT kind, tool FROM km_tool_alerts(ARRAY[$1::text])`, reason)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []alert
+		var a alert
+		if _, err := pgx.ForEachRow(rows, []any{&a.kind, &a.tool}, func() error { got = append(got, a); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("km_tool_alerts(%q) = %v, analysis.ToolAlert %v", reason, got, want)
+		}
+	}
+}
+
+// TestMigrationBackfillsToolAlerts migrates a database whose scored
+// tools/list replies stats read from events: after migration 00024 stats
+// names the same tools from the rollups.
+func TestMigrationBackfillsToolAlerts(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	ctx := context.Background()
+	sqlDB, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 23); err != nil {
+		t.Fatal(err)
+	}
+	tenant := newID(t)
+	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO tenants (id, name) VALUES ($1, 'old')`, tenant); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Minute).Add(-90 * time.Minute)
+	if _, err := sqlDB.ExecContext(ctx, `
+		INSERT INTO events (tenant_id, id, session_id, seq, ts, direction, kind, server, method, tool, failed, size,
+			risk_score, risk_level, risk_rank, risk_reasons)
+		VALUES
+			($1, gen_random_uuid(), gen_random_uuid(), 1, $2, 'server_to_client', 'response', 'fs', 'tools/list', '', false, 10,
+				90, 'high', 2, '{tool_poisoning:evil,definition_changed:shifty,sensitive_path}'),
+			($1, gen_random_uuid(), gen_random_uuid(), 2, $2::timestamptz + interval '40 minutes', 'server_to_client', 'response', 'fs', 'tools/list', '', false, 10,
+				50, 'medium', 1, '{tool_poisoning:evil}'),
+			($1, gen_random_uuid(), gen_random_uuid(), 3, $2, 'server_to_client', 'response', 'fs', 'tools/list', '', false, 10,
+				10, 'low', 0, '{tool_poisoning:unscored}')`, tenant, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 24); err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Stats(ctx, tenant, stats.Query{Since: at.Add(-time.Hour), Until: at.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []stats.RiskyTool{
+		{Tool: "evil", MaxScore: 90, High: 1, Medium: 1, Reasons: []string{"tool_poisoning"}},
+		{Tool: "shifty", MaxScore: 90, High: 1, Reasons: []string{"definition_changed"}},
+	}
+	if !reflect.DeepEqual(got.RiskiestTools, want) {
+		t.Errorf("riskiest tools after the migration: %+v, want %+v", got.RiskiestTools, want)
+	}
+}
