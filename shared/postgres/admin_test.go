@@ -17,7 +17,9 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/kilometers-ai/kilometers/shared/alerts"
+	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/backend"
+	"github.com/kilometers-ai/kilometers/shared/event"
 	"github.com/kilometers-ai/kilometers/shared/httpapi/apitest"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
@@ -197,6 +199,8 @@ func TestDeleteTenant(t *testing.T) {
 	// Events after the rules below exist (SampleBatch starts an hour
 	// before its base), so that the rules fire.
 	batch := apitest.SampleBatch(time.Now().Add(2*time.Hour), 3)
+	// One names a poisoned tool, for the tool alert rollups.
+	batch.Events[0].Risk = &event.Risk{Score: 90, Level: event.LevelHigh, Reasons: []string{analysis.ReasonToolPoisoning + "evil"}}
 	for _, id := range []string{doomed.ID, kept} {
 		// A rule that fires on the batch fills every alerts table (its
 		// alert stays in the outbox: nothing delivers it here).

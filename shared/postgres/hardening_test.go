@@ -223,6 +223,8 @@ func TestLeastPrivilege(t *testing.T) {
 		"kilometers_app session_hour DELETE,INSERT,SELECT",
 		"kilometers_app session_minute DELETE,INSERT,SELECT",
 		"kilometers_app sessions DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_app tool_alert_hour DELETE,INSERT,SELECT,UPDATE",
+		"kilometers_app tool_alert_minute DELETE,INSERT,SELECT,UPDATE",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("grants:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
