@@ -157,10 +157,13 @@ const upsertRollup = `
                     THEN NULL ELSE greatest(r.max_ms, excluded.max_ms) END`
 
 // upsertSessions records, in table (session_minute or session_hour), which
-// sessions of each server the batch's new events fall in, per unit.
+// sessions of each server the batch's new events fall in, per unit, and
+// under the empty server name which sessions of any server (migration
+// 00025).
 const upsertSessions = `
     INSERT INTO %[1]s (tenant_id, bucket, server, session_id)
-    SELECT DISTINCT $1::uuid, date_trunc('%[2]s', ts, 'UTC'), server, session_id FROM ins%[3]s
+    SELECT DISTINCT $1::uuid, date_trunc('%[2]s', ts, 'UTC'), v.server, session_id
+    FROM ins CROSS JOIN LATERAL (VALUES (ins.server), ('')) AS v(server)%[3]s
     ORDER BY 2, 3, 4
     ON CONFLICT DO NOTHING`
 

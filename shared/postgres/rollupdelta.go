@@ -130,8 +130,12 @@ func newBatchDeltas(c *batchColumns, events []event.Event) *batchDeltas {
 		}
 		s[0] += cnt.Events
 		s[1] += cnt.Errors
-		sessMinute[sessionKey{m, c.server[i], c.sessionID[i]}] = struct{}{}
-		sessHour[sessionKey{h, c.server[i], c.sessionID[i]}] = struct{}{}
+		// Under the server '' too: the sessions of any server, which
+		// stats counts without a server filter (upsertSessions).
+		for _, srv := range []string{c.server[i], ""} {
+			sessMinute[sessionKey{m, srv, c.sessionID[i]}] = struct{}{}
+			sessHour[sessionKey{h, srv, c.sessionID[i]}] = struct{}{}
+		}
 		if e := &events[c.order[i]]; e.Risk != nil {
 			stats.ToolAlertCounts(e.Risk.Reasons, e.Risk.Score, e.RiskLevel(), func(tc stats.ToolAlertCount) {
 				alerts.id, alerts.ts = append(alerts.id, c.id[i]), append(alerts.ts, c.ts[i])

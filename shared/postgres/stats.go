@@ -51,14 +51,17 @@ func (db *DB) Stats(ctx context.Context, tenantID string, q stats.Query) (stats.
 			tenantID, h0, h1, since, until, q.Server).Query(func(rows pgx.Rows) error {
 			return addRollups(acc, rows)
 		})
+		// Without a server filter, the rows under the server '' (the
+		// sessions of any server, kept by ingest): one row per session
+		// and bucket instead of one per server it used.
 		batch.Queue(`
 			SELECT count(*), least(coalesce(sum(s.dropped_events), 0), 9223372036854775807)::bigint
 			FROM (
 				SELECT session_id FROM session_hour
-				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND bucket >= $2 AND bucket < $3 AND ($6 = '' OR server = $6)
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND bucket >= $2 AND bucket < $3 AND server = $6
 				UNION
 				SELECT session_id FROM session_minute
-				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND ($6 = '' OR server = $6)
+				WHERE tenant_id = $1 AND bucket >= km_rollup_horizon($1) AND server = $6
 					AND ((bucket >= $4 AND bucket < $2) OR (bucket >= $3 AND bucket < $5))
 			) AS x
 			LEFT JOIN sessions AS s ON s.tenant_id = $1 AND s.id = x.session_id`,

@@ -53,10 +53,12 @@ func TestToolAlertsSQLIsAnalysis(t *testing.T) {
 	}
 }
 
-// TestMigrationBackfillsToolAlerts migrates a database whose scored
-// tools/list replies stats read from events: after migration 00024 stats
-// names the same tools from the rollups.
-func TestMigrationBackfillsToolAlerts(t *testing.T) {
+// TestMigrationBackfillsRollups migrates a database whose scored
+// tools/list replies stats read from events, and whose session rows are
+// per server: after migrations 00024 and 00025 stats names the same tools
+// from the tool alert rollups and counts the same sessions from the rows
+// of any server.
+func TestMigrationBackfillsRollups(t *testing.T) {
 	dsn := pgtest.MustCreateDatabase(t)
 	ctx := context.Background()
 	sqlDB, err := sql.Open("pgx", dsn)
@@ -88,7 +90,22 @@ func TestMigrationBackfillsToolAlerts(t *testing.T) {
 				10, 'low', 0, '{tool_poisoning:unscored}')`, tenant, at); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(ctx, 24); err != nil {
+	// Two sessions, one of them on two servers, in two hours.
+	s1, s2 := newID(t), newID(t)
+	for _, row := range []struct {
+		bucket  time.Time
+		server  string
+		session string
+	}{
+		{at.Truncate(time.Hour), "fs", s1}, {at.Truncate(time.Hour), "git", s1},
+		{at.Truncate(time.Hour).Add(time.Hour), "fs", s1}, {at.Truncate(time.Hour).Add(time.Hour), "git", s2},
+	} {
+		if _, err := sqlDB.ExecContext(ctx, `INSERT INTO session_hour (tenant_id, bucket, server, session_id) VALUES ($1, $2, $3, $4)`,
+			tenant, row.bucket, row.server, row.session); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
 	db, err := postgres.Open(ctx, dsn)
@@ -106,5 +123,17 @@ func TestMigrationBackfillsToolAlerts(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got.RiskiestTools, want) {
 		t.Errorf("riskiest tools after the migration: %+v, want %+v", got.RiskiestTools, want)
+	}
+	// Whole hours only: session rows are hourly here.
+	q := stats.Query{Since: at.Truncate(time.Hour), Until: at.Truncate(time.Hour).Add(2 * time.Hour)}
+	for server, want := range map[string]int64{"": 2, "fs": 1, "git": 2} {
+		q.Server = server
+		got, err := db.Stats(ctx, tenant, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Totals.Sessions != want {
+			t.Errorf("sessions of server %q after the migration: %d, want %d", server, got.Totals.Sessions, want)
+		}
 	}
 }
