@@ -2,10 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,8 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
-	"github.com/pressly/goose/v3"
 
 	"github.com/kilometers-ai/kilometers/shared/alerts"
 	"github.com/kilometers-ai/kilometers/shared/analysis"
@@ -403,20 +399,8 @@ func TestCountRead(t *testing.T) {
 // TestMigrationGivesOldKeysBothScopes migrates a database to just before
 // scopes, makes a key the old way, then applies the rest.
 func TestMigrationGivesOldKeysBothScopes(t *testing.T) {
-	dsn := pgtest.MustCreateDatabase(t)
+	dsn, sqlDB, _ := migratedTo(t, 9)
 	ctx := context.Background()
-	sqlDB, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 9); err != nil {
-		t.Fatal(err)
-	}
 	tenant, key := newID(t), newID(t)
 	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO tenants (id, name) VALUES ($1, 'old')`, tenant); err != nil {
 		t.Fatal(err)

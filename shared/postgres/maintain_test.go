@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/backend"
@@ -291,20 +288,8 @@ func migrationRows(t *testing.T) int {
 // work on it, an event sent again is still a duplicate, and maintenance
 // drops the archive whole once every retention has passed it.
 func TestMigrationToPartitions(t *testing.T) {
-	dsn := pgtest.MustCreateDatabase(t)
+	dsn, sqlDB, p := migratedTo(t, 20)
 	ctx := context.Background()
-	sqlDB, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 20); err != nil {
-		t.Fatal(err)
-	}
 	tenant := newID(t)
 	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO tenants (id, name) VALUES ($1, 'old')`, tenant); err != nil {
 		t.Fatal(err)

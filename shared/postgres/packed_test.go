@@ -3,14 +3,10 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"math"
-	"os"
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/kilometers-ai/kilometers/shared/postgres"
 	"github.com/kilometers-ai/kilometers/shared/postgres/pgtest"
@@ -64,20 +60,8 @@ func TestPackedLayoutIsPostgres(t *testing.T) {
 // packed bytes and back: every entry and sample is kept in order, a NULL
 // samples column stays NULL, and stats answers from the migrated rows.
 func TestMigrationPacksHistograms(t *testing.T) {
-	dsn := pgtest.MustCreateDatabase(t)
+	dsn, _, p := migratedTo(t, 22)
 	ctx := context.Background()
-	sqlDB, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 22); err != nil {
-		t.Fatal(err)
-	}
 	pool := pgtest.MustOpenPool(t, dsn)
 	tenant := newID(t)
 	if _, err := pool.Exec(ctx, `INSERT INTO tenants (id, name) VALUES ($1, 'old')`, tenant); err != nil {
@@ -109,11 +93,12 @@ func TestMigrationPacksHistograms(t *testing.T) {
 		}
 		h, err1 := postgres.UnpackInt8(nil, hb)
 		tl, err2 := postgres.UnpackInt8(nil, tb)
+		var err3 error
 		if sb != nil {
-			s, err = postgres.UnpackFloat8([]float64{}, sb)
+			s, err3 = postgres.UnpackFloat8([]float64{}, sb)
 		}
-		if err1 != nil || err2 != nil || err != nil {
-			t.Fatalf("%s: %v %v %v", table, err1, err2, err)
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("%s: %v %v %v", table, err1, err2, err3)
 		}
 		return h, tl, s
 	}

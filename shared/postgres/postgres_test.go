@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -15,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver of migratedTo
+	"github.com/pressly/goose/v3"
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/analysis"
@@ -866,4 +870,25 @@ func TestHistogramCompaction(t *testing.T) {
 			t.Errorf("%v..%v: stats differ from the Aggregator:\n got %+v\nwant %+v", q.Since, q.Until, got.Tools, want.Tools)
 		}
 	}
+}
+
+// migratedTo makes a database of its own, migrated up to version, for a
+// test of the migrations after it: its DSN, a database/sql handle on it
+// and the goose provider that applies the rest.
+func migratedTo(t *testing.T, version int64) (string, *sql.DB, *goose.Provider) {
+	t.Helper()
+	dsn := pgtest.MustCreateDatabase(t)
+	sqlDB, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlDB.Close() })
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return dsn, sqlDB, p
 }

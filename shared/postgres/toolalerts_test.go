@@ -2,14 +2,11 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
-	"os"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pressly/goose/v3"
 
 	"github.com/kilometers-ai/kilometers/shared/analysis"
 	"github.com/kilometers-ai/kilometers/shared/postgres"
@@ -59,20 +56,8 @@ func TestToolAlertsSQLIsAnalysis(t *testing.T) {
 // from the tool alert rollups and counts the same sessions from the rows
 // of any server.
 func TestMigrationBackfillsRollups(t *testing.T) {
-	dsn := pgtest.MustCreateDatabase(t)
+	dsn, sqlDB, p := migratedTo(t, 23)
 	ctx := context.Background()
-	sqlDB, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 23); err != nil {
-		t.Fatal(err)
-	}
 	tenant := newID(t)
 	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO tenants (id, name) VALUES ($1, 'old')`, tenant); err != nil {
 		t.Fatal(err)
