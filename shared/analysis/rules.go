@@ -295,21 +295,60 @@ func (rs *ruleSet) scan(text []byte) uint64 {
 // has reports whether some anchor of rs starts with the pair p.
 func (rs *ruleSet) has(p uint16) bool { return rs.pairs[p>>3]&(1<<(p&7)) != 0 }
 
-// lowerPairs is the union of lowerRules' pairs and of secretSet's
-// ASCII-lowercased: a position of the lowered text whose pair is not in it
-// starts no anchor of either set, in the lowered text or in the original.
-var lowerPairs = unionLowered(lowerRules, secretSet)
+// union is what scanBoth looks up: lowerRules' pairs and trigrams and
+// secretSet's, ASCII-lowercased, so that a position of the lowered text
+// it rejects starts no anchor of either set, in the lowered text or in the
+// original.
+type union struct {
+	// pairs has the bit of every anchor's first two bytes (all 256 second
+	// bytes for a one-byte anchor), indexed by the pair as a little-endian
+	// load reads it: first byte low.
+	pairs [1 << 16 / 64]uint64
+	// short has the pairs that start an anchor of one or two bytes, which
+	// no trigram describes.
+	short [1 << 16 / 64]uint64
+	// trigrams has a bit, at trigramBit's hash, for the first three bytes
+	// of every longer anchor. In source code and prose one position in
+	// eight or ten has a pair of some anchor ("co", "se", "an"); most of
+	// those are no anchor's first three bytes, and comparing anchors at
+	// them was most of what the pass cost on such text.
+	trigrams [1 << 16 / 64]uint64
+}
 
-func unionLowered(lowered, exact *ruleSet) *[1 << 16 / 8]byte {
-	u := lowered.pairs
-	for p := range 1 << 16 {
-		if exact.has(uint16(p)) {
-			q := int(lowerByte(byte(p>>8)))<<8 | int(lowerByte(byte(p)))
-			u[q>>3] |= 1 << (q & 7)
+var both = newUnion(lowerRules, secretSet)
+
+func newUnion(lowered, exact *ruleSet) *union {
+	u := &union{}
+	set := func(t *[1 << 16 / 64]uint64, b uint32) { t[b>>6] |= 1 << (b & 63) }
+	for _, rs := range []*ruleSet{lowered, exact} {
+		for c := range 256 {
+			for _, a := range rs.byFirst[c] {
+				lit := []byte(string(a.lit))
+				for i := range lit {
+					lit[i] = lowerByte(lit[i])
+				}
+				switch len(lit) {
+				case 1:
+					for next := range uint32(256) {
+						set(&u.pairs, uint32(lit[0])|next<<8)
+						set(&u.short, uint32(lit[0])|next<<8)
+					}
+				case 2:
+					set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
+					set(&u.short, uint32(lit[0])|uint32(lit[1])<<8)
+				default:
+					set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
+					set(&u.trigrams, trigramBit(uint32(lit[0])|uint32(lit[1])<<8|uint32(lit[2])<<16))
+				}
+			}
 		}
 	}
-	return &u
+	return u
 }
+
+// trigramBit hashes three bytes (first byte low) to a bit of
+// union.trigrams: a multiplicative hash, whose top bits mix all three.
+func trigramBit(t uint32) uint32 { return t * 0x9E3779B1 >> 16 }
 
 func lowerByte(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
@@ -321,29 +360,87 @@ func lowerByte(c byte) byte {
 // scanBoth is lowerRules.scan(lower) and secretSet.scan(text) in one pass,
 // for lower the ASCII-lowercased text (same length, same offsets): a
 // request or result is read for both, and the lookup per byte was most of
-// what reading it cost.
+// what reading it cost. It runs on up to ScanLimit of every result, so
+// positions are looked up eight at a time from one load (each a bit test
+// of union.pairs); a position that passes is handed to scanState.at.
 func scanBoth(text, lower []byte) (lowMask, secretMask uint64) {
 	if len(lower) == 0 || len(text) != len(lower) {
 		return lowerRules.scan(lower), secretSet.scan(text)
 	}
-	last := len(lower) - 1
-	at := func(i int, p, q uint16) {
-		if lowerRules.has(p) {
-			lowMask = lowerRules.anchorsAt(lower, i, lowMask)
+	t := &both.pairs
+	st := scanState{text: text, lower: lower}
+	i := 0
+	for ; i+9 <= len(lower); i += 8 {
+		w := binary.LittleEndian.Uint64(lower[i:])
+		if p := w & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i)
 		}
-		if secretSet.has(q) {
-			secretMask = secretSet.anchorsAt(text, i, secretMask)
+		if p := w >> 8 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 1)
+		}
+		if p := w >> 16 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 2)
+		}
+		if p := w >> 24 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 3)
+		}
+		if p := w >> 32 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 4)
+		}
+		if p := w >> 40 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 5)
+		}
+		if p := w >> 48; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 6)
+		}
+		if p := w>>56 | uint64(lower[i+8])<<8; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 7)
 		}
 	}
-	for i := 0; i < last; i++ {
-		if p := uint16(lower[i])<<8 | uint16(lower[i+1]); lowerPairs[p>>3]&(1<<(p&7)) != 0 {
-			at(i, p, uint16(text[i])<<8|uint16(text[i+1]))
+	for ; i < len(lower); i++ {
+		p := uint64(lower[i])
+		if i+1 < len(lower) {
+			p |= uint64(lower[i+1]) << 8
+		}
+		if t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i)
 		}
 	}
-	if p := uint16(lower[last]) << 8; lowerPairs[p>>3]&(1<<(p&7)) != 0 {
-		at(last, p, uint16(text[last])<<8)
+	return st.low, st.secret
+}
+
+// scanState is what scanBoth found so far.
+type scanState struct {
+	text, lower []byte
+	low, secret uint64
+}
+
+// at adds the anchors that start at i, a position whose pair is in
+// union.pairs: first the trigram (or the pair, for a short anchor) must be
+// one of some anchor's, then each set compares its anchors of that first
+// byte, lowerRules in the lowered text, secretSet in the original.
+func (st *scanState) at(i int) {
+	lower, text := st.lower, st.text
+	if i+2 < len(lower) {
+		pl := uint32(lower[i]) | uint32(lower[i+1])<<8
+		if both.short[pl>>6]&(1<<(pl&63)) == 0 {
+			if b := trigramBit(pl | uint32(lower[i+2])<<16); both.trigrams[b>>6]&(1<<(b&63)) == 0 {
+				return
+			}
+		}
 	}
-	return lowMask, secretMask
+	p := uint16(lower[i]) << 8
+	q := uint16(text[i]) << 8
+	if i+1 < len(lower) {
+		p |= uint16(lower[i+1])
+		q |= uint16(text[i+1])
+	}
+	if lowerRules.has(p) {
+		st.low = lowerRules.anchorsAt(lower, i, st.low)
+	}
+	if secretSet.has(q) {
+		st.secret = secretSet.anchorsAt(text, i, st.secret)
+	}
 }
 
 // anchorsAt adds to found the bits of the anchors text[i:] starts with.

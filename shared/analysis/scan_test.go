@@ -203,3 +203,28 @@ func TestScanBothIsTheTwoScans(t *testing.T) {
 		}
 	}
 }
+
+// scanBoth looks positions up eight at a time and filters them by
+// trigram: every anchor of both sets must still be found at every offset
+// around those eight, and as the text's last bytes.
+func TestScanBothFindsEveryAnchorAtEveryOffset(t *testing.T) {
+	for _, rs := range []*ruleSet{lowerRules, secretSet} {
+		for c := range 256 {
+			for _, a := range rs.byFirst[c] {
+				for at := range 18 {
+					for _, tail := range []string{"", "x", strings.Repeat("y", 10)} {
+						text := []byte(strings.Repeat("x", at) + string(a.lit) + tail)
+						lower := lowerASCII(nil, text)
+						low, sec := scanBoth(text, lower)
+						if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws {
+							t.Fatalf("scanBoth(%q) = %x, %x; the scans apart %x, %x", text, low, sec, wl, ws)
+						}
+						if (rs == lowerRules && low&a.bit == 0) || (rs == secretSet && sec&a.bit == 0) {
+							t.Fatalf("scanBoth(%q) misses the anchor %q", text, a.lit)
+						}
+					}
+				}
+			}
+		}
+	}
+}
