@@ -76,21 +76,18 @@ func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
 			return dst, i
 		case c != '\\':
 			// Copy the run of plain bytes up to the next quote or escape in
-			// one append: the common case. Eight bytes are tested at once.
+			// one append: the common case. Eight bytes are tested at once,
+			// and no further than the limit lets dst grow: the run of a
+			// large result's text goes on for the whole prefix.
+			end := min(len(src), i+limit-len(dst))
 			j := i + 1
-			for j+8 <= len(src) && specials(binary.LittleEndian.Uint64(src[j:])) == 0 {
+			for j+8 <= end && specials(binary.LittleEndian.Uint64(src[j:])) == 0 {
 				j += 8
 			}
-			for j < len(src) && src[j] != '"' && src[j] != '\\' {
+			for j < end && src[j] != '"' && src[j] != '\\' {
 				j++
 			}
-			if room := limit - len(dst); room > 0 {
-				run := src[i:j]
-				if len(run) > room {
-					run = run[:room]
-				}
-				dst = append(dst, run...)
-			}
+			dst = append(dst, src[i:j]...)
 			i = j
 		default:
 			if i+1 >= len(src) {
