@@ -287,7 +287,8 @@ func (s *Session) checkRequest(src []byte) {
 // checkResult reads what a call, read or prompt brought back.
 func (s *Session) checkResult(src []byte) {
 	s.text = extractText(s.text[:0], src, s.opts.ScanLimit)
-	s.lower = lowerASCII(s.lower, s.text)
+	var ascii bool
+	s.lower, ascii = lowerText(s.lower, s.text)
 	mask, secrets := scanBoth(s.text, s.lower)
 	if secretIn(secrets, s.text) {
 		s.add(ReasonSecretInResult, weightSecret)
@@ -295,7 +296,7 @@ func (s *Session) checkResult(src []byte) {
 		s.add(ReasonPasswordInResult, weightPassword)
 	}
 	var buf [4]string
-	if signals := instructionSignals(buf[:0], mask, s.text, s.lower, false); len(signals) > 0 {
+	if signals := instructionSignals(buf[:0], mask, s.text, s.lower, ascii, false); len(signals) > 0 {
 		s.add(ReasonInjectionInResult, weightInjection)
 		for _, r := range signals {
 			s.add(r, weightExplainsReason)

@@ -543,8 +543,9 @@ func isPlaceholder(v []byte) bool {
 // instructionSignals appends the explaining reasons for hidden instructions
 // found in lower (lowercased text) and text (original): the description
 // checks when strict, the subset that is rare in ordinary content
-// otherwise.
-func instructionSignals(dst []string, mask uint64, text, lower []byte, strict bool) []string {
+// otherwise. ascii says text is all ASCII (lowerText), so it holds no
+// invisible character.
+func instructionSignals(dst []string, mask uint64, text, lower []byte, ascii, strict bool) []string {
 	if hiddenTags.match(mask, lower) || overrides.match(mask, lower) {
 		dst = append(dst, ReasonHiddenInstructions)
 	}
@@ -562,7 +563,7 @@ func instructionSignals(dst []string, mask uint64, text, lower []byte, strict bo
 			dst = append(dst, ReasonExfilParameter)
 		}
 	}
-	if hasInvisible(text, strict) {
+	if !ascii && hasInvisible(text, strict) {
 		dst = append(dst, ReasonInvisibleUnicode)
 	}
 	return dst

@@ -246,7 +246,16 @@ func continuations(w uint64) uint64 { return w &^ (w << 1) & highs }
 // lowerASCII writes the ASCII-lowercased src into dst (reused), keeping byte
 // offsets equal so a match in one is a match at the same place in the other.
 func lowerASCII(dst, src []byte) []byte {
+	dst, _ = lowerText(dst, src)
+	return dst
+}
+
+// lowerText is lowerASCII, also reporting whether src is all ASCII: the
+// invisible characters the rules look for are not, so a result whose text
+// is ASCII (most code and English) needs no second pass for them.
+func lowerText(dst, src []byte) ([]byte, bool) {
 	dst = append(dst[:0], src...)
+	var high uint64
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		// Eight at once: on the low seven bits of each byte, adding
@@ -254,14 +263,17 @@ func lowerASCII(dst, src []byte) []byte {
 		// past 'Z' (no carry crosses a byte); bytes of 0x80 and up are
 		// left out. An upper-case letter gains 0x20.
 		w := binary.LittleEndian.Uint64(dst[i:])
+		high |= w
 		low := w &^ highs
 		upper := (low + ones*(0x80-'A')) &^ (low + ones*(0x80-'Z'-1)) &^ w & highs
 		binary.LittleEndian.PutUint64(dst[i:], w|upper>>2)
 	}
 	for ; i < len(dst); i++ {
-		if c := dst[i]; 'A' <= c && c <= 'Z' {
+		c := dst[i]
+		high |= uint64(c)
+		if 'A' <= c && c <= 'Z' {
 			dst[i] = c + 'a' - 'A'
 		}
 	}
-	return dst
+	return dst, high&highs == 0
 }

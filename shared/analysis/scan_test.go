@@ -228,3 +228,24 @@ func TestScanBothFindsEveryAnchorAtEveryOffset(t *testing.T) {
 		}
 	}
 }
+
+// lowerText's ASCII report lets results skip the invisible-character
+// check: one byte of 0x80 or more, at any offset around its eight-byte
+// words, must make it false.
+func TestLowerTextReportsASCII(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 17, 24} {
+		text := []byte(strings.Repeat("Ab~\x7f", 6)[:n])
+		if _, ascii := lowerText(nil, text); !ascii {
+			t.Errorf("lowerText(%q) says not ASCII", text)
+		}
+		for at := range n {
+			for _, c := range []byte{0x80, 0xe2, 0xff} {
+				b := append([]byte(nil), text...)
+				b[at] = c
+				if _, ascii := lowerText(nil, b); ascii {
+					t.Errorf("lowerText(%q) says ASCII", b)
+				}
+			}
+		}
+	}
+}
