@@ -268,8 +268,8 @@ func source(e *event.Event, raw []byte) []byte {
 // checkRequest reads the arguments of a call or read.
 func (s *Session) checkRequest(src []byte) {
 	s.text = extractText(s.text[:0], src, s.opts.ScanLimit)
-	s.lower = lowerASCII(s.lower, s.text)
-	mask, secrets := scanBoth(s.text, s.lower)
+	mask, secrets, _ := scanBoth(s.text)
+	s.lowered(mask & requestRules)
 	if r, w, ok := matchPaths(mask, s.lower); ok {
 		s.add(r, w)
 	}
@@ -287,9 +287,8 @@ func (s *Session) checkRequest(src []byte) {
 // checkResult reads what a call, read or prompt brought back.
 func (s *Session) checkResult(src []byte) {
 	s.text = extractText(s.text[:0], src, s.opts.ScanLimit)
-	var ascii bool
-	s.lower, ascii = lowerText(s.lower, s.text)
-	mask, secrets := scanBoth(s.text, s.lower)
+	mask, secrets, ascii := scanBoth(s.text)
+	s.lowered(mask & resultRules)
 	if secretIn(secrets, s.text) {
 		s.add(ReasonSecretInResult, weightSecret)
 	} else if hasPassword(mask, s.lower) {
@@ -302,6 +301,18 @@ func (s *Session) checkResult(src []byte) {
 			s.add(r, weightExplainsReason)
 		}
 	}
+}
+
+// lowered makes s.lower the ASCII-lowercased s.text when need (the bits of
+// the rules about to run whose anchors occur) is not zero, and empty
+// otherwise: those rules read s.lower only when their bit is set, and the
+// copy cost a pass over up to ScanLimit of every result.
+func (s *Session) lowered(need uint64) {
+	if need == 0 {
+		s.lower = s.lower[:0]
+		return
+	}
+	s.lower = lowerASCII(s.lower, s.text)
 }
 
 // remember keeps a request's findings for its reply.

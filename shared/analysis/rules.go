@@ -357,21 +357,25 @@ func lowerByte(c byte) byte {
 	return c
 }
 
-// scanBoth is lowerRules.scan(lower) and secretSet.scan(text) in one pass,
-// for lower the ASCII-lowercased text (same length, same offsets): a
-// request or result is read for both, and the lookup per byte was most of
-// what reading it cost. It runs on up to ScanLimit of every result, so
-// positions are looked up eight at a time from one load (each a bit test
-// of union.pairs); a position that passes is handed to scanState.at.
-func scanBoth(text, lower []byte) (lowMask, secretMask uint64) {
-	if len(lower) == 0 || len(text) != len(lower) {
-		return lowerRules.scan(lower), secretSet.scan(text)
-	}
+// scanBoth is lowerRules.scan of the ASCII-lowercased text and
+// secretSet.scan(text) in one pass, and reports whether text is all ASCII
+// (the invisible characters the rules look for are not). A request or
+// result is read for both, and the lookup per byte was most of what
+// reading it cost. It runs on up to ScanLimit of every result, so
+// positions are looked up eight at a time from one load, lowered in the
+// register (each a bit test of union.pairs); a position that passes is
+// handed to scanState.at. The lowered copy the regexps need is made only
+// when an anchor of a rule that will run was found (see Session.lowered):
+// most large results have none.
+func scanBoth(text []byte) (lowMask, secretMask uint64, ascii bool) {
 	t := &both.pairs
-	st := scanState{text: text, lower: lower}
+	st := scanState{text: text}
+	var high uint64
 	i := 0
-	for ; i+9 <= len(lower); i += 8 {
-		w := binary.LittleEndian.Uint64(lower[i:])
+	for ; i+9 <= len(text); i += 8 {
+		raw := binary.LittleEndian.Uint64(text[i:])
+		high |= raw
+		w := lower8(raw)
 		if p := w & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
 			st.at(i)
 		}
@@ -393,54 +397,80 @@ func scanBoth(text, lower []byte) (lowMask, secretMask uint64) {
 		if p := w >> 48; t[p>>6]&(1<<(p&63)) != 0 {
 			st.at(i + 6)
 		}
-		if p := w>>56 | uint64(lower[i+8])<<8; t[p>>6]&(1<<(p&63)) != 0 {
+		if p := w>>56 | uint64(lowerByte(text[i+8]))<<8; t[p>>6]&(1<<(p&63)) != 0 {
 			st.at(i + 7)
 		}
 	}
-	for ; i < len(lower); i++ {
-		p := uint64(lower[i])
-		if i+1 < len(lower) {
-			p |= uint64(lower[i+1]) << 8
+	for ; i < len(text); i++ {
+		high |= uint64(text[i])
+		p := uint64(lowerByte(text[i]))
+		if i+1 < len(text) {
+			p |= uint64(lowerByte(text[i+1])) << 8
 		}
 		if t[p>>6]&(1<<(p&63)) != 0 {
 			st.at(i)
 		}
 	}
-	return st.low, st.secret
+	return st.low, st.secret, high&highs == 0
 }
 
 // scanState is what scanBoth found so far.
 type scanState struct {
-	text, lower []byte
+	text        []byte
 	low, secret uint64
 }
 
-// at adds the anchors that start at i, a position whose pair is in
-// union.pairs: first the trigram (or the pair, for a short anchor) must be
-// one of some anchor's, then each set compares its anchors of that first
-// byte, lowerRules in the lowered text, secretSet in the original.
+// at adds the anchors that start at i, a position whose lowered pair is in
+// union.pairs: first the lowered trigram (or the pair, for a short anchor)
+// must be one of some anchor's, then each set compares its anchors of that
+// first byte, lowerRules ignoring ASCII case, secretSet exactly.
 func (st *scanState) at(i int) {
-	lower, text := st.lower, st.text
-	if i+2 < len(lower) {
-		pl := uint32(lower[i]) | uint32(lower[i+1])<<8
+	text := st.text
+	if i+2 < len(text) {
+		pl := uint32(lowerByte(text[i])) | uint32(lowerByte(text[i+1]))<<8
 		if both.short[pl>>6]&(1<<(pl&63)) == 0 {
-			if b := trigramBit(pl | uint32(lower[i+2])<<16); both.trigrams[b>>6]&(1<<(b&63)) == 0 {
+			if b := trigramBit(pl | uint32(lowerByte(text[i+2]))<<16); both.trigrams[b>>6]&(1<<(b&63)) == 0 {
 				return
 			}
 		}
 	}
-	p := uint16(lower[i]) << 8
+	p := uint16(lowerByte(text[i])) << 8
 	q := uint16(text[i]) << 8
-	if i+1 < len(lower) {
-		p |= uint16(lower[i+1])
+	if i+1 < len(text) {
+		p |= uint16(lowerByte(text[i+1]))
 		q |= uint16(text[i+1])
 	}
 	if lowerRules.has(p) {
-		st.low = lowerRules.anchorsAt(lower, i, st.low)
+		st.low = lowerRules.anchorsAtFold(text, i, st.low)
 	}
 	if secretSet.has(q) {
 		st.secret = secretSet.anchorsAt(text, i, st.secret)
 	}
+}
+
+// anchorsAtFold is anchorsAt for a set whose anchors are lower case, on
+// text not lowered: what anchorsAt finds at i in the lowered text.
+func (rs *ruleSet) anchorsAtFold(text []byte, i int, found uint64) uint64 {
+	for _, a := range rs.byFirst[lowerByte(text[i])] {
+		if found&a.bit == 0 && hasPrefixFold(text[i:], a.lit) {
+			found |= a.bit
+		}
+	}
+	return found
+}
+
+// hasPrefixFold reports whether s starts with lit, lower case, ignoring the
+// ASCII case of s.
+func hasPrefixFold(s, lit []byte) bool {
+	if len(s) < len(lit) {
+		return false
+	}
+	for k, c := range lit {
+		if lowerByte(s[k]) != c {
+			return false
+		}
+	}
+	return true
 }
 
 // anchorsAt adds to found the bits of the anchors text[i:] starts with.
@@ -459,6 +489,20 @@ var (
 	lowerRules = newRuleSet(append([]*rule{criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
 		hiddenTags, overrides, concealment, fileRequests, exfilParams}, passwordRules...)...)
 	secretSet = newRuleSet(secretRules...)
+)
+
+// requestRules and resultRules are the lowerRules bits of the rules that
+// checkRequest and checkResult run: the text is lowered for them only when
+// scanBoth found an anchor of one.
+var (
+	requestRules = criticalPaths.bit | sensitivePaths.bit | shellCommands.bit | destructiveSQL.bit
+	resultRules  = func() uint64 {
+		bits := hiddenTags.bit | overrides.bit
+		for _, r := range passwordRules {
+			bits |= r.bit
+		}
+		return bits
+	}()
 )
 
 // matchPaths checks request text for sensitive paths.

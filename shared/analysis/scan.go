@@ -250,6 +250,16 @@ func lowerASCII(dst, src []byte) []byte {
 	return dst
 }
 
+// lower8 ASCII-lowercases the eight bytes of w at once: on the low seven
+// bits of each byte, adding 0x80-'A' sets the top bit from 'A' up, adding
+// 0x80-'Z'-1 from past 'Z' (no carry crosses a byte); bytes of 0x80 and up
+// are left out. An upper-case letter gains 0x20.
+func lower8(w uint64) uint64 {
+	low := w &^ highs
+	upper := (low + ones*(0x80-'A')) &^ (low + ones*(0x80-'Z'-1)) &^ w & highs
+	return w | upper>>2
+}
+
 // lowerText is lowerASCII, also reporting whether src is all ASCII: the
 // invisible characters the rules look for are not, so a result whose text
 // is ASCII (most code and English) needs no second pass for them.
@@ -258,15 +268,9 @@ func lowerText(dst, src []byte) ([]byte, bool) {
 	var high uint64
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
-		// Eight at once: on the low seven bits of each byte, adding
-		// 0x80-'A' sets the top bit from 'A' up, adding 0x80-'Z'-1 from
-		// past 'Z' (no carry crosses a byte); bytes of 0x80 and up are
-		// left out. An upper-case letter gains 0x20.
-		w := binary.LittleEndian.Uint64(dst[i:])
+		w := binary.LittleEndian.Uint64(dst[i:]) // eight at once
 		high |= w
-		low := w &^ highs
-		upper := (low + ones*(0x80-'A')) &^ (low + ones*(0x80-'Z'-1)) &^ w & highs
-		binary.LittleEndian.PutUint64(dst[i:], w|upper>>2)
+		binary.LittleEndian.PutUint64(dst[i:], lower8(w))
 	}
 	for ; i < len(dst); i++ {
 		c := dst[i]
