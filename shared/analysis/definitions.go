@@ -103,8 +103,9 @@ func (s *Session) checkToolsList(src []byte) {
 		// without tool names, and leave the definitions alone (a partial
 		// list would read as removals).
 		s.text = extractText(s.text[:0], src, s.opts.ScanLimit)
-		s.lower = lowerASCII(s.lower, s.text)
-		if signals := instructionSignals(nil, lowerRules.scan(s.lower), s.text, s.lower, true); len(signals) > 0 {
+		var ascii bool
+		s.lower, ascii = lowerText(s.lower, s.text)
+		if signals := instructionSignals(nil, lowerRules.scan(s.lower), s.text, s.lower, ascii, true); len(signals) > 0 {
 			s.add(strings.TrimSuffix(ReasonToolPoisoning, ":"), weightPoisoning)
 			for _, r := range signals {
 				s.add(r, weightExplainsReason)
@@ -128,9 +129,10 @@ func (s *Session) checkToolsList(src []byte) {
 		// Scan the whole tool object: description, title, every string in
 		// the schemas (nested property descriptions, defaults, enums).
 		s.text = extractText(s.text[:0], raw, s.opts.ScanLimit)
-		s.lower = lowerASCII(s.lower, s.text)
+		var ascii bool
+		s.lower, ascii = lowerText(s.lower, s.text)
 		n := len(signals)
-		signals = instructionSignals(signals, lowerRules.scan(s.lower), s.text, s.lower, true)
+		signals = instructionSignals(signals, lowerRules.scan(s.lower), s.text, s.lower, ascii, true)
 		if len(signals) > n {
 			poisoned = append(poisoned, name)
 		}

@@ -295,21 +295,60 @@ func (rs *ruleSet) scan(text []byte) uint64 {
 // has reports whether some anchor of rs starts with the pair p.
 func (rs *ruleSet) has(p uint16) bool { return rs.pairs[p>>3]&(1<<(p&7)) != 0 }
 
-// lowerPairs is the union of lowerRules' pairs and of secretSet's
-// ASCII-lowercased: a position of the lowered text whose pair is not in it
-// starts no anchor of either set, in the lowered text or in the original.
-var lowerPairs = unionLowered(lowerRules, secretSet)
+// union is what scanBoth looks up: lowerRules' pairs and trigrams and
+// secretSet's, ASCII-lowercased, so that a position of the lowered text
+// it rejects starts no anchor of either set, in the lowered text or in the
+// original.
+type union struct {
+	// pairs has the bit of every anchor's first two bytes (all 256 second
+	// bytes for a one-byte anchor), indexed by the pair as a little-endian
+	// load reads it: first byte low.
+	pairs [1 << 16 / 64]uint64
+	// short has the pairs that start an anchor of one or two bytes, which
+	// no trigram describes.
+	short [1 << 16 / 64]uint64
+	// trigrams has a bit, at trigramBit's hash, for the first three bytes
+	// of every longer anchor. In source code and prose one position in
+	// eight or ten has a pair of some anchor ("co", "se", "an"); most of
+	// those are no anchor's first three bytes, and comparing anchors at
+	// them was most of what the pass cost on such text.
+	trigrams [1 << 16 / 64]uint64
+}
 
-func unionLowered(lowered, exact *ruleSet) *[1 << 16 / 8]byte {
-	u := lowered.pairs
-	for p := range 1 << 16 {
-		if exact.has(uint16(p)) {
-			q := int(lowerByte(byte(p>>8)))<<8 | int(lowerByte(byte(p)))
-			u[q>>3] |= 1 << (q & 7)
+var both = newUnion(lowerRules, secretSet)
+
+func newUnion(lowered, exact *ruleSet) *union {
+	u := &union{}
+	set := func(t *[1 << 16 / 64]uint64, b uint32) { t[b>>6] |= 1 << (b & 63) }
+	for _, rs := range []*ruleSet{lowered, exact} {
+		for c := range 256 {
+			for _, a := range rs.byFirst[c] {
+				lit := []byte(string(a.lit))
+				for i := range lit {
+					lit[i] = lowerByte(lit[i])
+				}
+				switch len(lit) {
+				case 1:
+					for next := range uint32(256) {
+						set(&u.pairs, uint32(lit[0])|next<<8)
+						set(&u.short, uint32(lit[0])|next<<8)
+					}
+				case 2:
+					set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
+					set(&u.short, uint32(lit[0])|uint32(lit[1])<<8)
+				default:
+					set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
+					set(&u.trigrams, trigramBit(uint32(lit[0])|uint32(lit[1])<<8|uint32(lit[2])<<16))
+				}
+			}
 		}
 	}
-	return &u
+	return u
 }
+
+// trigramBit hashes three bytes (first byte low) to a bit of
+// union.trigrams: a multiplicative hash, whose top bits mix all three.
+func trigramBit(t uint32) uint32 { return t * 0x9E3779B1 >> 16 }
 
 func lowerByte(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
@@ -318,32 +357,120 @@ func lowerByte(c byte) byte {
 	return c
 }
 
-// scanBoth is lowerRules.scan(lower) and secretSet.scan(text) in one pass,
-// for lower the ASCII-lowercased text (same length, same offsets): a
-// request or result is read for both, and the lookup per byte was most of
-// what reading it cost.
-func scanBoth(text, lower []byte) (lowMask, secretMask uint64) {
-	if len(lower) == 0 || len(text) != len(lower) {
-		return lowerRules.scan(lower), secretSet.scan(text)
-	}
-	last := len(lower) - 1
-	at := func(i int, p, q uint16) {
-		if lowerRules.has(p) {
-			lowMask = lowerRules.anchorsAt(lower, i, lowMask)
+// scanBoth is lowerRules.scan of the ASCII-lowercased text and
+// secretSet.scan(text) in one pass, and reports whether text is all ASCII
+// (the invisible characters the rules look for are not). A request or
+// result is read for both, and the lookup per byte was most of what
+// reading it cost. It runs on up to ScanLimit of every result, so
+// positions are looked up eight at a time from one load, lowered in the
+// register (each a bit test of union.pairs); a position that passes is
+// handed to scanState.at. The lowered copy the regexps need is made only
+// when an anchor of a rule that will run was found (see Session.lowered):
+// most large results have none.
+func scanBoth(text []byte) (lowMask, secretMask uint64, ascii bool) {
+	t := &both.pairs
+	st := scanState{text: text}
+	var high uint64
+	i := 0
+	for ; i+9 <= len(text); i += 8 {
+		raw := binary.LittleEndian.Uint64(text[i:])
+		high |= raw
+		w := lower8(raw)
+		if p := w & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i)
 		}
-		if secretSet.has(q) {
-			secretMask = secretSet.anchorsAt(text, i, secretMask)
+		if p := w >> 8 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 1)
+		}
+		if p := w >> 16 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 2)
+		}
+		if p := w >> 24 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 3)
+		}
+		if p := w >> 32 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 4)
+		}
+		if p := w >> 40 & 0xffff; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 5)
+		}
+		if p := w >> 48; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 6)
+		}
+		if p := w>>56 | uint64(lowerByte(text[i+8]))<<8; t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i + 7)
 		}
 	}
-	for i := 0; i < last; i++ {
-		if p := uint16(lower[i])<<8 | uint16(lower[i+1]); lowerPairs[p>>3]&(1<<(p&7)) != 0 {
-			at(i, p, uint16(text[i])<<8|uint16(text[i+1]))
+	for ; i < len(text); i++ {
+		high |= uint64(text[i])
+		p := uint64(lowerByte(text[i]))
+		if i+1 < len(text) {
+			p |= uint64(lowerByte(text[i+1])) << 8
+		}
+		if t[p>>6]&(1<<(p&63)) != 0 {
+			st.at(i)
 		}
 	}
-	if p := uint16(lower[last]) << 8; lowerPairs[p>>3]&(1<<(p&7)) != 0 {
-		at(last, p, uint16(text[last])<<8)
+	return st.low, st.secret, high&highs == 0
+}
+
+// scanState is what scanBoth found so far.
+type scanState struct {
+	text        []byte
+	low, secret uint64
+}
+
+// at adds the anchors that start at i, a position whose lowered pair is in
+// union.pairs: first the lowered trigram (or the pair, for a short anchor)
+// must be one of some anchor's, then each set compares its anchors of that
+// first byte, lowerRules ignoring ASCII case, secretSet exactly.
+func (st *scanState) at(i int) {
+	text := st.text
+	if i+2 < len(text) {
+		pl := uint32(lowerByte(text[i])) | uint32(lowerByte(text[i+1]))<<8
+		if both.short[pl>>6]&(1<<(pl&63)) == 0 {
+			if b := trigramBit(pl | uint32(lowerByte(text[i+2]))<<16); both.trigrams[b>>6]&(1<<(b&63)) == 0 {
+				return
+			}
+		}
 	}
-	return lowMask, secretMask
+	p := uint16(lowerByte(text[i])) << 8
+	q := uint16(text[i]) << 8
+	if i+1 < len(text) {
+		p |= uint16(lowerByte(text[i+1]))
+		q |= uint16(text[i+1])
+	}
+	if lowerRules.has(p) {
+		st.low = lowerRules.anchorsAtFold(text, i, st.low)
+	}
+	if secretSet.has(q) {
+		st.secret = secretSet.anchorsAt(text, i, st.secret)
+	}
+}
+
+// anchorsAtFold is anchorsAt for a set whose anchors are lower case, on
+// text not lowered: what anchorsAt finds at i in the lowered text.
+func (rs *ruleSet) anchorsAtFold(text []byte, i int, found uint64) uint64 {
+	for _, a := range rs.byFirst[lowerByte(text[i])] {
+		if found&a.bit == 0 && hasPrefixFold(text[i:], a.lit) {
+			found |= a.bit
+		}
+	}
+	return found
+}
+
+// hasPrefixFold reports whether s starts with lit, lower case, ignoring the
+// ASCII case of s.
+func hasPrefixFold(s, lit []byte) bool {
+	if len(s) < len(lit) {
+		return false
+	}
+	for k, c := range lit {
+		if lowerByte(s[k]) != c {
+			return false
+		}
+	}
+	return true
 }
 
 // anchorsAt adds to found the bits of the anchors text[i:] starts with.
@@ -362,6 +489,20 @@ var (
 	lowerRules = newRuleSet(append([]*rule{criticalPaths, sensitivePaths, shellCommands, destructiveSQL,
 		hiddenTags, overrides, concealment, fileRequests, exfilParams}, passwordRules...)...)
 	secretSet = newRuleSet(secretRules...)
+)
+
+// requestRules and resultRules are the lowerRules bits of the rules that
+// checkRequest and checkResult run: the text is lowered for them only when
+// scanBoth found an anchor of one.
+var (
+	requestRules = criticalPaths.bit | sensitivePaths.bit | shellCommands.bit | destructiveSQL.bit
+	resultRules  = func() uint64 {
+		bits := hiddenTags.bit | overrides.bit
+		for _, r := range passwordRules {
+			bits |= r.bit
+		}
+		return bits
+	}()
 )
 
 // matchPaths checks request text for sensitive paths.
@@ -446,8 +587,9 @@ func isPlaceholder(v []byte) bool {
 // instructionSignals appends the explaining reasons for hidden instructions
 // found in lower (lowercased text) and text (original): the description
 // checks when strict, the subset that is rare in ordinary content
-// otherwise.
-func instructionSignals(dst []string, mask uint64, text, lower []byte, strict bool) []string {
+// otherwise. ascii says text is all ASCII (lowerText), so it holds no
+// invisible character.
+func instructionSignals(dst []string, mask uint64, text, lower []byte, ascii, strict bool) []string {
 	if hiddenTags.match(mask, lower) || overrides.match(mask, lower) {
 		dst = append(dst, ReasonHiddenInstructions)
 	}
@@ -465,7 +607,7 @@ func instructionSignals(dst []string, mask uint64, text, lower []byte, strict bo
 			dst = append(dst, ReasonExfilParameter)
 		}
 	}
-	if hasInvisible(text, strict) {
+	if !ascii && hasInvisible(text, strict) {
 		dst = append(dst, ReasonInvisibleUnicode)
 	}
 	return dst

@@ -76,21 +76,18 @@ func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
 			return dst, i
 		case c != '\\':
 			// Copy the run of plain bytes up to the next quote or escape in
-			// one append: the common case. Eight bytes are tested at once.
+			// one append: the common case. Eight bytes are tested at once,
+			// and no further than the limit lets dst grow: the run of a
+			// large result's text goes on for the whole prefix.
+			end := min(len(src), i+limit-len(dst))
 			j := i + 1
-			for j+8 <= len(src) && specials(binary.LittleEndian.Uint64(src[j:])) == 0 {
+			for j+8 <= end && specials(binary.LittleEndian.Uint64(src[j:])) == 0 {
 				j += 8
 			}
-			for j < len(src) && src[j] != '"' && src[j] != '\\' {
+			for j < end && src[j] != '"' && src[j] != '\\' {
 				j++
 			}
-			if room := limit - len(dst); room > 0 {
-				run := src[i:j]
-				if len(run) > room {
-					run = run[:room]
-				}
-				dst = append(dst, run...)
-			}
+			dst = append(dst, src[i:j]...)
 			i = j
 		default:
 			if i+1 >= len(src) {
@@ -249,22 +246,38 @@ func continuations(w uint64) uint64 { return w &^ (w << 1) & highs }
 // lowerASCII writes the ASCII-lowercased src into dst (reused), keeping byte
 // offsets equal so a match in one is a match at the same place in the other.
 func lowerASCII(dst, src []byte) []byte {
+	dst, _ = lowerText(dst, src)
+	return dst
+}
+
+// lower8 ASCII-lowercases the eight bytes of w at once: on the low seven
+// bits of each byte, adding 0x80-'A' sets the top bit from 'A' up, adding
+// 0x80-'Z'-1 from past 'Z' (no carry crosses a byte); bytes of 0x80 and up
+// are left out. An upper-case letter gains 0x20.
+func lower8(w uint64) uint64 {
+	low := w &^ highs
+	upper := (low + ones*(0x80-'A')) &^ (low + ones*(0x80-'Z'-1)) &^ w & highs
+	return w | upper>>2
+}
+
+// lowerText is lowerASCII, also reporting whether src is all ASCII: the
+// invisible characters the rules look for are not, so a result whose text
+// is ASCII (most code and English) needs no second pass for them.
+func lowerText(dst, src []byte) ([]byte, bool) {
 	dst = append(dst[:0], src...)
+	var high uint64
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
-		// Eight at once: on the low seven bits of each byte, adding
-		// 0x80-'A' sets the top bit from 'A' up, adding 0x80-'Z'-1 from
-		// past 'Z' (no carry crosses a byte); bytes of 0x80 and up are
-		// left out. An upper-case letter gains 0x20.
-		w := binary.LittleEndian.Uint64(dst[i:])
-		low := w &^ highs
-		upper := (low + ones*(0x80-'A')) &^ (low + ones*(0x80-'Z'-1)) &^ w & highs
-		binary.LittleEndian.PutUint64(dst[i:], w|upper>>2)
+		w := binary.LittleEndian.Uint64(dst[i:]) // eight at once
+		high |= w
+		binary.LittleEndian.PutUint64(dst[i:], lower8(w))
 	}
 	for ; i < len(dst); i++ {
-		if c := dst[i]; 'A' <= c && c <= 'Z' {
+		c := dst[i]
+		high |= uint64(c)
+		if 'A' <= c && c <= 'Z' {
 			dst[i] = c + 'a' - 'A'
 		}
 	}
-	return dst
+	return dst, high&highs == 0
 }

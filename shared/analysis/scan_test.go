@@ -168,7 +168,7 @@ func BenchmarkRuleSetScan(b *testing.B) {
 	})
 	b.Run("both", func(b *testing.B) {
 		for b.Loop() {
-			scanBoth(text, lower)
+			scanBoth(text)
 		}
 	})
 }
@@ -196,10 +196,90 @@ func TestScanBothIsTheTwoScans(t *testing.T) {
 			sb.WriteString(w)
 		}
 		text := []byte(sb.String())
-		lower := lowerASCII(nil, text)
-		low, sec := scanBoth(text, lower)
-		if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws {
-			t.Fatalf("scanBoth(%q) = %x, %x; the scans apart %x, %x", text, low, sec, wl, ws)
+		lower, wantASCII := lowerText(nil, text)
+		low, sec, ascii := scanBoth(text)
+		if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws || ascii != wantASCII {
+			t.Fatalf("scanBoth(%q) = %x, %x, %v; the scans apart %x, %x, %v", text, low, sec, ascii, wl, ws, wantASCII)
+		}
+	}
+}
+
+// scanBoth looks positions up eight at a time, lowered in the register,
+// and filters them by trigram: every anchor of both sets, in either case,
+// must still be found at every offset around those eight, and as the
+// text's last bytes.
+func TestScanBothFindsEveryAnchorAtEveryOffset(t *testing.T) {
+	for _, rs := range []*ruleSet{lowerRules, secretSet} {
+		for c := range 256 {
+			for _, a := range rs.byFirst[c] {
+				for at := range 18 {
+					for _, tail := range []string{"", "x", strings.Repeat("y", 10)} {
+						lit := string(a.lit)
+						if rs == lowerRules && at%2 == 1 {
+							lit = strings.ToUpper(lit)
+						}
+						text := []byte(strings.Repeat("x", at) + lit + tail)
+						lower := lowerASCII(nil, text)
+						low, sec, _ := scanBoth(text)
+						if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws {
+							t.Fatalf("scanBoth(%q) = %x, %x; the scans apart %x, %x", text, low, sec, wl, ws)
+						}
+						if (rs == lowerRules && low&a.bit == 0) || (rs == secretSet && sec&a.bit == 0) {
+							t.Fatalf("scanBoth(%q) misses the anchor %q", text, a.lit)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// lowerText's and scanBoth's ASCII reports let results skip the
+// invisible-character check: one byte of 0x80 or more, at any offset around
+// their eight-byte words, must make them false.
+func TestLowerTextReportsASCII(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 17, 24} {
+		text := []byte(strings.Repeat("Ab~\x7f", 6)[:n])
+		if _, ascii := lowerText(nil, text); !ascii {
+			t.Errorf("lowerText(%q) says not ASCII", text)
+		}
+		if _, _, ascii := scanBoth(text); !ascii {
+			t.Errorf("scanBoth(%q) says not ASCII", text)
+		}
+		for at := range n {
+			for _, c := range []byte{0x80, 0xe2, 0xff} {
+				b := append([]byte(nil), text...)
+				b[at] = c
+				if _, ascii := lowerText(nil, b); ascii {
+					t.Errorf("lowerText(%q) says ASCII", b)
+				}
+				if _, _, ascii := scanBoth(b); ascii {
+					t.Errorf("scanBoth(%q) says ASCII", b)
+				}
+			}
+		}
+	}
+}
+
+// scanBoth compares lowerRules' anchors with the text ignoring case, which
+// finds what comparing with the lowered text did only if they are all
+// lower case; the checks lower the text for the rules they run.
+func TestLowerRulesAnchorsAreLowerCase(t *testing.T) {
+	for c := range 256 {
+		for _, a := range lowerRules.byFirst[c] {
+			if l := strings.ToLower(string(a.lit)); l != string(a.lit) {
+				t.Errorf("anchor %q of a lowered rule is not lower case", a.lit)
+			}
+		}
+	}
+	for _, r := range []*rule{criticalPaths, sensitivePaths, shellCommands, destructiveSQL} {
+		if requestRules&r.bit == 0 {
+			t.Errorf("a request rule's bit %x is not in requestRules", r.bit)
+		}
+	}
+	for _, r := range append([]*rule{hiddenTags, overrides}, passwordRules...) {
+		if resultRules&r.bit == 0 {
+			t.Errorf("a result rule's bit %x is not in resultRules", r.bit)
 		}
 	}
 }

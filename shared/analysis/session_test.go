@@ -130,6 +130,26 @@ func TestTokensOfCappedPayload(t *testing.T) {
 	}
 }
 
+// A prefix bigger than the token sample is sampled and extrapolated too:
+// the estimate of a 1 MiB result from the 256 KiB the monitor keeps of it
+// stays within a percent of the whole count, on plain and on escaped,
+// accented text.
+func TestTokensOfLargePrefix(t *testing.T) {
+	for _, text := range []string{strings.Repeat("x", 1<<20), strings.Repeat("élève \"à\" côté\n", 1<<16)} {
+		full := []byte(textResult(1, text))
+		s := analysis.NewSession(analysis.DefaultOptions())
+		whole := &event.Event{Kind: event.KindResponse, Method: "tools/call", RPCID: "1", Size: int64(len(full)), Payload: full}
+		s.Analyze(whole, full)
+		prefix := full[:256<<10]
+		e := &event.Event{Kind: event.KindResponse, Method: "tools/call", RPCID: "1",
+			Size: int64(len(full)), Payload: []byte(`"head"`), PayloadTruncated: true}
+		s.Analyze(e, prefix)
+		if d := math.Abs(float64(e.Tokens-whole.Tokens)) / float64(whole.Tokens); d > 0.01 {
+			t.Errorf("tokens of the prefix %d, of the whole %d: off by %.1f%%", e.Tokens, whole.Tokens, 100*d)
+		}
+	}
+}
+
 func TestLargePayload(t *testing.T) {
 	for _, tc := range []struct {
 		size  int64

@@ -4,7 +4,10 @@
 // encoding/json's bytes.
 package jsonstr
 
-import "unicode/utf8"
+import (
+	"math/bits"
+	"unicode/utf8"
+)
 
 // Append appends s as a JSON string: \" \\ \b \f \n \r \t, \u00XX for the
 // other control bytes, \ufffd for each byte of invalid UTF-8, U+2028 and
@@ -15,6 +18,14 @@ func Append[T string | []byte](dst []byte, s T, escapeHTML bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes that need no escape are skipped at once: most of a
+		// string is such bytes, and the monitor encodes the 64 KiB head
+		// of every large result it records this way.
+		if i+8 <= len(s) {
+			if i = plainRun(s, i, escapeHTML); i == len(s) {
+				break
+			}
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
@@ -60,3 +71,47 @@ func Append[T string | []byte](dst []byte, s T, escapeHTML bool) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+const ones, highs = 0x0101010101010101, 0x8080808080808080
+
+// load8 is the eight bytes of s from i, the first in the lowest byte.
+func load8[T string | []byte](s T, i int) uint64 {
+	b := s[i : i+8] // one bounds check, and the compiler merges the loads
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// plainRun returns the index of the first byte from s[i] that may need
+// Append's attention, found eight bytes at a time, or the start of the
+// last few bytes (fewer than eight) when there is none before them. Plain
+// bytes are ASCII from 0x20 and neither a quote, a backslash nor, when
+// escapeHTML is set, <, > or &.
+func plainRun[T string | []byte](s T, i int, escapeHTML bool) int {
+	// Each test sets the top bit of the first byte it finds exactly (and
+	// perhaps of later ones): below 0x20, subtracting 0x20 borrows into a
+	// top bit that was clear (bytes with it set are caught by w itself),
+	// and borrows only run towards later bytes.
+	if escapeHTML {
+		for ; i+8 <= len(s); i += 8 {
+			w := load8(s, i)
+			bad := w | (w - ones*0x20) | zeroByte(w^(ones*'"')) | zeroByte(w^(ones*'\\')) |
+				zeroByte(w^(ones*'<')) | zeroByte(w^(ones*'>')) | zeroByte(w^(ones*'&'))
+			if bad &= highs; bad != 0 {
+				return i + bits.TrailingZeros64(bad)/8
+			}
+		}
+		return i
+	}
+	for ; i+8 <= len(s); i += 8 {
+		w := load8(s, i)
+		bad := w | (w - ones*0x20) | zeroByte(w^(ones*'"')) | zeroByte(w^(ones*'\\'))
+		if bad &= highs; bad != 0 {
+			return i + bits.TrailingZeros64(bad)/8
+		}
+	}
+	return i
+}
+
+// zeroByte has the top bit set of the first zero byte of v (and perhaps
+// of later bytes) once masked with highs: the classic test.
+func zeroByte(v uint64) uint64 { return (v - ones) &^ v }

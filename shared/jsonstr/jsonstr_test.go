@@ -3,6 +3,7 @@ package jsonstr
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -40,7 +41,37 @@ func TestAppendMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// Append skips eight plain bytes at a time: every byte that needs an
+// escape, at every offset in and around such a word, must still get one.
+func TestAppendFindsSpecialsAtEveryOffset(t *testing.T) {
+	for _, special := range []string{"\"", "\\", "\x00", "\x1f", "\n", "<", ">", "&", "\x7f", "\x80", "\xff",
+		"\u2028", "\u2029", "é", "\xed\xa0\x80", "\xe2\x82"} {
+		for at := range 20 {
+			check(t, strings.Repeat("a", at)+special+strings.Repeat("b", 20-at))
+			check(t, strings.Repeat(" ", at)+special+"~"+special+strings.Repeat("~", 20))
+		}
+	}
+}
+
 func FuzzAppend(f *testing.F) {
 	f.Add("<a href=\"x\">\u2028\xff</a>")
 	f.Fuzz(func(t *testing.T, s string) { check(t, s) })
+}
+
+// BenchmarkAppend encodes what the monitor stores of a large result: the
+// 64 KiB head of its JSON text as a string (go test -bench Append).
+func BenchmarkAppend(b *testing.B) {
+	for _, bc := range []struct{ name, text string }{
+		{"plain", strings.Repeat("x", 64<<10)},
+		{"json_code", strings.Repeat(`{"type":"text","text":"func main() {\n\tfmt.Println(\"hello\")\n}\n"},`, 64<<10/64)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			src := []byte(bc.text)
+			dst := make([]byte, 0, 2*len(src))
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				dst = Append(dst[:0], src, true)
+			}
+		})
+	}
 }

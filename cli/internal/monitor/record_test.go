@@ -463,3 +463,47 @@ func TestServerLabel(t *testing.T) {
 		})
 	}
 }
+
+// A result bigger than the prefix is analysed over the bytes its payload
+// stores (storedHead): a secret anywhere in them is found, and its token
+// estimate is still extrapolated to the whole result. Bytes of the prefix
+// past the stored head are kept by nothing, and are not read.
+func TestLargeResultAnalysedOverItsStoredHead(t *testing.T) {
+	const token = "ghp_0123456789abcdefghijABCDEFGHIJ0123456789"
+	for _, tc := range []struct {
+		name   string
+		at     int // offset of the token in the result's text; -1 for none
+		secret bool
+	}{
+		{"no secret", -1, false},
+		{"secret near the start", 10 << 10, true},
+		{"secret at the end of the stored head", stringPayloadCap - 200, true},
+		{"secret past the stored head", stringPayloadCap + stringPayloadCap/2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := []byte(strings.Repeat("x", 3*DefaultPayloadCap))
+			if tc.at >= 0 {
+				copy(text[tc.at:], " "+token+" ")
+			}
+			pr := startNamedPipeline(t, "srv")
+			pr.p.offer(oneLine(t, c2s, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}}`+"\n", t0))
+			reply := `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + string(text) + `"}]}}`
+			pr.p.offer(oneLine(t, s2c, reply+"\n", t0.Add(time.Millisecond)))
+			pr.end()
+			evs := pr.rec.events()
+			if len(evs) != 2 {
+				t.Fatalf("got %d events, want 2", len(evs))
+			}
+			e := evs[1]
+			if !e.PayloadTruncated || e.Risk == nil {
+				t.Fatalf("reply not capped or not analysed: %s", summary(&e))
+			}
+			if got := slices.Contains(e.Risk.Reasons, analysis.ReasonSecretInResult); got != tc.secret {
+				t.Errorf("reasons %v: secret_in_result %v, want %v", e.Risk.Reasons, got, tc.secret)
+			}
+			if want := int64(len(text)) / 4; e.Tokens < want*99/100 || e.Tokens > want*102/100 {
+				t.Errorf("tokens %d, want about %d", e.Tokens, want)
+			}
+		})
+	}
+}
