@@ -132,9 +132,6 @@ func (b *builder) message(l *line, m *msgInfo) built {
 	switch {
 	case kind == event.KindInvalid || !whole:
 		ev.Payload, ev.PayloadTruncated = b.stringPayload(raw, size)
-		if !whole {
-			raw = storedHead(raw)
-		}
 	default:
 		if !utf8.Valid(raw) {
 			// Invalid UTF-8 can only sit inside strings of valid JSON;
@@ -188,20 +185,6 @@ func (b *builder) message(l *line, m *msgInfo) built {
 	b.learn(l.dir, &ev, m)
 	return built{ev: ev, raw: raw}
 }
-
-// storedHead is what analysis reads of a message bigger than the prefix:
-// the bytes its payload stores (stringPayloadCap of them), not the whole
-// prefix. Every stored byte is still read by the rules and the secret scan
-// (the decoded text of at most 64 KiB of JSON is within the scan limit),
-// and the token estimate samples the same bytes. What is no longer read
-// is the rest of the 256 KiB prefix, which nothing keeps: a finding there
-// named bytes that neither the local store, `kilometers show` nor the
-// backend ever holds, so nobody could see or redact what it pointed at,
-// and of a 1 MiB result both were only a head sample (an eighth against
-// a sixteenth). Reading it was half of the analysis of every large result:
-// about 0.1 ms of CPU per 1 MiB result, spent while the next round trip
-// waits for the same two CPUs.
-func storedHead(raw []byte) []byte { return raw[:min(len(raw), stringPayloadCap)] }
 
 // named sets the field of ev that holds what its method names.
 func named(ev *event.Event, name string) {
