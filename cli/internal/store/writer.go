@@ -224,6 +224,9 @@ func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
+		// A Close still sealing releases mu for the disk's work; this one
+		// too returns once every event is durable.
+		w.waitIdle()
 		return nil
 	}
 	w.closed = true
@@ -232,7 +235,10 @@ func (w *Writer) Close() error {
 		w.timer = nil
 	}
 	w.waitIdle()
+	w.seals++ // counted, so that a concurrent Close waits for it
 	err := w.sealSeg(w.seg, w.sessions())
+	w.seals--
+	w.idle.Broadcast()
 	w.seg = nil
 	return errors.Join(w.err, err)
 }

@@ -350,3 +350,41 @@ func TestNewSegmentDirectorySyncedBeforeDurable(t *testing.T) {
 	w2.Close()
 	w.Close()
 }
+
+// A second Close, while the first is still sealing (with the writer's lock
+// released for the disk), returns only once the first has sealed.
+func TestSecondCloseWaitsForFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := mustOpen(t, t.TempDir(), Options{})
+		release := make(chan struct{})
+		called := make(chan string, 8)
+		s.sealHook = blockingHook(func(string) bool { return true }, release, called)
+		sid := testID("sess")
+		w, err := s.NewWriter(context.Background(), sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recordN(t, w, sid, 0, 2)
+		first := make(chan error)
+		go func() { first <- w.Close() }()
+		<-called // the first Close is sealing
+		second := make(chan error)
+		go func() { second <- w.Close() }()
+		synctest.Wait()
+		select {
+		case err := <-second:
+			t.Fatalf("the second Close returned (%v) before the first sealed", err)
+		default:
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-second; err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Durable(); got != 2 {
+			t.Errorf("Durable() = %d after Close, want 2", got)
+		}
+	})
+}
