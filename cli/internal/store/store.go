@@ -113,6 +113,12 @@ type Store struct {
 	log  *slog.Logger
 	// damage counts what could not be read (damage.go).
 	damage damage
+	// sealHook, set by tests before any writer starts, runs as a segment
+	// is sealed, after its file is synced and closed and before its index
+	// is written; an error fails the seal there.
+	sealHook func(id string) error
+	// syncHook, the same, runs before each fsync of a segment's file.
+	syncHook func(id string) error
 }
 
 // Open opens (creating if needed) the store in home, recovers segments of

@@ -33,12 +33,23 @@ type Writer struct {
 	buf    bytes.Buffer
 	timer  *time.Timer
 	closed bool
-	err    error // a failed background flush, reported by the next call
-	// buffered counts events appended since the last sync; durable those
-	// synced before.
-	buffered int64
-	durable  atomic.Int64
+	err    error // a failed background sync or seal, reported by the next call
+	// The fsyncs run outside mu, so that Record never waits on the disk:
+	// idle is signalled (under mu) whenever one of them ends. syncing is
+	// the segment the timer's fsync is on, if any; seals counts segments
+	// being sealed in the background.
+	idle    *sync.Cond
+	syncing *liveSegment
+	seals   int
+	// durable counts the events in the segment files.
+	durable atomic.Int64
 }
+
+// maxSeals is how many rotated segments may be sealing at once before a
+// rotation waits for one: a segment holds an open file and a lock until
+// it is sealed, and on a disk too slow for even this many the store must
+// slow the writer rather than pile up work.
+const maxSeals = 2
 
 // Durable is how many of the events recorded so far are in the segment
 // files, where a shipper in another process can read them.
@@ -51,6 +62,13 @@ type liveSegment struct {
 	f     *os.File
 	w     *bufio.Writer
 	dirty bool // written since the last sync
+	// buffered counts the events appended since the last sync began.
+	buffered int64
+	// dirSync is set until the directory holding the segment has been
+	// synced: its events count as durable only once their file's entry
+	// is, and that sync is left to the first fsync of the file, off the
+	// path of the Record that created it.
+	dirSync bool
 }
 
 // NewWriter starts a segment for sessionID's events. It recovers dead
@@ -60,6 +78,7 @@ func (s *Store) NewWriter(ctx context.Context, sessionID string) (*Writer, error
 		return nil, err
 	}
 	w := &Writer{s: s, sessionID: sessionID, latest: event.SessionFold{}}
+	w.idle = sync.NewCond(&w.mu)
 	seg, err := s.createSegment(sessionID)
 	if err != nil {
 		return nil, err
@@ -87,16 +106,12 @@ func (s *Store) createSegment(sessionID string) (*liveSegment, error) {
 		lock.Unlock()
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
-		f.Close()
-		lock.Unlock()
-		return nil, err
-	}
 	return &liveSegment{
-		meta: segMeta{ID: id, SessionID: sessionID, Created: now},
-		lock: lock,
-		f:    f,
-		w:    bufio.NewWriterSize(f, 32<<10),
+		meta:    segMeta{ID: id, SessionID: sessionID, Created: now},
+		lock:    lock,
+		f:       f,
+		w:       bufio.NewWriterSize(f, 32<<10),
+		dirSync: true,
 	}, nil
 }
 
@@ -124,9 +139,9 @@ func (w *Writer) Record(ctx context.Context, evs []event.Event) error {
 			m.MaxTS = ts
 		}
 		m.Events++
-		w.buffered++
+		w.seg.buffered++
 		if err := w.maybeRotate(); err != nil {
-			// The event's line is in the sealed segment already.
+			// The event's line is in the old segment already.
 			return partial(i+1, err)
 		}
 	}
@@ -184,22 +199,34 @@ func (w *Writer) RecordSession(ctx context.Context, sess event.Session) error {
 	return nil
 }
 
-// Flush writes buffered lines and syncs them to disk.
+// Flush writes buffered lines and syncs them to disk. It waits for the
+// segments sealing in the background and reports their errors.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
 		return err
 	}
-	return w.sync()
+	w.waitIdle()
+	if w.closed {
+		return ErrClosed // closed while it waited
+	}
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.syncSeg(w.seg)
 }
 
-// Close flushes, syncs and seals the segment: after it returns every
-// recorded event is durable.
+// Close flushes, syncs and seals the segment, once the segments sealing in
+// the background are sealed: after it returns every recorded event is
+// durable.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
+		// A Close still sealing releases mu for the disk's work; this one
+		// too returns once every event is durable.
+		w.waitIdle()
 		return nil
 	}
 	w.closed = true
@@ -207,9 +234,21 @@ func (w *Writer) Close() error {
 		w.timer.Stop()
 		w.timer = nil
 	}
-	err := w.seal()
+	w.waitIdle()
+	w.seals++ // counted, so that a concurrent Close waits for it
+	err := w.sealSeg(w.seg, w.sessions())
+	w.seals--
+	w.idle.Broadcast()
 	w.seg = nil
 	return errors.Join(w.err, err)
+}
+
+// waitIdle waits, with mu held but released meanwhile, until no fsync or
+// seal runs in the background.
+func (w *Writer) waitIdle() {
+	for w.syncing != nil || w.seals > 0 {
+		w.idle.Wait()
+	}
 }
 
 func (w *Writer) usable() error {
@@ -283,20 +322,41 @@ func (w *Writer) writeEvent(e *event.Event) error {
 	return w.write()
 }
 
-func (w *Writer) sync() error {
-	seg := w.seg
+// syncSeg flushes seg's buffered lines and syncs them to disk, with mu
+// held throughout: for Flush, whose caller asked to wait, and seals.
+func (w *Writer) syncSeg(seg *liveSegment) error {
 	if !seg.dirty {
 		return nil
 	}
 	if err := seg.w.Flush(); err != nil {
 		return fmt.Errorf("flush segment %s: %w", seg.meta.ID, err)
 	}
+	if err := w.s.fsyncSegment(seg, seg.dirSync); err != nil {
+		return err
+	}
+	seg.dirSync = false
+	seg.dirty = false
+	w.durable.Add(seg.buffered)
+	seg.buffered = 0
+	return nil
+}
+
+// fsyncSegment syncs a segment's file, and first its directory when the
+// file's entry may not be on disk yet.
+func (s *Store) fsyncSegment(seg *liveSegment, dir bool) error {
+	if s.syncHook != nil {
+		if err := s.syncHook(seg.meta.ID); err != nil {
+			return fmt.Errorf("sync segment %s: %w", seg.meta.ID, err)
+		}
+	}
+	if dir {
+		if err := syncDir(s.dir); err != nil {
+			return err
+		}
+	}
 	if err := seg.f.Sync(); err != nil {
 		return fmt.Errorf("sync segment %s: %w", seg.meta.ID, err)
 	}
-	seg.dirty = false
-	w.durable.Add(w.buffered)
-	w.buffered = 0
 	return nil
 }
 
@@ -306,33 +366,105 @@ func (w *Writer) scheduleFlush() {
 	if w.timer != nil || !w.seg.dirty {
 		return
 	}
-	w.timer = time.AfterFunc(w.s.opts.SyncInterval, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
+	w.timer = time.AfterFunc(w.s.opts.SyncInterval, w.timedSync)
+}
+
+// timedSync is the timer's sync. It flushes the buffered lines under mu but
+// fsyncs outside it: an fsync on a busy disk takes tens of milliseconds,
+// and a Record waiting that long fills the monitor's capture queue. Lines
+// appended during the fsync are not counted durable by it (their events
+// stay in seg.buffered); the timer stays set until it ends, so that only
+// one such sync runs at a time, and is set again for those lines.
+func (w *Writer) timedSync() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
 		w.timer = nil
-		if w.closed {
-			return
-		}
-		if err := w.sync(); err != nil {
-			w.s.log.Warn("store: background flush", "segment", w.seg.meta.ID, "err", err)
-			w.err = err
-		}
-	})
+		return
+	}
+	seg := w.seg
+	err := w.syncOutside(seg)
+	w.timer = nil
+	if err != nil {
+		w.s.log.Warn("store: background flush", "segment", seg.meta.ID, "err", err)
+		w.err = errors.Join(w.err, err)
+		return
+	}
+	if !w.closed && w.seg != nil {
+		w.scheduleFlush()
+	}
+}
+
+// syncOutside flushes seg's lines and fsyncs them with mu released; it is
+// called and returns with mu held.
+func (w *Writer) syncOutside(seg *liveSegment) error {
+	if !seg.dirty {
+		return nil
+	}
+	if err := seg.w.Flush(); err != nil {
+		return fmt.Errorf("flush segment %s: %w", seg.meta.ID, err)
+	}
+	n, dir := seg.buffered, seg.dirSync
+	seg.buffered, seg.dirty = 0, false
+	w.syncing = seg // a seal of seg waits: it closes the file
+	w.mu.Unlock()
+	err := w.s.fsyncSegment(seg, dir)
+	w.mu.Lock()
+	w.syncing = nil
+	w.idle.Broadcast()
+	if err != nil {
+		// Still to be synced, by the next sync or the seal.
+		seg.buffered += n
+		seg.dirty = true
+		return err
+	}
+	if dir {
+		seg.dirSync = false
+	}
+	w.durable.Add(n)
+	return nil
 }
 
 func (w *Writer) maybeRotate() error {
 	if w.seg.meta.Bytes < w.s.opts.SegmentBytes {
 		return nil
 	}
-	if err := w.seal(); err != nil {
-		return err
+	for w.seals >= maxSeals {
+		w.idle.Wait()
+		if w.closed {
+			return ErrClosed // Close sealed the segment meanwhile
+		}
 	}
-	seg, err := w.s.createSegment(w.sessionID)
+	if w.seg.meta.Bytes < w.s.opts.SegmentBytes {
+		return nil // another call rotated while this one waited
+	}
+	old := w.seg
+	// The old segment is sealed in the background: its fsyncs (the file's,
+	// its index's and the directory's) took tens of milliseconds under a
+	// busy disk, on the path of the Record that rotated. Its lines are
+	// flushed here, so that nothing touches its buffer after this.
+	err := old.w.Flush()
 	if err != nil {
-		w.closed = true // nothing left to write to
-		return err
+		err = fmt.Errorf("flush segment %s: %w", old.meta.ID, err)
+	}
+	var seg *liveSegment
+	if err == nil {
+		seg, err = w.s.createSegment(w.sessionID)
+	}
+	if err != nil {
+		// Nothing left to write to: the old segment is sealed here, as
+		// Close would.
+		w.closed = true
+		if w.timer != nil {
+			w.timer.Stop()
+			w.timer = nil
+		}
+		w.waitIdle()
+		return errors.Join(err, w.sealSeg(old, w.sessions()))
 	}
 	w.seg = seg
+	w.seals++
+	go w.sealBackground(old, w.sessions())
 	// Each segment carries its sessions' latest records, so retention
 	// never leaves events without their session.
 	for _, sess := range w.latest {
@@ -347,27 +479,72 @@ func (w *Writer) maybeRotate() error {
 	return nil
 }
 
-// seal syncs the segment, writes its index and releases its lock. A segment
-// that holds nothing is removed instead.
-func (w *Writer) seal() error {
-	seg := w.seg
-	err := w.sync()
-	if cerr := seg.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close segment %s: %w", seg.meta.ID, cerr)
+// sessions is the sessions' latest records, for a segment's index.
+func (w *Writer) sessions() []event.Session {
+	out := make([]event.Session, 0, len(w.latest))
+	for _, sess := range w.latest {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// sealBackground seals a rotated segment; a failure is reported by the
+// writer's next call, as a failed timer sync is.
+func (w *Writer) sealBackground(seg *liveSegment, sessions []event.Session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.sealSeg(seg, sessions)
+	w.seals--
+	w.idle.Broadcast()
+	if err != nil {
+		w.s.log.Warn("store: seal segment", "segment", seg.meta.ID, "err", err)
+		w.err = errors.Join(w.err, err)
+	}
+}
+
+// sealSeg syncs seg, writes its index and releases its lock, with mu
+// released for the disk's work (seg is no longer the writer's, or the
+// writer is closed). A segment that holds nothing is removed instead. It
+// is called and returns with mu held.
+func (w *Writer) sealSeg(seg *liveSegment, sessions []event.Session) error {
+	for w.syncing == seg {
+		w.idle.Wait() // the timer's fsync of seg ends before seg's file is closed
+	}
+	var err error
+	if seg.dirty {
+		err = seg.w.Flush()
+		if err != nil {
+			err = fmt.Errorf("flush segment %s: %w", seg.meta.ID, err)
+		}
+	}
+	n, dir := seg.buffered, seg.dirSync
+	seg.buffered, seg.dirty = 0, false
+	meta := seg.meta
+	w.mu.Unlock()
+	defer w.mu.Lock()
+	if err == nil {
+		err = w.s.fsyncSegment(seg, dir)
 	}
 	if err == nil {
-		if seg.meta.Bytes == 0 {
-			os.Remove(w.s.path(seg.meta.ID, ".jsonl"))
+		w.durable.Add(n)
+	}
+	if cerr := seg.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close segment %s: %w", meta.ID, cerr)
+	}
+	if err == nil && w.s.sealHook != nil {
+		err = w.s.sealHook(meta.ID)
+	}
+	if err == nil {
+		if meta.Bytes == 0 {
+			os.Remove(w.s.path(meta.ID, ".jsonl"))
 		} else {
-			seg.meta.Sealed = w.s.now().UTC()
-			for _, sess := range w.latest {
-				seg.meta.Sessions = append(seg.meta.Sessions, sess)
-			}
-			err = w.s.writeMeta(&seg.meta)
+			meta.Sealed = w.s.now().UTC()
+			meta.Sessions = append(meta.Sessions, sessions...)
+			err = w.s.writeMeta(&meta)
 		}
 	}
 	if uerr := seg.lock.Unlock(); err == nil && uerr != nil {
-		err = fmt.Errorf("unlock segment %s: %w", seg.meta.ID, uerr)
+		err = fmt.Errorf("unlock segment %s: %w", meta.ID, uerr)
 	}
 	return err
 }
