@@ -34,6 +34,34 @@ func recordN(t *testing.T, w *Writer, sid string, from, n int) {
 	}
 }
 
+func mustWriter(t *testing.T, s *Store, sid string) *Writer {
+	t.Helper()
+	w, err := s.NewWriter(context.Background(), sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// closeAsync runs w.Close in the background and hands back its answer.
+func closeAsync(w *Writer) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- w.Close() }()
+	return done
+}
+
+// stillWaiting fails the test if done holds an answer once every other
+// goroutine of the synctest bubble is blocked.
+func stillWaiting(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned (%v)", what, err)
+	default:
+	}
+}
+
 // sealedEvents is the event count of every sealed segment's index, and
 // how many segments have none.
 func sealedEvents(t *testing.T, s *Store) (events int64, unsealed int) {
@@ -69,10 +97,7 @@ func TestCloseWaitsForBackgroundSeal(t *testing.T) {
 			return id == first
 		}, release, called)
 		sid := testID("sess")
-		w, err := s.NewWriter(context.Background(), sid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWriter(t, s, sid)
 		if err := w.RecordSession(context.Background(), testSession(sid, "srv")); err != nil {
 			t.Fatal(err)
 		}
@@ -80,14 +105,8 @@ func TestCloseWaitsForBackgroundSeal(t *testing.T) {
 		// waits for nothing either (one seal in flight, below maxSeals).
 		<-called
 		recordN(t, w, sid, 0, 1)
-		done := make(chan error)
-		go func() { done <- w.Close() }()
-		synctest.Wait()
-		select {
-		case err := <-done:
-			t.Fatalf("Close returned (%v) while a seal was in flight", err)
-		default:
-		}
+		done := closeAsync(w)
+		stillWaiting(t, done, "Close, while a seal was in flight,")
 		close(release)
 		if err := <-done; err != nil {
 			t.Fatalf("Close: %v", err)
@@ -109,10 +128,7 @@ func TestRotationWaitsForSealsInFlight(t *testing.T) {
 		called := make(chan string, 8)
 		s.sealHook = blockingHook(func(string) bool { return true }, release, called)
 		sid := testID("sess")
-		w, err := s.NewWriter(context.Background(), sid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWriter(t, s, sid)
 		recordN(t, w, sid, 0, maxSeals)
 		done := make(chan struct{})
 		go func() {
@@ -156,10 +172,7 @@ func TestFailedBackgroundSeal(t *testing.T) {
 		return nil
 	}
 	sid := testID("sess")
-	w, err := s.NewWriter(context.Background(), sid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWriter(t, s, sid)
 	if err := w.RecordSession(context.Background(), testSession(sid, "srv")); err != nil {
 		t.Fatal(err)
 	}
@@ -201,10 +214,7 @@ func TestTimedSyncDoesNotBlockRecord(t *testing.T) {
 		hold := true
 		s.syncHook = blockingHook(func(string) bool { return hold }, release, called)
 		sid := testID("sess")
-		w, err := s.NewWriter(context.Background(), sid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWriter(t, s, sid)
 		recordN(t, w, sid, 0, 2)
 		time.Sleep(time.Second)
 		<-called // the timer's fsync has begun, with 2 events flushed
@@ -243,22 +253,13 @@ func TestCloseWaitsForTimedSync(t *testing.T) {
 			return h
 		}, release, called)
 		sid := testID("sess")
-		w, err := s.NewWriter(context.Background(), sid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWriter(t, s, sid)
 		recordN(t, w, sid, 0, 2)
 		time.Sleep(time.Second)
 		<-called
 		recordN(t, w, sid, 2, 1)
-		done := make(chan error)
-		go func() { done <- w.Close() }()
-		synctest.Wait()
-		select {
-		case err := <-done:
-			t.Fatalf("Close returned (%v) while the timer's fsync ran", err)
-		default:
-		}
+		done := closeAsync(w)
+		stillWaiting(t, done, "Close, while the timer's fsync ran,")
 		close(release)
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -284,17 +285,14 @@ func TestFailedTimedSync(t *testing.T) {
 			return nil
 		}
 		sid := testID("sess")
-		w, err := s.NewWriter(context.Background(), sid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWriter(t, s, sid)
 		recordN(t, w, sid, 0, 2)
 		time.Sleep(time.Second)
 		synctest.Wait()
 		if got := w.Durable(); got != 0 {
 			t.Errorf("Durable() = %d after a failed fsync, want 0", got)
 		}
-		err = w.Record(context.Background(), []event.Event{testEvent(sid, "late", 9, baseTime)})
+		err := w.Record(context.Background(), []event.Event{testEvent(sid, "late", 9, baseTime)})
 		if !errors.Is(err, boom) {
 			t.Fatalf("Record = %v, want the fsync's error", err)
 		}
@@ -317,10 +315,7 @@ func TestNewSegmentDirectorySyncedBeforeDurable(t *testing.T) {
 	home := t.TempDir()
 	s := mustOpen(t, home, Options{})
 	sid := testID("sess")
-	w, err := s.NewWriter(context.Background(), sid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWriter(t, s, sid)
 	if !w.seg.dirSync {
 		t.Fatal("a new segment is not marked for a directory sync")
 	}
@@ -360,22 +355,12 @@ func TestSecondCloseWaitsForFirst(t *testing.T) {
 		called := make(chan string, 8)
 		s.sealHook = blockingHook(func(string) bool { return true }, release, called)
 		sid := testID("sess")
-		w, err := s.NewWriter(context.Background(), sid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWriter(t, s, sid)
 		recordN(t, w, sid, 0, 2)
-		first := make(chan error)
-		go func() { first <- w.Close() }()
+		first := closeAsync(w)
 		<-called // the first Close is sealing
-		second := make(chan error)
-		go func() { second <- w.Close() }()
-		synctest.Wait()
-		select {
-		case err := <-second:
-			t.Fatalf("the second Close returned (%v) before the first sealed", err)
-		default:
-		}
+		second := closeAsync(w)
+		stillWaiting(t, second, "the second Close, before the first sealed,")
 		close(release)
 		if err := <-first; err != nil {
 			t.Fatal(err)
