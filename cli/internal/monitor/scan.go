@@ -303,6 +303,8 @@ type scanner struct {
 	spanField field
 
 	msgDepth int // stack depth at which messages sit: 0 (object) or 1 (batch)
+	// stepOnly turns skipDeep off, for the tests that hold it to step.
+	stepOnly bool
 	cur      *msgInfo
 	msgs     []msgInfo
 }
@@ -333,6 +335,12 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 func (s *scanner) write(p []byte) {
 	for len(p) > 0 {
+		if s.deep() {
+			if n := s.skipDeep(p); n > 0 {
+				p = p[n:]
+				continue
+			}
+		}
 		switch s.state {
 		case sInvalid:
 			s.pos += int64(len(p))
@@ -350,7 +358,22 @@ func (s *scanner) write(p []byte) {
 				p = p[i:]
 				continue
 			}
-		case sValue, sValueOrEnd, sKeyOrEnd, sKey, sColon, sAfterValue, sDone:
+		case sAfterValue, sColon, sKey, sKeyOrEnd:
+			// Most of structured content is the punctuation between
+			// values and the keys after it: those are taken here, not
+			// through step (3.6 ms per MiB of JSON rows went to the
+			// dispatch of one byte at a time).
+			if s.punct(p[0]) {
+				s.pos++
+				p = p[1:]
+				continue
+			}
+			if i := spaceRun(p); i > 0 {
+				s.pos += int64(i)
+				p = p[i:]
+				continue
+			}
+		case sValue, sValueOrEnd, sDone:
 			if i := spaceRun(p); i > 0 {
 				s.pos += int64(i)
 				p = p[i:]
@@ -383,13 +406,143 @@ func spaceRun(p []byte) int {
 	return i
 }
 
+// wantedDepth is how deep under a message a value can still be wanted
+// (fieldOf's paths, keyWanted).
+const wantedDepth = 4
+
+// deep reports whether the scanner is inside a message, past wantedDepth:
+// there the scan only checks the grammar, and skipDeep may take over.
+func (s *scanner) deep() bool {
+	return !s.stepOnly && s.cur != nil && len(s.stack)-s.msgDepth > wantedDepth
+}
+
+// skipDeep scans bytes inside a message past wantedDepth, as step would
+// but without its dispatch and bookkeeping, which nothing there needs:
+// no key is kept, no value captured, no message begins or ends. It is what
+// the bulk of structured content (rows of a query result) costs the
+// relay goroutine: 3.4 ms per MiB of JSON rows through step, against the
+// bare copy's 0.6 ms for the whole relay. It stops at the first byte it
+// leaves to step (the chunk's end inside a token, anything invalid) or when
+// the scan climbs back to wantedDepth, and returns how many bytes it took.
+func (s *scanner) skipDeep(p []byte) int {
+	floor := s.msgDepth + wantedDepth
+	st, stack, keys := s.state, s.stack, s.keys
+	i := 0
+loop:
+	for i < len(p) {
+		c := p[i]
+		if isSpace(c) && st != sString && st != sNumber && st != sLiteral {
+			i++
+			continue
+		}
+		switch st {
+		case sAfterValue, sKeyOrEnd, sValueOrEnd:
+			open := stack[len(stack)-1]
+			switch {
+			case c == ',' && st == sAfterValue:
+				st = sValue
+				if open == '{' {
+					st = sKey
+				}
+				i++
+				continue
+			case st != sValueOrEnd && c == '}' && open == '{', st != sKeyOrEnd && c == ']' && open == '[':
+				stack, keys = stack[:len(stack)-1], keys[:len(keys)-1]
+				st = sAfterValue
+				i++
+				if len(stack) <= floor {
+					break loop
+				}
+				continue
+			}
+		}
+		switch st {
+		case sKey, sKeyOrEnd:
+			if c != '"' {
+				break loop
+			}
+			j := stringEnd(p[i+1:])
+			if j < 0 {
+				break loop
+			}
+			keys[len(keys)-1] = kOther
+			st = sColon
+			i += j + 2
+		case sColon:
+			if c != ':' {
+				break loop
+			}
+			st = sValue
+			i++
+		case sValue, sValueOrEnd:
+			switch {
+			case c == '"':
+				j := stringEnd(p[i+1:])
+				if j < 0 {
+					break loop
+				}
+				st = sAfterValue
+				i += j + 2
+			case c == '{' || c == '[':
+				if len(stack) >= maxDepth {
+					break loop
+				}
+				stack, keys = append(stack, c), append(keys, kArray)
+				st = sValueOrEnd
+				if c == '{' {
+					st = sKeyOrEnd
+				}
+				i++
+			case c == '-' || (c >= '0' && c <= '9'):
+				n := numberRun(p[i:])
+				if i+n == len(p) {
+					break loop // the number may go on in the next chunk
+				}
+				st = sAfterValue
+				i += n
+			case c == 't' || c == 'f' || c == 'n':
+				lit := literalOf(c)
+				if i+len(lit) > len(p) || string(p[i:i+len(lit)]) != lit {
+					break loop
+				}
+				st = sAfterValue
+				i += len(lit)
+			default:
+				break loop
+			}
+		default:
+			break loop
+		}
+	}
+	s.state, s.stack, s.keys = st, stack, keys
+	s.pos += int64(i)
+	return i
+}
+
+// stringEnd returns the index in p of the quote that closes a string
+// whose content p starts, or -1 when p ends first.
+func stringEnd(p []byte) int {
+	for off := 0; ; {
+		j := bytes.IndexByte(p[off:], '"')
+		if j < 0 {
+			return -1
+		}
+		// A quote or the string's start precedes p[off:]: no backslash
+		// run carries into it.
+		if trailingBackslashes(p[off:off+j], 0)%2 == 0 {
+			return off + j
+		}
+		off += j + 1
+	}
+}
+
 // keyWanted reports whether a key opening now, in the innermost open
 // object, can be on the path to a wanted field (see beginValue and
 // fieldOf). Other keys are never looked at, so they are neither kept nor
 // classified: in a big result that is nearly all of them.
 func (s *scanner) keyWanted() bool {
 	rel := len(s.stack) - s.msgDepth
-	if s.cur == nil || rel < 1 || rel > 4 {
+	if s.cur == nil || rel < 1 || rel > wantedDepth {
 		return false
 	}
 	if rel == 1 {
@@ -532,11 +685,7 @@ func (s *scanner) step(c byte) {
 	case sKeyOrEnd, sKey:
 		switch {
 		case isSpace(c):
-		case c == '"':
-			s.strIsKey, s.bsRun = true, 0
-			// An unwanted key counts as too long: not kept, kOther.
-			s.keyBuf, s.keyLong = s.keyBuf[:0], !s.keyWanted()
-			s.state = sString
+		case s.punct(c):
 		case c == '}' && s.state == sKeyOrEnd:
 			s.endContainer()
 		default:
@@ -545,8 +694,7 @@ func (s *scanner) step(c byte) {
 	case sColon:
 		switch {
 		case isSpace(c):
-		case c == ':':
-			s.state = sValue
+		case s.punct(c):
 		default:
 			s.invalid()
 		}
@@ -554,10 +702,7 @@ func (s *scanner) step(c byte) {
 		open := s.stack[len(s.stack)-1]
 		switch {
 		case isSpace(c):
-		case c == ',' && open == '{':
-			s.state = sKey
-		case c == ',':
-			s.state = sValue
+		case s.punct(c):
 		case (c == '}' && open == '{') || (c == ']' && open == '['):
 			s.endContainer()
 		default:
@@ -589,6 +734,29 @@ func (s *scanner) step(c byte) {
 	}
 }
 
+// punct takes c when it is the comma after a value, the colon after a key
+// or the quote that opens a key, and reports whether it did.
+func (s *scanner) punct(c byte) bool {
+	switch {
+	case c == ',' && s.state == sAfterValue:
+		if s.stack[len(s.stack)-1] == '{' {
+			s.state = sKey
+		} else {
+			s.state = sValue
+		}
+	case c == ':' && s.state == sColon:
+		s.state = sValue
+	case c == '"' && (s.state == sKey || s.state == sKeyOrEnd):
+		s.strIsKey, s.bsRun = true, 0
+		// An unwanted key counts as too long: not kept, kOther.
+		s.keyBuf, s.keyLong = s.keyBuf[:0], !s.keyWanted()
+		s.state = sString
+	default:
+		return false
+	}
+	return true
+}
+
 // beginValue notes a value starting at s.pos: a message, or a wanted
 // scalar inside the current message.
 func (s *scanner) beginValue(c byte) {
@@ -614,7 +782,7 @@ func (s *scanner) beginValue(c byte) {
 		return
 	}
 	rel := s.keys[s.msgDepth:d]
-	if len(rel) > 4 {
+	if len(rel) > wantedDepth {
 		return
 	}
 	f := fieldOf(rel)
