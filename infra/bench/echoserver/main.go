@@ -4,7 +4,12 @@
 // notifications get no answer. It answers initialize with a real
 // initialize result so a monitor in front of it sees a proper session.
 //
-//	echoserver RESULT-SIZE
+//	echoserver RESULT-SIZE [text|rows]
+//
+// The result is one text block of plain bytes (text, the default: the
+// cheapest a monitor can meet), or structured content of JSON rows (rows:
+// keys, numbers and literals throughout, what a query tool returns and the
+// costliest for a scanner per byte).
 package main
 
 import (
@@ -19,22 +24,33 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: echoserver RESULT-SIZE")
+	if len(os.Args) < 2 || len(os.Args) > 3 {
+		fmt.Fprintln(os.Stderr, "usage: echoserver RESULT-SIZE [text|rows]")
 		os.Exit(2)
+	}
+	result := echoResult
+	if len(os.Args) == 3 {
+		switch os.Args[2] {
+		case "text":
+		case "rows":
+			result = rowsResult
+		default:
+			fmt.Fprintln(os.Stderr, "echoserver: unknown result shape:", os.Args[2])
+			os.Exit(2)
+		}
 	}
 	size, err := strconv.Atoi(os.Args[1])
 	if err != nil || size < 0 {
 		fmt.Fprintln(os.Stderr, "echoserver: bad result size:", os.Args[1])
 		os.Exit(2)
 	}
-	if err := serve(os.Stdin, os.Stdout, size); err != nil {
+	if err := serve(os.Stdin, os.Stdout, size, result); err != nil {
 		fmt.Fprintln(os.Stderr, "echoserver:", err)
 		os.Exit(1)
 	}
 }
 
-func serve(in io.Reader, out io.Writer, resultSize int) error {
+func serve(in io.Reader, out io.Writer, resultSize int, result func([]byte, json.RawMessage, int) []byte) error {
 	r := bufio.NewReaderSize(in, 64<<10)
 	var resp []byte
 	for {
@@ -51,7 +67,7 @@ func serve(in io.Reader, out io.Writer, resultSize int) error {
 				if msg.Method == "initialize" {
 					resp = initializeResult(resp[:0], msg.ID)
 				} else {
-					resp = echoResult(resp[:0], msg.ID, resultSize)
+					resp = result(resp[:0], msg.ID, resultSize)
 				}
 				// One write per answer, as a server that flushes each
 				// message does.
@@ -85,5 +101,32 @@ func echoResult(b []byte, id json.RawMessage, size int) []byte {
 	for pad := size - len(b) - len(tail); pad > 0; pad-- {
 		b = append(b, 'x')
 	}
+	return append(b, tail...)
+}
+
+// rowsResult appends a tools/call result whose structured content is rows
+// of small values, padded so the whole line, newline included, is size
+// bytes (or as small as it can be).
+func rowsResult(b []byte, id json.RawMessage, size int) []byte {
+	const head, tail = `,"result":{"structuredContent":{"rows":[`, `]},"isError":false}}` + "\n"
+	const padHead, padTail = `{"pad":"`, `"}`
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, head...)
+	for i := 0; ; i++ {
+		n := len(b)
+		b = append(b, `{"row":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"score":-1.5e3,"ok":true,"tag":null,"name":"row"},`...)
+		if len(b)+len(padHead)+len(padTail)+len(tail) > size {
+			b = b[:n]
+			break
+		}
+	}
+	b = append(b, padHead...)
+	for pad := size - len(b) - len(padTail) - len(tail); pad > 0; pad-- {
+		b = append(b, 'x')
+	}
+	b = append(b, padTail...)
 	return append(b, tail...)
 }

@@ -16,10 +16,18 @@ func TestServe(t *testing.T) {
 		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}`,
 		`{"jsonrpc":"2.0","id":"x","method":"tools/call"}`, // last line without newline
 	}, "\n")
-	for _, size := range []int{256, 4096, 1 << 20} {
+	for _, tc := range []struct {
+		shape  string
+		result func([]byte, json.RawMessage, int) []byte
+		size   int
+	}{
+		{"text", echoResult, 256}, {"text", echoResult, 4096}, {"text", echoResult, 1 << 20},
+		{"rows", rowsResult, 256}, {"rows", rowsResult, 4096}, {"rows", rowsResult, 1<<20 + 13},
+	} {
+		size := tc.size
 		var out bytes.Buffer
-		if err := serve(strings.NewReader(in), &out, size); err != nil {
-			t.Fatalf("serve: %v", err)
+		if err := serve(strings.NewReader(in), &out, size, tc.result); err != nil {
+			t.Fatalf("%s: serve: %v", tc.shape, err)
 		}
 		sc := bufio.NewScanner(&out)
 		sc.Buffer(nil, 2<<20)
@@ -30,11 +38,21 @@ func TestServe(t *testing.T) {
 				Result json.RawMessage `json:"result"`
 			}
 			if err := json.Unmarshal(sc.Bytes(), &msg); err != nil || msg.Result == nil {
-				t.Fatalf("answer %q is not a JSON-RPC result: %v", sc.Bytes(), err)
+				t.Fatalf("%s: answer %.200q is not a JSON-RPC result: %v", tc.shape, sc.Bytes(), err)
+			}
+			if tc.shape == "rows" && string(msg.ID) != "0" {
+				var r struct {
+					Structured struct {
+						Rows []json.RawMessage `json:"rows"`
+					} `json:"structuredContent"`
+				}
+				if err := json.Unmarshal(msg.Result, &r); err != nil || (size > 4096 && len(r.Structured.Rows) < 1000) {
+					t.Errorf("rows: %d rows in a %d-byte answer (%v)", len(r.Structured.Rows), size, err)
+				}
 			}
 			ids = append(ids, string(msg.ID))
 			if string(msg.ID) != "0" && len(sc.Bytes())+1 != size {
-				t.Errorf("answer to %s is %d bytes with its newline, want %d", msg.ID, len(sc.Bytes())+1, size)
+				t.Errorf("%s: answer to %s is %d bytes with its newline, want %d", tc.shape, msg.ID, len(sc.Bytes())+1, size)
 			}
 		}
 		if got := strings.Join(ids, ","); got != `0,7,"x"` {
@@ -44,7 +62,7 @@ func TestServe(t *testing.T) {
 }
 
 func TestServeRejectsNonJSON(t *testing.T) {
-	if err := serve(strings.NewReader("not json\n"), &bytes.Buffer{}, 256); err == nil {
+	if err := serve(strings.NewReader("not json\n"), &bytes.Buffer{}, 256, echoResult); err == nil {
 		t.Fatal("serve accepted a line that is not JSON")
 	}
 }

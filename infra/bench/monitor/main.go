@@ -11,7 +11,9 @@
 //   - ship:    the same with shipping on, to a real functions/local over
 //     PostgreSQL (a throwaway database on the server of DATABASE_URL).
 //
-// for results of 256 B, 1 MiB and 16 MiB, by two methods. Interleaved: the
+// for results of 256 B, 1 MiB and 16 MiB of plain text, and 1 MiB of JSON
+// rows as structured content (reported, not held: the costliest result per
+// byte for the monitor's scanner), by two methods. Interleaved: the
 // variants run at the same time and take turns one round trip each (the
 // order rotating every round, and for large results each round trip
 // starting once every process is at rest), so whatever else the machine
@@ -84,8 +86,10 @@ type options struct {
 // (interleaved), then Blocks of BlockTrips round trips per variant, each
 // variant alone on the machine for its block (whole runs).
 type phaseSpec struct {
-	Name       string `json:"name"`
-	Size       int    `json:"result_bytes"`
+	Name string `json:"name"`
+	Size int    `json:"result_bytes"`
+	// Shape is the echo server's result shape (text when empty).
+	Shape      string `json:"shape,omitempty"`
 	Warmup     int    `json:"warmup"`
 	Rounds     int    `json:"rounds"`
 	Per        int    `json:"per_round"`
@@ -129,6 +133,7 @@ func run() int {
 	largeRounds := flag.Int("large-rounds", 1000, "rounds of the 1 MiB run (its p99 is the tenth-worst round trip: fewer rounds make it one outlier's)")
 	largePer := flag.Int("large-per", 1, "round trips per variant per round in the 1 MiB run")
 	hugeRounds := flag.Int("huge-rounds", 30, "rounds of the 16 MiB run")
+	rowsRounds := flag.Int("rows-rounds", 300, "rounds of the 1 MiB rows run: structured content of JSON rows, the costliest result to scan per byte (0 skips it)")
 	settleLarge := flag.Bool("settle", true, "start each interleaved round trip of the large results once every process is at rest (false: as fast as they come, for comparison)")
 	flag.BoolVar(&o.splice, "splice", true, "also measure the splice copy (the bare copy must understand -splice)")
 	flag.BoolVar(&o.tee, "tee", false, "also measure the tee copy: the splice copy plus a tee(2) into a pipe drained in user space, what a zero-copy relay with a capture costs")
@@ -136,10 +141,10 @@ func run() int {
 	flag.IntVar(&o.long, "long-messages", 200_000, "messages of the long-session run (0 skips it)")
 	flag.Parse()
 	if *quick {
-		*smallRounds, *largeRounds, *hugeRounds = 300, 12, 3
+		*smallRounds, *largeRounds, *hugeRounds, *rowsRounds = 300, 12, 3, min(*rowsRounds, 12)
 		o.long = min(o.long, 2_000)
 	}
-	if *smallRounds < 1 || *smallPer < 1 || *largeRounds < 1 || *largePer < 1 || *hugeRounds < 0 || *blocks < 0 || flag.NArg() > 0 {
+	if *smallRounds < 1 || *smallPer < 1 || *largeRounds < 1 || *largePer < 1 || *hugeRounds < 0 || *rowsRounds < 0 || *blocks < 0 || flag.NArg() > 0 {
 		return fail(errors.New("need rounds >= 1 (16 MiB: >= 0), round trips per round >= 1, blocks >= 0, and no arguments"))
 	}
 	// Each whole-run block takes as many round trips as a tenth of the
@@ -151,6 +156,9 @@ func run() int {
 	o.sizes = []phaseSpec{
 		{Name: "256 B", Size: 256, Warmup: 200, Rounds: *smallRounds, Per: *smallPer, Blocks: *blocks, BlockTrips: smallBlock, RSSFloor: true, Held: true},
 		{Name: "1 MiB", Size: 1 << 20, Warmup: 5, Rounds: *largeRounds, Per: *largePer, Blocks: *blocks, BlockTrips: perBlock(*largeRounds), Settle: *settleLarge, Held: true},
+	}
+	if *rowsRounds > 0 {
+		o.sizes = append(o.sizes, phaseSpec{Name: "1 MiB rows", Size: 1 << 20, Shape: "rows", Warmup: 5, Rounds: *rowsRounds, Per: 1, Blocks: *blocks, BlockTrips: perBlock(*rowsRounds), Settle: *settleLarge})
 	}
 	if *hugeRounds > 0 {
 		o.sizes = append(o.sizes, phaseSpec{Name: "16 MiB", Size: 16 << 20, Warmup: 2, Rounds: *hugeRounds, Per: 1, Blocks: *blocks, BlockTrips: perBlock(*hugeRounds), Settle: *settleLarge})
@@ -406,6 +414,9 @@ func bench(ctx context.Context, o options) (*Results, error) {
 // takes rounds of round trips, rotating which variant goes first.
 func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*variant, trips map[string]int) (*phaseResult, error) {
 	server := []string{echo, fmt.Sprint(spec.Size)}
+	if spec.Shape != "" {
+		server = append(server, spec.Shape)
+	}
 	procs := make([]*proc, len(variants))
 	trackers := make([]*childTracker, len(variants))
 	defer func() {
