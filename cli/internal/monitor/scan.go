@@ -461,7 +461,7 @@ loop:
 			if c != '"' {
 				break loop
 			}
-			j := stringEnd(p[i+1:])
+			j, _ := closingQuote(p[i+1:], 0)
 			if j < 0 {
 				break loop
 			}
@@ -477,7 +477,7 @@ loop:
 		case sValue, sValueOrEnd:
 			switch {
 			case c == '"':
-				j := stringEnd(p[i+1:])
+				j, _ := closingQuote(p[i+1:], 0)
 				if j < 0 {
 					break loop
 				}
@@ -519,23 +519,6 @@ loop:
 	return i
 }
 
-// stringEnd returns the index in p of the quote that closes a string
-// whose content p starts, or -1 when p ends first.
-func stringEnd(p []byte) int {
-	for off := 0; ; {
-		j := bytes.IndexByte(p[off:], '"')
-		if j < 0 {
-			return -1
-		}
-		// A quote or the string's start precedes p[off:]: no backslash
-		// run carries into it.
-		if trailingBackslashes(p[off:off+j], 0)%2 == 0 {
-			return off + j
-		}
-		off += j + 1
-	}
-}
-
 // keyWanted reports whether a key opening now, in the innermost open
 // object, can be on the path to a wanted field (see beginValue and
 // fieldOf). Other keys are never looked at, so they are neither kept nor
@@ -559,26 +542,37 @@ func (s *scanner) keyWanted() bool {
 // jumping between quotes with IndexByte: strings are where big payloads
 // live. It advances s.pos past what it consumed.
 func (s *scanner) scanString(p []byte) int {
-	off := 0
-	for {
-		i := bytes.IndexByte(p[off:], '"')
-		if i < 0 {
-			s.keep(p[off:])
-			s.bsRun = trailingBackslashes(p[off:], s.bsRun)
-			s.pos += int64(len(p))
-			return len(p)
+	end, run := closingQuote(p, s.bsRun)
+	if end < 0 {
+		s.keep(p)
+		s.bsRun = run
+		s.pos += int64(len(p))
+		return len(p)
+	}
+	end++
+	s.keep(p[:end])
+	s.bsRun = 0
+	s.pos += int64(end)
+	s.endString()
+	return end
+}
+
+// closingQuote returns the index in p of the quote that closes a string
+// whose content goes on in p, carry backslashes having ended the bytes
+// before p; or -1, when p ends first, and the backslashes that end p, to
+// carry into the next chunk. A quote is escaped when an odd run of
+// backslashes precedes it.
+func closingQuote(p []byte, carry int) (int, int) {
+	for off := 0; ; {
+		j := bytes.IndexByte(p[off:], '"')
+		if j < 0 {
+			return -1, trailingBackslashes(p[off:], carry)
 		}
-		bs := trailingBackslashes(p[off:off+i], s.bsRun)
-		s.keep(p[off : off+i+1])
-		off += i + 1
-		if bs%2 == 1 { // an escaped quote
-			s.bsRun = 0
-			continue
+		if trailingBackslashes(p[off:off+j], carry)%2 == 0 {
+			return off + j, 0
 		}
-		s.bsRun = 0
-		s.pos += int64(off)
-		s.endString()
-		return off
+		// An escaped quote: no backslash run carries past it.
+		off, carry = off+j+1, 0
 	}
 }
 
