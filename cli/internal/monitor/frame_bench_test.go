@@ -9,8 +9,9 @@ import (
 
 // benchResults are 1 MiB tools/call results of the shapes the framer meets:
 // one big plain string (infra/bench/echoserver's), a text holding escaped
-// JSON (quotes and backslashes throughout) and structured content (many
-// small values outside strings).
+// JSON (quotes and backslashes throughout), structured content (many
+// small values outside strings) and files in structured content (long
+// strings deep inside it).
 func benchResults() map[string][]byte {
 	const size = 1 << 20
 	wrap := func(body func(b []byte) []byte) []byte {
@@ -34,7 +35,17 @@ func benchResults() map[string][]byte {
 		structured = append(structured, `,"score":-1.5e3,"ok":true,"tag":null,"name":"row"},`...)
 	}
 	structured = append(structured, `{}]},"isError":false}}`+"\n"...)
-	return map[string][]byte{"plain": plain, "escaped": escaped, "structured": structured}
+	// Files in structured content: long strings past wantedDepth.
+	files := []byte(`{"jsonrpc":"2.0","id":7,"result":{"structuredContent":{"files":[`)
+	for i := 0; len(files) < size; i++ {
+		files = append(files, `{"path":"src/file`...)
+		files = strconv.AppendInt(files, int64(i), 10)
+		files = append(files, `.go","text":"`...)
+		files = append(files, bytes.Repeat([]byte("package main\\n\\tfmt.Println(\\\"hi\\\")\\n"), 256)...)
+		files = append(files, `"},`...)
+	}
+	files = append(files, `{}]},"isError":false}}`+"\n"...)
+	return map[string][]byte{"plain": plain, "escaped": escaped, "structured": structured, "files": files}
 }
 
 // BenchmarkFramer1MiB feeds a 1 MiB result through a framer in the relay's

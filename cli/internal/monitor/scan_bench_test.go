@@ -17,7 +17,7 @@ func BenchmarkScanTwins(b *testing.B) {
 	msgs := benchResults()
 	head, tail := `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"text":"`, `"}}}`+"\n"
 	msgs["request 256 B"] = []byte(head + strings.Repeat("x", 256-len(head)-len(tail)) + tail)
-	for _, name := range []string{"plain", "escaped", "structured", "request 256 B"} {
+	for _, name := range []string{"plain", "escaped", "structured", "files", "request 256 B"} {
 		msg := msgs[name]
 		b.Run(name+"/scanner", func(b *testing.B) {
 			var s scanner

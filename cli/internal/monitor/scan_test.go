@@ -47,6 +47,10 @@ var deepSeeds = []string{
 	`{"id":1,"result":{"a":{"b":{"c":[{"k":"\\\\"},"\\\"",-0.5e+7]}}}} `,
 	`{"id":1,"result":{"a":{"b":{"c":[[[[[[[[]]]]]]]]}}}}`,
 	`{"id":1,"result":{"a":{"b":{"c":[{"k":nul`,
+	// Long strings, which skipDeep takes between quotes, with escaped
+	// quotes and backslash runs on either side of a cut.
+	`{"id":1,"result":{"structuredContent":{"files":[{"path":"a.go","text":"package main\\n\\tfmt.Println(\\\"hi\\\")\\n// done \\\\\\\\"},{"text":"abcdefghijklmnop\\\"q"}]}},"jsonrpc":"2.0"}`,
+	`{"id":1,"result":{"structuredContent":{"files":[{"text":"abcdefghijklmnopqrstuvwxyz\\`,
 }
 
 // FuzzScanDeep: skipDeep scans every line, cut into any chunks, exactly as
