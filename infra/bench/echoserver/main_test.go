@@ -14,6 +14,7 @@ func TestServe(t *testing.T) {
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		``,
 		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}`,
+		`{"jsonrpc":"2.0","id":8,"method":"tools/call"}`, // built once for both
 		`{"jsonrpc":"2.0","id":"x","method":"tools/call"}`, // last line without newline
 	}, "\n")
 	for _, tc := range []struct {
@@ -55,8 +56,8 @@ func TestServe(t *testing.T) {
 				t.Errorf("%s: answer to %s is %d bytes with its newline, want %d", tc.shape, msg.ID, len(sc.Bytes())+1, size)
 			}
 		}
-		if got := strings.Join(ids, ","); got != `0,7,"x"` {
-			t.Errorf("answered ids %s, want 0,7,\"x\" (requests only, in order)", got)
+		if got := strings.Join(ids, ","); got != `0,7,8,"x"` {
+			t.Errorf("answered ids %s, want 0,7,8,\"x\" (requests only, in order)", got)
 		}
 	}
 }
