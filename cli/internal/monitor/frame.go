@@ -61,6 +61,7 @@ func newFramer(dir event.Direction, payloadCap int, pool *prefixPool, now func()
 
 // write feeds bytes that were just relayed, read at ts.
 func (f *framer) write(p []byte, ts time.Time) {
+	p = f.stringBody(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		seg := p
@@ -76,9 +77,50 @@ func (f *framer) write(p []byte, ts time.Time) {
 	}
 }
 
+// minBodyRun is the run of a string body, up to an escaped quote, for
+// which stringBody goes on past the quote. Each stop costs it about as
+// much as the pass it saves over a kilobyte, so where escaped quotes are
+// closer (JSON inside a string, source code) the rest of the read goes the
+// usual way: the newline's search, then the scanner's.
+const minBodyRun = 1 << 10
+
+// stringBody takes what p holds of a string the line left open (a long
+// string goes on across many reads), up to the quote that closes it or a
+// newline, and returns the rest of p. One search finds both, where write
+// would search p for the newline and the scanner then for the quote: on a
+// 1 MiB text result that halved the framer's passes over the bytes.
+func (f *framer) stringBody(p []byte) []byte {
+	for f.sc.state == sString && len(p) > 0 {
+		j := indexQuoteOrNewline(p)
+		if j < 0 {
+			f.account(p, false)
+			f.sc.stringRun(p)
+			return nil
+		}
+		f.account(p[:j], p[j] == '\n')
+		f.sc.stringRun(p[:j])
+		if p[j] == '\n' || !f.sc.escapes() || j < minBodyRun {
+			return p[j:]
+		}
+		// An escaped quote after a long run is the string's content, and
+		// the body may go on as long again.
+		f.account(p[j:j+1], false)
+		f.sc.stringRun(p[j : j+1])
+		p = p[j+1:]
+	}
+	return p
+}
+
 // feed takes the next bytes of the current line; ends says the line's
 // newline follows them.
 func (f *framer) feed(seg []byte, ends bool) {
+	f.account(seg, ends)
+	f.sc.write(seg)
+}
+
+// account adds the next bytes of the current line to its length and its
+// prefix; ends says the line's newline follows them.
+func (f *framer) account(seg []byte, ends bool) {
 	if len(seg) == 0 {
 		return
 	}
@@ -87,7 +129,6 @@ func (f *framer) feed(seg []byte, ends bool) {
 	}
 	f.n += int64(len(seg))
 	f.lastCR = seg[len(seg)-1] == '\r'
-	f.sc.write(seg)
 }
 
 // keep appends b to the prefix. This copy runs on the relay goroutine

@@ -51,7 +51,7 @@ func benchResults() map[string][]byte {
 // BenchmarkFramer1MiB feeds a 1 MiB result through a framer in the relay's
 // 64 KiB reads, as the relay goroutine does after each write.
 func BenchmarkFramer1MiB(b *testing.B) {
-	for _, name := range []string{"plain", "escaped", "structured"} {
+	for _, name := range []string{"plain", "escaped", "structured", "files"} {
 		msg := benchResults()[name]
 		b.Run(name, func(b *testing.B) {
 			var got *line

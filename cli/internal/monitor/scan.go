@@ -461,7 +461,7 @@ loop:
 			if c != '"' {
 				break loop
 			}
-			j, _ := closingQuote(p[i+1:], 0)
+			j := closingQuote(p[i+1:], 0)
 			if j < 0 {
 				break loop
 			}
@@ -477,7 +477,7 @@ loop:
 		case sValue, sValueOrEnd:
 			switch {
 			case c == '"':
-				j, _ := closingQuote(p[i+1:], 0)
+				j := closingQuote(p[i+1:], 0)
 				if j < 0 {
 					break loop
 				}
@@ -542,11 +542,9 @@ func (s *scanner) keyWanted() bool {
 // jumping between quotes with IndexByte: strings are where big payloads
 // live. It advances s.pos past what it consumed.
 func (s *scanner) scanString(p []byte) int {
-	end, run := closingQuote(p, s.bsRun)
+	end := closingQuote(p, s.bsRun)
 	if end < 0 {
-		s.keep(p)
-		s.bsRun = run
-		s.pos += int64(len(p))
+		s.stringRun(p)
 		return len(p)
 	}
 	end++
@@ -557,19 +555,31 @@ func (s *scanner) scanString(p []byte) int {
 	return end
 }
 
+// stringRun takes bytes inside a string that hold no closing quote: a
+// chunk that ends before its string does, or (framer.stringBody) the run
+// up to the next quote or newline.
+func (s *scanner) stringRun(b []byte) {
+	s.keep(b)
+	s.bsRun = trailingBackslashes(b, s.bsRun)
+	s.pos += int64(len(b))
+}
+
+// escapes reports whether a quote that came now would be escaped: an odd
+// run of backslashes precedes it.
+func (s *scanner) escapes() bool { return s.bsRun%2 == 1 }
+
 // closingQuote returns the index in p of the quote that closes a string
 // whose content goes on in p, carry backslashes having ended the bytes
-// before p; or -1, when p ends first, and the backslashes that end p, to
-// carry into the next chunk. A quote is escaped when an odd run of
-// backslashes precedes it.
-func closingQuote(p []byte, carry int) (int, int) {
+// before p; or -1, when p ends first. A quote is escaped when an odd run
+// of backslashes precedes it.
+func closingQuote(p []byte, carry int) int {
 	for off := 0; ; {
 		j := bytes.IndexByte(p[off:], '"')
 		if j < 0 {
-			return -1, trailingBackslashes(p[off:], carry)
+			return -1
 		}
 		if trailingBackslashes(p[off:off+j], carry)%2 == 0 {
-			return off + j, 0
+			return off + j
 		}
 		// An escaped quote: no backslash run carries past it.
 		off, carry = off+j+1, 0

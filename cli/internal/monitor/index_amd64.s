@@ -1,0 +1,192 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func indexQuoteOrNewlineSSE2(p []byte) int
+TEXT ·indexQuoteOrNewlineSSE2(SB), NOSPLIT, $0-32
+	MOVQ	p_base+0(FP), SI
+	MOVQ	p_len+8(FP), BX
+	MOVQ	SI, DI
+	MOVQ	$0x2222222222222222, AX
+	MOVQ	AX, X6
+	PUNPCKLQDQ	X6, X6
+	MOVQ	$0x0a0a0a0a0a0a0a0a, AX
+	MOVQ	AX, X7
+	PUNPCKLQDQ	X7, X7
+
+loop64:
+	CMPQ	BX, $64
+	JB	loop16
+	MOVOU	(SI), X0
+	MOVOU	16(SI), X1
+	MOVOU	32(SI), X2
+	MOVOU	48(SI), X3
+	MOVO	X0, X8
+	MOVO	X1, X9
+	MOVO	X2, X10
+	MOVO	X3, X11
+	PCMPEQB	X6, X0
+	PCMPEQB	X7, X8
+	PCMPEQB	X6, X1
+	PCMPEQB	X7, X9
+	PCMPEQB	X6, X2
+	PCMPEQB	X7, X10
+	PCMPEQB	X6, X3
+	PCMPEQB	X7, X11
+	POR	X8, X0
+	POR	X9, X1
+	POR	X10, X2
+	POR	X11, X3
+	MOVO	X0, X12
+	POR	X1, X12
+	POR	X2, X12
+	POR	X3, X12
+	PMOVMSKB	X12, AX
+	TESTL	AX, AX
+	JNZ	found64
+	ADDQ	$64, SI
+	SUBQ	$64, BX
+	JMP	loop64
+
+found64:
+	PMOVMSKB	X0, AX
+	TESTL	AX, AX
+	JNZ	bsf
+	ADDQ	$16, SI
+	PMOVMSKB	X1, AX
+	TESTL	AX, AX
+	JNZ	bsf
+	ADDQ	$16, SI
+	PMOVMSKB	X2, AX
+	TESTL	AX, AX
+	JNZ	bsf
+	ADDQ	$16, SI
+	PMOVMSKB	X3, AX
+
+bsf:
+	BSFL	AX, AX
+	SUBQ	DI, SI
+	ADDQ	SI, AX
+	MOVQ	AX, ret+24(FP)
+	RET
+
+loop16:
+	CMPQ	BX, $16
+	JB	tail
+	MOVOU	(SI), X0
+	MOVO	X0, X8
+	PCMPEQB	X6, X0
+	PCMPEQB	X7, X8
+	POR	X8, X0
+	PMOVMSKB	X0, AX
+	TESTL	AX, AX
+	JNZ	bsf
+	ADDQ	$16, SI
+	SUBQ	$16, BX
+	JMP	loop16
+
+tail:
+	TESTQ	BX, BX
+	JZ	none
+
+tailloop:
+	MOVBLZX	(SI), AX
+	CMPB	AL, $0x22
+	JEQ	tailfound
+	CMPB	AL, $0x0a
+	JEQ	tailfound
+	INCQ	SI
+	DECQ	BX
+	JNZ	tailloop
+
+none:
+	MOVQ	$-1, ret+24(FP)
+	RET
+
+tailfound:
+	SUBQ	DI, SI
+	MOVQ	SI, ret+24(FP)
+	RET
+
+// func indexQuoteOrNewlineAVX2(p []byte) int
+TEXT ·indexQuoteOrNewlineAVX2(SB), NOSPLIT, $0-32
+	MOVQ	p_base+0(FP), SI
+	MOVQ	p_len+8(FP), BX
+	MOVQ	SI, DI
+	MOVL	$0x22222222, AX
+	VMOVD	AX, X6
+	VPBROADCASTD	X6, Y6
+	MOVL	$0x0a0a0a0a, AX
+	VMOVD	AX, X7
+	VPBROADCASTD	X7, Y7
+
+avxloop64:
+	CMPQ	BX, $64
+	JB	avxloop32
+	VMOVDQU	(SI), Y0
+	VMOVDQU	32(SI), Y1
+	VPCMPEQB	Y6, Y0, Y2
+	VPCMPEQB	Y7, Y0, Y3
+	VPCMPEQB	Y6, Y1, Y4
+	VPCMPEQB	Y7, Y1, Y5
+	VPOR	Y2, Y3, Y2
+	VPOR	Y4, Y5, Y4
+	VPOR	Y2, Y4, Y5
+	VPMOVMSKB	Y5, AX
+	TESTL	AX, AX
+	JNZ	avxfound64
+	ADDQ	$64, SI
+	SUBQ	$64, BX
+	JMP	avxloop64
+
+avxfound64:
+	VPMOVMSKB	Y2, AX
+	TESTL	AX, AX
+	JNZ	avxbsf
+	ADDQ	$32, SI
+	VPMOVMSKB	Y4, AX
+
+avxbsf:
+	VZEROUPPER
+	BSFL	AX, AX
+	SUBQ	DI, SI
+	ADDQ	SI, AX
+	MOVQ	AX, ret+24(FP)
+	RET
+
+avxloop32:
+	CMPQ	BX, $32
+	JB	avxtail
+	VMOVDQU	(SI), Y0
+	VPCMPEQB	Y6, Y0, Y2
+	VPCMPEQB	Y7, Y0, Y3
+	VPOR	Y2, Y3, Y2
+	VPMOVMSKB	Y2, AX
+	TESTL	AX, AX
+	JNZ	avxbsf
+	ADDQ	$32, SI
+	SUBQ	$32, BX
+
+avxtail:
+	VZEROUPPER
+	TESTQ	BX, BX
+	JZ	avxnone
+
+avxtailloop:
+	MOVBLZX	(SI), AX
+	CMPB	AL, $0x22
+	JEQ	avxtailfound
+	CMPB	AL, $0x0a
+	JEQ	avxtailfound
+	INCQ	SI
+	DECQ	BX
+	JNZ	avxtailloop
+
+avxnone:
+	MOVQ	$-1, ret+24(FP)
+	RET
+
+avxtailfound:
+	SUBQ	DI, SI
+	MOVQ	SI, ret+24(FP)
+	RET

@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package monitor
+
+func indexQuoteOrNewlineWide(p []byte) int { return indexQuoteOrNewlineTwice(p) }

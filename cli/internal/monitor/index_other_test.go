@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package monitor
+
+func archIndexVersions() map[string]func([]byte) int { return nil }
