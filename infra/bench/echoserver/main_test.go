@@ -14,7 +14,7 @@ func TestServe(t *testing.T) {
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		``,
 		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}`,
-		`{"jsonrpc":"2.0","id":8,"method":"tools/call"}`, // built once for both
+		`{"jsonrpc":"2.0","id":8,"method":"tools/call"}`,   // built once for both
 		`{"jsonrpc":"2.0","id":"x","method":"tools/call"}`, // last line without newline
 	}, "\n")
 	for _, tc := range []struct {
