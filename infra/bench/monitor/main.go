@@ -238,6 +238,9 @@ type eventCount struct {
 type phaseResult struct {
 	Spec    phaseSpec             `json:"spec"`
 	Results map[string]*varResult `json:"results"`
+	// Steal is the share of the machine's CPU time that its hypervisor
+	// took while the phase measured (nil where /proc/stat has none).
+	Steal *float64 `json:"steal_share,omitempty"`
 }
 
 type varResult struct {
@@ -455,6 +458,7 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 	for i, pid := range pids {
 		cpu0[i], _ = taskCPU(pid)
 	}
+	machine0, haveMachine := readCPUTimes()
 	trip := func(i int, into [][]time.Duration) error {
 		d, err := procs[i].roundTrip(spec.Size)
 		into[i] = append(into[i], d)
@@ -506,6 +510,10 @@ func runPhase(ctx context.Context, echo string, spec phaseSpec, variants []*vari
 		cpu[i] = time.Duration(ns-cpu0[i]) / time.Duration(max(1, len(samples[i])+len(whole[i])))
 	}
 	pr := &phaseResult{Spec: spec, Results: map[string]*varResult{}}
+	if machine1, ok := readCPUTimes(); ok && haveMachine {
+		share := stealShare(machine0, machine1)
+		pr.Steal = &share
+	}
 	for i, v := range variants {
 		vr := &varResult{methodResult: methodResult{RoundTrip: summarize(samples[i])}, Messages: 2*procs[i].trips + 1}
 		if spec.Blocks > 0 {
@@ -691,7 +699,7 @@ func (r *Results) print(w io.Writer) {
 	labels := map[string]string{"direct": "direct pipe", "copy": "bare copy", "splice": "splice copy", "tee": "tee copy", "monitor": "kilometers monitor", "ship": "monitor + shipping"}
 	for _, ph := range r.Phases {
 		s := ph.Spec
-		fmt.Fprintf(w, "\nResult %s, interleaved: %d rounds x %d round trips per variant (after %d warm-up)\n", s.Name, s.Rounds, s.Per, s.Warmup)
+		fmt.Fprintf(w, "\nResult %s, interleaved: %d rounds x %d round trips per variant (after %d warm-up)%s\n", s.Name, s.Rounds, s.Per, s.Warmup, stealNote(ph.Steal))
 		fmt.Fprintf(w, "%-20s %10s %10s %11s %11s %9s %9s %9s %8s %9s\n", "VARIANT", "P50 RTT", "P99 RTT", "ADDED P50", "ADDED P99", "xBARE P50", "xBARE P99", "PEAK RSS", "EXIT", "CPU/TRIP")
 		for _, name := range r.Variants {
 			vr := ph.Results[name]
