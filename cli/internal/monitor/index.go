@@ -4,10 +4,10 @@ import "bytes"
 
 // indexQuoteOrNewline returns the index of the first '"' or '\n' in p, or
 // -1. Inside a long string the framer needs both (the string's end and
-// the line's) and finding them in one pass instead of two was worth a
-// third of the framer's time on a 1 MiB text result: this is the one
-// search of the relay's hot path that the standard library has no single
-// call for.
+// the line's), and one pass instead of two bytes.IndexByte took the
+// framer's time on a 1 MiB text result from 153-242 to 59-125 µs
+// (BenchmarkFramer1MiB/plain, BenchmarkIndexQuoteOrNewline): the one
+// search of the relay's hot path the standard library has no call for.
 func indexQuoteOrNewline(p []byte) int {
 	if len(p) < 32 {
 		return indexQuoteOrNewlineBytes(p)
