@@ -169,10 +169,12 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 	for {
 		select {
 		case l := <-p.lines:
+			large := l.pooled
 			p.take(l)
 			for more := true; more && len(p.out) < recordBatch; {
 				select {
 				case l := <-p.lines:
+					large = large || l.pooled
 					p.take(l)
 				default:
 					more = false
@@ -183,7 +185,12 @@ func (p *pipeline) run(ctx context.Context, stop <-chan sessionEnd) {
 			// a small machine that wake-up and the work it starts compete
 			// with the client and server for the very round trip being
 			// relayed. One wake-up per window instead of one per message.
-			time.Sleep(coalesceWindow)
+			// Not after a line at the payload cap: its work dwarfs a
+			// wake-up, and every large line left to pile up behind it
+			// holds a buffer of the cap until it is built.
+			if !large {
+				time.Sleep(coalesceWindow)
+			}
 		case <-holdTimer:
 			p.release()
 		case <-parkTimer:

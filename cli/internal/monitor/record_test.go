@@ -423,6 +423,54 @@ func testRecycledPrefixes(t *testing.T, size int) {
 	}
 }
 
+// The pipeline lets small lines gather for a window before it takes them,
+// but takes a line at the payload cap at once: in a burst of large results
+// every line left waiting holds a buffer of the cap.
+func TestCoalescingWindowSparesLargeLines(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int // of the message's text
+		// waits is whether a second line, offered while the pipeline is
+		// in its window after the first, stays queued until the window
+		// ends.
+		waits bool
+	}{
+		{"small", 100, true},
+		{"at the cap", 2 * DefaultPayloadCap, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pr := startNamedPipeline(t, "srv")
+				f := newFramer(s2c, DefaultPayloadCap, pr.p.pool, time.Now, pr.p.offer)
+				send := func(i int) {
+					msg := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"n":%d,"data":%q}}`+"\n", i, strings.Repeat("a", tc.size))
+					for p := []byte(msg); len(p) > 0; {
+						k := min(len(p), relayBufSize)
+						f.write(p[:k], time.Now())
+						p = p[k:]
+					}
+				}
+				start := time.Now()
+				send(0)
+				synctest.Wait()
+				send(1)
+				synctest.Wait()
+				if !time.Now().Equal(start) {
+					t.Fatalf("the bubble's clock moved: %v", time.Since(start))
+				}
+				queued := pr.p.queued.Load() > 0 || len(pr.p.lines) > 0
+				if queued != tc.waits {
+					t.Errorf("second line still queued within the window: %v, want %v", queued, tc.waits)
+				}
+				pr.end()
+				if n := len(pr.rec.events()); n != 2 {
+					t.Errorf("%d events recorded, want 2", n)
+				}
+			})
+		})
+	}
+}
+
 // The label is --name when given, else serverInfo.name, else the command's
 // name; the handshake's names are recorded in the session either way.
 func TestServerLabel(t *testing.T) {
