@@ -42,7 +42,8 @@ type partialRecord interface {
 const (
 	queueLines = 1024
 	// coalesceWindow is how long the pipeline lets lines gather after it
-	// took some; queueLines and queueBytes must hold a window's worth.
+	// took some, unless one was at the payload cap (see run); queueLines
+	// and queueBytes must hold a window's worth.
 	coalesceWindow = 2 * time.Millisecond
 	queueBytes     = 4 << 20
 	holdEvents     = 64
