@@ -3,6 +3,7 @@ package analysis
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"regexp"
 	"strings"
 	"sync"
@@ -367,11 +368,26 @@ func lowerByte(c byte) byte {
 // handed to scanState.at. The lowered copy the regexps need is made only
 // when an anchor of a rule that will run was found (see Session.lowered):
 // most large results have none.
+//
+// Where the CPU has a vector kernel for the pair test (pairCandidates), it
+// takes the positions 64 at a time and this loop only the last few.
 func scanBoth(text []byte) (lowMask, secretMask uint64, ascii bool) {
+	return scanBothWith(vectorPairs, text)
+}
+
+// scanBothWith is scanBoth with the vector kernel's tables, or with none.
+func scanBothWith(vt *pairTables, text []byte) (lowMask, secretMask uint64, ascii bool) {
 	t := &both.pairs
 	st := scanState{text: text}
 	var high uint64
 	i := 0
+	if vt != nil {
+		var nonASCII bool
+		i, nonASCII = st.vectorPass(vt)
+		if nonASCII {
+			high = highs
+		}
+	}
 	for ; i+9 <= len(text); i += 8 {
 		raw := binary.LittleEndian.Uint64(text[i:])
 		high |= raw
@@ -418,6 +434,30 @@ func scanBoth(text []byte) (lowMask, secretMask uint64, ascii bool) {
 type scanState struct {
 	text        []byte
 	low, secret uint64
+}
+
+// vectorPass hands at the positions that pairCandidates passes, 64 at a
+// time while 65 bytes are left, and returns where it stopped and whether a
+// byte before that was 0x80 or more.
+func (st *scanState) vectorPass(vt *pairTables) (int, bool) {
+	var out [64]uint64
+	text := st.text
+	i, high := 0, false
+	for {
+		n := min((len(text)-1-i)/64, len(out))
+		if n <= 0 {
+			return i, high
+		}
+		if pairCandidates(vt, text[i:i+64*n+1], out[:n]) {
+			high = true
+		}
+		for j, m := range out[:n] {
+			for ; m != 0; m &= m - 1 {
+				st.at(i + 64*j + bits.TrailingZeros64(m))
+			}
+		}
+		i += 64 * n
+	}
 }
 
 // at adds the anchors that start at i, a position whose lowered pair is in

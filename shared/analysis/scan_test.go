@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 )
@@ -156,19 +157,52 @@ func TestLowerASCIIEveryByte(t *testing.T) {
 	}
 }
 
-func BenchmarkRuleSetScan(b *testing.B) {
-	text := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog; ", 128<<10/45))
+// BenchmarkScanBoth is the anchor scan of a result's 128 KiB analysis
+// window on text of several shapes, with the vector kernel and without it
+// (and, on prose, the two scans apart that scanBoth replaced). Run with
+// go test ./shared/analysis -run '^$' -bench ScanBoth.
+func BenchmarkScanBoth(b *testing.B) {
+	fill := func(s string) []byte { return []byte(strings.Repeat(s, DefaultScanLimit/len(s)+1)[:DefaultScanLimit]) }
+	source, err := os.ReadFile("rules.go")
+	if err != nil {
+		b.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		b.Fatal(err)
+	}
+	shapes := []struct {
+		name string
+		text []byte
+	}{
+		{"prose", fill("The quick brown fox jumps over the lazy dog; ")},
+		{"one_letter", fill("x")},
+		{"go_source", fill(string(source))},
+		{"readme", fill(string(readme))},
+	}
+	for _, sh := range shapes {
+		b.Run(sh.name+"/go", func(b *testing.B) {
+			b.SetBytes(int64(len(sh.text)))
+			for b.Loop() {
+				scanBothWith(nil, sh.text)
+			}
+		})
+		if vectorPairs != nil {
+			b.Run(sh.name+"/vector", func(b *testing.B) {
+				b.SetBytes(int64(len(sh.text)))
+				for b.Loop() {
+					scanBothWith(vectorPairs, sh.text)
+				}
+			})
+		}
+	}
+	text := shapes[0].text
 	lower := lowerASCII(nil, text)
-	b.SetBytes(int64(len(text)))
-	b.Run("apart", func(b *testing.B) {
+	b.Run("prose/apart", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
 		for b.Loop() {
 			lowerRules.scan(lower)
 			secretSet.scan(text)
-		}
-	})
-	b.Run("both", func(b *testing.B) {
-		for b.Loop() {
-			scanBoth(text)
 		}
 	})
 }
@@ -197,22 +231,26 @@ func TestScanBothIsTheTwoScans(t *testing.T) {
 		}
 		text := []byte(sb.String())
 		lower, wantASCII := lowerText(nil, text)
-		low, sec, ascii := scanBoth(text)
-		if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws || ascii != wantASCII {
-			t.Fatalf("scanBoth(%q) = %x, %x, %v; the scans apart %x, %x, %v", text, low, sec, ascii, wl, ws, wantASCII)
+		wl, ws := lowerRules.scan(lower), secretSet.scan(text)
+		for name, vt := range scanBothPaths() {
+			if low, sec, ascii := scanBothWith(vt, text); low != wl || sec != ws || ascii != wantASCII {
+				t.Fatalf("%s: scanBoth(%q) = %x, %x, %v; the scans apart %x, %x, %v", name, text, low, sec, ascii, wl, ws, wantASCII)
+			}
 		}
 	}
 }
 
-// scanBoth looks positions up eight at a time, lowered in the register,
-// and filters them by trigram: every anchor of both sets, in either case,
-// must still be found at every offset around those eight, and as the
-// text's last bytes.
+// scanBoth looks positions up eight at a time in Go (64 at a time with the
+// vector kernel), lowered in the register, and filters them by trigram:
+// every anchor of both sets, in either case, must still be found at every
+// offset around those eight, across the kernel's blocks and its hand-over
+// to the Go loop, and as the text's last bytes.
 func TestScanBothFindsEveryAnchorAtEveryOffset(t *testing.T) {
+	paths := scanBothPaths()
 	for _, rs := range []*ruleSet{lowerRules, secretSet} {
 		for c := range 256 {
 			for _, a := range rs.byFirst[c] {
-				for at := range 18 {
+				for at := range 140 {
 					for _, tail := range []string{"", "x", strings.Repeat("y", 10)} {
 						lit := string(a.lit)
 						if rs == lowerRules && at%2 == 1 {
@@ -220,12 +258,15 @@ func TestScanBothFindsEveryAnchorAtEveryOffset(t *testing.T) {
 						}
 						text := []byte(strings.Repeat("x", at) + lit + tail)
 						lower := lowerASCII(nil, text)
-						low, sec, _ := scanBoth(text)
-						if wl, ws := lowerRules.scan(lower), secretSet.scan(text); low != wl || sec != ws {
-							t.Fatalf("scanBoth(%q) = %x, %x; the scans apart %x, %x", text, low, sec, wl, ws)
-						}
-						if (rs == lowerRules && low&a.bit == 0) || (rs == secretSet && sec&a.bit == 0) {
-							t.Fatalf("scanBoth(%q) misses the anchor %q", text, a.lit)
+						wl, ws := lowerRules.scan(lower), secretSet.scan(text)
+						for name, vt := range paths {
+							low, sec, _ := scanBothWith(vt, text)
+							if low != wl || sec != ws {
+								t.Fatalf("%s: scanBoth(%q) = %x, %x; the scans apart %x, %x", name, text, low, sec, wl, ws)
+							}
+							if (rs == lowerRules && low&a.bit == 0) || (rs == secretSet && sec&a.bit == 0) {
+								t.Fatalf("%s: scanBoth(%q) misses the anchor %q", name, text, a.lit)
+							}
 						}
 					}
 				}
@@ -238,13 +279,15 @@ func TestScanBothFindsEveryAnchorAtEveryOffset(t *testing.T) {
 // invisible-character check: one byte of 0x80 or more, at any offset around
 // their eight-byte words, must make them false.
 func TestLowerTextReportsASCII(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 8, 9, 17, 24} {
-		text := []byte(strings.Repeat("Ab~\x7f", 6)[:n])
+	for _, n := range []int{0, 1, 7, 8, 9, 17, 24, 64, 65, 66, 129, 200} {
+		text := []byte(strings.Repeat("Ab~\x7f", 50)[:n])
 		if _, ascii := lowerText(nil, text); !ascii {
 			t.Errorf("lowerText(%q) says not ASCII", text)
 		}
-		if _, _, ascii := scanBoth(text); !ascii {
-			t.Errorf("scanBoth(%q) says not ASCII", text)
+		for name, vt := range scanBothPaths() {
+			if _, _, ascii := scanBothWith(vt, text); !ascii {
+				t.Errorf("%s: scanBoth(%q) says not ASCII", name, text)
+			}
 		}
 		for at := range n {
 			for _, c := range []byte{0x80, 0xe2, 0xff} {
@@ -253,8 +296,10 @@ func TestLowerTextReportsASCII(t *testing.T) {
 				if _, ascii := lowerText(nil, b); ascii {
 					t.Errorf("lowerText(%q) says ASCII", b)
 				}
-				if _, _, ascii := scanBoth(b); ascii {
-					t.Errorf("scanBoth(%q) says ASCII", b)
+				for name, vt := range scanBothPaths() {
+					if _, _, ascii := scanBothWith(vt, b); ascii {
+						t.Errorf("%s: scanBoth(%q) says ASCII", name, b)
+					}
 				}
 			}
 		}
