@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/kilometers-ai/kilometers/shared/jsonstr"
 )
 
 // The rules run over text, not over JSON: a path hidden behind "\/" or
@@ -76,17 +78,11 @@ func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
 			return dst, i
 		case c != '\\':
 			// Copy the run of plain bytes up to the next quote or escape in
-			// one append: the common case. Eight bytes are tested at once,
-			// and no further than the limit lets dst grow: the run of a
-			// large result's text goes on for the whole prefix.
+			// one append: the common case. It is found no further than the
+			// limit lets dst grow: the run of a large result's text goes on
+			// for the whole prefix.
 			end := min(len(src), i+limit-len(dst))
-			j := i + 1
-			for j+8 <= end && specials(binary.LittleEndian.Uint64(src[j:])) == 0 {
-				j += 8
-			}
-			for j < end && src[j] != '"' && src[j] != '\\' {
-				j++
-			}
+			j := plainEnd(src[:end], i+1)
 			dst = append(dst, src[i:j]...)
 			i = j
 		default:
@@ -122,6 +118,27 @@ func decodeString(dst, src []byte, i, limit int) ([]byte, int) {
 		}
 	}
 	return dst, -1
+}
+
+// longRun is how many plain words a run of string bytes takes before its
+// readers hand the rest to jsonstr, whose vector kernel costs a call but
+// then reads 32 bytes at a time: most runs in JSON code end sooner.
+const longRun = 2
+
+// plainEnd returns the index of the first quote or backslash of src from
+// i, or len(src): eight bytes at a time in line for longRun
+// words, then jsonstr.PlainLen.
+func plainEnd(src []byte, i int) int {
+	for words := 0; i+8 <= len(src); words++ {
+		if words == longRun {
+			return i + jsonstr.PlainLen(src[i:])
+		}
+		if bad := jsonstr.Specials(binary.LittleEndian.Uint64(src[i:])); bad != 0 {
+			return i + bits.TrailingZeros64(bad)/8
+		}
+		i += 8
+	}
+	return i + jsonstr.PlainLen(src[i:])
 }
 
 // decodeUnicodeEscape decodes the hex digits of a \u escape at src[i:],
@@ -172,9 +189,9 @@ func hex4(src []byte, i int) (rune, bool) {
 // one character and a multi-byte UTF-8 sequence as one. It is the basis of
 // the token estimate and, unlike extractText, copies nothing.
 func countTextChars(src []byte) int64 {
-	// Most string bytes are neither quote nor backslash: eight such bytes
-	// are counted at once, so a large result costs a fraction of a
-	// byte-by-byte walk (the monitor counts every result it relays).
+	// Most string bytes are neither quote nor backslash: their runs are
+	// counted by jsonstr.PlainRunes, so a large result costs a fraction of
+	// a byte-by-byte walk (the monitor counts every result it relays).
 	var n int64
 	i := 0
 	for {
@@ -185,22 +202,27 @@ func countTextChars(src []byte) int64 {
 		var chars int64
 		j := i + q + 1
 	str:
-		for j < len(src) {
+		for words := 0; j < len(src); {
 			if j+8 <= len(src) {
-				// Count up to the first quote or backslash among the next
-				// eight bytes, eight at once when there is none.
+				// Count up to the first quote or backslash, eight bytes at
+				// once: most runs in JSON code end within a word or two. A
+				// run longer than that is left to jsonstr.PlainRunes, which
+				// takes 32 bytes at a time.
 				w := binary.LittleEndian.Uint64(src[j:])
-				sp := specials(w)
-				if sp == 0 {
-					chars += int64(8 - bits.OnesCount64(continuations(w)))
+				if bad := jsonstr.Specials(w); bad == 0 {
+					chars += int64(8 - bits.OnesCount64(jsonstr.Continuations(w)))
 					j += 8
+					if words++; words == longRun {
+						run, runes := jsonstr.PlainRunes(src[j:])
+						chars, j, words = chars+int64(runes), j+run, 0
+					}
 					continue
-				}
-				if k := bits.TrailingZeros64(sp) / 8; k > 0 {
-					chars += int64(k - bits.OnesCount64(continuations(w)&(1<<(8*k)-1)))
+				} else if k := bits.TrailingZeros64(bad) / 8; k > 0 {
+					chars += int64(k - bits.OnesCount64(jsonstr.Continuations(w)&(1<<(8*k)-1)))
 					j += k
 				}
 			}
+			words = 0
 			c := src[j]
 			switch {
 			case c == '"':
@@ -229,19 +251,6 @@ func countTextChars(src []byte) int64 {
 }
 
 const ones, highs = 0x0101010101010101, 0x8080808080808080
-
-// specials has the top bit set of the first byte of w (in memory order)
-// that is a quote or a backslash, and none below it; zero when there is
-// none. (The classic test for a zero byte, on w xor each: exact up to the
-// first match, which is all that is used.)
-func specials(w uint64) uint64 {
-	q, b := w^(ones*'"'), w^(ones*'\\')
-	return ((q-ones)&^q | (b-ones)&^b) & highs
-}
-
-// continuations has the top bit set of each byte of w that is a UTF-8
-// continuation byte (10xxxxxx).
-func continuations(w uint64) uint64 { return w &^ (w << 1) & highs }
 
 // lowerASCII writes the ASCII-lowercased src into dst (reused), keeping byte
 // offsets equal so a match in one is a match at the same place in the other.

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -31,6 +32,23 @@ func TestExtractText(t *testing.T) {
 				t.Errorf("extractText(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// extractText copies long runs of plain bytes in one step, stopping at the
+// limit: at every limit, across words and vector blocks, it is the prefix
+// of the whole text.
+func TestExtractTextLongRuns(t *testing.T) {
+	text := strings.Repeat("abcdéfgh 中 ", 30) + "\n\"q\"" + strings.Repeat("x", 100) + "\\"
+	src, err := json.Marshal(map[string]string{"t": text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := "t: " + text + "\n"
+	for limit := range len(full) + 2 {
+		if got, want := string(extractText(nil, src, limit)), full[:min(limit, len(full))]; got != want {
+			t.Fatalf("limit %d: extractText = %q, want %q", limit, got, want)
+		}
 	}
 }
 
@@ -84,10 +102,13 @@ func TestCountTextCharsAgreesByteByByte(t *testing.T) {
 	seed := rand.Uint64()
 	r := rand.New(rand.NewPCG(seed, 1))
 	alphabet := []byte(`"\u:{} ,abcdefgh` + "\xc3\xa9\xf0\x9f\x91\x8b\x80\n")
-	for k := range 2000 {
-		b := make([]byte, r.IntN(200))
+	for k := range 3000 {
+		// Dense and sparse special bytes: runs of a few bytes, and runs
+		// long enough for jsonstr's vector kernel.
+		density := []int{3, 60, 600}[k%3]
+		b := make([]byte, r.IntN(200*(k%3+1)))
 		for i := range b {
-			if r.IntN(3) == 0 {
+			if r.IntN(density) == 0 {
 				b[i] = alphabet[r.IntN(len(alphabet))]
 			} else {
 				b[i] = 'a' + byte(r.IntN(26))

@@ -85,28 +85,30 @@ func load8[T string | []byte](s T, i int) uint64 {
 // Append's attention, found eight bytes at a time, or the start of the
 // last few bytes (fewer than eight) when there is none before them. Plain
 // bytes are ASCII from 0x20 and neither a quote, a backslash nor, when
-// escapeHTML is set, <, > or &.
+// escapeHTML is set, <, > or &. A run that goes on past two words is left
+// to plain, whose vector kernel takes 32 bytes at a time; most runs in
+// JSON code end sooner, and a call would cost them more than it saves.
 func plainRun[T string | []byte](s T, i int, escapeHTML bool) int {
 	// Each test sets the top bit of the first byte it finds exactly (and
 	// perhaps of later ones): below 0x20, subtracting 0x20 borrows into a
 	// top bit that was clear (bytes with it set are caught by w itself),
 	// and borrows only run towards later bytes.
-	if escapeHTML {
-		for ; i+8 <= len(s); i += 8 {
-			w := load8(s, i)
-			bad := w | (w - ones*0x20) | zeroByte(w^(ones*'"')) | zeroByte(w^(ones*'\\')) |
-				zeroByte(w^(ones*'<')) | zeroByte(w^(ones*'>')) | zeroByte(w^(ones*'&'))
-			if bad &= highs; bad != 0 {
-				return i + bits.TrailingZeros64(bad)/8
-			}
-		}
-		return i
-	}
-	for ; i+8 <= len(s); i += 8 {
+	for words := 0; i+8 <= len(s); i += 8 {
 		w := load8(s, i)
 		bad := w | (w - ones*0x20) | zeroByte(w^(ones*'"')) | zeroByte(w^(ones*'\\'))
+		if escapeHTML {
+			bad |= zeroByte(w^(ones*'<')) | zeroByte(w^(ones*'>')) | zeroByte(w^(ones*'&'))
+		}
 		if bad &= highs; bad != 0 {
 			return i + bits.TrailingZeros64(bad)/8
+		}
+		if words++; words == 2 && haveVector && len(s)-i >= 8+32 {
+			stop := uint8(stopControl | stopHigh)
+			if escapeHTML {
+				stop |= stopHTML
+			}
+			n, _ := plain(bytesOf(s)[i+8:], stop)
+			return i + 8 + n
 		}
 	}
 	return i

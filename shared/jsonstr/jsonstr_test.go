@@ -41,13 +41,14 @@ func TestAppendMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// Append skips eight plain bytes at a time: every byte that needs an
-// escape, at every offset in and around such a word, must still get one.
+// Append skips eight plain bytes at a time, and a long run 32 at a time
+// with the vector kernel: every byte that needs an escape, at every offset
+// in and around such words and blocks, must still get one.
 func TestAppendFindsSpecialsAtEveryOffset(t *testing.T) {
 	for _, special := range []string{"\"", "\\", "\x00", "\x1f", "\n", "<", ">", "&", "\x7f", "\x80", "\xff",
 		"\u2028", "\u2029", "é", "\xed\xa0\x80", "\xe2\x82"} {
-		for at := range 20 {
-			check(t, strings.Repeat("a", at)+special+strings.Repeat("b", 20-at))
+		for at := range 120 {
+			check(t, strings.Repeat("a", at)+special+strings.Repeat("b", 20+at%50))
 			check(t, strings.Repeat(" ", at)+special+"~"+special+strings.Repeat("~", 20))
 		}
 	}

@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package jsonstr
+
+const haveVector = false
+
+func plainVector(s []byte, stop uint8) (n, leads int) { panic("jsonstr: no vector kernel") }
