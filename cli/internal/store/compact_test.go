@@ -52,6 +52,29 @@ func TestCompactStringRefusesTheRest(t *testing.T) {
 	}
 }
 
+// compactString takes runs eight bytes at a time: a control byte, an inner
+// quote or a backslash at any offset of a long run still decides, and an
+// unbroken run is still taken.
+func TestCompactStringLongRuns(t *testing.T) {
+	for at := range 130 {
+		run := strings.Repeat("x", at)
+		for _, bad := range []string{"\x1f", "\x00", "\n", `"`, `\`} {
+			p := []byte(`"` + run + bad + strings.Repeat("y", 60) + `"`)
+			checkCompactString(t, p)
+			if compactString(p) {
+				t.Errorf("compactString(%q) = true", p)
+			}
+		}
+		for _, good := range []string{"", `\n`, `\u00e9`, "é"} {
+			p := []byte(`"` + run + good + strings.Repeat("y", at%70) + `"`)
+			if !compactString(p) {
+				t.Errorf("compactString(%q) = false", p)
+			}
+			checkCompactString(t, p)
+		}
+	}
+}
+
 // Payloads that are not compact strings still go through json.Compact, and
 // what it cannot take is kept as a string: the line stays one valid line.
 func TestAppendPayloadCompactsTheRest(t *testing.T) {
