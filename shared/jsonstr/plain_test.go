@@ -1,21 +1,30 @@
 package jsonstr
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
-// plainByByte is plain one byte at a time: the definition.
+// plainByByte is plain one byte at a time: the definition, written as a
+// set of stop bytes.
 func plainByByte(s []byte, stop uint8) (n, leads int) {
-	for ; n < len(s); n++ {
-		c := s[n]
-		if c == '"' || c == '\\' || (stop&stopControl != 0 && c < 0x20) || (stop&stopHigh != 0 && c >= 0x80) ||
-			(stop&stopHTML != 0 && (c == '<' || c == '>' || c == '&')) {
-			return n, leads
+	stops := []byte{'"', '\\'}
+	if stop&stopHTML != 0 {
+		stops = append(stops, '<', '>', '&')
+	}
+	for c := range 256 {
+		if (stop&stopControl != 0 && c < ' ') || (stop&stopHigh != 0 && c > 0x7f) {
+			stops = append(stops, byte(c))
 		}
-		if c&0xC0 != 0x80 {
-			leads++
+	}
+	for n < len(s) && bytes.IndexByte(stops, s[n]) < 0 {
+		if !utf8.RuneStart(s[n]) {
+			leads--
 		}
+		n++
+		leads++
 	}
 	return n, leads
 }
