@@ -1,47 +1,109 @@
 package analysis
 
-// pairTables is union.pairs in a form a vector unit can look up 64
-// positions at a time with byte permutes of 128-entry tables (AVX-512
-// VBMI's VPERMI2B), where a 64 Kibit bitmap cannot be reached without a
-// load per position. The first bytes of the pairs fall into few classes of
-// equal rows and the second bytes into few classes of equal columns, so
-// the bitmap is a small matrix of classes:
+// pairTables let a vector unit test 64 positions of a text at a time for
+// the start of an anchor, with byte permutes of 128-entry tables (AVX-512
+// VBMI's VPERMI2B), where a bitmap of 64 Kibit cannot be reached without a
+// load per position. A position passes when its first two bytes begin a
+// short anchor (one or two bytes), or begin a longer anchor and its second
+// and third bytes are those of a longer anchor too:
 //
-//	pair (c0, c1) is in union.pairs  <=>  bit col(c1)&7 of
-//	    matrix[row(c0)*4 + col(c1)>>3]
+//	short(c0, c1) || long(c0, c1) && next(c1, c2)
 //
-// with row < 32 and col < 32. The tables are indexed by a text byte's low
-// seven bits and fold ASCII case, as the lowered pairs of scanBoth do.
-// A byte of 0x80 or more starts no anchor (newPairTables checks it), so the
-// kernel drops such positions; as a second byte it reads as its low seven
-// bits, which newPairTables checks can only pass more positions, never
-// fewer (scanState.at compares the anchors themselves).
+// That is a superset of the positions that start an anchor, which
+// scanState.at then checks exactly, and on code it passes two fifths of the
+// positions the first pair alone did (an anchor's first pair, "co" or
+// "se", is common in words its first three bytes are not).
+//
+// Each relation on pairs is a pairMatrix. The first bytes of the pairs
+// fall into few classes of equal rows and the second bytes into few of
+// equal columns, so a relation is a small matrix of classes:
+//
+//	rel(c0, c1)  <=>  bit col(c1)&7 of plane[row(c0)*4 + col(c1)>>3]
+//
+// with row < 32 and col < 32. The tables are indexed by a byte's low seven
+// bits and fold ASCII case, as the lowered text of scanBoth does. No
+// anchor has a byte of 0x80 or more (newPairTables checks it): the kernel
+// drops a position whose first byte is one, and as a later byte such a
+// byte reads as its low seven bits, which newPairTables checks can only
+// pass more positions, never fewer.
 type pairTables struct {
+	first  pairMatrix // planes: short, long
+	second pairMatrix // plane 0: next
+}
+
+// pairMatrix is one or two relations on pairs of bytes as class tables;
+// the layout is the kernel's (pairs_amd64.s).
+type pairMatrix struct {
 	row    [128]byte // row(c) * 4
 	colHi  [128]byte // col(c) >> 3
 	colBit [128]byte // 1 << (col(c) & 7)
-	matrix [128]byte
+	plane  [2][128]byte
 }
 
-// newPairTables builds u.pairs' tables, or reports false when its pairs
-// do not fit them: then scanBoth looks pairs up one at a time.
-func newPairTables(u *union) (*pairTables, bool) {
-	in := func(c0, c1 int) bool {
-		p := int(lowerByte(byte(c0))) | int(lowerByte(byte(c1)))<<8
-		return u.pairs[p>>6]&(1<<(p&63)) != 0
+// relation is a set of pairs of bytes, first byte low in the index.
+type relation [1 << 16 / 64]uint64
+
+func (r *relation) set(c0, c1 byte) { p := int(c0) | int(c1)<<8; r[p>>6] |= 1 << (p & 63) }
+
+func (r *relation) has(c0, c1 byte) bool {
+	p := int(lowerByte(c0)) | int(lowerByte(c1))<<8
+	return r[p>>6]&(1<<(p&63)) != 0
+}
+
+// anchorRelations are the short, long and next relations of the anchors
+// of the sets, lowered.
+func anchorRelations(sets ...*ruleSet) (short, long, next *relation) {
+	short, long, next = &relation{}, &relation{}, &relation{}
+	loweredAnchors(func(lit []byte) {
+		switch len(lit) {
+		case 1:
+			for c1 := range 256 {
+				short.set(lit[0], byte(c1))
+			}
+		case 2:
+			short.set(lit[0], lit[1])
+		default:
+			long.set(lit[0], lit[1])
+			next.set(lit[1], lit[2])
+		}
+	}, sets...)
+	return short, long, next
+}
+
+// newPairTables builds the tables of the anchors of the sets, or reports
+// false when they do not fit: then scanBoth looks pairs up one at a time.
+func newPairTables(sets ...*ruleSet) (*pairTables, bool) {
+	short, long, next := anchorRelations(sets...)
+	t := &pairTables{}
+	if !t.first.build(short, long) || !t.second.build(next) {
+		return nil, false
+	}
+	return t, true
+}
+
+// build fills m with the relations, one per plane, or reports false when
+// they do not fit or have a pair that the kernel would not pass.
+func (m *pairMatrix) build(rels ...*relation) bool {
+	in := func(c0, c1 int) (k uint8) {
+		for i, r := range rels {
+			if r.has(byte(c0), byte(c1)) {
+				k |= 1 << i
+			}
+		}
+		return k
 	}
 	for c0 := 128; c0 < 256; c0++ {
 		for c1 := range 256 {
-			if in(c0, c1) {
-				return nil, false
+			if in(c0, c1) != 0 {
+				return false
 			}
 		}
 	}
-	// Class ids by first appearance, keyed by the row's (or column's)
-	// bits over the 128 bytes the tables index.
-	classes := func(key func(c int) [2]uint64) ([128]int, int) {
+	// Class ids by first appearance, keyed by a row's (or column's)
+	// planes over the 128 bytes the tables index.
+	classes := func(key func(c int) [4]uint64) ([128]int, int) {
 		var ids [128]int
-		seen := map[[2]uint64]int{}
+		seen := map[[4]uint64]int{}
 		for c := range 128 {
 			k := key(c)
 			id, ok := seen[k]
@@ -53,67 +115,74 @@ func newPairTables(u *union) (*pairTables, bool) {
 		}
 		return ids, len(seen)
 	}
-	rows, nrows := classes(func(c0 int) (k [2]uint64) {
-		for c1 := range 128 {
-			if in(c0, c1) {
-				k[c1>>6] |= 1 << (c1 & 63)
+	key := func(rel func(a, b int) uint8) func(c int) [4]uint64 {
+		return func(c int) (k [4]uint64) {
+			for other := range 128 {
+				v := uint64(rel(c, other))
+				k[other>>5] |= v << (other & 31 * 2)
 			}
+			return k
 		}
-		return k
-	})
-	cols, ncols := classes(func(c1 int) (k [2]uint64) {
-		for c0 := range 128 {
-			if in(c0, c1) {
-				k[c0>>6] |= 1 << (c0 & 63)
-			}
-		}
-		return k
-	})
-	if nrows > 32 || ncols > 32 {
-		return nil, false
 	}
-	t := &pairTables{}
+	rows, nrows := classes(key(in))
+	cols, ncols := classes(key(func(c1, c0 int) uint8 { return in(c0, c1) }))
+	if nrows > 32 || ncols > 32 {
+		return false
+	}
 	for c := range 128 {
-		t.row[c] = byte(rows[c] * 4)
-		t.colHi[c] = byte(cols[c] >> 3)
-		t.colBit[c] = 1 << (cols[c] & 7)
+		m.row[c] = byte(rows[c] * 4)
+		m.colHi[c] = byte(cols[c] >> 3)
+		m.colBit[c] = 1 << (cols[c] & 7)
 	}
 	for c0 := range 128 {
 		for c1 := range 128 {
-			if in(c0, c1) {
-				t.matrix[rows[c0]*4+cols[c1]>>3] |= 1 << (cols[c1] & 7)
+			for i := range rels {
+				if in(c0, c1)&(1<<i) != 0 {
+					m.plane[i][rows[c0]*4+cols[c1]>>3] |= 1 << (cols[c1] & 7)
+				}
 			}
 		}
 	}
 	// A second byte of 0x80 or more reads as its low seven bits.
 	for c0 := range 128 {
 		for c1 := 128; c1 < 256; c1++ {
-			if in(c0, c1) && !t.has(byte(c0), byte(c1)) {
-				return nil, false
+			for i, r := range rels {
+				if r.has(byte(c0), byte(c1)) && !m.has(i, byte(c0), byte(c1)) {
+					return false
+				}
 			}
 		}
 	}
-	return t, true
+	return true
 }
 
-// has is what the kernel computes for one position whose first byte is
-// below 0x80.
-func (t *pairTables) has(c0, c1 byte) bool {
-	return t.matrix[t.row[c0&127]+t.colHi[c1&127]]&t.colBit[c1&127] != 0
+// has is what the kernel computes for plane i at one position whose first
+// byte is below 0x80.
+func (m *pairMatrix) has(i int, c0, c1 byte) bool {
+	return m.plane[i][m.row[c0&127]+m.colHi[c1&127]]&m.colBit[c1&127] != 0
+}
+
+// pass is what the kernel computes for one position: whether c0, c1, c2
+// may start an anchor.
+func (t *pairTables) pass(c0, c1, c2 byte) bool {
+	if c0 >= 0x80 {
+		return false
+	}
+	return t.first.has(0, c0, c1) || t.first.has(1, c0, c1) && t.second.has(0, c1, c2)
 }
 
 // pairCandidatesGeneric is the kernel in Go, for the tests: out[j] gets a
-// bit for each position of text[64j:64j+64] whose pair passes t, with
-// len(text) = 64*len(out)+1; it reports whether one of those positions'
+// bit for each position of text[64j:64j+64] that t passes, with
+// len(text) = 64*len(out)+2; it reports whether one of those positions'
 // bytes is 0x80 or more.
 func pairCandidatesGeneric(t *pairTables, text []byte, out []uint64) (high bool) {
 	var or byte
 	for j := range out {
 		var m uint64
 		for b := range 64 {
-			c0, c1 := text[64*j+b], text[64*j+b+1]
-			or |= c0
-			if c0 < 0x80 && t.has(c0, c1) {
+			i := 64*j + b
+			or |= text[i]
+			if t.pass(text[i], text[i+1], text[i+2]) {
 				m |= 1 << b
 			}
 		}

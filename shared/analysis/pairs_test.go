@@ -5,21 +5,39 @@ import (
 	"testing"
 )
 
-// The rules' pairs fit the vector kernel's tables, and the tables pass
-// exactly the pairs of union.pairs, with a second byte of 0x80 or more
-// passing at least those.
-func TestPairTablesAreThePairs(t *testing.T) {
-	pt, ok := newPairTables(both)
+// The rules' anchors fit the vector kernel's tables, and each matrix
+// holds exactly its relation, a second byte of 0x80 or more passing at
+// least what the relation has; short and long together are union.pairs.
+func TestPairTablesAreTheRelations(t *testing.T) {
+	pt, ok := newPairTables(lowerRules, secretSet)
 	if !ok {
-		t.Fatal("the rules' pairs no longer fit the vector kernel's tables: scanBoth would lose its kernel")
+		t.Fatal("the rules' anchors no longer fit the vector kernel's tables: scanBoth would lose its kernel")
 	}
-	for c0 := range 128 {
+	short, long, next := anchorRelations(lowerRules, secretSet)
+	for _, m := range []struct {
+		name string
+		rel  *relation
+		got  func(c0, c1 byte) bool
+	}{
+		{"short", short, func(c0, c1 byte) bool { return pt.first.has(0, c0, c1) }},
+		{"long", long, func(c0, c1 byte) bool { return pt.first.has(1, c0, c1) }},
+		{"next", next, func(c0, c1 byte) bool { return pt.second.has(0, c0, c1) }},
+	} {
+		for c0 := range 128 {
+			for c1 := range 256 {
+				want, got := m.rel.has(byte(c0), byte(c1)), m.got(byte(c0), byte(c1))
+				if got != want && (c1 < 128 || want) {
+					t.Fatalf("%s %q: tables say %v, the relation %v", m.name, []byte{byte(c0), byte(c1)}, got, want)
+				}
+			}
+		}
+	}
+	for c0 := range 256 {
 		for c1 := range 256 {
 			p := int(lowerByte(byte(c0))) | int(lowerByte(byte(c1)))<<8
-			want := both.pairs[p>>6]&(1<<(p&63)) != 0
-			got := pt.has(byte(c0), byte(c1))
-			if got != want && (c1 < 128 || want) {
-				t.Fatalf("pair %q: tables say %v, union.pairs %v", []byte{byte(c0), byte(c1)}, got, want)
+			inUnion := both.pairs[p>>6]&(1<<(p&63)) != 0
+			if either := short.has(byte(c0), byte(c1)) || long.has(byte(c0), byte(c1)); either != inUnion {
+				t.Fatalf("pair %q: short or long %v, union.pairs %v", []byte{byte(c0), byte(c1)}, either, inUnion)
 			}
 		}
 	}
@@ -27,26 +45,28 @@ func TestPairTablesAreThePairs(t *testing.T) {
 
 // pairCandidates (the vector kernel where the CPU has one) marks exactly
 // the positions pairCandidatesGeneric does, on text in any case with bytes
-// of 0x80 and more, at every length of up to 64 blocks.
+// of 0x80 and more, at every length of up to 64 blocks; and those include
+// every position the relations say may start an anchor.
 func TestPairCandidates(t *testing.T) {
-	pt, ok := newPairTables(both)
+	pt, ok := newPairTables(lowerRules, secretSet)
 	if !ok {
-		t.Fatal("the rules' pairs do not fit the tables")
+		t.Fatal("the rules' anchors do not fit the tables")
 	}
-	alphabet := []byte("aAcCdDeEnNoOpPrRsStTxX.:/_<( \n\"\\\x00\x7f\x80\xc3\xa9\xff")
+	short, long, next := anchorRelations(lowerRules, secretSet)
+	alphabet := []byte("aAcCdDeEiInNoOpPrRsStTxXkK.:/_<( \n\"\\\x00\x7f\x80\xc3\xa9\xff")
 	rng := rand.New(rand.NewPCG(3, 4))
 	for blocks := 1; blocks <= 64; blocks++ {
-		text := make([]byte, 64*blocks+1)
+		text := make([]byte, 64*blocks+2)
 		for i := range text {
 			text[i] = alphabet[rng.IntN(len(alphabet))]
 		}
 		want := make([]uint64, blocks)
 		wantHigh := pairCandidatesGeneric(pt, text, want)
 		for i := range 64 * blocks {
-			p := int(lowerByte(text[i])) | int(lowerByte(text[i+1]))<<8
-			exact := both.pairs[p>>6]&(1<<(p&63)) != 0
-			if marked := want[i/64]&(1<<(i%64)) != 0; exact && !marked {
-				t.Fatalf("blocks %d: position %d (%q) is a pair but not marked", blocks, i, text[i:i+2])
+			c0, c1, c2 := text[i], text[i+1], text[i+2]
+			may := short.has(c0, c1) || long.has(c0, c1) && next.has(c1, c2)
+			if marked := want[i/64]&(1<<(i%64)) != 0; may && !marked {
+				t.Fatalf("blocks %d: position %d (%q) may start an anchor but is not marked", blocks, i, text[i:i+3])
 			}
 		}
 		got := make([]uint64, blocks)
@@ -58,12 +78,13 @@ func TestPairCandidates(t *testing.T) {
 				t.Fatalf("blocks %d, block %d: %064b, want %064b", blocks, j, got[j], want[j])
 			}
 		}
-		// All ASCII: no high byte reported, and only the last byte (which
-		// no position of the blocks starts at) is free to be anything.
+		// All ASCII: no high byte reported, and only the last two bytes
+		// (which no position of the blocks starts at) are free to be
+		// anything.
 		for i := range text[:64*blocks] {
 			text[i] &= 0x7f
 		}
-		text[64*blocks] = 0xff
+		text[64*blocks], text[64*blocks+1] = 0xff, 0x80
 		if pairCandidates(pt, text, got) || pairCandidatesGeneric(pt, text, want) {
 			t.Fatalf("blocks %d: ASCII text reported as having a high byte", blocks)
 		}

@@ -318,32 +318,39 @@ type union struct {
 
 var both = newUnion(lowerRules, secretSet)
 
-func newUnion(lowered, exact *ruleSet) *union {
-	u := &union{}
-	set := func(t *[1 << 16 / 64]uint64, b uint32) { t[b>>6] |= 1 << (b & 63) }
-	for _, rs := range []*ruleSet{lowered, exact} {
+// loweredAnchors calls f with every anchor of the sets, ASCII-lowercased.
+func loweredAnchors(f func(lit []byte), sets ...*ruleSet) {
+	for _, rs := range sets {
 		for c := range 256 {
 			for _, a := range rs.byFirst[c] {
 				lit := []byte(string(a.lit))
 				for i := range lit {
 					lit[i] = lowerByte(lit[i])
 				}
-				switch len(lit) {
-				case 1:
-					for next := range uint32(256) {
-						set(&u.pairs, uint32(lit[0])|next<<8)
-						set(&u.short, uint32(lit[0])|next<<8)
-					}
-				case 2:
-					set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
-					set(&u.short, uint32(lit[0])|uint32(lit[1])<<8)
-				default:
-					set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
-					set(&u.trigrams, trigramBit(uint32(lit[0])|uint32(lit[1])<<8|uint32(lit[2])<<16))
-				}
+				f(lit)
 			}
 		}
 	}
+}
+
+func newUnion(lowered, exact *ruleSet) *union {
+	u := &union{}
+	set := func(t *[1 << 16 / 64]uint64, b uint32) { t[b>>6] |= 1 << (b & 63) }
+	loweredAnchors(func(lit []byte) {
+		switch len(lit) {
+		case 1:
+			for next := range uint32(256) {
+				set(&u.pairs, uint32(lit[0])|next<<8)
+				set(&u.short, uint32(lit[0])|next<<8)
+			}
+		case 2:
+			set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
+			set(&u.short, uint32(lit[0])|uint32(lit[1])<<8)
+		default:
+			set(&u.pairs, uint32(lit[0])|uint32(lit[1])<<8)
+			set(&u.trigrams, trigramBit(uint32(lit[0])|uint32(lit[1])<<8|uint32(lit[2])<<16))
+		}
+	}, lowered, exact)
 	return u
 }
 
@@ -437,18 +444,18 @@ type scanState struct {
 }
 
 // vectorPass hands at the positions that pairCandidates passes, 64 at a
-// time while 65 bytes are left, and returns where it stopped and whether a
+// time while 66 bytes are left, and returns where it stopped and whether a
 // byte before that was 0x80 or more.
 func (st *scanState) vectorPass(vt *pairTables) (int, bool) {
 	var out [64]uint64
 	text := st.text
 	i, high := 0, false
 	for {
-		n := min((len(text)-1-i)/64, len(out))
+		n := min((len(text)-2-i)/64, len(out))
 		if n <= 0 {
 			return i, high
 		}
-		if pairCandidates(vt, text[i:i+64*n+1], out[:n]) {
+		if pairCandidates(vt, text[i:i+64*n+2], out[:n]) {
 			high = true
 		}
 		for j, m := range out[:n] {
