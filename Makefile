@@ -44,7 +44,7 @@ test-deploy:
 	@if [ -x infra/checks/run.sh ]; then infra/checks/run.sh; else echo "test-deploy: infra/checks/run.sh not present"; exit 1; fi
 
 ## bench: side-by-side benchmarks (monitor vs bare copy; ingest vs COPY; stats at 1M/10M);
-## BENCH_QUICK=1 for a smoke run, BENCH_ONLY=monitor|postgres for one half (docs/performance.md)
+## BENCH_QUICK=1 for a smoke run, BENCH_ONLY=monitor|postgres|dashboard|kernels|store for one part (docs/performance.md)
 bench: build
 	$(WITH_PG) infra/local/bench.sh
 

@@ -4,7 +4,8 @@
 # backend's (ingest through the HTTP handler vs raw COPY; /api/stats at 1M
 # and 10M events), each measured side by side in one run; and the
 # dashboard's first render over 100,000 events in a real headless Chromium
-# (floor: under 1 s; needs the chromium package); and the local store's
+# (floor: under 1 s; needs the chromium package); the analysis's and
+# jsonstr's vector kernels beside their Go loops (floor: 1.5x); and the local store's
 # `kilometers stats` and a no-match `kilometers activity` over 1M events
 # (floor: under 100 ms each).
 #
@@ -14,7 +15,7 @@
 #   BENCH_QUICK=1  a smoke run in about a minute: same code paths, figures
 #                  not meaningful.
 #   BENCH_JSON=1   each half prints one JSON document instead of tables.
-#   BENCH_ONLY=monitor|postgres|dashboard|store   run one part.
+#   BENCH_ONLY=monitor|postgres|dashboard|kernels|store   run one part.
 #   BENCH_SCALE=N  also time the backend with N events stored for one tenant
 #                  (after 1M and 10M), e.g. 100000000. Loading took about a
 #                  minute and 0.6 GB of disk per million events on a loaded
@@ -82,6 +83,43 @@ if [ -z "$only" ] || [ "$only" = dashboard ]; then
     ms=$(echo "$out" | awk '/^BenchmarkFirstRender/ { for (i = 1; i < NF; i++) if ($(i+1) == "render-ms") print $i }')
     echo "dashboard: first render over 100,000 events: ${ms} ms (floor 1000 ms)" >&2
     awk -v ms="$ms" 'BEGIN { exit !(ms != "" && ms < 1000) }' || note 1
+  fi
+fi
+
+if [ -z "$only" ] || [ "$only" = kernels ]; then
+  echo >&2
+  # The vector kernels of the analysis window's anchor scan and of long
+  # plain runs, each beside its Go loop in one run: where the CPU has
+  # them, each must be at least 1.5x as fast on every shape of text.
+  echo "== kernels: go test -bench 'ScanBoth|PlainRunes' ./shared/analysis ./shared/jsonstr" >&2
+  benchtime=1s
+  [ ${#quick[@]} -gt 0 ] && benchtime=100x
+  out=$(go test -run '^$' -bench 'ScanBoth|PlainRunes' -benchtime "$benchtime" ./shared/analysis ./shared/jsonstr 2>&1)
+  rc=$?
+  echo "$out" | grep -E '^(Benchmark|ok|FAIL|---)' >&2
+  if [ $rc -ne 0 ]; then
+    note 2
+  else
+    echo "$out" | awk '
+      /^Benchmark(ScanBoth|PlainRunes)\// {
+        name = $1; sub(/-[0-9]+$/, "", name); n = split(name, p, "/")
+        shape = p[1] "/" p[2]; path = p[n]; if (n == 2) { shape = p[1]; path = p[2] }
+        for (i = 1; i < NF; i++) if ($(i+1) == "ns/op") ns[shape, path] = $i
+        shapes[shape] = 1
+      }
+      END {
+        bad = 0; seen = 0
+        for (s in shapes) {
+          vec = ns[s, "vector"]
+          if (ns[s, "go"] == "" || vec == "") continue
+          seen++
+          r = ns[s, "go"] / vec
+          printf "kernels: %-28s Go %9.0f ns, kernel %9.0f ns: %.1fx (floor 1.5x)\n", s, ns[s, "go"], vec, r > "/dev/stderr"
+          if (r < 1.5) bad = 1
+        }
+        if (seen == 0) print "kernels: this CPU has no vector kernel (AVX-512 VBMI, AVX2): nothing to compare" > "/dev/stderr"
+        exit bad
+      }' || note 1
   fi
 fi
 
