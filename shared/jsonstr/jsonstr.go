@@ -1,7 +1,10 @@
 // Package jsonstr encodes strings as JSON exactly the way encoding/json
 // does, without reflection or allocation: the CLI writes every event it
 // records and every payload it redacts through it, and tests hold both to
-// encoding/json's bytes.
+// encoding/json's bytes. It also finds, for readers of JSON text, where a
+// string's run of plain bytes ends (PlainLen, PlainRunes, Specials): the
+// analysis decodes and counts every large result that way, with a vector
+// kernel where the CPU has one.
 package jsonstr
 
 import (
