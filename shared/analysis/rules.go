@@ -377,10 +377,19 @@ func lowerByte(c byte) byte {
 // most large results have none.
 //
 // Where the CPU has a vector kernel for the pair test (pairCandidates), it
-// takes the positions 64 at a time and this loop only the last few.
+// takes the positions 64 at a time and this loop only the last few, in a
+// text of vectorMin bytes or more: the text of most messages is a few
+// hundred bytes, which the loop scans in well under a microsecond, and
+// some CPUs lower their clock for a while after 512-bit instructions.
 func scanBoth(text []byte) (lowMask, secretMask uint64, ascii bool) {
+	if len(text) < vectorMin {
+		return scanBothWith(nil, text)
+	}
 	return scanBothWith(vectorPairs, text)
 }
+
+// vectorMin is the shortest text scanBoth hands to the vector kernel.
+const vectorMin = 1 << 10
 
 // scanBothWith is scanBoth with the vector kernel's tables, or with none.
 func scanBothWith(vt *pairTables, text []byte) (lowMask, secretMask uint64, ascii bool) {
