@@ -32,22 +32,17 @@ func PlainRunes(s []byte) (n, runes int) {
 }
 
 // plain returns the length of the prefix of s free of the quote, the
-// backslash and the bytes of stop, and how many of the
-// prefix's bytes are not continuation bytes. The first two words are
-// tested in Go: the runs of JSON code end within them, and that costs less
-// than a call. Past them the vector kernel takes whole 32-byte blocks, and
-// Go the rest.
+// backslash and the bytes of stop, and how many of the prefix's bytes are
+// not continuation bytes. Its callers have tested a run's first words in
+// line already, so the vector kernel takes whole 32-byte blocks at once,
+// and Go the rest.
 func plain(s []byte, stop uint8) (int, int) {
-	n, leads, found := plainWords(s[:min(len(s), 16)], 0, 0, stop)
-	if found {
-		return n, leads
-	}
-	if haveVector && len(s)-n >= 32 {
-		m, l := plainVector(s[n:], stop)
-		if m < (len(s)-n)&^31 {
-			return n + m, leads + l
+	n, leads := 0, 0
+	if haveVector && len(s) >= 32 {
+		n, leads = plainVector(s, stop)
+		if n < len(s)&^31 {
+			return n, leads
 		}
-		n, leads = n+m, leads+l
 	}
 	return plainGo(s, n, leads, stop)
 }
