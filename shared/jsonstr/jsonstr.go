@@ -4,7 +4,9 @@
 // encoding/json's bytes. It also finds, for readers of JSON text, where a
 // string's run of plain bytes ends (PlainLen, PlainRunes, Specials): the
 // analysis decodes and counts every large result that way, with a vector
-// kernel where the CPU has one.
+// kernel where the CPU has one. And it decodes strings as encoding/json's
+// Unmarshal does (Unquote, AppendDecoded), for the monitor's method and
+// tool names and the redaction of escaped keys and values.
 package jsonstr
 
 import (

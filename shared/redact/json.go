@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/jsonstr"
@@ -158,7 +157,7 @@ func (w *walker) walk() error {
 				secret = sensitiveKey(body)
 				w.putQuoted(body)
 			} else {
-				scratch = appendUnquoted(scratch[:0], body)
+				scratch = jsonstr.AppendDecoded(scratch[:0], body)
 				secret = sensitiveKey(scratch)
 				w.putQuoted(scratch)
 			}
@@ -232,7 +231,7 @@ func (w *walker) stringValue(body []byte, flags byte, secret bool, scratch []byt
 	if !w.emit && flags&escNeedle == 0 && needleMask(w.idx, body) == 0 {
 		return scratch
 	}
-	scratch = appendUnquoted(scratch[:0], body)
+	scratch = jsonstr.AppendDecoded(scratch[:0], body)
 	mask := needleMask(w.idx, scratch)
 	switch {
 	case mask == 0:
@@ -342,7 +341,7 @@ func scanString(d []byte, i int) (int, byte, error) {
 				flags |= escNeedle
 				for k := 0; k < 4; k++ {
 					j++
-					if j == len(d) || unhex(d[j]) < 0 {
+					if j == len(d) || !jsonstr.IsHex(d[j]) {
 						return 0, 0, syntaxError(d, j)
 					}
 				}
@@ -413,77 +412,6 @@ func skipDigits(d []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-func unhex(c byte) rune {
-	switch {
-	case '0' <= c && c <= '9':
-		return rune(c - '0')
-	case 'a' <= c && c <= 'f':
-		return rune(c - 'a' + 10)
-	case 'A' <= c && c <= 'F':
-		return rune(c - 'A' + 10)
-	}
-	return -1
-}
-
-// hex4 decodes the four hex digits of a \u escape that scanString checked.
-func hex4(b []byte) rune {
-	return unhex(b[0])<<12 | unhex(b[1])<<8 | unhex(b[2])<<4 | unhex(b[3])
-}
-
-// appendUnquoted appends the text of a string body that scanString
-// accepted, decoded as encoding/json decodes it: a \u escape of a lone or
-// badly paired surrogate and every byte of invalid UTF-8 become U+FFFD.
-func appendUnquoted(dst, body []byte) []byte {
-	for i := 0; i < len(body); {
-		c := body[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(body[i:])
-			dst = utf8.AppendRune(dst, r)
-			i += size
-			continue
-		}
-		if c != '\\' {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		switch e := body[i+1]; e {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(body[i+2:])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				// A pair is two escapes; anything else is not a character.
-				next := rune(-1)
-				if i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
-					next = hex4(body[i+2:])
-				}
-				if pair := utf16.DecodeRune(r, next); pair != utf8.RuneError {
-					r = pair
-					i += 6
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, e)
-		}
-		i += 2
-	}
-	return dst
 }
 
 // appendQuoted appends s as a JSON string the way encoding/json's Encoder

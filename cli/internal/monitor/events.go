@@ -368,13 +368,7 @@ func idText(raw []byte) string {
 // unquote decodes a JSON string as captured by the scanner; anything else
 // (a number, a literal, an unusable string) gives "".
 func unquote(raw []byte) string {
-	if len(raw) < 2 || raw[0] != '"' {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
+	s, _ := jsonstr.Unquote(raw)
 	return s
 }
 
