@@ -23,11 +23,13 @@ package monitor
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -216,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		an = *cfg.Analysis
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
-	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), NewID, an, pool)
+	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), eventIDs(), an, pool)
 	p.alerts = cfg.Stderr
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
@@ -357,6 +359,23 @@ func capWarnings(ws []string) []string {
 // NewID returns a new UUIDv7, the form of every session and event id the
 // monitor makes. NewV7 cannot fail: crypto/rand never returns an error.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// eventIDs returns a maker of UUIDv7s for one session's events, safe for
+// concurrent use. Their random bits come from a ChaCha8 stream seeded once
+// from crypto/rand, as unguessable as NewID's: taking each id's bits from
+// the operating system through crypto/rand put a system call, or the
+// FIPS generator's code, on the path of every message.
+func eventIDs() func() string {
+	var seed [32]byte
+	crand.Read(seed[:]) // cannot fail, as for NewID
+	var mu sync.Mutex
+	r := rand.NewChaCha8(seed)
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return uuid.Must(uuid.NewV7FromReader(r)).String()
+	}
+}
 
 // lockedWriter serializes writes to a writer that is not safe for
 // concurrent use.
