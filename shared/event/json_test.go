@@ -120,3 +120,54 @@ func BenchmarkSegmentioAppend(b *testing.B) {
 		}
 	}
 }
+
+func TestAppendSessionJSONMatchesJSONMarshal(t *testing.T) {
+	start := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
+	end, code := start.Add(time.Minute), -1
+	odd := "quote \" backslash \\ controls \x00\x1f\x7f <&> invalid \xff line sep \u2028 é 🚀"
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		s    Session
+		ok   bool
+	}{
+		{"zero", Session{}, true},
+		{"started", Session{ID: "s", Server: "files", StartedAt: start}, true},
+		{"ended", Session{ID: "s", StartedAt: start, EndedAt: &end, ExitCode: &code, DroppedEvents: 3}, true},
+		{"odd strings", Session{ID: odd, Server: odd, ServerName: odd, ServerVersion: odd, ClientName: odd, ClientVersion: odd,
+			ProtocolVersion: odd, Command: []string{odd, ""}, Host: odd, Warnings: []string{odd}}, true},
+		{"empty lists", Session{ID: "s", Command: []string{}, Warnings: []string{}}, true},
+		{"offset zone", Session{ID: "s", StartedAt: start.In(time.FixedZone("x", 5*3600+1800))}, true},
+		{"year 10000 start", Session{StartedAt: far}, false},
+		{"year 10000 end", Session{EndedAt: &far}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := AppendSessionJSON([]byte("prefix:"), &tt.s)
+			want, err := json.Marshal(&tt.s)
+			if ok != tt.ok || ok != (err == nil) {
+				t.Fatalf("ok = %v, want %v (json.Marshal: %v)", ok, tt.ok, err)
+			}
+			if ok && string(got) != "prefix:"+string(want) {
+				t.Errorf("got  %s\nwant prefix:%s", got, want)
+			}
+		})
+	}
+}
+
+// As TestAppendJSONEncodesEveryField, for Session.
+func TestAppendSessionJSONEncodesEveryField(t *testing.T) {
+	var s Session
+	eventtest.FillNonZero(t, &s, time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC))
+	got, ok := AppendSessionJSON(nil, &s)
+	if !ok {
+		t.Fatalf("AppendSessionJSON refused %+v", s)
+	}
+	want, err := json.Marshal(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("AppendSessionJSON does not write every field of Session:\ngot  %s\nwant %s", got, want)
+	}
+}

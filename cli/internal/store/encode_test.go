@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilometers-ai/kilometers/shared/activity"
 	"github.com/kilometers-ai/kilometers/shared/event"
+	"github.com/kilometers-ai/kilometers/shared/event/eventtest"
 )
 
 // oddStrings are the strings whose JSON escaping differs between careless
@@ -268,5 +269,58 @@ func TestRecordWritesTheEncodedLines(t *testing.T) {
 	}
 	if len(page.Events) != len(evs) {
 		t.Fatalf("read %d events, want %d", len(page.Events), len(evs))
+	}
+}
+
+// A segment's index and its session lines are written by hand too; they
+// must be what json.Marshal writes, which is what their readers decode.
+func TestAppendMetaMatchesJSONMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
+	end, code := at.Add(time.Hour), 1
+	var full segMeta
+	eventtest.FillNonZero(t, &full, at)
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		m    segMeta
+		ok   bool
+	}{
+		{"zero", segMeta{}, true},
+		{"every field", full, true},
+		{"sealed", segMeta{ID: "0001-ab", SessionID: "s", Created: at, Sealed: end, MinTS: at, MaxTS: end, Events: 12, Bytes: 4096,
+			Sessions: []event.Session{{ID: "s", StartedAt: at, EndedAt: &end, ExitCode: &code}, {ID: oddStrings[3], Command: oddStrings}}}, true},
+		{"recovered", segMeta{ID: "x", Recovered: true, Sessions: []event.Session{}}, true},
+		{"year 10000", segMeta{Sealed: far}, false},
+		{"a session's year 10000", segMeta{Sessions: []event.Session{{StartedAt: far}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := appendMeta(nil, &tt.m)
+			want, err := json.Marshal(&tt.m)
+			if ok != tt.ok || ok != (err == nil) {
+				t.Fatalf("ok = %v, want %v (json.Marshal: %v)", ok, tt.ok, err)
+			}
+			if ok && string(got) != string(want) {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestAppendSessionLineMatchesJSONMarshal(t *testing.T) {
+	var s event.Session
+	eventtest.FillNonZero(t, &s, time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC))
+	var buf bytes.Buffer
+	buf.WriteString("before\n")
+	if err := appendSessionLine(&buf, &s); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(&s)
+	if got := buf.String(); got != "before\n"+`{"s":`+string(want)+"}\n" {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	bad := event.Session{ID: "s", StartedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := appendSessionLine(&buf, &bad); err == nil || !strings.Contains(err.Error(), "encode session s") {
+		t.Errorf("a session json.Marshal refuses: err = %v", err)
 	}
 }

@@ -52,13 +52,12 @@ func kindOf(line []byte) lineKind {
 
 // appendSessionLine encodes s as a line (with its newline) onto buf.
 func appendSessionLine(buf *bytes.Buffer, s *event.Session) error {
-	b, err := json.Marshal(s)
-	if err != nil {
+	b, ok := event.AppendSessionJSON(append(buf.AvailableBuffer(), prefixSession...), s)
+	if !ok {
+		_, err := json.Marshal(s)
 		return fmt.Errorf("encode session %s: %w", s.ID, err)
 	}
-	buf.Write(prefixSession)
-	buf.Write(b)
-	buf.WriteString("}\n")
+	buf.Write(append(b, "}\n"...))
 	return nil
 }
 

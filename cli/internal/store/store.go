@@ -34,16 +34,18 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -275,11 +277,54 @@ func (s *Store) readMeta(id string) (*segMeta, error) {
 
 // writeMeta writes a segment's index atomically.
 func (s *Store) writeMeta(m *segMeta) error {
-	b, err := json.Marshal(m)
-	if err != nil {
+	b, ok := appendMeta(nil, m)
+	if !ok {
+		_, err := json.Marshal(m)
 		return fmt.Errorf("encode segment index: %w", err)
 	}
 	return writeFileAtomic(s.path(m.ID, ".meta"), b)
+}
+
+// appendMeta appends m as json.Marshal writes it, and reports false where
+// json.Marshal fails. An index is written as each segment is sealed, in
+// the monitor's process: through json.Marshal, reflection's code and type
+// data and the deeper stack it grew were most of the binary that a seal
+// made resident (docs/performance.md, "Segment rotation").
+func appendMeta(b []byte, m *segMeta) ([]byte, bool) {
+	b = append(b, `{"id":`...)
+	b = event.AppendJSONString(b, m.ID)
+	b = append(b, `,"session_id":`...)
+	b = event.AppendJSONString(b, m.SessionID)
+	ok := true
+	for _, f := range [...]struct {
+		key string
+		t   time.Time
+	}{{`,"created":`, m.Created}, {`,"sealed":`, m.Sealed}, {`,"min_ts":`, m.MinTS}, {`,"max_ts":`, m.MaxTS}} {
+		b = append(b, f.key...)
+		if b, ok = event.AppendJSONTime(b, f.t); !ok {
+			return b, false
+		}
+	}
+	b = append(b, `,"events":`...)
+	b = strconv.AppendInt(b, m.Events, 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, m.Bytes, 10)
+	if len(m.Sessions) > 0 {
+		b = append(b, `,"sessions":[`...)
+		for i := range m.Sessions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = event.AppendSessionJSON(b, &m.Sessions[i]); !ok {
+				return b, false
+			}
+		}
+		b = append(b, ']')
+	}
+	if m.Recovered {
+		b = append(b, `,"recovered":true`...)
+	}
+	return append(b, '}'), true
 }
 
 // writeFileAtomic writes a new file through a temporary one, synced, so a
@@ -329,13 +374,38 @@ func writeSynced(path string, flag int, b []byte) error {
 	return err
 }
 
-// newSegmentID names a segment so that names sort by creation time.
+// newSegmentID names a segment so that names sort by creation time: the
+// time in nanoseconds, zero-padded to 19 digits, and 12 random hex digits.
 func newSegmentID(now time.Time) string {
-	return fmt.Sprintf("%019d-%s", now.UnixNano(), randomHex(6))
+	ns := now.UnixNano()
+	if ns < 0 {
+		ns = 0 // a clock before 1970 names the oldest segment possible
+	}
+	var b [32]byte
+	digits := strconv.AppendInt(b[:0], ns, 10)
+	id := make([]byte, 0, 19+1+12)
+	for range 19 - len(digits) {
+		id = append(id, '0')
+	}
+	id = append(append(id, digits...), '-')
+	return string(appendRandomHex(id, 6))
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
+func randomHex(n int) string { return string(appendRandomHex(nil, n)) }
+
+// appendRandomHex appends n random bytes in hex. They come from the
+// runtime's generator (ChaCha8, seeded from the operating system in each
+// process), which keeps the names of concurrent writers apart as
+// crypto/rand did, without crypto/rand's code on the path of each
+// segment's rotation in the monitor (docs/performance.md, "Segment
+// rotation").
+func appendRandomHex(dst []byte, n int) []byte {
+	var b [8]byte
+	for n > 0 {
+		binary.LittleEndian.PutUint64(b[:], rand.Uint64())
+		k := min(n, len(b))
+		dst = hex.AppendEncode(dst, b[:k])
+		n -= k
+	}
+	return dst
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -974,4 +975,28 @@ func TestRecordFailingPartWayReportsWritten(t *testing.T) {
 		t.Errorf("error %q does not carry the cause and the count", pe.Error())
 	}
 	w.Close()
+}
+
+func TestNewSegmentID(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9]{19}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for _, at := range []time.Time{time.Unix(0, 0), time.Unix(0, 7), time.Date(2026, 12, 3, 12, 0, 0, 1, time.UTC),
+		time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC), time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		for range 100 {
+			id := newSegmentID(at)
+			if !re.MatchString(id) {
+				t.Fatalf("newSegmentID(%v) = %q", at, id)
+			}
+			if ns := max(at.UnixNano(), 0); id[:19] != fmt.Sprintf("%019d", ns) {
+				t.Fatalf("newSegmentID(%v) = %q, want the time %019d first", at, id, ns)
+			}
+			if seen[id] {
+				t.Fatalf("newSegmentID made %q twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if a, b := newSegmentID(time.Unix(9, 0)), newSegmentID(time.Unix(10, 0)); a >= b {
+		t.Errorf("ids do not sort by time: %q, %q", a, b)
+	}
 }
