@@ -27,7 +27,10 @@ func release() (int64, error) {
 // span is an address range of a released mapping.
 type span struct{ start, end uint64 }
 
-type releaser struct{ spans []span }
+type releaser struct {
+	spans  []span
+	status []byte // /proc/self/status, about 1.5 KiB, is read into it
+}
 
 func newReleaser() (releaser, int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
@@ -42,7 +45,7 @@ func newReleaser() (releaser, int64, error) {
 	if err != nil {
 		return releaser{}, 0, err
 	}
-	var r releaser
+	r := releaser{status: make([]byte, 8<<10)}
 	var released int64
 	for _, m := range maps {
 		if !releasable(m, exe) {
@@ -61,7 +64,7 @@ func (r releaser) again() error {
 	if len(r.spans) == 0 {
 		return nil
 	}
-	traced, err := tracedNow()
+	traced, err := tracedNow(r.status)
 	if err != nil || traced {
 		return err
 	}
@@ -83,18 +86,47 @@ func dontNeed(s span) error {
 }
 
 // tracedNow reports whether a debugger traces the process: the breakpoints
-// it writes into the code are private pages a release would drop.
-func tracedNow() (bool, error) {
-	raw, err := os.ReadFile("/proc/self/status")
+// it writes into the code are private pages a release would drop. It reads
+// /proc/self/status into buf with system calls: through os.ReadFile and
+// strings.Split, the read each second made code and type data resident that
+// nothing else in the monitor touches, for the release to drop again.
+func tracedNow(buf []byte) (bool, error) {
+	fd, err := syscall.Open("/proc/self/status", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false, fmt.Errorf("read the process status: %w", err)
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
-			return strings.TrimSpace(v) != "0", nil
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
 		}
+		if err != nil {
+			return false, fmt.Errorf("read the process status: %w", err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
 	}
-	return false, nil
+	return tracerIn(buf[:n]), nil
+}
+
+// tracerIn reports whether the TracerPid line of a /proc/<pid>/status
+// names a tracer.
+func tracerIn(status []byte) bool {
+	const key = "\nTracerPid:"
+	i := bytes.Index(status, []byte(key))
+	if i < 0 {
+		return false
+	}
+	v := status[i+len(key):]
+	if end := bytes.IndexByte(v, '\n'); end >= 0 {
+		v = v[:end]
+	}
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && !bytes.Equal(v, []byte("0"))
 }
 
 // releasable holds the rule: the executable's own mappings that cannot be

@@ -122,3 +122,36 @@ func TestReleaserReleasesAgain(t *testing.T) {
 		t.Errorf("file-backed RSS %d KiB before the second release, %d after", before, after)
 	}
 }
+
+func TestTracerIn(t *testing.T) {
+	for _, tt := range []struct {
+		status string
+		want   bool
+	}{
+		{"Name:\tkilometers\nState:\tS (sleeping)\nTracerPid:\t0\nUid:\t0\n", false},
+		{"Name:\tkilometers\nTracerPid:\t4242\nUid:\t0\n", true},
+		{"Name:\tkilometers\nTracerPid:\t17", true},
+		{"Name:\tkilometers\nUid:\t0\n", false},
+		{"Name:\tTracerPid: 9\nTracerPid:\t0\n", false},
+		{"", false},
+	} {
+		if got := tracerIn([]byte(tt.status)); got != tt.want {
+			t.Errorf("tracerIn(%q) = %v, want %v", tt.status, got, tt.want)
+		}
+	}
+}
+
+// The test binary runs untraced, unless someone debugs it.
+func TestTracedNowReadsTheStatus(t *testing.T) {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	traced, err := tracedNow(make([]byte, 8<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := tracerIn(raw); traced != want || strings.Contains(string(raw), "TracerPid:\t0\n") == traced {
+		t.Errorf("tracedNow = %v; the status says %v:\n%s", traced, want, raw)
+	}
+}
