@@ -2,6 +2,6 @@
 
 package monitor
 
-import "os/exec"
+import "syscall"
 
-func detach(*exec.Cmd) {}
+func detached() *syscall.SysProcAttr { return nil }

@@ -2,9 +2,7 @@
 
 package monitor
 
-import (
-	"os/exec"
-	"syscall"
-)
+import "syscall"
 
-func detach(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} }
+// detached puts a shipper in a session of its own.
+func detached() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setsid: true} }

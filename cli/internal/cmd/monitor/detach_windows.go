@@ -2,14 +2,12 @@
 
 package monitor
 
-import (
-	"os/exec"
-	"syscall"
-)
+import "syscall"
 
 // detachedProcess is DETACHED_PROCESS: no console of the monitor's.
 const detachedProcess = 0x00000008
 
-func detach(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP | detachedProcess}
+// detached puts a shipper in a process group of its own, with no console.
+func detached() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP | detachedProcess}
 }

@@ -1,10 +1,9 @@
 package monitor
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
+	"sync"
 
 	"github.com/kilometers-ai/kilometers/cli/internal/ship"
 )
@@ -15,30 +14,66 @@ import (
 // byte may reach them. It runs in a session (Unix) or process group
 // (Windows) of its own, so the client stopping the monitor does not cut
 // short the delivery of the session's last events.
+//
+// The monitor launches one every ship interval for as long as the session
+// lasts, so what does not change between launches (the executable, its
+// environment, /dev/null for the three streams) is found once, on the
+// first, and each launch is one os.StartProcess: through os/exec each
+// opened /dev/null three times and rebuilt the environment, and made a
+// megabyte of the binary resident that the relay never touches
+// (docs/performance.md, "The monitor's resident binary").
 func shipperProcess(home string) ship.Launch {
+	prepare := sync.OnceValues(func() (*launchSpec, error) { return newLaunchSpec(home) })
 	return func(final bool) (func() error, error) {
-		self, err := os.Executable()
+		spec, err := prepare()
 		if err != nil {
-			return nil, fmt.Errorf("find the kilometers executable: %w", err)
+			return nil, err
 		}
-		cmd := exec.Command(self, "sync", "--background")
-		cmd.Env = append(os.Environ(), "KILOMETERS_HOME="+home)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
-		detach(cmd)
-		if err := cmd.Start(); err != nil {
+		p, err := os.StartProcess(spec.path, spec.argv, &spec.attr)
+		if err != nil {
 			return nil, fmt.Errorf("start a background shipper: %w", err)
 		}
 		if final {
 			// Nobody waits: the monitor exits now.
-			return nil, cmd.Process.Release()
+			return nil, p.Release()
 		}
 		return func() error {
-			err := cmd.Wait()
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				return fmt.Errorf("background shipper exited with %d", exit.ExitCode())
+			st, err := p.Wait()
+			if err != nil {
+				return fmt.Errorf("wait for the background shipper: %w", err)
 			}
-			return err
+			if !st.Success() {
+				return fmt.Errorf("background shipper exited with %d", st.ExitCode())
+			}
+			return nil
 		}, nil
 	}
+}
+
+// launchSpec is what every shipper launch of a session shares.
+type launchSpec struct {
+	path string
+	argv []string
+	attr os.ProcAttr
+}
+
+func newLaunchSpec(home string) (*launchSpec, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the kilometers executable: %w", err)
+	}
+	// Kept open for the session: the shippers' three streams.
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("start a background shipper: %w", err)
+	}
+	return &launchSpec{
+		path: self,
+		argv: []string{self, "sync", "--background"},
+		attr: os.ProcAttr{
+			Env:   append(os.Environ(), "KILOMETERS_HOME="+home),
+			Files: []*os.File{null, null, null},
+			Sys:   detached(),
+		},
+	}, nil
 }
