@@ -680,6 +680,16 @@ func (r *Results) judge() {
 				c.Pass = vr.PeakKB > 0 && vr.PeakKB <= maxPeakKB && (vr.Messages >= rssAfter || r.Quick)
 				c.Aim = c.Pass && vr.PeakKB <= aimPeakKB
 				r.add(c)
+			} else if vr.PeakKB > 0 {
+				// The large results' peak is the monitor's highest, and
+				// varies by half a MiB from run to run with what else
+				// the two CPUs run (docs/performance.md): reported
+				// against the same floor until it is within it reliably.
+				c := check{What: fmt.Sprintf("%s peak RSS in the %s run", name, ph.Spec.Name),
+					Value: fmt.Sprintf("%.1f MiB", float64(vr.PeakKB)/1024), Floor: fmt.Sprintf("<= %d MiB (aim %d)", maxPeakKB>>10, aimPeakKB>>10), Reported: true}
+				c.Pass = vr.PeakKB <= maxPeakKB
+				c.Aim = vr.PeakKB <= aimPeakKB
+				r.add(c)
 			}
 		}
 	}

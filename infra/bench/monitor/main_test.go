@@ -92,6 +92,21 @@ func TestJudge(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a large result's peak RSS is reported, not failed", func(t *testing.T) {
+		for _, kb := range []int64{11 << 10, 13 << 10} {
+			r := &Results{Phases: []phaseResult{phase("1 MiB", false, &varResult{methodResult: methodResult{RatioP50: f(1.0), RatioP99: f(1.0)}, PeakKB: kb})}}
+			r.judge()
+			var got *check
+			for i := range r.Checks {
+				if strings.Contains(r.Checks[i].What, "peak RSS in the 1 MiB run") {
+					got = &r.Checks[i]
+				}
+			}
+			if !r.Pass || got == nil || !got.Reported || got.Pass != (kb <= maxPeakKB) {
+				t.Errorf("peak %d KiB: pass = %v, check %+v", kb, r.Pass, got)
+			}
+		}
+	})
 	t.Run("a phase not held is only reported", func(t *testing.T) {
 		r := &Results{Phases: []phaseResult{{Spec: phaseSpec{Name: "16 MiB"}, Results: map[string]*varResult{"monitor": {methodResult: methodResult{RatioP50: f(3), RatioP99: f(3)}}}}}}
 		r.judge()
