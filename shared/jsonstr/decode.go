@@ -18,36 +18,56 @@ func Unquote(s []byte) (string, bool) {
 		return "", false
 	}
 	body := s[1 : len(s)-1]
-	plain := true
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case c < 0x20 || c == '"':
-			return "", false
-		case c >= utf8.RuneSelf:
-			plain = false
-		case c == '\\':
-			plain = false
-			if i+1 == len(body) {
-				return "", false
-			}
-			i++
-			switch body[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for k := 0; k < 4; k++ {
-					if i++; i == len(body) || !IsHex(body[i]) {
-						return "", false
-					}
-				}
-			default:
-				return "", false
-			}
-		}
-	}
-	if plain {
+	n, plain := scanBody(body)
+	switch {
+	case n < len(body):
+		return "", false
+	case plain:
 		return string(body), true
 	}
 	return string(AppendDecoded(make([]byte, 0, len(body)), body)), true
+}
+
+// BodyLen returns the length of the longest start of s that can begin the
+// body of a JSON string (what follows its opening quote): it ends before
+// the first unescaped quote, control byte, or escape that is malformed or
+// cut short, or at the end of s. The body of a string that is whole is
+// s[:BodyLen(s)] when s[BodyLen(s)] is its closing quote; AppendDecoded
+// decodes any such start.
+func BodyLen(s []byte) int {
+	n, _ := scanBody(s)
+	return n
+}
+
+// scanBody is BodyLen, and reports whether those bytes are plain: no
+// escape and nothing but ASCII, so that they are their own text.
+func scanBody(s []byte) (int, bool) {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == '"':
+			return i, plain
+		case c >= utf8.RuneSelf:
+			plain = false
+		case c == '\\':
+			if i+1 == len(s) {
+				return i, plain
+			}
+			switch s[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+6 > len(s) || !IsHex(s[i+2]) || !IsHex(s[i+3]) || !IsHex(s[i+4]) || !IsHex(s[i+5]) {
+					return i, plain
+				}
+				i += 4
+			default:
+				return i, plain
+			}
+			plain = false
+			i++
+		}
+	}
+	return len(s), plain
 }
 
 // IsHex reports whether c may be one of the four digits of a \u escape.

@@ -33,6 +33,20 @@ func TestUnquoteMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestBodyLen(t *testing.T) {
+	for _, tt := range []struct {
+		s    string
+		want int
+	}{
+		{``, 0}, {`plain`, 5}, {`plain"rest`, 5}, {`cut mid escape \`, 15}, {`cut \u00`, 4}, {`bad \u00g0`, 4},
+		{`bad \q after`, 4}, {"tab\there", 3}, {`é"`, 2}, {`\"\\\/\b\f\n\r\t\u00e9"`, 22}, {"\xff\xfe", 2},
+	} {
+		if got := BodyLen([]byte(tt.s)); got != tt.want {
+			t.Errorf("BodyLen(%q) = %d, want %d", tt.s, got, tt.want)
+		}
+	}
+}
+
 func TestUnquoteKeepsPlainBytes(t *testing.T) {
 	s := []byte(`"plain"`)
 	got, _ := Unquote(s)
@@ -51,6 +65,12 @@ func FuzzUnquote(f *testing.F) {
 		// And every string encoding/json writes, which has escapes of
 		// every kind.
 		checkUnquote(t, Append(nil, s, false))
+		// The start BodyLen finds is a string's body, whole.
+		body := s[:BodyLen(s)]
+		q := append(append([]byte{'"'}, body...), '"')
+		if got, ok := Unquote(q); !ok || got != string(AppendDecoded(nil, body)) {
+			t.Errorf("Unquote(%q) = %q, %v; the start of %q BodyLen found decodes to %q", q, got, ok, s, AppendDecoded(nil, body))
+		}
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/kilometers-ai/kilometers/shared/event"
@@ -210,77 +209,17 @@ func reasonText(prefix []byte, sp span) string {
 }
 
 // decodeStringPrefix decodes the body of a JSON string (after its opening
-// quote) up to its closing quote, the end of raw, a malformed escape, or
-// about max bytes of output, whichever comes first. It is lenient because
-// raw may be cut anywhere: the scanner does not validate strings, and the
+// quote) up to its closing quote, the end of raw, or anything that cannot
+// be in a string (a malformed escape, a control byte), cut at max bytes of
+// output; the caller cuts on a rune boundary. It is lenient because raw
+// may be cut anywhere: the scanner does not validate strings, and the
 // prefix may end inside one.
 func decodeStringPrefix(raw []byte, max int) string {
-	out := make([]byte, 0, min(len(raw), max+utf8.UTFMax))
-	for i := 0; i < len(raw) && len(out) <= max; {
-		c := raw[i]
-		if c == '"' {
-			break
-		}
-		if c != '\\' {
-			out = append(out, c)
-			i++
-			continue
-		}
-		if i+1 >= len(raw) {
-			break
-		}
-		switch e := raw[i+1]; e {
-		case '"', '\\', '/':
-			out = append(out, e)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, n := hexRune(raw[i+2:])
-			if n == 0 {
-				return string(out)
-			}
-			if utf16.IsSurrogate(r) {
-				// A pair is two escapes; a lone half becomes U+FFFD.
-				rest := raw[i+2+n:]
-				if lo, m := hexRune(bytes.TrimPrefix(rest, []byte(`\u`))); m > 0 && bytes.HasPrefix(rest, []byte(`\u`)) {
-					if d := utf16.DecodeRune(r, lo); d != utf8.RuneError {
-						out = utf8.AppendRune(out, d)
-						i += 2 + n + 2 + m
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			out = utf8.AppendRune(out, r)
-			i += 2 + n
-			continue
-		default:
-			return string(out)
-		}
-		i += 2
-	}
-	return string(out)
-}
-
-// hexRune reads the four hex digits of a \u escape; n is 0 when there are
-// not four.
-func hexRune(b []byte) (rune, int) {
-	if len(b) < 4 {
-		return 0, 0
-	}
-	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
-	if err != nil {
-		return 0, 0
-	}
-	return rune(v), 4
+	// An escape is at most six bytes for one of text: what lies past that
+	// cannot reach max.
+	raw = raw[:min(len(raw), 6*(max+utf8.UTFMax))]
+	out := jsonstr.AppendDecoded(make([]byte, 0, min(len(raw), max+utf8.UTFMax)), raw[:jsonstr.BodyLen(raw)])
+	return string(out[:min(len(out), max)])
 }
 
 // awaitsRequest reports whether l holds a reply whose request has not been

@@ -380,7 +380,10 @@ func TestDecodeStringPrefix(t *testing.T) {
 		{`bad escape \q after`, 100, "bad escape "},
 		{`lone surrogate \ud83d then`, 100, "lone surrogate \uFFFD then"},
 		{`\"\\\/\b\f\n\r\t`, 100, "\"\\/\b\f\n\r\t"},
-		{`0123456789`, 4, "01234"}, // stops once past max; the caller cuts
+		{`0123456789`, 4, "0123"}, // the caller cuts on a rune boundary
+		{"raw\tcontrol", 100, "raw"},
+		{`surrogate pair \ud83d\ude80!`, 100, "surrogate pair 🚀!"},
+		{`\u0041\u0042\u0043\u0044`, 2, "AB"},
 	}
 	for _, tt := range tests {
 		if got := decodeStringPrefix([]byte(tt.raw), tt.max); got != tt.want {
