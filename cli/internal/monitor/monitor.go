@@ -23,7 +23,7 @@ package monitor
 
 import (
 	"context"
-	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -218,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		an = *cfg.Analysis
 	}
 	pool := newPrefixPool(cfg.PayloadCap, prefixPoolBuffers)
-	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), eventIDs(), an, pool)
+	p := newPipeline(cfg.Recorder, cfg.Logger, cfg.Now, sess, cfg.Name, Label("", cfg.Command), eventID, an, pool)
 	p.alerts = cfg.Stderr
 	stop := make(chan sessionEnd, 1)
 	recorded := make(chan struct{})
@@ -360,21 +360,24 @@ func capWarnings(ws []string) []string {
 // monitor makes. NewV7 cannot fail: crypto/rand never returns an error.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// eventIDs returns a maker of UUIDv7s for one session's events, safe for
-// concurrent use. Their random bits come from a ChaCha8 stream seeded once
-// from crypto/rand, as unguessable as NewID's: taking each id's bits from
-// the operating system through crypto/rand put a system call, or the
-// FIPS generator's code, on the path of every message.
-func eventIDs() func() string {
-	var seed [32]byte
-	crand.Read(seed[:]) // cannot fail, as for NewID
-	var mu sync.Mutex
-	r := rand.NewChaCha8(seed)
-	return func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return uuid.Must(uuid.NewV7FromReader(r)).String()
+// eventID returns a new UUIDv7 for an event. Its random bits come from
+// the runtime's generator (math/rand/v2's: ChaCha8, seeded from the
+// operating system), as unguessable as NewID's: taking each id's bits
+// through crypto/rand put a system call, or the FIPS generator's code, on
+// the path of every message.
+func eventID() string { return uuid.Must(uuid.NewV7FromReader(runtimeRand{})).String() }
+
+// runtimeRand reads math/rand/v2's generator, which is safe for concurrent
+// use.
+type runtimeRand struct{}
+
+func (runtimeRand) Read(p []byte) (int, error) {
+	var b [8]byte
+	for n := 0; n < len(p); n += len(b) {
+		binary.LittleEndian.PutUint64(b[:], rand.Uint64())
+		copy(p[n:], b[:])
 	}
+	return len(p), nil
 }
 
 // lockedWriter serializes writes to a writer that is not safe for
