@@ -289,7 +289,7 @@ func (s *Store) writeMeta(m *segMeta) error {
 // json.Marshal fails. An index is written as each segment is sealed, in
 // the monitor's process: through json.Marshal, reflection's code and type
 // data and the deeper stack it grew were most of the binary that a seal
-// made resident (docs/performance.md, "Segment rotation").
+// made resident (docs/performance.md, "The monitor's resident binary").
 func appendMeta(b []byte, m *segMeta) ([]byte, bool) {
 	b = append(b, `{"id":`...)
 	b = event.AppendJSONString(b, m.ID)
@@ -397,8 +397,8 @@ func randomHex(n int) string { return string(appendRandomHex(nil, n)) }
 // runtime's generator (ChaCha8, seeded from the operating system in each
 // process), which keeps the names of concurrent writers apart as
 // crypto/rand did, without crypto/rand's code on the path of each
-// segment's rotation in the monitor (docs/performance.md, "Segment
-// rotation").
+// segment's rotation in the monitor (docs/performance.md, "The monitor's
+// resident binary").
 func appendRandomHex(dst []byte, n int) []byte {
 	var b [8]byte
 	for n > 0 {

@@ -15,7 +15,7 @@ import (
 // the timer's fresh goroutine that runs the first sync of each segment,
 // which grew that stack, and the runtime's walk of the frames it copied
 // made a third of the binary's function tables resident in the monitor
-// (docs/performance.md, "Segment rotation").
+// (docs/performance.md, "The monitor's resident binary").
 func syncDir(dir string) error {
 	fd, err := retryEINTR(func() (int, error) {
 		return syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
