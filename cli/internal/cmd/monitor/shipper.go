@@ -23,12 +23,21 @@ import (
 // megabyte of the binary resident that the relay never touches
 // (docs/performance.md, "The monitor's resident binary").
 func shipperProcess(home string) ship.Launch {
-	prepare := sync.OnceValues(func() (*launchSpec, error) { return newLaunchSpec(home) })
+	var (
+		mu   sync.Mutex
+		spec *launchSpec // kept once made; a launch that failed to make it is retried by the next
+	)
 	return func(final bool) (func() error, error) {
-		spec, err := prepare()
-		if err != nil {
-			return nil, err
+		mu.Lock()
+		if spec == nil {
+			s, err := newLaunchSpec(home)
+			if err != nil {
+				mu.Unlock()
+				return nil, err
+			}
+			spec = s
 		}
+		mu.Unlock()
 		p, err := os.StartProcess(spec.path, spec.argv, &spec.attr)
 		if err != nil {
 			return nil, fmt.Errorf("start a background shipper: %w", err)
